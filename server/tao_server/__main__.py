@@ -1,0 +1,3 @@
+from tao_server.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""/v1/jobs: submit, list, inspect and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from tao_server.api.deps import JobServiceDep
+from tao_server.models import JobCreate, JobPage, JobPublic, JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+def submit_job(request: JobCreate, jobs: JobServiceDep, response: Response) -> JobPublic:
+    """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job."""
+    job, created = jobs.submit(request)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return JobPublic.model_validate(job)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    jobs: JobServiceDep,
+    status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    container_id: str | None = None,
+) -> JobPage:
+    """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
+    page, next_cursor = jobs.page(status_, limit, cursor, container_id)
+    return JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, jobs: JobServiceDep) -> JobPublic:
+    return JobPublic.model_validate(jobs.get(job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(job_id: str, jobs: JobServiceDep) -> JobPublic:
+    """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
+    return JobPublic.model_validate(jobs.cancel(job_id))

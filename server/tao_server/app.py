@@ -1,0 +1,89 @@
+"""create_app(settings): the routers, and a lifespan that starts the runner and reconciles with Docker."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from tao_server import __version__, db, gpus
+from tao_server import manifest as manifest_loader
+from tao_server.api import errors, jobs, logs, system
+from tao_server.api.deps import Services
+from tao_server.executors import Executor
+from tao_server.jobs import JobService
+from tao_server.logs import LogStore
+from tao_server.runner import JobRunner
+from tao_server.settings import Settings
+from tao_server.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, executor: Executor | None = None, addresses: list[str] | None = None) -> FastAPI:
+    """The daemon's app. The manifest is read here so a broken one fails before anything listens."""
+    manifest = manifest_loader.load(settings.manifest_path())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(_start, settings, manifest, executor, addresses or [])
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.runner.shutdown()
+            services.executor.close()
+
+    app = FastAPI(
+        title="TAO launcher",
+        version=__version__,
+        summary="Runs TAO Toolkit tasks in Docker containers and streams their logs.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(jobs.router)
+    app.include_router(logs.router)
+    app.include_router(system.router)
+    return app
+
+
+def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Executor | None, addresses: list[str]) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(settings.db_path)
+    db.upgrade(engine)
+    daemon_id = _daemon_id(settings)
+    if executor is None:
+        from tao_server.executors.docker import DockerExecutor
+
+        executor = DockerExecutor(daemon_id, settings.docker_host, pool_size=settings.max_running_jobs * 2 + 8)
+    store = JobStore(engine)
+    logs_store = LogStore(settings.logs_dir)
+    runner = JobRunner(store, executor, logs_store, settings.max_running_jobs, settings.stop_timeout)
+    inventory = gpus.inventory(settings.gpus)
+    services = Services(
+        settings=settings,
+        manifest=manifest,
+        executor=executor,
+        logs=logs_store,
+        runner=runner,
+        jobs=JobService(store, runner, logs_store, manifest, inventory),
+        gpu_inventory=inventory,
+        daemon_id=daemon_id,
+        started_at=datetime.now(timezone.utc),
+        addresses=addresses,
+    )
+    runner.reconcile()
+    return services
+
+
+def _daemon_id(settings: Settings) -> str:
+    """A stable id for this data dir; containers carry it so each daemon only adopts its own."""
+    path = settings.data_dir / "daemon-id"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex + "\n")
+    return path.read_text().strip()

@@ -1,0 +1,147 @@
+"""`tao-server`: flags -> Settings -> uvicorn on a Unix socket and, when asked, TCP."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import IO
+
+from tao_server import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tao-server", description="The TAO launcher daemon: runs TAO tasks in Docker for the `tao` CLI and HTTP clients.")
+    parser.add_argument("--data-dir", type=Path, help="SQLite database and job logs (default: $TAO_DATA_DIR or ~/.local/share/tao)")
+    parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)")
+    parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
+    parser.add_argument("--host", dest="tcp_host", help="TCP address to listen on (off unless --host or --port is given)")
+    parser.add_argument("--port", dest="tcp_port", type=int, help="TCP port to listen on")
+    parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
+    parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
+    parser.add_argument("--max-running-jobs", type=int, help="jobs running at once; more wait queued")
+    parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
+    parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--version", action="version", version=f"tao-server {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    overrides = {key: value for key, value in vars(args).items() if value is not None and key != "no_socket"}
+    if args.no_socket:
+        overrides["socket"] = None
+
+    from pydantic import ValidationError
+
+    from tao_server.settings import Settings
+
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    if settings.socket is None and settings.tcp_port is None:
+        _fail("nothing to listen on: give --socket, or --port for TCP")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    sys.exit(serve(settings))
+
+
+def serve(settings) -> int:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from tao_server.app import create_app
+    from tao_server.errors import TaoError
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _lock = _lock_data_dir(settings.data_dir)  # noqa: F841  (held for the process's life)
+    _check_engine(settings)
+    sockets, addresses = [], []
+    if settings.socket is not None:
+        sockets.append(_unix_socket(settings.socket))
+        addresses.append(f"unix://{settings.socket}")
+    if settings.tcp_port is not None:
+        host = settings.tcp_host or "127.0.0.1"
+        sockets.append(_tcp_socket(host, settings.tcp_port))
+        addresses.append(f"http://{host}:{sockets[-1].getsockname()[1]}")
+    try:
+        app = create_app(settings, addresses=addresses)
+    except TaoError as exc:
+        _fail(exc.message)
+    config = uvicorn.Config(app, log_level=settings.log_level, ws="websockets-sansio", timeout_graceful_shutdown=3, access_log=settings.log_level == "debug")
+    server = uvicorn.Server(config)
+    logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
+    try:
+        server.run(sockets=sockets)
+    finally:
+        if settings.socket is not None:
+            settings.socket.unlink(missing_ok=True)
+    return 0 if server.started else 1
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    lock = open(data_dir / "daemon.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        _fail(f"another tao-server (pid {lock.read().strip() or '?'}) already uses the data dir {data_dir}")
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def _check_engine(settings) -> None:  # type: ignore[no-untyped-def]
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=settings.docker_host) if settings.docker_host else docker.from_env()
+        client.ping()
+        client.close()
+    except docker.errors.DockerException as exc:
+        where = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        _fail(f"cannot reach the Docker engine at {where}: {exc}")
+
+
+def _unix_socket(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # a stale socket from a daemon that died
+        else:
+            _fail(f"another daemon already listens on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # only the owner may connect until access control says otherwise
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(512)
+    return sock
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    sock.listen(512)
+    return sock
+
+
+def _fail(message: str) -> None:
+    print(f"tao-server: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,186 @@
+"""The Docker executor: one container per job, started through docker-py.
+
+docker-py is synchronous; the runner calls it from worker threads, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest, Mount, Ulimit
+
+from tao_server.executors.base import ContainerSpec, ContainerState, StartFailure
+
+log = logging.getLogger(__name__)
+
+LABEL_DAEMON = "org.tao-launcher.daemon"
+LABEL_JOB = "org.tao-launcher.job"
+
+# RLIMIT_* numbers as runc reports them ("error setting rlimit type 8").
+_RLIMIT_NAMES = {
+    0: "cpu", 1: "fsize", 2: "data", 3: "stack", 4: "core", 5: "rss", 6: "nproc", 7: "nofile",
+    8: "memlock", 10: "locks", 11: "sigpending", 12: "msgqueue", 13: "nice", 14: "rtprio", 15: "rttime",
+}
+
+
+class DockerExecutor:
+    def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64) -> None:
+        self.daemon_id = daemon_id
+        if base_url:
+            self._client = docker.DockerClient(base_url=base_url, max_pool_size=pool_size)
+        else:
+            self._client = docker.from_env(max_pool_size=pool_size)
+        self._api = self._client.api
+
+    def close(self) -> None:
+        self._client.close()
+
+    def image_present(self, image: str) -> bool:
+        try:
+            self._api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def pull(self, image: str) -> None:
+        try:
+            self._client.images.pull(image)
+        except docker.errors.APIError as exc:
+            raise StartFailure(f"cannot pull image {image}: {_explain(exc)}") from None
+
+    def create(self, spec: ContainerSpec) -> str:
+        options = spec.docker_options
+        host_config = self._api.create_host_config(
+            mounts=[Mount(target=m["destination"], source=m["source"], type="bind", read_only=m["read_only"]) for m in spec.mounts],
+            shm_size=options.get("shm_size"),
+            ulimits=[Ulimit(name=u["name"], soft=u["soft"], hard=u["hard"]) for u in options.get("ulimits", [])] or None,
+            port_bindings=_port_bindings(options.get("ports", {})) or None,
+            privileged=options.get("privileged", False),
+            network_mode=options.get("network"),
+            ipc_mode=options.get("ipc"),
+            cap_add=options.get("cap_add"),
+            cap_drop=options.get("cap_drop"),
+            devices=options.get("devices"),
+            security_opt=options.get("security_opt"),
+            mem_limit=options.get("mem_limit"),
+            nano_cpus=int(options["cpus"] * 1e9) if "cpus" in options else None,
+            device_requests=_gpu_requests(spec.gpus),
+            # An init as PID 1 forwards SIGTERM to the task and reaps zombies, so a cancel is prompt.
+            init=True,
+        )
+        try:
+            created = self._api.create_container(
+                image=spec.image,
+                command=spec.command,
+                environment=spec.envs,
+                user=options.get("user"),
+                tty=options.get("tty", False),
+                ports=[_port_key(p) for p in options.get("ports", {})] or None,
+                labels={LABEL_DAEMON: self.daemon_id, LABEL_JOB: spec.job_id},
+                name=f"tao-{spec.job_id}",
+                host_config=host_config,
+            )
+        except docker.errors.ImageNotFound:
+            raise StartFailure(f"image {spec.image} is not present on the engine") from None
+        except docker.errors.APIError as exc:
+            raise StartFailure(f"the engine refused to create the container: {_explain(exc)}") from None
+        return created["Id"]
+
+    def start(self, container_id: str) -> None:
+        try:
+            self._api.start(container_id)
+        except docker.errors.APIError as exc:
+            raise _start_failure(exc) from None
+
+    def output(self, container_id: str) -> Iterator[bytes]:
+        """The container's stdout and stderr from its first byte, as they come, until it exits."""
+        return self._api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
+
+    def wait(self, container_id: str) -> int:
+        return int(self._api.wait(container_id, timeout=None)["StatusCode"])
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        try:
+            self._api.stop(container_id, timeout=max(0, round(timeout)))
+        except docker.errors.NotFound:
+            pass
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self._api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def owned_containers(self) -> list[ContainerState]:
+        found = self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"})
+        states = []
+        for summary in found:
+            details = self._api.inspect_container(summary["Id"])
+            state = details["State"]
+            states.append(
+                ContainerState(
+                    container_id=summary["Id"],
+                    job_id=summary["Labels"].get(LABEL_JOB, ""),
+                    running=bool(state.get("Running")),
+                    # A created-but-never-started container has no meaningful exit code.
+                    exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None,
+                )
+            )
+        return states
+
+    def engine_info(self) -> dict[str, Any]:
+        version = self._api.version()
+        return {"version": version.get("Version"), "api_version": version.get("ApiVersion"), "os": version.get("Os"), "arch": version.get("Arch")}
+
+    def image_summary(self, image: str) -> dict[str, Any] | None:
+        try:
+            details = self._api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return None
+        return {"id": details.get("Id"), "size": details.get("Size"), "digests": details.get("RepoDigests", [])}
+
+
+def _port_key(port: str) -> tuple[int, str] | int:
+    number, proto = port.split("/")
+    return int(number) if proto == "tcp" else (int(number), proto)
+
+
+def _port_bindings(ports: dict[str, list[Any]]) -> dict[str, tuple[str, int | None]]:
+    return {port: (ip, host_port) for port, (ip, host_port) in ports.items()}
+
+
+def _gpu_requests(gpus: list[str]) -> list[DeviceRequest] | None:
+    if not gpus:
+        return None
+    if gpus == ["all"]:
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])]
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+def _start_failure(exc: docker.errors.APIError) -> StartFailure:
+    """Map the engine's start error to docker run's exit codes and a message naming the cause."""
+    message = _explain(exc)
+    exec_error = re.search(r'exec: "([^"]*)": (.*?)(?::\s*unknown)?$', message)
+    if exec_error:
+        program, reason = exec_error.groups()
+        if "not found" in reason or "no such file" in reason:
+            return StartFailure(f"the task's entrypoint {program!r} does not exist in the image ({reason})", exit_code=127)
+        if "permission denied" in reason:
+            return StartFailure(f"the task's entrypoint {program!r} cannot be executed ({reason})", exit_code=126)
+    rlimit = re.search(r"error setting rlimit type (\d+): (operation not permitted|invalid argument)", message)
+    if rlimit:
+        name = _RLIMIT_NAMES.get(int(rlimit.group(1)), f"type {rlimit.group(1)}")
+        return StartFailure(
+            f"the engine refused DockerOptions.ulimits.{name}: the host does not allow that limit "
+            f"({rlimit.group(2)}); use a value within the host's hard limit"
+        )
+    return StartFailure(f"the engine could not start the container: {message}")

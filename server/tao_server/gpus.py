@@ -1,0 +1,62 @@
+"""The host's GPU inventory, and what a job's GPU request resolves to on it."""
+
+from __future__ import annotations
+
+import glob
+import re
+
+from tao_server.errors import NoGpus
+
+
+def inventory(setting: str) -> list[str]:
+    """Device indices: NVML when readable, else /dev/nvidiaN; `setting` ("none", "0,1") overrides both."""
+    setting = setting.strip()
+    if setting == "none":
+        return []
+    if setting != "auto":
+        return [index.strip() for index in setting.split(",") if index.strip()]
+    try:
+        import pynvml  # nvidia-ml-py, optional
+
+        pynvml.nvmlInit()
+        try:
+            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001  (no library, no driver, or no permission: fall back to device nodes)
+        pass
+    nodes = [path for path in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", path)]
+    return sorted((path.removeprefix("/dev/nvidia") for path in nodes), key=int)
+
+
+def resolve(request: str, indices: list[str] | None, available: list[str]) -> list[str]:
+    """The device ids a job gets: [] for none, ["all"] for every GPU, else explicit indices."""
+    if indices:
+        missing = [index for index in indices if index not in available]
+        if missing:
+            raise NoGpus(_no_such(missing, available), field="gpu_indices")
+        return list(indices)
+    request = request.strip().lower()
+    if request in ("auto", ""):
+        return ["all"] if available else []
+    if request in ("none", "0"):
+        return []
+    if not available:
+        raise NoGpus(
+            f"this job asks for GPUs ({request}) but the daemon's host has none; "
+            "run without --gpus, or start the daemon on a host with GPUs",
+            field="gpus",
+        )
+    if request == "all":
+        return ["all"]
+    if not request.isdigit():
+        raise NoGpus(f"--gpus {request!r} is not valid; use all, none, or a count such as 2", field="gpus")
+    count = int(request)
+    if count > len(available):
+        raise NoGpus(f"this job asks for {count} GPUs but the host has {len(available)} ({', '.join(available)})", field="gpus")
+    return available[:count]
+
+
+def _no_such(missing: list[str], available: list[str]) -> str:
+    have = ", ".join(available) if available else "none"
+    return f"GPU index {', '.join(missing)} does not exist on the daemon's host; its GPUs: {have}"

@@ -1,0 +1,110 @@
+"""The job service: submit, look up, list and cancel jobs. Routes call this; the runner executes."""
+
+from __future__ import annotations
+
+import secrets
+
+from tao_server import gpus as gpu_requests
+from tao_server import launch_config
+from tao_server.errors import InvalidRequest, JobConflict
+from tao_server.logs import LogStore
+from tao_server.manifest import Manifest, TaskSpec
+from tao_server.models import Job, JobCreate, JobStatus, utcnow
+from tao_server.runner import JobRunner
+from tao_server.store import DuplicateJobId, JobStore
+
+_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
+MAX_PAGE = 500
+
+
+def new_job_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def task_command(spec: TaskSpec, subtask: str | None, args: list[str]) -> list[str]:
+    """The argv the container runs, as a list: never joined into a shell string.
+
+    `tao <task> run CMD...` runs CMD itself in the task's image, as NVIDIA's launcher does.
+    """
+    if subtask == "run":
+        if not args:
+            raise InvalidRequest("`run` needs a command to run in the task's image", field="args")
+        return list(args)
+    return [spec.name, *([subtask] if subtask is not None else []), *args]
+
+
+class JobService:
+    def __init__(self, store: JobStore, runner: JobRunner, logs: LogStore, manifest: Manifest, gpu_inventory: list[str]) -> None:
+        self.store = store
+        self.runner = runner
+        self.logs = logs
+        self.manifest = manifest
+        self.gpu_inventory = gpu_inventory
+
+    def submit(self, request: JobCreate) -> tuple[Job, bool]:
+        """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
+        job = self._build(request)
+        if request.id is not None and (existing := self.store.find(request.id)) is not None:
+            return self._same_or_conflict(existing, job), False
+        for _ in range(5):
+            try:
+                job = self.store.insert(job)
+                break
+            except DuplicateJobId:
+                if request.id is not None:
+                    return self._same_or_conflict(self.store.get(request.id), job), False
+                job.id = new_job_id()
+        self.logs.create(job.id)
+        self.runner.enqueue(job.id)
+        return job, True
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def page(self, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None) -> tuple[list[Job], str | None]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
+        before = None
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
+            before = int(cursor)
+        jobs = self.store.page(statuses, limit + 1, before, container_id)
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return jobs, (str(jobs[-1].seq) if more and jobs else None)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.status.terminal:
+            return job
+        if self.store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
+            self.runner.forget(job_id)
+        else:
+            self.store.update(job_id, cancel_requested=True)
+            self.runner.cancel(job_id)
+        return self.store.get(job_id)
+
+    def _build(self, request: JobCreate) -> Job:
+        spec = self.manifest.resolve(request.group, request.task)
+        config = launch_config.validate(request.launch_config, request.launch_config_source)
+        return Job(
+            id=request.id or new_job_id(),
+            group=spec.group,
+            task=spec.name,
+            subtask=request.subtask,
+            args=request.args,
+            command=task_command(spec, request.subtask, request.args),
+            image=spec.image.reference,
+            mounts=config.mounts,
+            envs=config.envs,
+            docker_options=config.docker_options,
+            gpus=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
+        )
+
+    @staticmethod
+    def _same_or_conflict(existing: Job, wanted: Job) -> Job:
+        fields = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpus")
+        if any(getattr(existing, name) != getattr(wanted, name) for name in fields):
+            raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
+        return existing

@@ -1,0 +1,129 @@
+"""Per-job log files: one writer per job appends, any number of readers replay and follow.
+
+Readers never touch Docker: they read the file the job's writer fills, so a reader can attach late,
+reconnect at an offset, or read a job that finished long ago, all the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+READ_CHUNK = 1024 * 1024
+
+
+class Heartbeat:
+    """Yielded by `follow` after a quiet interval, so a stream can show it is alive."""
+
+
+HEARTBEAT = Heartbeat()
+
+
+class LogStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    def path(self, job_id: str) -> Path:
+        return self.root / f"{job_id}.log"
+
+    def create(self, job_id: str) -> None:
+        self.path(job_id).touch()
+
+    def size(self, job_id: str) -> int:
+        try:
+            return self.path(job_id).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def writer(self, job_id: str) -> LogWriter:
+        return LogWriter(self, job_id)
+
+    def read(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
+        try:
+            with open(self.path(job_id), "rb") as f:
+                f.seek(offset)
+                return f.read() if limit is None else f.read(limit)
+        except FileNotFoundError:
+            return b""
+
+    def notify(self, job_id: str) -> None:
+        """Wake the followers of `job_id` (new bytes, or the job ended)."""
+        with self._lock:
+            waiters = self._waiters.get(job_id)
+            if not waiters:
+                return
+            woken = list(waiters)
+            waiters.clear()
+        for loop, event in woken:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the follower's loop has closed
+                pass
+
+    async def follow(
+        self,
+        job_id: str,
+        offset: int,
+        finished: Callable[[], bool],
+        heartbeat: float | None,
+    ) -> AsyncIterator[bytes | Heartbeat]:
+        """Bytes from `offset` on, until `finished()` is true and the file is drained."""
+        loop = asyncio.get_running_loop()
+        with open(self.path(job_id), "rb") as f:
+            f.seek(offset)
+            while True:
+                chunk = f.read(READ_CHUNK)
+                if chunk:
+                    yield chunk
+                    continue
+                waiter = (loop, asyncio.Event())
+                with self._lock:
+                    self._waiters.setdefault(job_id, set()).add(waiter)
+                try:
+                    # Re-check after registering, so a write or the end in between is not missed.
+                    chunk = f.read(READ_CHUNK)
+                    if chunk:
+                        yield chunk
+                        continue
+                    if finished():
+                        chunk = f.read(READ_CHUNK)
+                        if not chunk:
+                            return
+                        yield chunk
+                        continue
+                    try:
+                        await asyncio.wait_for(waiter[1].wait(), heartbeat)
+                    except TimeoutError:
+                        yield HEARTBEAT
+                finally:
+                    with self._lock:
+                        waiters = self._waiters.get(job_id)
+                        if waiters is not None:
+                            waiters.discard(waiter)
+                            if not waiters:
+                                del self._waiters[job_id]
+
+
+class LogWriter:
+    """Appends a job's output; used by exactly one thread at a time."""
+
+    def __init__(self, store: LogStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._file = open(store.path(job_id), "ab", buffering=0)
+
+    @property
+    def size(self) -> int:
+        return self._file.tell()
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._store.notify(self._job_id)
+
+    def close(self) -> None:
+        self._file.close()

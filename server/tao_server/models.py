@@ -1,0 +1,139 @@
+"""The job table and the API schemas built around it.
+
+The API never returns a table row: `JobPublic` is the response shape, `JobCreate` the request body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+class JobStatus(str, Enum):
+    queued = "queued"
+    pulling = "pulling"
+    starting = "starting"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    error = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.error})
+ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Job(SQLModel, table=True):
+    """One task run. `seq` orders jobs and makes pages cheap; `id` is what people type."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status_seq", "status", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    group: str | None = None
+    task: str
+    subtask: str | None = None
+    args: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    command: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    image: str
+    container_id: str | None = Field(default=None, index=True)
+    status: JobStatus = Field(default=JobStatus.queued)
+    exit_code: int | None = None
+    error: str | None = None
+    mounts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    envs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    docker_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobCreate(BaseModel):
+    """Body of `POST /v1/jobs`.
+
+    `launch_config` is the user's `~/.tao_mounts.json` as parsed JSON; the daemon validates it and
+    names `launch_config_source` in every error so the user knows which file to fix.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = PydanticField(default=None, pattern=JOB_ID_PATTERN)
+    group: str | None = None
+    task: str
+    subtask: str | None = None
+    args: list[str] = PydanticField(default_factory=list)
+    launch_config: Any = None
+    launch_config_source: str | None = None
+    # "auto" (all GPUs if the host has any), "none", "all", a count ("2"), or indices via gpu_indices.
+    gpus: str = "auto"
+    gpu_indices: list[str] | None = None
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    group: str | None
+    task: str
+    subtask: str | None
+    args: list[str]
+    command: list[str]
+    image: str
+    container_id: str | None
+    status: JobStatus
+    exit_code: int | None
+    error: str | None
+    mounts: list[dict[str, Any]]
+    envs: dict[str, str]
+    docker_options: dict[str, Any]
+    gpus: list[str]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @field_serializer("created_at", "started_at", "finished_at")
+    def _as_utc(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return aware.isoformat().replace("+00:00", "Z")
+
+
+class JobPage(BaseModel):
+    jobs: list[JobPublic]
+    next_cursor: str | None
+
+
+class TaskPublic(BaseModel):
+    group: str | None
+    name: str
+    image: str
+    subtasks: list[str]
+
+
+class TasksPublic(BaseModel):
+    manifest_source: str
+    toolkit_version: str | None
+    groups: list[str]
+    tasks: list[TaskPublic]

@@ -1,0 +1,245 @@
+"""The job runner: owns each job from `queued` to its end.
+
+One worker thread per job starts the container, copies its output into the job's log file, waits
+for the exit code and removes the container. Jobs wait in `queued` while all workers are busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+
+from tao_server.executors import ContainerSpec, Executor, StartFailure
+from tao_server.logs import LogStore
+from tao_server.models import Job, JobStatus, utcnow
+from tao_server.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# The engine is unreachable or answered with an error outside a start: the launcher failed, not the task.
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+LAUNCHER_FAILURE = 125
+
+
+@dataclass
+class _ActiveJob:
+    cancel: threading.Event = field(default_factory=threading.Event)
+    container_id: str | None = None
+    finished: bool = False
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, executor: Executor, logs: LogStore, max_running: int, stop_timeout: float) -> None:
+        self._store = store
+        self._executor = executor
+        self._logs = logs
+        self._stop_timeout = stop_timeout
+        self._workers = _WorkerPool(max_running, "job")
+        # Stops run apart from the workers, so a cancel is never stuck behind queued jobs.
+        self._control = _WorkerPool(4, "job-stop")
+        self._active: dict[str, _ActiveJob] = {}
+        self._lock = threading.Lock()
+
+    # -- what the job service calls ---------------------------------------------------------
+
+    def enqueue(self, job_id: str) -> None:
+        self._track(job_id)
+        self._workers.submit(self._run, job_id)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a pulling, starting or running job to stop; its worker records the end."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is None:
+            return
+        active.cancel.set()
+        if active.container_id is not None:
+            self._control.submit(self._stop, active.container_id)
+
+    def forget(self, job_id: str) -> None:
+        """A queued job was cancelled before a worker took it: wake its followers."""
+        with self._lock:
+            active = self._active.pop(job_id, None)
+        if active is not None:
+            active.finished = True
+        self._logs.notify(job_id)
+
+    def is_finished(self, job_id: str) -> bool:
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is not None:
+            return active.finished
+        job = self._store.find(job_id)
+        return job is None or job.status.terminal
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def shutdown(self) -> None:
+        """Stop taking work. Containers keep running; the next daemon resumes them."""
+        self._workers.shutdown()
+        self._control.shutdown()
+
+    # -- start-up reconciliation ----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Match the table with the containers that carry this daemon's label, after a restart."""
+        containers = {state.job_id: state for state in self._executor.owned_containers()}
+        for job in self._store.active():
+            state = containers.pop(job.id, None)
+            if state is not None and (state.running or state.exit_code is not None):
+                log.info("resuming job %s (container %s)", job.id, state.container_id[:12])
+                self._store.update(job.id, status=JobStatus.running, container_id=state.container_id)
+                self._track(job.id).container_id = state.container_id
+                self._workers.submit(self._resume, job.id, state.container_id)
+                continue
+            if state is not None:  # created, never started: start again from the top
+                self._executor.remove(state.container_id)
+            if job.status == JobStatus.running:
+                self._store.finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
+                continue
+            self._store.update(job.id, status=JobStatus.queued, container_id=None)
+            self.enqueue(job.id)
+        for state in containers.values():
+            log.info("removing container %s left by job %s", state.container_id[:12], state.job_id)
+            self._executor.remove(state.container_id)
+
+    # -- worker side ----------------------------------------------------------------------------
+
+    def _track(self, job_id: str) -> _ActiveJob:
+        with self._lock:
+            return self._active.setdefault(job_id, _ActiveJob())
+
+    def _run(self, job_id: str) -> None:
+        active = self._track(job_id)
+        container_id = None
+        try:
+            job = self._store.get(job_id)
+            if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting):
+                return  # cancelled while it waited
+            if not self._executor.image_present(job.image):
+                self._store.update(job_id, status=JobStatus.pulling)
+                self._executor.pull(job.image)
+                self._store.update(job_id, status=JobStatus.starting)
+            if active.cancel.is_set():
+                self._store.finish(job_id, JobStatus.cancelled, None)
+                return
+            container_id = self._executor.create(_spec(job))
+            active.container_id = container_id
+            self._store.update(job_id, container_id=container_id)
+            if active.cancel.is_set():
+                self._executor.remove(container_id)
+                self._store.finish(job_id, JobStatus.cancelled, None)
+                return
+            self._executor.start(container_id)
+            self._store.update(job_id, status=JobStatus.running, started_at=utcnow())
+            if active.cancel.is_set():  # the cancel arrived before the container id was known
+                self._control.submit(self._stop, container_id)
+            self._follow_to_end(job_id, container_id, active, skip=0)
+        except StartFailure as failure:
+            if container_id is not None:
+                self._executor.remove(container_id)
+            self._store.finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+        except ENGINE_ERRORS as exc:
+            log.warning("job %s: engine error: %s", job_id, exc)
+            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
+        except Exception as exc:  # the worker must record every end, or the job would hang in `running`
+            log.exception("job %s failed inside the launcher", job_id)
+            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
+        finally:
+            self._done(job_id)
+
+    def _resume(self, job_id: str, container_id: str) -> None:
+        active = self._track(job_id)
+        try:
+            self._follow_to_end(job_id, container_id, active, skip=self._logs.size(job_id))
+        except ENGINE_ERRORS as exc:
+            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
+        finally:
+            self._done(job_id)
+
+    def _follow_to_end(self, job_id: str, container_id: str, active: _ActiveJob, skip: int) -> None:
+        self._copy_output(job_id, container_id, skip)
+        exit_code = self._executor.wait(container_id)
+        self._executor.remove(container_id)
+        if active.cancel.is_set():
+            status = JobStatus.cancelled
+        else:
+            status = JobStatus.succeeded if exit_code == 0 else JobStatus.failed
+        self._store.finish(job_id, status, exit_code)
+
+    def _copy_output(self, job_id: str, container_id: str, skip: int) -> None:
+        """Append the container's output to the job's log; `skip` bytes are already there (a resume)."""
+        writer = self._logs.writer(job_id)
+        try:
+            for chunk in self._executor.output(container_id):
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        continue
+                writer.write(chunk)
+        finally:
+            writer.close()
+
+    def _stop(self, container_id: str) -> None:
+        try:
+            self._executor.stop(container_id, self._stop_timeout)
+        except ENGINE_ERRORS as exc:
+            log.warning("could not stop container %s: %s", container_id[:12], exc)
+
+    def _done(self, job_id: str) -> None:
+        with self._lock:
+            active = self._active.pop(job_id, None)
+        if active is not None:
+            active.finished = True
+        self._logs.notify(job_id)
+
+
+class _WorkerPool:
+    """Daemon threads taking calls in FIFO order.
+
+    Daemon threads, unlike ThreadPoolExecutor's, do not hold the process open at exit while they
+    follow a container that runs for days: the container lives on and the next daemon resumes it.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._calls.put((fn, args))
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._calls.put(None)
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            fn, args = call
+            try:
+                fn(*args)
+            except Exception:  # a worker must outlive one bad call
+                log.exception("background call %s failed", getattr(fn, "__name__", fn))
+
+
+def _spec(job: Job) -> ContainerSpec:
+    return ContainerSpec(
+        job_id=job.id,
+        image=job.image,
+        command=job.command,
+        mounts=job.mounts,
+        envs=job.envs,
+        docker_options=job.docker_options,
+        gpus=job.gpus,
+    )

@@ -1,0 +1,46 @@
+"""The daemon's settings: read once from flags and `TAO_*` variables, then passed around."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tao_client import _paths
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAO_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_paths.data_dir)
+    socket: Path | None = Field(default_factory=_paths.socket_path)
+    # Named tcp_* so that the client's TAO_HOST (an address URL) never lands here.
+    tcp_host: str | None = None
+    tcp_port: int | None = None
+    manifest: Path | None = None
+    docker_host: str | None = None
+    # GPU inventory: "auto" probes the host, "none" disables GPUs, "0,1,..." names device indices.
+    gpus: str = "auto"
+    max_running_jobs: int = Field(default=32, ge=1)
+    # Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
+    stop_timeout: float = Field(default=10.0, ge=0)
+    # Seconds of silence after which a websocket follower gets a heartbeat.
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tao.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def manifest_path(self) -> Path | None:
+        """The manifest override in force: --manifest, else ~/.tao/config.json when present."""
+        if self.manifest is not None:
+            return self.manifest
+        user = _paths.user_manifest()
+        return user if user.is_file() else None

@@ -1,0 +1,91 @@
+"""Reads and writes of the job table. Every state change is a short transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from tao_server.errors import JobNotFound
+from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
+
+
+class DuplicateJobId(Exception):
+    pass
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def insert(self, job: Job) -> Job:
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add(job)
+            try:
+                session.commit()
+            except IntegrityError:
+                raise DuplicateJobId(job.id) from None
+            session.refresh(job)
+            return job
+
+    def get(self, job_id: str) -> Job:
+        with Session(self.engine, expire_on_commit=False) as session:
+            job = session.exec(select(Job).where(Job.id == job_id)).first()
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+        return job
+
+    def find(self, job_id: str) -> Job | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.exec(select(Job).where(Job.id == job_id)).first()
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        with Session(self.engine) as session:
+            session.exec(update(Job).where(col(Job.id) == job_id).values(**fields))  # type: ignore[call-overload]
+            session.commit()
+
+    def transition(self, job_id: str, expected: Iterable[JobStatus], **fields: Any) -> bool:
+        """Apply `fields` only while the job is in one of `expected`; False when it was not (a lost race)."""
+        with Session(self.engine) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields)
+            )
+            session.commit()
+            return result.rowcount == 1
+
+    def finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
+        self.update(job_id, status=status, exit_code=exit_code, error=error, finished_at=utcnow())
+
+    def page(
+        self,
+        statuses: list[JobStatus] | None,
+        limit: int,
+        before_seq: int | None,
+        container_id: str | None = None,
+    ) -> list[Job]:
+        """Newest first; `before_seq` is the cursor from the previous page."""
+        query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
+        if statuses:
+            query = query.where(col(Job.status).in_(statuses))
+        if before_seq is not None:
+            query = query.where(col(Job.seq) < before_seq)
+        if container_id:
+            query = query.where(col(Job.container_id).startswith(container_id))
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    def active(self) -> list[Job]:
+        query = select(Job).where(col(Job.status).in_(list(ACTIVE_STATUSES))).order_by(col(Job.seq))
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()  # type: ignore[call-overload]
+        return {JobStatus(status).value: count for status, count in rows}
