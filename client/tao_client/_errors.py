@@ -1,0 +1,38 @@
+"""The client's exceptions: one hierarchy, each with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class TaoClientError(Exception):
+    """Base of every error the client raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DaemonUnreachable(TaoClientError):
+    """Nothing answers at the daemon's address (and none could be started there)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot reach the tao daemon at {address}: {reason}")
+        self.address = address
+
+
+class LaunchConfigError(TaoClientError):
+    """The launcher config file (~/.tao_mounts.json) cannot be read or is not valid JSON."""
+
+
+class ApiError(TaoClientError):
+    """The daemon refused a request; `code` and `field` come from its JSON error body."""
+
+    def __init__(self, status_code: int, code: str, message: str, field: str | None = None, request: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.field = field
+        self.request = request
+
+
+class JobNotFound(ApiError):
+    pass

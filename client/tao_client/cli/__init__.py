@@ -1,0 +1,1 @@
+"""The `tao` command line: a presentation layer over `tao_client.Client`."""

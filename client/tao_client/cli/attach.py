@@ -1,0 +1,77 @@
+"""Copying a job's output to the terminal as it runs, and turning its end into an exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, EXIT_SIGTERM, error
+
+if TYPE_CHECKING:
+    from tao_client.client import Client, Job
+
+
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
+class _Output:
+    """The terminal's stdout; a closed pipe (`tao ... | head`) stops the copy, not the job."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._closed = False
+
+    def write(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self._closed:
+            return
+        try:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            self._closed = True
+
+
+def attach(client: Client, job_id: str, *, cancel_on_signal: bool, offset: int = 0) -> int:
+    """Follow the job to its end. Ctrl-C or SIGTERM cancels it when `cancel_on_signal`, else detaches."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    output = _Output()
+    output.received = offset
+    try:
+        for chunk in client.follow_logs(job_id, offset):
+            output.write(chunk)
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        code = EXIT_SIGINT if isinstance(interrupt, KeyboardInterrupt) else EXIT_SIGTERM
+        if cancel_on_signal:
+            _cancel_and_drain(client, job_id, output)
+        return code
+    return exit_code(client.job(job_id))
+
+
+def _cancel_and_drain(client: Client, job_id: str, output: _Output) -> None:
+    """Stop the job and show its last words; returns once its container is gone. A second signal gives up waiting."""
+    print(f"\ntao: stopping job {job_id}...", file=sys.stderr)
+    try:
+        client.cancel(job_id)
+        for chunk in client.follow_logs(job_id, output.received):
+            output.write(chunk)
+    except (KeyboardInterrupt, Terminated):
+        print(f"tao: not waiting; the daemon goes on stopping job {job_id}", file=sys.stderr)
+
+
+def exit_code(job: Job) -> int:
+    """The task's own exit code; 125/126/127 as `docker run` when it never ran."""
+    if job.status == "error":
+        error(job.error or "the job failed to start")
+        return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER
+    if job.status == "cancelled":
+        print(f"tao: job {job.id} was cancelled", file=sys.stderr)
+        return job.exit_code if job.exit_code is not None else EXIT_SIGTERM
+    return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER

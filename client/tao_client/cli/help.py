@@ -1,0 +1,80 @@
+"""`tao --help` and `tao <task> --help`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tao_client.cli._common import LauncherOptions, connect
+
+USAGE = """\
+usage: tao [launcher options] <task> <subtask> [args...]
+       tao [launcher options] <group> <task> <subtask> [args...]
+       tao {list,stop,info,logs} ...
+
+Launcher for TAO Toolkit: runs each task in its container through the tao daemon,
+streams its output, and exits with the task's exit code."""
+
+COMMANDS = """\
+commands:
+  list                  jobs queued and running (--all adds finished ones, --json)
+  stop                  stop jobs: tao stop JOB_ID... | --container_id ID... | --all
+  info                  the daemon, its task manifest, the Docker engine and GPUs
+  logs                  a job's output: tao logs JOB_ID [-f]"""
+
+OPTIONS = """\
+launcher options (before the task):
+  -d, --detach          print the job id and return at once; `tao logs -f ID` attaches later
+  --gpus SPEC           all, none, or a count (default: all GPUs when the host has any)
+  --gpu-index LIST      exact GPU indices, e.g. 0,2
+  --id ID               job id to use; resubmitting the same id is harmless
+  --mounts FILE         launcher config (default: $LAUNCHER_MOUNTS or ~/.tao_mounts.json)
+  --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket)
+  -h, --help            this help; `tao <task> --help` lists a task's subtasks
+  --version             the client's version"""
+
+
+def print_help(options: LauncherOptions) -> int:
+    from tao_client._errors import TaoClientError
+
+    print(USAGE, end="\n\n")
+    print(COMMANDS, end="\n\n")
+    try:
+        with connect(options) as client:
+            print(format_tasks(client.tasks()), end="\n\n")
+    except TaoClientError as exc:
+        print(f"tasks:\n  (unavailable: {exc.message})", end="\n\n")
+    print(OPTIONS)
+    return 0
+
+
+def format_tasks(tasks: dict[str, Any]) -> str:
+    by_group: dict[str | None, list[str]] = {}
+    for task in tasks["tasks"]:
+        by_group.setdefault(task["group"], []).append(task["name"])
+    lines = [f"tasks (from {tasks['manifest_source']}):"]
+    for group, names in by_group.items():
+        prefix = f"  {group}: " if group else "  "
+        lines.append(_wrap(prefix, sorted(names)))
+    return "\n".join(lines)
+
+
+def print_task_help(task: dict[str, Any]) -> None:
+    where = f"{task['group']} {task['name']}" if task["group"] else task["name"]
+    print(f"usage: tao {where} <subtask> [args...]\n")
+    print(f"Runs in {task['image']}.\n")
+    print(_wrap("subtasks: ", task["subtasks"]))
+    print(f"\n`tao {where} <subtask> --help` shows a subtask's own options.")
+    sys.stdout.flush()
+
+
+def _wrap(prefix: str, names: list[str], width: int = 100) -> str:
+    lines, line = [], prefix
+    for index, name in enumerate(names):
+        piece = name + ("," if index < len(names) - 1 else "")
+        if len(line) + len(piece) + 1 > width and line.strip():
+            lines.append(line.rstrip())
+            line = " " * len(prefix)
+        line += piece + " "
+    lines.append(line.rstrip())
+    return "\n".join(lines)

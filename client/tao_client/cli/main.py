@@ -1,0 +1,96 @@
+"""`tao [launcher options] <task> <subtask> [args...]`, `tao <group> <task> ...`, and the management verbs.
+
+Everything after the subtask reaches the task unchanged, so this parses by hand rather than with
+argparse, which would claim options such as `--help` that belong to the task.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
+
+COMMANDS = ("list", "stop", "info", "logs")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host")
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: list[str]) -> int:
+    try:
+        options, words = parse_launcher_options(argv)
+    except UsageError as exc:
+        error(f"{exc}\n{_short_usage()}")
+        return EXIT_LAUNCHER
+    if words is None:
+        from tao_client import __version__
+
+        print(f"tao {__version__}")
+        return 0
+    from tao_client._errors import TaoClientError
+
+    try:
+        if not words or words[0] in ("-h", "--help", "help"):
+            from tao_client.cli.help import print_help
+
+            return print_help(options)
+        if words[0] in COMMANDS:
+            from tao_client.cli import manage
+
+            return manage.dispatch(options, words[0], words[1:])
+        from tao_client.cli.task import run_task
+
+        return run_task(options, words)
+    except TaoClientError as exc:
+        error(exc.message)
+        return EXIT_LAUNCHER
+
+
+def parse_launcher_options(argv: list[str]) -> tuple[LauncherOptions, list[str] | None]:
+    """Options before the first word; returns (options, remaining words), or words=None for --version."""
+    options = LauncherOptions()
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if not arg.startswith("-") or arg in ("-h", "--help"):
+            break
+        if arg == "--version":
+            return options, None
+        if arg in ("-d", "--detach"):
+            options.detach = True
+            index += 1
+            continue
+        name, has_value, value = arg.partition("=")
+        if name not in _VALUE_OPTIONS:
+            raise UsageError(f"unknown launcher option {arg!r}")
+        if not has_value:
+            if index + 1 >= len(argv):
+                raise UsageError(f"{name} needs a value")
+            value = argv[index + 1]
+            index += 1
+        index += 1
+        _set_option(options, name, value)
+    return options, argv[index:]
+
+
+def _set_option(options: LauncherOptions, name: str, value: str) -> None:
+    if name == "--gpus":
+        options.gpus = value
+    elif name == "--gpu-index":
+        indices = [part.strip() for part in value.split(",") if part.strip()]
+        if not indices or not all(part.isdigit() for part in indices):
+            raise UsageError(f"--gpu-index {value!r}: expected GPU indices such as 0 or 0,2")
+        options.gpu_indices = indices
+    elif name == "--id":
+        options.job_id = value
+    elif name == "--mounts":
+        options.mounts = Path(value)
+    elif name == "--host":
+        options.host = value
+
+
+def _short_usage() -> str:
+    return "usage: tao [launcher options] <task> <subtask> [args...]   (tao --help for more)"

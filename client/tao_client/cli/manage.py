@@ -1,0 +1,169 @@
+"""`tao list`, `tao stop`, `tao info` and `tao logs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from tao_client.cli._common import LauncherOptions, connect, error
+from tao_client.cli.attach import attach
+
+if TYPE_CHECKING:
+    from tao_client.client import Client, Job
+
+
+def dispatch(options: LauncherOptions, command: str, args: list[str]) -> int:
+    parser = _PARSERS[command]()
+    parsed = parser.parse_args(args)
+    with connect(options) as client:
+        return _HANDLERS[command](client, parsed)
+
+
+# -- list ------------------------------------------------------------------------------------------
+
+
+def _list_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tao list", description="Jobs queued and running, oldest first.")
+    parser.add_argument("-a", "--all", action="store_true", help="include finished jobs")
+    parser.add_argument("--json", action="store_true", help="one JSON array, as the REST API returns jobs")
+    parser.add_argument("-n", "--limit", type=int, default=None, help="show at most this many (the newest)")
+    return parser
+
+
+def list_jobs(client: Client, args: argparse.Namespace) -> int:
+    from tao_client.client import ACTIVE_STATUSES
+
+    found = []
+    for job in client.jobs(None if args.all else ACTIVE_STATUSES):
+        found.append(job)
+        if args.limit is not None and len(found) >= args.limit:
+            break
+    found.reverse()
+    if args.json:
+        print(json.dumps([job.data for job in found], indent=2))
+        return 0
+    rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "CONTAINER")]
+    rows += [
+        (
+            job.id,
+            " ".join(part for part in (job.data["group"], job.data["task"], job.data["subtask"]) if part),
+            job.status,
+            "" if job.exit_code is None else str(job.exit_code),
+            job.data["created_at"][:19].replace("T", " "),
+            (job.data["container_id"] or "")[:12],
+        )
+        for job in found
+    ]
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# -- stop ------------------------------------------------------------------------------------------
+
+
+def _stop_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tao stop", description="Stop jobs; waits until their containers are gone.")
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    parser.add_argument("--container_id", "--container-id", nargs="+", default=[], metavar="ID", help="stop the jobs running in these containers")
+    parser.add_argument("--all", action="store_true", help="stop every queued and running job")
+    parser.add_argument("--no-wait", action="store_true", help="return once the stop is requested")
+    return parser
+
+
+def stop_jobs(client: Client, args: argparse.Namespace) -> int:
+    from tao_client._errors import ApiError
+    from tao_client.client import ACTIVE_STATUSES
+
+    if not (args.job_ids or args.container_id or args.all):
+        error("tao stop needs JOB_ID..., --container_id ID... or --all")
+        return 2
+    targets = list(args.job_ids)
+    for container_id in args.container_id:
+        matches = [job.id for job in client.jobs(container_id=container_id)]
+        if not matches:
+            error(f"no job runs in container {container_id!r}")
+        targets += matches
+    if args.all:
+        targets += [job.id for job in client.jobs(ACTIVE_STATUSES)]
+    status = 0 if targets or args.all else 1
+    cancelled = []
+    for job_id in dict.fromkeys(targets):
+        try:
+            cancelled.append(client.cancel(job_id))
+        except ApiError as exc:
+            error(exc.message)
+            status = 1
+    for job in cancelled:
+        final = job if args.no_wait else client.wait_until_done(job.id)
+        print(f"{final.id}: {final.status}")
+    return status
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+def _logs_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tao logs", description="A job's output. With -f, follow it to the end and exit with the job's exit code.")
+    parser.add_argument("job_id", metavar="JOB_ID")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C detaches; the job goes on)")
+    return parser
+
+
+def show_logs(client: Client, args: argparse.Namespace) -> int:
+    if args.follow:
+        return attach(client, args.job_id, cancel_on_signal=False)
+    sys.stdout.buffer.write(client.logs(args.job_id))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+# -- info ------------------------------------------------------------------------------------------
+
+
+def _info_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tao info", description="The daemon, its task manifest, the Docker engine and GPUs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show each image's local presence and size")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def show_info(client: Client, args: argparse.Namespace) -> int:
+    info = client.info(verbose=args.verbose)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    daemon, manifest, engine = info["daemon"], info["manifest"], info["engine"]
+    print(f"daemon:    {client.address.url} (tao-server {daemon['version']}, pid {daemon['pid']})")
+    print(f"data dir:  {daemon['data_dir']}")
+    print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
+    if "error" in engine:
+        print(f"engine:    {engine['error']}")
+    else:
+        print(f"engine:    Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})")
+    print(f"gpus:      {', '.join(info['gpus']) if info['gpus'] else 'none'}")
+    counts = daemon["jobs"]
+    print(f"jobs:      {', '.join(f'{status} {count}' for status, count in sorted(counts.items())) or 'none yet'}")
+    print("images:")
+    for image in info["images"]:
+        print(f"  {image['reference']}{_local(image) if args.verbose else ''}")
+        print(f"    tasks: {', '.join(image['tasks'])}")
+    return 0
+
+
+def _local(image: dict[str, Any]) -> str:
+    local = image.get("local")
+    if not local:
+        return "  (not pulled)"
+    return f"  ({local['size'] / 1e9:.2f} GB, {local['id'][:19]})"
+
+
+_PARSERS = {"list": _list_parser, "stop": _stop_parser, "logs": _logs_parser, "info": _info_parser}
+_HANDLERS = {"list": list_jobs, "stop": stop_jobs, "logs": show_logs, "info": show_info}

@@ -1,0 +1,59 @@
+"""`tao [<group>] <task> <subtask> [args...]`: submit a job and attach to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tao_client import launch_config
+from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
+from tao_client.cli.attach import attach
+from tao_client.cli.help import print_task_help
+
+
+def run_task(options: LauncherOptions, words: list[str]) -> int:
+    with connect(options) as client:
+        tasks = client.tasks()
+        try:
+            group, task, rest = split_words(tasks, words)
+        except UsageError as exc:
+            fail(str(exc))
+        info = _find(tasks, group, task)
+        if not rest or rest[0] in ("-h", "--help"):
+            if info is not None and info["subtasks"]:
+                print_task_help(info)
+                return 0
+            rest = ["--help"]  # the manifest knows no subtasks: ask the task itself
+        subtask, args = (None, rest) if rest[0].startswith("-") else (rest[0], rest[1:])
+        config, source = launch_config.read(options.mounts)
+        job = client.submit(
+            task,
+            subtask,
+            args,
+            group=group,
+            launch_config=config,
+            launch_config_source=source,
+            gpus=options.gpus,
+            gpu_indices=options.gpu_indices,
+            job_id=options.job_id,
+        )
+        if options.detach:
+            print(job.id)
+            return 0
+        return attach(client, job.id, cancel_on_signal=True)
+
+
+def split_words(tasks: dict[str, Any], words: list[str]) -> tuple[str | None, str, list[str]]:
+    """(group, task, rest): the first word is a group when the manifest has groups and names it."""
+    if words[0] in tasks["groups"]:
+        if len(words) < 2 or words[1].startswith("-"):
+            names = sorted(t["name"] for t in tasks["tasks"] if t["group"] == words[0])
+            raise UsageError(f"usage: tao {words[0]} <task> <subtask> [args...]; tasks in {words[0]}: {', '.join(names)}")
+        return words[0], words[1], words[2:]
+    return None, words[0], words[1:]
+
+
+def _find(tasks: dict[str, Any], group: str | None, name: str) -> dict[str, Any] | None:
+    for task in tasks["tasks"]:
+        if task["name"] == name and (group is None or task["group"] == group):
+            return task
+    return None

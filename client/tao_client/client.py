@@ -1,0 +1,217 @@
+"""The Python API over the daemon's REST interface; the only code in the client that speaks HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import httpx
+
+from tao_client import daemon
+from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
+
+ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")
+_FOLLOW_TIMEOUT = httpx.Timeout(30.0, read=None)
+
+
+class Job:
+    """A job as the daemon last reported it; `refresh()` asks again."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, task={self.data['task']!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.data["exit_code"]
+
+    @property
+    def error(self) -> str | None:
+        return self.data["error"]
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def refresh(self) -> Job:
+        self.data = self._client.job(self.id).data
+        return self
+
+    def logs(self) -> str:
+        return self._client.logs(self.id).decode("utf-8", errors="replace")
+
+    def follow(self, offset: int = 0) -> Iterator[bytes]:
+        return self._client.follow_logs(self.id, offset)
+
+    def cancel(self) -> Job:
+        self.data = self._client.cancel(self.id).data
+        return self
+
+    def wait(self, stream_to: IO[bytes] | None = None) -> Job:
+        """Block until the job ends, copying its output to `stream_to` as it comes."""
+        for chunk in self.follow():
+            if stream_to is not None:
+                stream_to.write(chunk)
+                stream_to.flush()
+        return self.refresh()
+
+
+class Client:
+    """Talks to a tao daemon over its Unix socket or HTTP(S).
+
+    With no host and nothing answering on the local socket, a daemon is started in the background.
+    """
+
+    def __init__(self, host: str | None = None, *, autostart: bool = True, timeout: float = 30.0) -> None:
+        self.address = daemon.resolve(host)
+        self._autostart = autostart
+        transport = httpx.HTTPTransport(uds=str(self.address.socket_path)) if self.address.socket_path else None
+        self._http = httpx.Client(base_url=self.address.base_url, transport=transport, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        task: str,
+        subtask: str | None = None,
+        args: Iterable[str] = (),
+        *,
+        group: str | None = None,
+        launch_config: Any = None,
+        launch_config_source: str | None = None,
+        gpus: str = "auto",
+        gpu_indices: list[str] | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
+        body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
+        if launch_config is not None:
+            body["launch_config"] = launch_config
+            body["launch_config_source"] = launch_config_source
+        if gpu_indices:
+            body["gpu_indices"] = gpu_indices
+        if job_id is not None:
+            body["id"] = job_id
+        return Job(self, self._json("POST", "/v1/jobs", json=body))
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> Iterator[Job]:
+        """Every matching job, newest first, fetched a page at a time."""
+        params: dict[str, Any] = {"limit": page_size}
+        if statuses:
+            params["status"] = list(statuses)
+        if container_id:
+            params["container_id"] = container_id
+        while True:
+            page = self._json("GET", "/v1/jobs", params=params)
+            for data in page["jobs"]:
+                yield Job(self, data)
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def cancel(self, job_id: str) -> Job:
+        return Job(self, self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def wait_until_done(self, job_id: str, timeout: float | None = None) -> Job:
+        """Poll until the job ends (for callers that do not follow its output)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            job = self.job(job_id)
+            if job.done or (deadline is not None and time.monotonic() >= deadline):
+                return job
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # -- logs -------------------------------------------------------------------------------------
+
+    def logs(self, job_id: str, offset: int = 0) -> bytes:
+        return self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset}).content
+
+    def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
+        """The job's output from `offset` as it is written; ends when the job ends."""
+        request = self._http.build_request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset, "follow": "true"}, timeout=_FOLLOW_TIMEOUT)
+        response = self._send(request, stream=True)
+        try:
+            yield from response.iter_raw()
+        finally:
+            response.close()
+
+    # -- daemon -----------------------------------------------------------------------------------
+
+    def tasks(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/tasks")
+
+    def info(self, verbose: bool = False) -> dict[str, Any]:
+        return self._json("GET", "/v1/info", params={"verbose": verbose})
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._send(self._http.build_request(method, path, **kwargs))
+
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        try:
+            response = self._http.send(request, stream=stream)
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
+                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+            daemon.start_local(self.address)
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as retry_exc:
+                raise DaemonUnreachable(self.address.url, _reason(retry_exc)) from None
+        except httpx.TransportError as exc:
+            raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+        if response.is_success:
+            return response
+        if stream:
+            response.read()
+            response.close()
+        raise _api_error(request, response)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError) and ("No such file" in text or "Connection refused" in text):
+        return "nothing answers there"
+    return text
+
+
+def _api_error(request: httpx.Request, response: httpx.Response) -> ApiError:
+    where = f"{request.method} {request.url.path}"
+    try:
+        error = response.json()["error"]
+        code, message, field = error["code"], error["message"], error.get("field")
+    except (ValueError, KeyError, TypeError):
+        code, message, field = "http_error", f"{where} answered {response.status_code}: {response.text[:200]}", None
+    kind = JobNotFound if response.status_code == 404 and code == "job_not_found" else ApiError
+    return kind(response.status_code, code, message, field, where)
