@@ -41,6 +41,6 @@ class Settings(BaseSettings):
     def manifest_path(self) -> Path | None:
         """The manifest override in force: --manifest, else ~/.tao/config.json when present."""
         if self.manifest is not None:
-            return self.manifest
+            return self.manifest.expanduser().resolve()
         user = _paths.user_manifest()
         return user if user.is_file() else None
