@@ -34,14 +34,14 @@ case "$sub" in
   write) echo "$2" > "$1" && ls -ln "$1" ;;
   shm) echo "shm_kb=$(df -k /dev/shm | awk 'NR==2 {print $2}')" ;;
   ulimits) echo "nofile=$(ulimit -n):$(ulimit -Hn) stack=$(ulimit -s):$(ulimit -Hs) core=$(ulimit -c):$(ulimit -Hc)" ;;
-  env) for name in "$@"; do echo "$name=$(printenv "$name")"; done ;;
+  env) for name in "$@"; do env | grep "^$name=" || echo "$name="; done ;;
   sleep)
     trap 'echo "got SIGTERM"; exit 143' TERM
     echo "sleeping $1"
     sleep "$1" &
     wait $! ;;
   lines) seq 1 "$1" | sed 's/$/ the quick brown fox jumps over the lazy dog/' ;;
-  serve) echo "serving on $1"; nc -l -p "$1" -s 127.0.0.1 -e echo "hello from $task" ;;
+  serve) echo "serving on $1"; nc -l -p "$1" -e echo "hello from $task" ;;
   ""|-h|--help)
     echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,lines,serve} [args...]" ;;
   *) echo "$task: unknown subtask '$sub'" >&2; exit 2 ;;

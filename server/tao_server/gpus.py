@@ -41,6 +41,8 @@ def resolve(request: str, indices: list[str] | None, available: list[str]) -> li
         return ["all"] if available else []
     if request in ("none", "0"):
         return []
+    if request != "all" and not re.fullmatch(r"[0-9]+", request):
+        raise NoGpus(f"--gpus {request!r} is not valid; use all, none, or a count such as 2", field="gpus")
     if not available:
         raise NoGpus(
             f"this job asks for GPUs ({request}) but the daemon's host has none; "
@@ -49,8 +51,6 @@ def resolve(request: str, indices: list[str] | None, available: list[str]) -> li
         )
     if request == "all":
         return ["all"]
-    if not request.isdigit():
-        raise NoGpus(f"--gpus {request!r} is not valid; use all, none, or a count such as 2", field="gpus")
     count = int(request)
     if count > len(available):
         raise NoGpus(f"this job asks for {count} GPUs but the host has {len(available)} ({', '.join(available)})", field="gpus")

@@ -91,7 +91,7 @@ def _envs(check: _Checker, raw: Any) -> dict[str, str]:
         if not _ENV_NAME_RE.match(name):
             check.fail(f"{key}.variable", name, "is not a valid variable name (letters, digits and _, not starting with a digit)")
         if "value" not in entry:
-            check.fail(f"{key}.value", None, "is missing")
+            check.fail(f"{key}.value", _NO_VALUE, "is missing")
         value = entry["value"]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             check.fail(f"{key}.value", value, "must be a string or a number")
@@ -248,6 +248,9 @@ _OPTION_CHECKS = {
 }
 
 
+_NO_VALUE = object()
+
+
 class _Checker:
     """Raises InvalidLaunchConfig with the file, key, offending value and the rule."""
 
@@ -255,13 +258,13 @@ class _Checker:
         self.source = source
 
     def fail(self, key: str, value: Any, reason: str) -> None:
-        shown = "" if value is None else f" {_show(value)}"
+        shown = "" if value is _NO_VALUE else f" {_show(value)}"
         raise InvalidLaunchConfig(f"{self.source}: {key}:{shown} {reason}", field=key, source=self.source)
 
     def type(self, value: Any, kind: type, key: str, described: str) -> None:
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise InvalidLaunchConfig(
-                f"{self.source}: {key}: expected {described}, got {_json_type(value)} {_show(value)}",
+                f"{self.source}: {key}: expected {described}, got {_json_type(value)}{'' if value is None else ' ' + _show(value)}",
                 field=key,
                 source=self.source,
             )
@@ -278,7 +281,7 @@ class _Checker:
 
     def required_str(self, entry: dict[str, Any], name: str, key: str) -> str:
         if name not in entry:
-            self.fail(f"{key}.{name}", None, "is missing")
+            self.fail(f"{key}.{name}", _NO_VALUE, "is missing")
         value = entry[name]
         if not isinstance(value, str) or not value:
             self.fail(f"{key}.{name}", value, "must be a non-empty string")

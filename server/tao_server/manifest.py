@@ -114,13 +114,17 @@ def _format_version(reader: _Reader, data: dict[str, Any]) -> str:
     if "format_version" not in data:
         raise ManifestError(f"{reader.source}: format_version: missing; expected 1.0, 2.0 or 3.0", field="format_version", source=reader.source)
     raw = data["format_version"]
-    try:
-        version = f"{float(raw):.1f}"
-    except (TypeError, ValueError):
-        version = repr(raw)
-    if version not in ("1.0", "2.0", "3.0"):
+    # NVIDIA's files write 2.0 as a number; accept the few exact spellings, nothing rounded.
+    version = _FORMAT_VERSIONS.get(raw) if not isinstance(raw, bool) and isinstance(raw, (int, float, str)) else None
+    if version is None:
         raise ManifestError(f"{reader.source}: format_version: {raw!r} is not supported; expected 1.0, 2.0 or 3.0", field="format_version", source=reader.source)
     return version
+
+
+_FORMAT_VERSIONS: dict[object, str] = {}
+for _major in (1, 2, 3):
+    for _spelling in (_major, float(_major), str(_major), f"{_major}.0"):
+        _FORMAT_VERSIONS[_spelling] = f"{_major}.0"
 
 
 def _add_dockers(reader: _Reader, manifest: Manifest, group: str | None, dockers: dict[str, Any], key: str) -> None:

@@ -170,6 +170,10 @@ class JobRunner:
         self._copy_output(job_id, container_id, skip)
         exit_code = self._executor.wait(container_id)
         self._executor.remove(container_id)
+        failure = self._executor.entrypoint_failure(exit_code, self._logs.read(job_id, 0, 4096))
+        if failure is not None:
+            self._store.finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+            return
         if active.cancel.is_set():
             status = JobStatus.cancelled
         else:

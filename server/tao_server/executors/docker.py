@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 LABEL_DAEMON = "org.tao-launcher.daemon"
 LABEL_JOB = "org.tao-launcher.job"
 
+# What docker-init (tini) prints, as PID 1, when the task's program cannot be executed.
+_INIT_EXEC_FAILURE = re.compile(rb"^\[FATAL tini \(\d+\)\] exec (.+?) failed: (.+?)\r?\n")
+
 # RLIMIT_* numbers as runc reports them ("error setting rlimit type 8").
 _RLIMIT_NAMES = {
     0: "cpu", 1: "fsize", 2: "data", 3: "stack", 4: "core", 5: "rss", 6: "nproc", 7: "nofile",
@@ -116,6 +119,16 @@ class DockerExecutor:
         except docker.errors.NotFound:
             pass
 
+    def entrypoint_failure(self, exit_code: int, output_head: bytes) -> StartFailure | None:
+        """The init that runs as PID 1 reports an entrypoint it could not exec; name it as docker run would."""
+        if exit_code not in (126, 127):
+            return None
+        match = _INIT_EXEC_FAILURE.match(output_head)
+        if match is None:
+            return None
+        program, reason = (part.decode(errors="replace") for part in match.groups())
+        return _exec_failure(program, reason)
+
     def owned_containers(self) -> list[ContainerState]:
         found = self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"})
         states = []
@@ -166,16 +179,21 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
+def _exec_failure(program: str, reason: str) -> StartFailure | None:
+    lowered = reason.lower()
+    if "not found" in lowered or "no such file" in lowered:
+        return StartFailure(f"the task's entrypoint {program!r} does not exist in the image ({reason})", exit_code=127)
+    if "permission denied" in lowered:
+        return StartFailure(f"the task's entrypoint {program!r} cannot be executed ({reason})", exit_code=126)
+    return None
+
+
 def _start_failure(exc: docker.errors.APIError) -> StartFailure:
     """Map the engine's start error to docker run's exit codes and a message naming the cause."""
     message = _explain(exc)
     exec_error = re.search(r'exec: "([^"]*)": (.*?)(?::\s*unknown)?$', message)
-    if exec_error:
-        program, reason = exec_error.groups()
-        if "not found" in reason or "no such file" in reason:
-            return StartFailure(f"the task's entrypoint {program!r} does not exist in the image ({reason})", exit_code=127)
-        if "permission denied" in reason:
-            return StartFailure(f"the task's entrypoint {program!r} cannot be executed ({reason})", exit_code=126)
+    if exec_error and (failure := _exec_failure(*exec_error.groups())):
+        return failure
     rlimit = re.search(r"error setting rlimit type (\d+): (operation not permitted|invalid argument)", message)
     if rlimit:
         name = _RLIMIT_NAMES.get(int(rlimit.group(1)), f"type {rlimit.group(1)}")

@@ -1,0 +1,143 @@
+"""The daemon's life: restarts that adopt running containers, auto-start, manifests, TCP, light client start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Daemon, executable, free_port, job_containers, job_id_of
+
+pytestmark = pytest.mark.integration
+
+
+def test_restart_resumes_a_running_job_and_records_one_that_ended_while_down(new_daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+    long_job = job_id_of(daemon.tao("-d", "unet", "run", "sh", "-c", "echo one; sleep 4; echo two; exit 4"))
+    short_job = job_id_of(daemon.tao("-d", "unet", "run", "sh", "-c", "echo quick; sleep 0.5; exit 9"))
+    daemon.wait_for_output(long_job, b"one")
+    daemon.wait_for_output(short_job, b"quick")
+    daemon.stop(signal.SIGKILL)  # no chance to clean up
+    time.sleep(1)  # the short job ends while no daemon watches
+    assert len(job_containers(docker_client, short_job)) == 1
+
+    daemon.start()
+    short = daemon.wait_for_status(short_job, ("failed",), timeout=30)
+    assert short["exit_code"] == 9
+    assert daemon.tao("logs", short_job).stdout == b"quick\n"
+    followed = daemon.tao("logs", "-f", long_job)
+    assert followed.returncode == 4
+    assert followed.stdout == b"one\ntwo\n"  # nothing lost, nothing repeated
+    assert job_containers(docker_client, long_job) == job_containers(docker_client, short_job) == []
+
+
+def test_queued_jobs_survive_a_restart(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon("--max-running-jobs", "1").start()
+    blocker = job_id_of(daemon.tao("-d", "ssd", "sleep", "2"))
+    waiting = job_id_of(daemon.tao("-d", "ssd", "exit", "6"))
+    daemon.wait_for_status(blocker, ("running",))
+    assert daemon.job(waiting)["status"] == "queued"
+    daemon.stop(signal.SIGTERM)
+    daemon.start()
+    assert daemon.wait_for_status(waiting, ("failed",), timeout=30)["exit_code"] == 6
+
+
+def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    home.mkdir()
+    runtime = tmp_path / "xdg-run"
+    runtime.mkdir()
+    data_dir = tmp_path / "data"
+    env = {key: value for key, value in os.environ.items() if key not in ("TAO_HOST", "TAO_NO_AUTOSTART", "LAUNCHER_MOUNTS")}
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), TAO_DATA_DIR=str(data_dir), TAO_MANIFEST=str(manifest_file))
+    try:
+        result = subprocess.run([executable("tao"), "detectnet_v2", "exit", "0"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b"exiting with 0\n"
+        assert (runtime / "tao" / "tao.sock").is_socket()
+        listed = subprocess.run([executable("tao"), "list", "--all", "--json"], env=env, capture_output=True, timeout=60)
+        assert [job["status"] for job in json.loads(listed.stdout)] == ["succeeded"]
+    finally:
+        lock = data_dir / "daemon.lock"
+        if lock.exists() and lock.read_text().strip():
+            os.kill(int(lock.read_text()), signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while (runtime / "tao" / "tao.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def test_second_daemon_on_the_same_data_dir_is_refused(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    first = new_daemon().start()
+    second = subprocess.run(
+        [executable("tao-server"), "--data-dir", str(first.data_dir), "--socket", str(first.root / "other.sock")],
+        capture_output=True, timeout=30,
+    )
+    assert second.returncode == 2
+    assert f"already uses the data dir {first.data_dir}".encode() in second.stderr
+
+
+def test_broken_manifest_stops_the_daemon_with_a_clear_message(tmp_path: Path) -> None:
+    manifest = tmp_path / "config.json"
+    manifest.write_text('{"format_version": 2.0, "dockers": {"nvidia/tao/tao-toolkit": {"v1": {"docker_registry": "nvcr.io", "tasks": "detectnet_v2"}}}}')
+    result = subprocess.run(
+        [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(tmp_path / "s.sock"), "--manifest", str(manifest)],
+        capture_output=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{manifest}: dockers.nvidia/tao/tao-toolkit.v1.tasks: expected a list of task names".encode() in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_grouped_manifest_takes_the_group_grammar(new_daemon, tmp_path: Path, toolkit_image: str) -> None:  # type: ignore[no-untyped-def]
+    repository, tag = toolkit_image.rsplit(":", 1)
+    manifest = tmp_path / "grouped.json"
+    manifest.write_text(json.dumps({
+        "format_version": 3.0,
+        "toolkit_version": "5.0.0",
+        "task_group": {
+            "model": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2", "yolo_v4"]}}}},
+            "deploy": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2"]}}}},
+        },
+    }))
+    daemon = new_daemon(manifest=manifest).start()
+    grouped = daemon.tao("deploy", "detectnet_v2", "exit", "2")
+    assert grouped.returncode == 2
+    plain = daemon.tao("yolo_v4", "argv", "x")
+    assert plain.stdout == b"x\0"
+    wrong = daemon.tao("deploy", "yolo_v4", "train")
+    assert wrong.returncode == 125
+    assert b"task group 'deploy' has no task 'yolo_v4'" in wrong.stderr
+    jobs = json.loads(daemon.tao("list", "--all", "--json").stdout)
+    assert {job["group"] for job in jobs} == {"deploy", "model"}
+    assert b"model: detectnet_v2, yolo_v4" in daemon.tao("--help").stdout
+
+
+def test_tcp_listener_serves_the_same_api(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    daemon = new_daemon("--host", "127.0.0.1", "--port", str(port)).start()
+    url = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    result = daemon.tao("ssd", "exit", "3", env=daemon.env(TAO_HOST=url))
+    assert result.returncode == 3
+    assert url in json.loads(daemon.tao("info", "--json").stdout)["daemon"]["addresses"]
+
+
+def test_help_and_list_do_not_import_the_server_stack(daemon: Daemon) -> None:
+    probe = (
+        "import sys\n"
+        "from tao_client.cli.main import run\n"
+        "for argv in (['--help'], ['list']):\n"
+        "    assert run(argv) == 0\n"
+        "heavy = sorted(m for m in ('fastapi', 'sqlmodel', 'sqlalchemy', 'docker', 'uvicorn', 'pydantic') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=daemon.env(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[-1] == "HEAVY []"

@@ -1,0 +1,162 @@
+"""~/.tao_mounts.json end to end: mounts, ownership, env, shm, ulimits, ports, and every bad-config message."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Daemon, free_port, job_id_of, write_mounts
+
+pytestmark = pytest.mark.integration
+
+
+def _run_with(daemon: Daemon, tmp_path: Path, config, *args: str):  # type: ignore[no-untyped-def]
+    mounts = write_mounts(tmp_path / "tao_mounts.json", config)
+    return daemon.tao(*args, env=daemon.env(LAUNCHER_MOUNTS=str(mounts)))
+
+
+def test_home_mounts_file_is_read_by_default(daemon: Daemon, tmp_path: Path) -> None:
+    write_mounts(daemon.home / ".tao_mounts.json", {"Envs": [{"variable": "FROM_HOME", "value": "yes"}]})
+    try:
+        result = daemon.tao("detectnet_v2", "env", "FROM_HOME")
+    finally:
+        (daemon.home / ".tao_mounts.json").unlink()
+    assert result.stdout == b"FROM_HOME=yes\n"
+
+
+def test_mount_with_user_leaves_files_owned_by_that_user(daemon: Daemon, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    results.chmod(0o777)
+    config = {
+        "Mounts": [{"source": str(results), "destination": "/workspace/results"}],
+        "DockerOptions": {"user": "1234:2345"},
+    }
+    result = _run_with(daemon, tmp_path, config, "detectnet_v2", "train", "-r", "/workspace/results/run1")
+    assert result.returncode == 0, result.stderr
+    weights = results / "run1" / "model.tlt"
+    assert weights.read_text() == "weights of detectnet_v2\n"
+    assert (weights.stat().st_uid, weights.stat().st_gid) == (1234, 2345)
+    assert ((results / "run1").stat().st_uid, (results / "run1").stat().st_gid) == (1234, 2345)
+    identity = _run_with(daemon, tmp_path, config, "detectnet_v2", "id")
+    assert identity.stdout == b"uid=1234 gid=2345\n"
+
+
+def test_read_only_mount_refuses_writes(daemon: Daemon, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "spec.txt").write_text("spec\n")
+    config = {"Mounts": [{"source": str(data), "destination": "/workspace/data", "read_only": True}]}
+    reads = _run_with(daemon, tmp_path, config, "unet", "run", "cat", "/workspace/data/spec.txt")
+    assert reads.stdout == b"spec\n"
+    writes = _run_with(daemon, tmp_path, config, "unet", "write", "/workspace/data/new", "x")
+    assert writes.returncode != 0
+    assert not (data / "new").exists()
+
+
+def test_envs_reach_the_task(daemon: Daemon, tmp_path: Path) -> None:
+    config = {"Envs": [{"variable": "CUDA_DEVICE_ORDER", "value": "PCI_BUS_ID"}, {"variable": "WITH_SPACES", "value": "a b;$c"}]}
+    result = _run_with(daemon, tmp_path, config, "ssd", "env", "CUDA_DEVICE_ORDER", "WITH_SPACES")
+    assert result.stdout == b"CUDA_DEVICE_ORDER=PCI_BUS_ID\nWITH_SPACES=a b;$c\n"
+
+
+def test_shm_size_defaults_to_64mb_and_follows_the_config(daemon: Daemon, tmp_path: Path) -> None:
+    assert daemon.tao("ssd", "shm").stdout == b"shm_kb=65536\n"
+    result = _run_with(daemon, tmp_path, {"DockerOptions": {"shm_size": "128M"}}, "ssd", "shm")
+    assert result.stdout == b"shm_kb=131072\n"
+
+
+def test_ulimits_are_applied(daemon: Daemon, tmp_path: Path) -> None:
+    config = {"DockerOptions": {"ulimits": {"nofile": "1024:2048", "stack": 8388608, "core": {"soft": 0, "hard": 0}}}}
+    result = _run_with(daemon, tmp_path, config, "ssd", "ulimits")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"nofile=1024:2048 stack=8192:8192 core=0:0\n"
+
+
+def test_ulimit_above_the_hosts_limit_is_a_clear_error(daemon: Daemon, tmp_path: Path) -> None:
+    # Far above any kernel's fs.nr_open, so every engine refuses it.
+    result = _run_with(daemon, tmp_path, {"DockerOptions": {"ulimits": {"nofile": 2**30}}}, "ssd", "exit", "0")
+    assert result.returncode == 125
+    assert b"the engine refused DockerOptions.ulimits.nofile" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def _dockerd_memlock_unlimited() -> bool:
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+                line = next(l for l in Path(f"/proc/{pid}/limits").read_text().splitlines() if l.startswith("Max locked memory"))
+                return line.split()[-2] == "unlimited"
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.skipif(_dockerd_memlock_unlimited(), reason="this engine may raise memlock without limit")
+def test_memlock_unlimited_refusal_names_the_option(daemon: Daemon, tmp_path: Path) -> None:
+    result = _run_with(daemon, tmp_path, {"DockerOptions": {"ulimits": {"memlock": -1}}}, "ssd", "exit", "0")
+    assert result.returncode == 125
+    assert b"DockerOptions.ulimits.memlock" in result.stderr
+
+
+def test_published_port_binds_to_loopback(daemon: Daemon, tmp_path: Path, docker_client) -> None:
+    port = free_port()
+    mounts = write_mounts(tmp_path / "ports.json", {"DockerOptions": {"ports": {"8888": port}}})
+    job_id = job_id_of(daemon.tao("-d", "ssd", "sleep", "30", env=daemon.env(LAUNCHER_MOUNTS=str(mounts))))
+    job = daemon.wait_for_status(job_id, ("running",))
+    bindings = docker_client.containers.get(job["container_id"]).attrs["HostConfig"]["PortBindings"]
+    assert bindings == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    daemon.tao("stop", job_id)
+
+
+def test_host_network_serves_on_127_0_0_1(daemon: Daemon, tmp_path: Path) -> None:
+    port = free_port()
+    mounts = write_mounts(tmp_path / "net.json", {"DockerOptions": {"network": "host"}})
+    job_id = job_id_of(daemon.tao("-d", "ssd", "serve", str(port), env=daemon.env(LAUNCHER_MOUNTS=str(mounts))))
+    daemon.wait_for_output(job_id, f"serving on {port}".encode())
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                assert conn.recv(100) == b"hello from ssd\n"
+                break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the task never listened"
+            time.sleep(0.1)
+    assert daemon.wait_for_status(job_id, ("succeeded",))["exit_code"] == 0
+
+
+BAD_CONFIGS = [
+    pytest.param('{\n  "Mounts": [\n    {"source": "/tmp",, }\n  ]\n}', "line 3, column 23: invalid JSON", id="malformed-json"),
+    pytest.param({"Mount": []}, "Mount: unknown key 'Mount'; valid keys here: Mounts, Envs, DockerOptions", id="unknown-top-level-key"),
+    pytest.param({"DockerOptions": {"shm": "1G"}}, "DockerOptions.shm: unknown key 'shm'; valid keys here: shm_size, ulimits, user, ports", id="unknown-option"),
+    pytest.param({"Mounts": [{"source": "/does/not/exist", "destination": "/x"}]}, 'Mounts[0].source: "/does/not/exist" does not exist', id="missing-source"),
+    pytest.param({"Mounts": [{"source": "/tmp", "destination": "relative"}]}, 'Mounts[0].destination: "relative" must be an absolute path', id="relative-destination"),
+    pytest.param({"Mounts": {"source": "/tmp"}}, "Mounts: expected a list of {source, destination} objects", id="mounts-not-a-list"),
+    pytest.param({"Envs": [{"variable": "1BAD", "value": "x"}]}, 'Envs[0].variable: "1BAD" is not a valid variable name', id="bad-env-name"),
+    pytest.param({"DockerOptions": {"shm_size": "16Q"}}, 'DockerOptions.shm_size: "16Q" is not a size', id="bad-shm-size"),
+    pytest.param({"DockerOptions": {"ulimits": {"memlok": -1}}}, 'DockerOptions.ulimits.memlok: "memlok" is not a ulimit; valid names: core', id="bad-ulimit-name"),
+    pytest.param({"DockerOptions": {"user": "a b"}}, 'DockerOptions.user: "a b" must be "uid", "uid:gid"', id="bad-user"),
+    pytest.param({"DockerOptions": {"ports": {"8888": 70000}}}, "DockerOptions.ports.8888: 70000 must be a host port", id="bad-port"),
+    pytest.param({"DockerOptions": {"privileged": "yes"}}, 'DockerOptions.privileged: expected true or false, got a string "yes"', id="bad-bool"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), BAD_CONFIGS)
+def test_bad_config_names_file_key_and_value(daemon: Daemon, tmp_path: Path, config, message: str) -> None:
+    mounts = write_mounts(tmp_path / "tao_mounts.json", config)
+    result = daemon.tao("detectnet_v2", "exit", "0", env=daemon.env(LAUNCHER_MOUNTS=str(mounts)))
+    assert result.returncode == 125
+    stderr = result.stderr.decode()
+    assert f"{mounts}: {message}" in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_missing_explicit_mounts_file_is_named(daemon: Daemon, tmp_path: Path) -> None:
+    result = daemon.tao("--mounts", str(tmp_path / "nope.json"), "ssd", "exit", "0")
+    assert result.returncode == 125
+    assert f"{tmp_path / 'nope.json'}: launcher config file not found".encode() in result.stderr

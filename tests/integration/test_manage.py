@@ -1,0 +1,97 @@
+"""`tao list`, `tao stop`, `tao info` and `tao logs`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import Daemon, job_containers, job_id_of
+
+pytestmark = pytest.mark.integration
+
+
+def test_list_shows_active_jobs_and_all_adds_finished(daemon: Daemon) -> None:
+    finished = job_id_of(daemon.tao("-d", "ssd", "exit", "0"))
+    daemon.wait_for_status(finished, ("succeeded",))
+    running = job_id_of(daemon.tao("-d", "ssd", "sleep", "30"))
+    daemon.wait_for_status(running, ("running",))
+
+    active = daemon.tao("list").stdout.decode()
+    assert active.splitlines()[0].split() == ["JOB", "ID", "TASK", "STATUS", "EXIT", "CREATED", "CONTAINER"]
+    assert running in active and finished not in active
+
+    everything = daemon.tao("list", "--all").stdout.decode()
+    assert running in everything and finished in everything
+
+    listed = json.loads(daemon.tao("list", "--all", "--json").stdout)
+    by_id = {job["id"]: job for job in listed}
+    assert by_id[finished]["status"] == "succeeded" and by_id[finished]["exit_code"] == 0
+    assert by_id[running]["status"] == "running"
+    assert by_id[running]["command"] == ["ssd", "sleep", "30"]
+    daemon.tao("stop", running)
+
+
+def test_stop_by_job_id_waits_until_the_container_is_gone(daemon: Daemon, docker_client) -> None:
+    job_id = job_id_of(daemon.tao("-d", "unet", "sleep", "60"))
+    daemon.wait_for_output(job_id, b"sleeping 60")
+    result = daemon.tao("stop", job_id)
+    assert result.returncode == 0
+    assert result.stdout == f"{job_id}: cancelled\n".encode()
+    assert job_containers(docker_client, job_id) == []
+
+
+def test_stop_by_container_id_as_the_seed_does(daemon: Daemon, docker_client) -> None:
+    job_id = job_id_of(daemon.tao("-d", "unet", "sleep", "60"))
+    container_id = daemon.wait_for_status(job_id, ("running",))["container_id"]
+    result = daemon.tao("stop", "--container_id", container_id[:12])
+    assert result.returncode == 0, result.stderr
+    assert daemon.job(job_id)["status"] == "cancelled"
+    assert job_containers(docker_client, job_id) == []
+
+
+def test_stop_all_stops_every_active_job(daemon: Daemon, docker_client) -> None:
+    ids = [job_id_of(daemon.tao("-d", "fpenet", "sleep", "60")) for _ in range(3)]
+    for job_id in ids:
+        daemon.wait_for_status(job_id, ("running",))
+    result = daemon.tao("stop", "--all")
+    assert result.returncode == 0
+    for job_id in ids:
+        assert daemon.job(job_id)["status"] == "cancelled"
+        assert job_containers(docker_client, job_id) == []
+    assert daemon.tao("list").stdout.decode().splitlines()[1:] == []
+
+
+def test_stop_unknown_job_is_an_error(daemon: Daemon) -> None:
+    result = daemon.tao("stop", "nosuchjob")
+    assert result.returncode == 1
+    assert b"no job 'nosuchjob'" in result.stderr
+
+
+def test_info_names_daemon_manifest_engine_and_gpus(daemon: Daemon, docker_client) -> None:
+    text = daemon.tao("info").stdout.decode()
+    assert f"daemon:    {daemon.address}" in text
+    assert f"manifest:  {daemon.manifest} (format 2.0, toolkit test)" in text
+    assert f"engine:    Docker {docker_client.version()['Version']}" in text
+    assert "gpus:      none" in text
+    assert "tao-test/toolkit:1" in text
+
+    info = json.loads(daemon.tao("info", "--verbose", "--json").stdout)
+    assert info["daemon"]["addresses"] == [daemon.address]
+    assert info["images"][0]["reference"] == "tao-test/toolkit:1"
+    assert info["images"][0]["local"]["id"].startswith("sha256:")
+    assert "detectnet_v2" in info["images"][0]["tasks"]
+
+
+def test_logs_of_a_finished_job_replay_its_output(daemon: Daemon) -> None:
+    job_id = job_id_of(daemon.tao("-d", "ssd", "train"))
+    daemon.wait_for_status(job_id, ("succeeded",))
+    logs = daemon.tao("logs", job_id)
+    assert logs.returncode == 0
+    assert logs.stdout.decode().splitlines()[-1] == "training finished"
+
+
+def test_logs_of_an_unknown_job_is_a_clear_error(daemon: Daemon) -> None:
+    result = daemon.tao("logs", "nosuchjob")
+    assert result.returncode == 125
+    assert b"no job 'nosuchjob'" in result.stderr

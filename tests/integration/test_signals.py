@@ -1,0 +1,74 @@
+"""Ctrl-C and SIGTERM cancel the job and leave nothing running; a vanished client does not."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.integration.conftest import Daemon, job_containers
+
+pytestmark = pytest.mark.integration
+
+
+def _start_sleeping_job(daemon: Daemon, seconds: str = "60"):  # type: ignore[no-untyped-def]
+    process = daemon.popen_tao("detectnet_v2", "sleep", seconds)
+    assert process.stdout is not None
+    assert process.stdout.readline() == f"sleeping {seconds}\n".encode()
+    with daemon.http() as client:
+        running = client.get("/v1/jobs", params={"status": "running"}).json()["jobs"]
+    job = next(job for job in running if job["args"] == [seconds])
+    return process, job
+
+
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_cancels_the_job_and_removes_its_container(daemon: Daemon, docker_client, sig: int, expected: int) -> None:
+    process, job = _start_sleeping_job(daemon, seconds=str(600 + expected))
+    started = time.monotonic()
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert process.returncode == expected
+    assert b"got SIGTERM" in out  # the task saw SIGTERM and could clean up
+    assert f"stopping job {job['id']}".encode() in err
+    assert job_containers(docker_client, job["id"]) == []
+    final = daemon.job(job["id"])
+    assert final["status"] == "cancelled"
+    assert elapsed < 10, f"cancel took {elapsed:.1f}s"
+
+
+def test_a_killed_client_leaves_the_job_running_and_logs_follow_reattaches(daemon: Daemon) -> None:
+    process, job = _start_sleeping_job(daemon, seconds="3")
+    process.kill()  # no signal handler runs: like a dropped SSH session
+    process.wait()
+    assert daemon.job(job["id"])["status"] == "running"
+    reattached = daemon.tao("logs", "-f", job["id"])
+    assert reattached.returncode == 0
+    assert reattached.stdout == b"sleeping 3\n"
+    assert daemon.job(job["id"])["status"] == "succeeded"
+
+
+def test_ctrl_c_while_following_logs_detaches_without_cancelling(daemon: Daemon) -> None:
+    job_id = daemon.tao("-d", "ssd", "sleep", "30").stdout.decode().strip()
+    daemon.wait_for_output(job_id, b"sleeping 30")
+    follower = daemon.popen_tao("logs", "-f", job_id)
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == b"sleeping 30\n"
+    follower.send_signal(signal.SIGINT)
+    assert follower.wait(timeout=10) == 130
+    assert daemon.job(job_id)["status"] == "running"
+    daemon.tao("stop", job_id)
+
+
+def test_task_that_ignores_sigterm_is_killed_after_the_stop_timeout(daemon: Daemon, docker_client) -> None:
+    job_id = daemon.tao("-d", "unet", "run", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done").stdout.decode().strip()
+    daemon.wait_for_output(job_id, b"ready")
+    started = time.monotonic()
+    assert daemon.tao("stop", job_id).returncode == 0
+    elapsed = time.monotonic() - started
+    final = daemon.job(job_id)
+    assert final["status"] == "cancelled"
+    assert final["exit_code"] == 137
+    assert 4 <= elapsed < 15  # the fixture daemon's --stop-timeout is 5 s
+    assert job_containers(docker_client, job_id) == []

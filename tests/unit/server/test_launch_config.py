@@ -1,0 +1,269 @@
+"""Validation of the launcher config (`Mounts`, `Envs`, `DockerOptions`) in tao_server.launch_config."""
+
+from __future__ import annotations
+
+import pytest
+
+from tao_server.errors import InvalidLaunchConfig
+from tao_server.launch_config import DEFAULT_SHM_SIZE, parse_size, validate
+
+SOURCE = "/home/user/.tao_mounts.json"
+GIB = 1024**3
+
+
+def error_for(raw) -> InvalidLaunchConfig:
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate(raw, SOURCE)
+    return info.value
+
+
+def options(docker_options: dict) -> dict:
+    return validate({"DockerOptions": docker_options}, SOURCE).docker_options
+
+
+# --- defaults and valid configs ---------------------------------------------------------------
+
+
+def test_no_config_gives_defaults():
+    config = validate(None, None)
+    assert config.mounts == []
+    assert config.envs == {}
+    assert config.docker_options == {"shm_size": 64 * 1024**2}
+
+
+def test_empty_object_gives_defaults():
+    config = validate({}, SOURCE)
+    assert (config.mounts, config.envs, config.docker_options) == ([], {}, {"shm_size": DEFAULT_SHM_SIZE})
+
+
+def test_full_config_is_normalised(tmp_path):
+    raw = {
+        "Mounts": [
+            {"source": str(tmp_path), "destination": "/workspace/data/"},
+            {"source": str(tmp_path), "destination": "/results", "read_only": True},
+        ],
+        "Envs": [{"variable": "CUDA_CACHE", "value": "/tmp/cache"}, {"variable": "WORKERS", "value": 4}],
+        "DockerOptions": {
+            "shm_size": "16G",
+            "ulimits": {"memlock": -1, "stack": 67108864},
+            "user": "1000:1000",
+            "ports": {"8888": 8888},
+            "privileged": False,
+            "network": "host",
+            "tty": True,
+            "ipc": "host",
+            "cap_add": ["SYS_PTRACE"],
+            "cpus": 4,
+        },
+    }
+    config = validate(raw, SOURCE)
+    assert config.mounts == [
+        {"source": str(tmp_path), "destination": "/workspace/data", "read_only": False},
+        {"source": str(tmp_path), "destination": "/results", "read_only": True},
+    ]
+    assert config.envs == {"CUDA_CACHE": "/tmp/cache", "WORKERS": "4"}
+    assert config.docker_options == {
+        "shm_size": 16 * GIB,
+        "ulimits": [
+            {"name": "memlock", "soft": -1, "hard": -1},
+            {"name": "stack", "soft": 67108864, "hard": 67108864},
+        ],
+        "user": "1000:1000",
+        "ports": {"8888/tcp": ["127.0.0.1", 8888]},
+        "privileged": False,
+        "network": "host",
+        "tty": True,
+        "ipc": "host",
+        "cap_add": ["SYS_PTRACE"],
+        "cpus": 4.0,
+    }
+
+
+def test_docker_options_without_shm_size_keep_the_default():
+    assert options({"tty": True}) == {"shm_size": DEFAULT_SHM_SIZE, "tty": True}
+
+
+@pytest.mark.parametrize(
+    ("limit", "soft", "hard"),
+    [
+        (-1, -1, -1),
+        (67108864, 67108864, 67108864),
+        ("1024:2048", 1024, 2048),
+        ("1024:-1", 1024, -1),
+        ("4096", 4096, 4096),
+        ({"soft": 1024, "hard": 2048}, 1024, 2048),
+    ],
+)
+def test_ulimit_forms(limit, soft, hard):
+    assert options({"ulimits": {"nofile": limit}})["ulimits"] == [{"name": "nofile", "soft": soft, "hard": hard}]
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ({"8888": 8888}, {"8888/tcp": ["127.0.0.1", 8888]}),
+        ({"8888": "0.0.0.0:9000"}, {"8888/tcp": ["0.0.0.0", 9000]}),
+        ({"8888": "9000"}, {"8888/tcp": ["127.0.0.1", 9000]}),
+        ({"8888": "[::1]:9000"}, {"8888/tcp": ["::1", 9000]}),
+        ({"8888": None}, {"8888/tcp": ["127.0.0.1", None]}),
+        ({"53/udp": 5353}, {"53/udp": ["127.0.0.1", 5353]}),
+    ],
+)
+def test_ports_bind_loopback_unless_an_address_is_given(ports, expected):
+    assert options({"ports": ports})["ports"] == expected
+
+
+@pytest.mark.parametrize(("user", "expected"), [("1000:1000", "1000:1000"), ("tao", "tao"), ("tao:users", "tao:users"), (1000, "1000")])
+def test_user_forms(user, expected):
+    assert options({"user": user})["user"] == expected
+
+
+def test_env_number_values_become_strings():
+    assert validate({"Envs": [{"variable": "A", "value": 1.5}]}, SOURCE).envs == {"A": "1.5"}
+
+
+def test_ipc_container_mode_is_accepted():
+    assert options({"ipc": "container:other"})["ipc"] == "container:other"
+
+
+# --- parse_size ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("16G", 16 * GIB),
+        ("512m", 512 * 1024**2),
+        ("1.5 GiB", int(1.5 * GIB)),
+        ("64MB", 64 * 1024**2),
+        ("2k", 2048),
+        ("1t", 1024**4),
+        (1048576, 1048576),
+        ("100", 100),
+    ],
+)
+def test_parse_size_accepts(value, expected):
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["16Q", "", "G", "-1G", "0", "0.1", 0, -5, True, False, None, 1.5, [16]])
+def test_parse_size_rejects(value):
+    assert parse_size(value) is None
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+# (raw config, the key path the error names, the offending value as the message shows it)
+ERRORS = [
+    pytest.param([], "(top level)", "[]", id="top-level-not-object"),
+    pytest.param({"Mount": []}, "Mount", "Mount", id="unknown-top-level-key"),
+    pytest.param({"DockerOptions": {"shm": "1G"}}, "DockerOptions.shm", "shm", id="unknown-docker-option"),
+    pytest.param({"DockerOptions": []}, "DockerOptions", "[]", id="docker-options-not-object"),
+    pytest.param({"Mounts": {"source": "/"}}, "Mounts", '{"source": "/"}', id="mounts-not-list"),
+    pytest.param({"Mounts": ["/data"]}, "Mounts[0]", '"/data"', id="mount-not-object"),
+    pytest.param({"Mounts": [{"destination": "/data"}]}, "Mounts[0].source", "is missing", id="mount-missing-source"),
+    pytest.param({"Mounts": [{"source": "data", "destination": "/data"}]}, "Mounts[0].source", '"data"', id="relative-source"),
+    pytest.param(
+        lambda d: {"Mounts": [{"source": f"{d}/nope", "destination": "/data"}]}, "Mounts[0].source", "/nope", id="missing-source"
+    ),
+    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "data"}]}, "Mounts[0].destination", '"data"', id="relative-destination"),
+    pytest.param(
+        lambda d: {"Mounts": [{"source": d, "destination": "/data"}, {"source": d, "destination": "/data/"}]},
+        "Mounts[1].destination",
+        '"/data"',
+        id="duplicate-destination",
+    ),
+    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "/d", "mode": "ro"}]}, "Mounts[0].mode", "mode", id="unknown-mount-key"),
+    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "/d", "read_only": "yes"}]}, "Mounts[0].read_only", '"yes"', id="read-only-not-bool"),
+    pytest.param({"Envs": {"A": "1"}}, "Envs", '{"A": "1"}', id="envs-not-list"),
+    pytest.param({"Envs": [{"variable": "1X", "value": "a"}]}, "Envs[0].variable", '"1X"', id="bad-variable-name"),
+    pytest.param({"Envs": [{"variable": "A-B", "value": "a"}]}, "Envs[0].variable", '"A-B"', id="dash-in-variable-name"),
+    pytest.param({"Envs": [{"variable": "A", "value": ["a"]}]}, "Envs[0].value", '["a"]', id="env-value-list"),
+    pytest.param({"Envs": [{"variable": "A", "value": True}]}, "Envs[0].value", "true", id="env-value-bool"),
+    pytest.param({"Envs": [{"variable": "A"}]}, "Envs[0].value", "is missing", id="env-missing-value"),
+    pytest.param({"Envs": [{"variable": "A", "value": "1", "x": 1}]}, "Envs[0].x", "x", id="unknown-env-key"),
+    pytest.param({"DockerOptions": {"shm_size": "16Q"}}, "DockerOptions.shm_size", '"16Q"', id="bad-size-unit"),
+    pytest.param({"DockerOptions": {"shm_size": -1}}, "DockerOptions.shm_size", "-1", id="negative-size"),
+    pytest.param({"DockerOptions": {"shm_size": "0"}}, "DockerOptions.shm_size", '"0"', id="zero-size"),
+    pytest.param({"DockerOptions": {"mem_limit": 0}}, "DockerOptions.mem_limit", "0", id="zero-mem-limit"),
+    pytest.param({"DockerOptions": {"shm_size": True}}, "DockerOptions.shm_size", "true", id="bool-size"),
+    pytest.param({"DockerOptions": {"cpus": True}}, "DockerOptions.cpus", "true", id="bool-cpus"),
+    pytest.param({"DockerOptions": {"cpus": 0}}, "DockerOptions.cpus", "0", id="zero-cpus"),
+    pytest.param({"DockerOptions": {"ulimits": {"nofile": True}}}, "DockerOptions.ulimits.nofile", "true", id="bool-ulimit"),
+    pytest.param({"DockerOptions": {"ulimits": {"memlok": -1}}}, "DockerOptions.ulimits.memlok", '"memlok"', id="unknown-ulimit"),
+    pytest.param({"DockerOptions": {"ulimits": {"nofile": "2048:1024"}}}, "DockerOptions.ulimits.nofile", '"2048:1024"', id="soft-above-hard"),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"nofile": {"soft": 10, "hard": 5}}}},
+        "DockerOptions.ulimits.nofile",
+        '{"soft": 10, "hard": 5}',
+        id="soft-above-hard-object",
+    ),
+    pytest.param({"DockerOptions": {"ulimits": {"nofile": "-1:1024"}}}, "DockerOptions.ulimits.nofile", '"-1:1024"', id="unlimited-soft-finite-hard"),
+    pytest.param({"DockerOptions": {"ulimits": {"nofile": -2}}}, "DockerOptions.ulimits.nofile", "-2", id="ulimit-below-minus-one"),
+    pytest.param({"DockerOptions": {"ulimits": {"nofile": "abc"}}}, "DockerOptions.ulimits.nofile", '"abc"', id="ulimit-not-number"),
+    pytest.param({"DockerOptions": {"ulimits": [1]}}, "DockerOptions.ulimits", "[1]", id="ulimits-not-object"),
+    pytest.param({"DockerOptions": {"user": "a b"}}, "DockerOptions.user", '"a b"', id="bad-user"),
+    pytest.param({"DockerOptions": {"user": -1}}, "DockerOptions.user", "-1", id="negative-uid"),
+    pytest.param({"DockerOptions": {"ports": {"http": 80}}}, "DockerOptions.ports.http", '"http"', id="bad-port-key"),
+    pytest.param({"DockerOptions": {"ports": {"70000": 80}}}, "DockerOptions.ports.70000", '"70000"', id="container-port-out-of-range"),
+    pytest.param({"DockerOptions": {"ports": {"8888": 70000}}}, "DockerOptions.ports.8888", "70000", id="host-port-out-of-range"),
+    pytest.param({"DockerOptions": {"ports": {"8888": "localhost:80"}}}, "DockerOptions.ports.8888", '"localhost:80"', id="host-not-address"),
+    pytest.param({"DockerOptions": {"ports": {"8888": True}}}, "DockerOptions.ports.8888", "true", id="bool-host-port"),
+    pytest.param({"DockerOptions": {"privileged": "yes"}}, "DockerOptions.privileged", '"yes"', id="privileged-not-bool"),
+    pytest.param({"DockerOptions": {"network": "my net"}}, "DockerOptions.network", '"my net"', id="bad-network"),
+    pytest.param({"DockerOptions": {"ipc": "shared"}}, "DockerOptions.ipc", '"shared"', id="bad-ipc"),
+    pytest.param({"DockerOptions": {"cap_add": "SYS_ADMIN"}}, "DockerOptions.cap_add", '"SYS_ADMIN"', id="cap-add-not-list"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field", "shown"), ERRORS)
+def test_error_names_file_key_and_value(raw, field, shown, tmp_path):
+    if callable(raw):
+        raw = raw(str(tmp_path))
+    error = error_for(raw)
+    assert error.field == field
+    assert error.source == SOURCE
+    assert error.message.startswith(f"{SOURCE}: {field}:")
+    assert shown in error.message
+
+
+def test_error_without_source_names_the_launcher_config():
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Bogus": 1}, None)
+    assert info.value.message.startswith("launcher config: Bogus:")
+
+
+def test_unknown_top_level_key_lists_valid_keys():
+    assert "Mounts, Envs, DockerOptions" in error_for({"mounts": []}).message
+
+
+def test_unknown_docker_option_lists_valid_options():
+    message = error_for({"DockerOptions": {"shm": "1G"}}).message
+    assert "shm_size" in message
+    assert "ulimits" in message
+
+
+def test_unknown_ulimit_lists_valid_names():
+    assert "nofile" in error_for({"DockerOptions": {"ulimits": {"files": 1}}}).message
+
+
+def test_duplicate_destination_names_the_first_mount(tmp_path):
+    mounts = [{"source": str(tmp_path), "destination": "/data"}, {"source": str(tmp_path), "destination": "/data"}]
+    assert "Mounts[0]" in error_for({"Mounts": mounts}).message
+
+
+def test_non_existent_source_is_reported_as_missing(tmp_path):
+    missing = tmp_path / "nope"
+    message = error_for({"Mounts": [{"source": str(missing), "destination": "/data"}]}).message
+    assert str(missing) in message
+    assert "does not exist" in message
+
+
+def test_soft_above_hard_says_so():
+    assert "soft limit above its hard limit" in error_for({"DockerOptions": {"ulimits": {"nofile": "2048:1024"}}}).message
+
+
+def test_env_value_null_is_named_in_the_message():
+    error = error_for({"Envs": [{"variable": "A", "value": None}]})
+    assert error.field == "Envs[0].value"
+    assert "null" in error.message

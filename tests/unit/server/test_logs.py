@@ -1,0 +1,139 @@
+"""Per-job log files: writing, reading from an offset, and following (tao_server.logs)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tao_server.logs import HEARTBEAT, Heartbeat, LogStore
+
+JOB = "abcd2345"
+TIMEOUT = 5.0
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = LogStore(tmp_path / "logs")
+    store.create(JOB)
+    return store
+
+
+def write(store: LogStore, *chunks: bytes) -> None:
+    writer = store.writer(JOB)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    finally:
+        writer.close()
+
+
+async def collect(store: LogStore, offset: int, finished, heartbeat: float | None = None) -> bytes:
+    data = b""
+    async for item in store.follow(JOB, offset, finished, heartbeat):
+        if not isinstance(item, Heartbeat):
+            data += item
+    return data
+
+
+def test_writer_appends_and_tracks_size(store):
+    writer = store.writer(JOB)
+    writer.write(b"hello ")
+    writer.write(b"world")
+    assert writer.size == 11
+    writer.close()
+    assert store.size(JOB) == 11
+    assert store.read(JOB) == b"hello world"
+
+
+def test_writers_append_to_earlier_output(store):
+    write(store, b"first\n")
+    write(store, b"second\n")
+    assert store.read(JOB) == b"first\nsecond\n"
+
+
+@pytest.mark.parametrize(("offset", "limit", "expected"), [(0, None, b"0123456789"), (4, None, b"456789"), (4, 3, b"456"), (10, None, b""), (99, None, b"")])
+def test_read_from_offset(store, offset, limit, expected):
+    write(store, b"0123456789")
+    assert store.read(JOB, offset, limit) == expected
+
+
+def test_unknown_job_reads_empty(store):
+    assert store.read("nosuchjob") == b""
+    assert store.size("nosuchjob") == 0
+
+
+def test_follower_receives_everything_a_writer_thread_writes(store):
+    chunks = [f"line {i}\n".encode() for i in range(50)]
+    done = threading.Event()
+
+    def produce():
+        writer = store.writer(JOB)
+        for chunk in chunks:
+            writer.write(chunk)
+            time.sleep(0.001)
+        writer.close()
+        done.set()
+        store.notify(JOB)
+
+    async def scenario():
+        follower = asyncio.create_task(collect(store, 0, done.is_set))
+        await asyncio.sleep(0.05)  # the follower is waiting on an empty file
+        thread = threading.Thread(target=produce)
+        thread.start()
+        data = await asyncio.wait_for(follower, TIMEOUT)
+        thread.join()
+        return data
+
+    assert asyncio.run(scenario()) == b"".join(chunks)
+
+
+def test_follower_from_an_offset_gets_only_the_tail(store):
+    write(store, b"hello world")
+    data = asyncio.run(asyncio.wait_for(collect(store, 6, lambda: True), TIMEOUT))
+    assert data == b"world"
+
+
+def test_follower_of_a_finished_job_drains_the_file_and_ends(store):
+    write(store, b"a" * 3000)
+    data = asyncio.run(asyncio.wait_for(collect(store, 0, lambda: True), TIMEOUT))
+    assert data == b"a" * 3000
+
+
+def test_heartbeat_when_quiet(store):
+    async def first_items():
+        follow = store.follow(JOB, 0, lambda: False, 0.05)
+        try:
+            return [await asyncio.wait_for(follow.__anext__(), TIMEOUT) for _ in range(2)]
+        finally:
+            await follow.aclose()
+
+    items = asyncio.run(first_items())
+    assert items == [HEARTBEAT, HEARTBEAT]
+    assert isinstance(items[0], Heartbeat)
+
+
+def test_heartbeat_then_bytes_then_end(store):
+    finished = threading.Event()
+
+    async def scenario():
+        items = []
+        async for item in store.follow(JOB, 0, finished.is_set, 0.05):
+            items.append(item)
+            if item is HEARTBEAT and not finished.is_set():
+                write(store, b"late output")
+                finished.set()
+                store.notify(JOB)
+        return items
+
+    items = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
+    assert items[0] is HEARTBEAT
+    assert b"".join(i for i in items if isinstance(i, bytes)) == b"late output"
+
+
+def test_notify_without_followers_is_harmless(store):
+    store.notify(JOB)
+    store.notify("nosuchjob")
+    assert store.read(JOB) == b""
