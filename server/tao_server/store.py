@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -84,8 +84,6 @@ class JobStore:
             return list(session.exec(query).all())
 
     def counts(self) -> dict[str, int]:
-        from sqlalchemy import func
-
         with Session(self.engine) as session:
             rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()  # type: ignore[call-overload]
         return {JobStatus(status).value: count for status, count in rows}
