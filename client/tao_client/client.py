@@ -6,14 +6,12 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-import httpx
-
 from tao_client import daemon
 from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
+from tao_client._http import Response, Transport, TransportError
 
 ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")
-_FOLLOW_TIMEOUT = httpx.Timeout(30.0, read=None)
 
 
 class Job:
@@ -78,8 +76,8 @@ class Client:
     def __init__(self, host: str | None = None, *, autostart: bool = True, timeout: float = 30.0) -> None:
         self.address = daemon.resolve(host)
         self._autostart = autostart
-        transport = httpx.HTTPTransport(uds=str(self.address.socket_path)) if self.address.socket_path else None
-        self._http = httpx.Client(base_url=self.address.base_url, transport=transport, timeout=timeout)
+        socket_path = str(self.address.socket_path) if self.address.socket_path else None
+        self._http = Transport(self.address.base_url, socket_path, timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -114,7 +112,7 @@ class Client:
             body["gpu_indices"] = gpu_indices
         if job_id is not None:
             body["id"] = job_id
-        return Job(self, self._json("POST", "/v1/jobs", json=body))
+        return Job(self, self._json("POST", "/v1/jobs", json_body=body))
 
     def job(self, job_id: str) -> Job:
         return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
@@ -155,12 +153,9 @@ class Client:
 
     def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
-        request = self._http.build_request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset, "follow": "true"}, timeout=_FOLLOW_TIMEOUT)
-        response = self._send(request, stream=True)
-        try:
-            yield from response.iter_raw()
-        finally:
-            response.close()
+        params = {"offset": offset, "follow": "true"}
+        response = self._request("GET", f"/v1/jobs/{job_id}/logs", params=params, stream=True, timeout=None)
+        yield from response.iter_bytes()
 
     # -- daemon -----------------------------------------------------------------------------------
 
@@ -175,39 +170,24 @@ class Client:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._send(self._http.build_request(method, path, **kwargs))
-
-    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
         try:
-            response = self._http.send(request, stream=stream)
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            response = self._http.request(method, path, **kwargs)
+        except TransportError as exc:
             if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+                raise DaemonUnreachable(self.address.url, str(exc)) from None
             daemon.start_local(self.address)
             try:
-                response = self._http.send(request, stream=stream)
-            except httpx.TransportError as retry_exc:
-                raise DaemonUnreachable(self.address.url, _reason(retry_exc)) from None
-        except httpx.TransportError as exc:
-            raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+                response = self._http.request(method, path, **kwargs)
+            except TransportError as retry_exc:
+                raise DaemonUnreachable(self.address.url, str(retry_exc)) from None
         if response.is_success:
             return response
-        if stream:
-            response.read()
-            response.close()
-        raise _api_error(request, response)
+        raise _api_error(response)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError) and ("No such file" in text or "Connection refused" in text):
-        return "nothing answers there"
-    return text
-
-
-def _api_error(request: httpx.Request, response: httpx.Response) -> ApiError:
-    where = f"{request.method} {request.url.path}"
+def _api_error(response: Response) -> ApiError:
+    where = response.request
     try:
         error = response.json()["error"]
         code, message, field = error["code"], error["message"], error.get("field")
