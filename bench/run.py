@@ -1,0 +1,110 @@
+"""Run the launcher's benchmarks against a real Docker engine and write bench/results/latest.json.
+
+    bash bench/run            # every figure at full size (about 15 minutes on 2 cores)
+    bash bench/run --quick    # small sizes, a smoke test that the scripts still work
+    bash bench/run --only 2,7 # some figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import figures  # noqa: E402
+from harness import ROOT, Daemon, Figure, build_image, tool  # noqa: E402
+
+GROUPS = ("1", "2", "3", "4", "5", "6", "7")  # 7 also measures 8 (memory), on the same daemon
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes and few runs: checks the scripts, not the targets")
+    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7)")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    args = parser.parse_args()
+    wanted = {part.strip() for part in args.only.split(",")}
+    if "8" in wanted:
+        wanted.add("7")
+    scale = figures.Scale.quick() if args.quick else figures.Scale.full()
+    build_image()
+
+    results: list[Figure] = []
+    shared = Daemon().start()
+    try:
+        for group in GROUPS:
+            if group not in wanted:
+                continue
+            started = time.perf_counter()
+            produced = _run_group(group, shared, scale)
+            results += produced
+            for figure in produced:
+                _print_row(figure)
+            print(f"   (figure {group} took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    finally:
+        shared.stop()
+
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick, "machine": _machine(), "figures": [f.summary() for f in results]}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+    missed = [f.number for f in results if f.met is False]
+    if missed and not args.quick:
+        print(f"targets missed: {', '.join(missed)}")
+
+
+def _run_group(group: str, shared: Daemon, scale: figures.Scale) -> list[Figure]:
+    if group == "1":
+        return figures.startup(shared, scale)
+    if group == "2":
+        return [figures.trivial_task(shared, scale)]
+    if group == "3":
+        return [figures.ctrl_c(shared, scale)]
+    if group == "4":
+        return [figures.submissions(scale)]
+    if group == "5":
+        return [figures.start_rate(scale)]
+    if group == "6":
+        return figures.log_throughput(scale)
+    return figures.list_latency_and_memory(scale)
+
+
+def _print_row(figure: Figure) -> None:
+    summary = figure.summary()
+    value = _fmt(summary["median"], figure.unit)
+    spread = f"[{_fmt(summary['min'], figure.unit)} .. {_fmt(summary['max'], figure.unit)}]"
+    versus = f"  docker {_fmt(summary['baseline']['median'], figure.unit)}  ratio {summary['ratio']:.2f}" if "ratio" in summary else ""
+    p99 = f"  p99 {_fmt(summary['p99'], figure.unit)}" if "p99" in summary else ""
+    verdict = {True: "met", False: "MISSED", None: "-"}[figure.met]
+    print(f"{figure.number:>3}  {figure.name:<72} {value:>10} {spread:<24}{versus}{p99}  target {figure.target}: {verdict}")
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 10 else f"{value:.1f} s"
+    return f"{value:.1f} {unit}"
+
+
+def _machine() -> dict[str, object]:
+    docker_version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
+    tao_version = subprocess.run([tool("tao"), "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "python": platform.python_version(),
+        "docker": docker_version,
+        "tao": tao_version,
+    }
+
+
+if __name__ == "__main__":
+    main()
