@@ -4,22 +4,14 @@
     job = Client().submit("detectnet_v2", "train", ["-e", "/workspace/specs/train.txt"])
     job.wait(stream_to=sys.stdout.buffer)
 
-Names are imported on first use, so `tao --help` does not pay for the HTTP stack.
+Names are imported on first use, so `tao --help` pays for no more than it uses.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["ApiError", "Client", "DaemonUnreachable", "Job", "JobNotFound", "LaunchConfigError", "TaoClientError"]
 
-if TYPE_CHECKING:
-    from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound, LaunchConfigError, TaoClientError
-    from tao_client.client import Client, Job
 
-
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
     if name in ("Client", "Job"):
         from tao_client import client
 

@@ -1,75 +1,98 @@
-"""A small HTTP/1.1 client over the standard library, for Unix sockets and TCP.
+"""A small HTTP/1.1 client on plain sockets, for the daemon's Unix socket and TCP.
 
-The `tao` command pays for every import on every start; the standard library's http.client
-answers a request in a few milliseconds of start-up, where a general-purpose HTTP stack costs
-about a hundred. One idle connection is kept for reuse; streams get a connection of their own.
+`tao` pays for every import on every start. http.client alone costs about 20 ms (it pulls in
+ssl and the email package); the few requests the CLI makes need far less: a request line,
+JSON bodies, and Content-Length or chunked responses, read whole or as a stream.
+One idle connection is kept for reuse; streams get a connection of their own.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 STREAM_CHUNK = 256 * 1024
-# The server may close an idle kept-alive connection just as a request goes out on it.
-_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_NO_TIMEOUT_GIVEN = -1.0
 
 
 class TransportError(Exception):
     """Nothing answered, or the connection broke: the daemon is unreachable."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("tao", timeout=timeout)
-        self._path = path
+class _StaleConnection(Exception):
+    """A kept-alive connection the server had already closed; the request never arrived."""
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 class Response:
-    def __init__(self, raw: http.client.HTTPResponse, connection: http.client.HTTPConnection, method: str, path: str) -> None:
-        self._raw = raw
+    def __init__(self, connection: _Connection, method: str, path: str) -> None:
         self._connection = connection
-        self.status_code = raw.status
         self.request = f"{method} {path}"
+        self.status_code, self.headers = _read_head(connection.reader)
         self.content = b""
+        self._length = int(self.headers["content-length"]) if "content-length" in self.headers else None
+        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.reusable = self.headers.get("connection", "").lower() != "close" and (self._chunked or self._length is not None)
 
     @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
-    def json(self) -> Any:
+    def json(self): # type: ignore[no-untyped-def]
         return json.loads(self.content)
 
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
 
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body as it arrives, in pieces of whatever size the server sent."""
+    def read(self) -> bytes:
+        self.content = b"".join(self.iter_bytes(close=False))
+        return self.content
+
+    def iter_bytes(self, close: bool = True):  # type: ignore[no-untyped-def]
+        """The body as it arrives: chunk by chunk when chunked, else in pieces of up to STREAM_CHUNK."""
+        reader = self._connection.reader
         try:
-            while chunk := self._raw.read1(STREAM_CHUNK):
-                yield chunk
-        except (OSError, http.client.HTTPException) as exc:
+            if self._chunked:
+                while True:
+                    size = int(reader.readline().split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while reader.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return
+                    chunk = reader.read(size)
+                    reader.readline()
+                    if len(chunk) < size:
+                        raise TransportError("the connection closed in the middle of a response")
+                    yield chunk
+            elif self._length is not None:
+                remaining = self._length
+                while remaining:
+                    chunk = reader.read(min(remaining, STREAM_CHUNK))
+                    if not chunk:
+                        raise TransportError("the connection closed in the middle of a response")
+                    remaining -= len(chunk)
+                    yield chunk
+            else:
+                while chunk := reader.read1(STREAM_CHUNK):
+                    yield chunk
+        except OSError as exc:
             raise TransportError(f"the connection broke while reading: {exc}") from None
         finally:
-            self.close()
+            if close:
+                self.close()
 
     def close(self) -> None:
-        self._raw.close()
         self._connection.close()
 
 
@@ -79,73 +102,85 @@ class Transport:
         self._timeout = timeout
         split = urlsplit(base_url)
         self._https = split.scheme == "https"
-        self._netloc = split.netloc
+        self._host = split.hostname or "localhost"
+        self._port = split.port or (443 if self._https else 80)
+        self._host_header = split.netloc or "tao"
         self._prefix = split.path.rstrip("/")
-        self._idle: http.client.HTTPConnection | None = None
+        self._idle: _Connection | None = None
 
     def close(self) -> None:
         if self._idle is not None:
             self._idle.close()
             self._idle = None
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
-        stream: bool = False,
-        timeout: float | None = -1.0,
-    ) -> Response:
+    def request(self, method: str, path: str, *, params=None, json_body=None, stream: bool = False, timeout=_NO_TIMEOUT_GIVEN) -> Response:  # type: ignore[no-untyped-def]
         """Send one request; the body is read in full unless `stream`. timeout=None waits forever."""
         target = self._prefix + path + (f"?{urlencode(params, doseq=True)}" if params else "")
-        body = None if json_body is None else json.dumps(json_body).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        connection: http.client.HTTPConnection
-        reused = self._idle is not None and not stream
-        if reused:
-            connection, self._idle = self._idle, None  # type: ignore[assignment]
-        else:
-            connection = self._new(self._timeout if timeout == -1.0 else timeout)
-        try:
-            raw = self._send(connection, method, target, body, headers)
-        except _STALE_CONNECTION:
-            connection.close()
-            if not reused:
-                raise TransportError("the daemon closed the connection") from None
-            connection = self._new(self._timeout)
-            raw = self._send(connection, method, target, body, headers)
-        response = Response(raw, connection, method, path)
-        if stream and response.is_success:
-            return response
-        try:
-            response.content = raw.read()
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise TransportError(f"the connection broke while reading: {exc}") from None
-        if stream or raw.will_close:
-            connection.close()
-        else:
-            self._idle = connection
-        return response
+        body = b"" if json_body is None else json.dumps(json_body).encode()
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\nContent-Length: {len(body)}\r\n"
+        if json_body is not None:
+            head += "Content-Type: application/json\r\n"
+        message = head.encode() + b"\r\n" + body
+        wait = self._timeout if timeout == _NO_TIMEOUT_GIVEN else timeout
+        if self._idle is not None and not stream:
+            connection, self._idle = self._idle, None
+            try:
+                return self._exchange(connection, message, method, path, stream, wait, reused=True)
+            except _StaleConnection:
+                pass  # the server had closed it while idle: the request never arrived, send it again
+        return self._exchange(self._connect(wait), message, method, path, stream, wait, reused=False)
 
-    def _send(self, connection: http.client.HTTPConnection, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
+    def _exchange(self, connection: _Connection, message: bytes, method: str, path: str, stream: bool, wait: float | None, reused: bool) -> Response:
         try:
-            connection.request(method, target, body=body, headers=headers)
-            return connection.getresponse()
-        except _STALE_CONNECTION:
-            raise
-        except (OSError, http.client.HTTPException) as exc:
+            connection.sock.settimeout(wait)
+            connection.sock.sendall(message)
+            response = Response(connection, method, path)
+        except (_StaleConnection, BrokenPipeError, ConnectionResetError) as exc:
+            connection.close()
+            if reused:
+                raise _StaleConnection from None
+            raise TransportError(_describe(exc) if isinstance(exc, OSError) else "the daemon closed the connection without answering") from None
+        except OSError as exc:
             connection.close()
             raise TransportError(_describe(exc)) from None
+        if stream and response.is_success:
+            return response
+        response.read()
+        if response.reusable and not stream:
+            self._idle = connection
+        else:
+            connection.close()
+        return response
 
-    def _new(self, timeout: float | None) -> http.client.HTTPConnection:
-        if self._socket_path is not None:
-            return _UnixConnection(self._socket_path, timeout)
-        if self._https:
-            return http.client.HTTPSConnection(self._netloc, timeout=timeout)
-        return http.client.HTTPConnection(self._netloc, timeout=timeout)
+    def _connect(self, wait: float | None) -> _Connection:
+        try:
+            if self._socket_path is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(wait)
+                sock.connect(self._socket_path)
+            else:
+                sock = socket.create_connection((self._host, self._port), timeout=wait)
+                if self._https:
+                    import ssl
+
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+        except OSError as exc:
+            raise TransportError(_describe(exc)) from None
+        return _Connection(sock)
+
+
+def _read_head(reader) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    status_line = reader.readline(65537)
+    if not status_line:
+        raise _StaleConnection
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        raise TransportError(f"not an HTTP response: {status_line[:80]!r}")
+    headers: dict[str, str] = {}
+    while (line := reader.readline(65537)) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
 
 
 def _describe(exc: BaseException) -> str:

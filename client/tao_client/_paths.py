@@ -1,34 +1,33 @@
 """Default locations shared by the `tao` client and the daemon it may start.
 
-Kept free of third-party imports: the CLI reads these on every start-up.
+Plain strings and os.path: the CLI reads these on every start-up, and pathlib costs an import.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
-def data_dir() -> Path:
+def data_dir() -> str:
     """Where the daemon keeps its database and job logs."""
     if configured := os.environ.get("TAO_DATA_DIR"):
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "tao"
+        return os.path.expanduser(configured)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "tao")
 
 
-def socket_path() -> Path:
+def socket_path() -> str:
     """The daemon's Unix socket when nothing else is configured."""
     if runtime := os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(runtime) / "tao" / "tao.sock"
-    return Path.home() / ".tao" / "run" / "tao.sock"
+        return os.path.join(runtime, "tao", "tao.sock")
+    return os.path.join(os.path.expanduser("~"), ".tao", "run", "tao.sock")
 
 
-def mounts_file() -> Path:
+def mounts_file() -> str:
     """The launcher config file (`Mounts`, `Envs`, `DockerOptions`), as NVIDIA's launcher names it."""
-    return Path(os.environ.get("LAUNCHER_MOUNTS") or Path.home() / ".tao_mounts.json").expanduser()
+    return os.path.expanduser(os.environ.get("LAUNCHER_MOUNTS") or os.path.join("~", ".tao_mounts.json"))
 
 
-def user_manifest() -> Path:
+def user_manifest() -> str:
     """The user's task manifest override, in NVIDIA's launcher config format."""
-    return Path.home() / ".tao" / "config.json"
+    return os.path.join(os.path.expanduser("~"), ".tao", "config.json")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
 
 from tao_client import daemon
 from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
 from tao_client._http import Response, Transport, TransportError
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from importlib.util import find_spec
-from pathlib import Path
 
 from tao_client import _paths
 from tao_client._errors import DaemonUnreachable, TaoClientError
@@ -18,10 +13,20 @@ from tao_client._errors import DaemonUnreachable, TaoClientError
 START_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
 class Address:
-    url: str
-    socket_path: Path | None = None
+    """Where the daemon listens: `url` for people, `socket_path` when it is a Unix socket."""
+
+    __slots__ = ("url", "socket_path")
+
+    def __init__(self, url: str, socket_path: str | None = None) -> None:
+        self.url = url
+        self.socket_path = socket_path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Address) and (self.url, self.socket_path) == (other.url, other.socket_path)
+
+    def __repr__(self) -> str:
+        return f"Address({self.url!r})"
 
     @property
     def base_url(self) -> str:
@@ -35,10 +40,10 @@ def resolve(host: str | None = None) -> Address:
         path = _paths.socket_path()
         return Address(f"unix://{path}", path)
     if host.startswith("unix://"):
-        path = Path(host.removeprefix("unix://"))
+        path = host.removeprefix("unix://")
         return Address(f"unix://{path}", path)
     if host.startswith("/"):
-        return Address(f"unix://{host}", Path(host))
+        return Address(f"unix://{host}", host)
     if host.startswith(("http://", "https://")):
         return Address(host.rstrip("/"))
     raise TaoClientError(f"TAO_HOST={host!r} is not an address; use unix:///path/to/tao.sock or http://HOST:PORT")
@@ -49,7 +54,7 @@ def listening(address: Address) -> bool:
         return True
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(str(address.socket_path))
+        probe.connect(address.socket_path)
     except OSError:
         return False
     finally:
@@ -59,21 +64,26 @@ def listening(address: Address) -> bool:
 
 def start_local(address: Address) -> None:
     """Start `tao-server` on the address's socket in the background, once even when many `tao` race."""
+    import fcntl
+    import subprocess
+    from importlib.util import find_spec
+
     if address.socket_path is None or os.environ.get("TAO_NO_AUTOSTART"):
         raise DaemonUnreachable(address.url, "nothing answers there")
     if find_spec("tao_server") is None:
         raise DaemonUnreachable(address.url, "nothing answers there, and this install has no daemon to start: pip install 'tao-launcher[server]', or set TAO_HOST")
     path = address.socket_path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(path.parent / f".{path.name}.start-lock", "w") as lock:
+    run_dir = os.path.dirname(path)
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(run_dir, f".{os.path.basename(path)}.start-lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if listening(address):
             return
-        log_path = _paths.data_dir() / "daemon.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = os.path.join(_paths.data_dir(), "daemon.log")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tao_server", "--socket", str(path)],
+                [sys.executable, "-m", "tao_server", "--socket", path],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -89,8 +99,9 @@ def start_local(address: Address) -> None:
         raise DaemonUnreachable(address.url, f"a daemon was started but did not listen within {START_TIMEOUT:.0f}s; see {log_path}")
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def _tail(path: str, lines: int = 5) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, errors="replace") as file:
+            return "\n".join(file.read().splitlines()[-lines:])
     except OSError:
         return "(no log)"

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
 
 from tao_client import _paths
 from tao_client._errors import LaunchConfigError
 
 
-def read(path: Path | None = None) -> tuple[Any, str | None]:
+def read(path: str | os.PathLike[str] | None = None):  # type: ignore[no-untyped-def]
     """(parsed config or None when there is no file, the file's path)."""
     explicit = path is not None or bool(os.environ.get("LAUNCHER_MOUNTS"))
-    path = Path(path).expanduser() if path is not None else _paths.mounts_file()
+    path = os.path.expanduser(os.fspath(path)) if path is not None else _paths.mounts_file()
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except FileNotFoundError:
         if explicit:
             raise LaunchConfigError(f"{path}: launcher config file not found") from None
@@ -30,10 +29,10 @@ def read(path: Path | None = None) -> tuple[Any, str | None]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LaunchConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}") from None
-    return _expand_home(data), str(path)
+    return _expand_home(data), path
 
 
-def _expand_home(data: Any) -> Any:
+def _expand_home(data):  # type: ignore[no-untyped-def]
     """`~` in mount sources means the home of the user running `tao`, as NVIDIA's launcher treats it."""
     if isinstance(data, dict) and isinstance(data.get("Mounts"), list):
         for mount in data["Mounts"]:

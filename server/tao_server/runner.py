@@ -16,7 +16,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from tao_server.executors import ContainerSpec, Executor, StartFailure
+from tao_server.executors import ContainerSpec, Executor, ImageMissing, OutputStream, StartFailure
 from tao_server.logs import LogStore
 from tao_server.models import Job, JobStatus, utcnow
 from tao_server.store import JobStore
@@ -125,25 +125,19 @@ class JobRunner:
             job = self._store.get(job_id)
             if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting):
                 return  # cancelled while it waited
-            if not self._executor.image_present(job.image):
-                self._store.update(job_id, status=JobStatus.pulling)
-                self._executor.pull(job.image)
-                self._store.update(job_id, status=JobStatus.starting)
-            if active.cancel.is_set():
-                self._store.finish(job_id, JobStatus.cancelled, None)
+            container_id = self._create(job_id, job, active)
+            if container_id is None:
                 return
-            container_id = self._executor.create(_spec(job))
-            active.container_id = container_id
-            self._store.update(job_id, container_id=container_id)
-            if active.cancel.is_set():
-                self._executor.remove(container_id)
-                self._store.finish(job_id, JobStatus.cancelled, None)
-                return
-            self._executor.start(container_id)
-            self._store.update(job_id, status=JobStatus.running, started_at=utcnow())
+            output = self._executor.attach(container_id, tty=job.docker_options.get("tty", False))
+            try:
+                self._executor.start(container_id)
+            except StartFailure:
+                output.close()
+                raise
+            self._store.update(job_id, status=JobStatus.running, container_id=container_id, started_at=utcnow())
             if active.cancel.is_set():  # the cancel arrived before the container id was known
                 self._control.submit(self._stop, container_id)
-            self._follow_to_end(job_id, container_id, active, skip=0)
+            self._follow_to_end(job_id, container_id, active, output, skip=0)
         except StartFailure as failure:
             if container_id is not None:
                 self._executor.remove(container_id)
@@ -157,34 +151,57 @@ class JobRunner:
         finally:
             self._done(job_id)
 
+    def _create(self, job_id: str, job: Job, active: _ActiveJob) -> str | None:
+        """The job's container, pulling its image first when the engine lacks it; None when cancelled meanwhile."""
+        spec = _spec(job)
+        try:
+            container_id = self._executor.create(spec)
+        except ImageMissing:
+            self._store.update(job_id, status=JobStatus.pulling)
+            self._executor.pull(job.image)
+            if active.cancel.is_set():
+                self._store.finish(job_id, JobStatus.cancelled, None)
+                return None
+            self._store.update(job_id, status=JobStatus.starting)
+            container_id = self._executor.create(spec)
+        active.container_id = container_id
+        if active.cancel.is_set():
+            self._executor.remove(container_id)
+            self._store.finish(job_id, JobStatus.cancelled, None)
+            return None
+        return container_id
+
     def _resume(self, job_id: str, container_id: str) -> None:
         active = self._track(job_id)
         try:
-            self._follow_to_end(job_id, container_id, active, skip=self._logs.size(job_id))
+            output = self._executor.output(container_id)
+            self._follow_to_end(job_id, container_id, active, output, skip=self._logs.size(job_id))
         except ENGINE_ERRORS as exc:
             self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
         finally:
             self._done(job_id)
 
-    def _follow_to_end(self, job_id: str, container_id: str, active: _ActiveJob, skip: int) -> None:
-        self._copy_output(job_id, container_id, skip)
+    def _follow_to_end(self, job_id: str, container_id: str, active: _ActiveJob, output: OutputStream, skip: int) -> None:
+        self._copy_output(job_id, output, skip)
         exit_code = self._executor.wait(container_id)
-        self._executor.remove(container_id)
+        if active.cancel.is_set():
+            # A cancel promises nothing is left behind once the job reads cancelled.
+            self._executor.remove(container_id)
+            self._store.finish(job_id, JobStatus.cancelled, exit_code)
+            return
         failure = self._executor.entrypoint_failure(exit_code, self._logs.read(job_id, 0, 4096))
         if failure is not None:
             self._store.finish(job_id, JobStatus.error, failure.exit_code, failure.message)
-            return
-        if active.cancel.is_set():
-            status = JobStatus.cancelled
         else:
-            status = JobStatus.succeeded if exit_code == 0 else JobStatus.failed
-        self._store.finish(job_id, status, exit_code)
+            self._store.finish(job_id, JobStatus.succeeded if exit_code == 0 else JobStatus.failed, exit_code)
+        # The exit code is recorded: the waiting client need not also wait for the engine's cleanup.
+        self._executor.remove(container_id)
 
-    def _copy_output(self, job_id: str, container_id: str, skip: int) -> None:
+    def _copy_output(self, job_id: str, output: OutputStream, skip: int) -> None:
         """Append the container's output to the job's log; `skip` bytes are already there (a resume)."""
         writer = self._logs.writer(job_id)
         try:
-            for chunk in self._executor.output(container_id):
+            for chunk in output:
                 if skip:
                     dropped = min(skip, len(chunk))
                     chunk, skip = chunk[dropped:], skip - dropped

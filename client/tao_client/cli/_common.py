@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
+TYPE_CHECKING = False  # typing costs an import the CLI does not need at run time
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from tao_client.client import Client
 
 # As `docker run`: the launcher or engine failed (125), the entrypoint cannot run (126) or is missing (127).
@@ -16,16 +16,31 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
-@dataclass
 class LauncherOptions:
     """Options given before the task or command."""
 
-    host: str | None = None
-    detach: bool = False
-    gpus: str = "auto"
-    gpu_indices: list[str] | None = None
-    job_id: str | None = None
-    mounts: Path | None = None
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        detach: bool = False,
+        gpus: str = "auto",
+        gpu_indices: list[str] | None = None,
+        job_id: str | None = None,
+        mounts: str | None = None,
+    ) -> None:
+        self.host = host
+        self.detach = detach
+        self.gpus = gpus
+        self.gpu_indices = gpu_indices
+        self.job_id = job_id
+        self.mounts = mounts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LauncherOptions) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"LauncherOptions({vars(self)})"
 
 
 class UsageError(Exception):

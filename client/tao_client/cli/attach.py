@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from types import FrameType
-from typing import TYPE_CHECKING
 
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, EXIT_SIGTERM, error
 
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
+    from types import FrameType
+
     from tao_client.client import Client, Job
 
 

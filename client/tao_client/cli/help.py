@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from tao_client.cli._common import LauncherOptions, connect
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = """\
 usage: tao [launcher options] <task> <subtask> [args...]

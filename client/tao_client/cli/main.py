@@ -7,7 +7,6 @@ argparse, which would claim options such as `--help` that belong to the task.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
 
@@ -87,7 +86,7 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
     elif name == "--id":
         options.job_id = value
     elif name == "--mounts":
-        options.mounts = Path(value)
+        options.mounts = value
     elif name == "--host":
         options.host = value
 

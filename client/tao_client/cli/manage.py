@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
 
 from tao_client.cli._common import LauncherOptions, connect, error
 from tao_client.cli.attach import attach
 
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from tao_client.client import Client, Job
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from tao_client import launch_config
 from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
 from tao_client.cli.attach import attach
 from tao_client.cli.help import print_task_help
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_task(options: LauncherOptions, words: list[str]) -> int:

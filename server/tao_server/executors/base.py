@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,16 +37,26 @@ class StartFailure(Exception):
         self.exit_code = exit_code
 
 
-class Executor(Protocol):
-    def image_present(self, image: str) -> bool: ...
+class OutputStream(Iterable[bytes], Protocol):
+    """A container's output as it comes; close() lets go of it early."""
 
+    def close(self) -> None: ...
+
+
+class ImageMissing(Exception):
+    """The engine does not have the job's image: pull it, then create again."""
+
+
+class Executor(Protocol):
     def pull(self, image: str) -> None: ...
 
     def create(self, spec: ContainerSpec) -> str: ...
 
     def start(self, container_id: str) -> None: ...
 
-    def output(self, container_id: str) -> Iterator[bytes]: ...
+    def attach(self, container_id: str, tty: bool) -> OutputStream: ...
+
+    def output(self, container_id: str) -> OutputStream: ...
 
     def wait(self, container_id: str) -> int: ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -42,7 +41,7 @@ def test_empty_argv():
         (["--gpu-index", "0,2", "ssd"], "gpu_indices", ["0", "2"]),
         (["--gpu-index= 1 , 3 ", "ssd"], "gpu_indices", ["1", "3"]),
         (["--id", "X", "ssd"], "job_id", "X"),
-        (["--mounts", "F", "ssd"], "mounts", Path("F")),
+        (["--mounts", "F", "ssd"], "mounts", "F"),
         (["--host=http://h:1", "ssd"], "host", "http://h:1"),
     ],
 )
