@@ -104,7 +104,7 @@ class JobRunner:
             if state is not None:  # created, never started: start again from the top
                 self._executor.remove(state.container_id)
             if job.status == JobStatus.running:
-                self._store.finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
+                self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
                 continue
             self._store.update(job.id, status=JobStatus.queued, container_id=None)
             self.enqueue(job.id)
@@ -141,13 +141,13 @@ class JobRunner:
         except StartFailure as failure:
             if container_id is not None:
                 self._executor.remove(container_id)
-            self._store.finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+            self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
         except ENGINE_ERRORS as exc:
             log.warning("job %s: engine error: %s", job_id, exc)
-            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
+            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
         except Exception as exc:  # the worker must record every end, or the job would hang in `running`
             log.exception("job %s failed inside the launcher", job_id)
-            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
+            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
         finally:
             self._done(job_id)
 
@@ -160,14 +160,14 @@ class JobRunner:
             self._store.update(job_id, status=JobStatus.pulling)
             self._executor.pull(job.image)
             if active.cancel.is_set():
-                self._store.finish(job_id, JobStatus.cancelled, None)
+                self._finish(job_id, JobStatus.cancelled, None)
                 return None
             self._store.update(job_id, status=JobStatus.starting)
             container_id = self._executor.create(spec)
         active.container_id = container_id
         if active.cancel.is_set():
             self._executor.remove(container_id)
-            self._store.finish(job_id, JobStatus.cancelled, None)
+            self._finish(job_id, JobStatus.cancelled, None)
             return None
         return container_id
 
@@ -177,7 +177,7 @@ class JobRunner:
             output = self._executor.output(container_id)
             self._follow_to_end(job_id, container_id, active, output, skip=self._logs.size(job_id))
         except ENGINE_ERRORS as exc:
-            self._store.finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
+            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
         finally:
             self._done(job_id)
 
@@ -187,13 +187,13 @@ class JobRunner:
         if active.cancel.is_set():
             # A cancel promises nothing is left behind once the job reads cancelled.
             self._executor.remove(container_id)
-            self._store.finish(job_id, JobStatus.cancelled, exit_code)
+            self._finish(job_id, JobStatus.cancelled, exit_code)
             return
         failure = self._executor.entrypoint_failure(exit_code, self._logs.read(job_id, 0, 4096))
         if failure is not None:
-            self._store.finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+            self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
         else:
-            self._store.finish(job_id, JobStatus.succeeded if exit_code == 0 else JobStatus.failed, exit_code)
+            self._finish(job_id, JobStatus.succeeded if exit_code == 0 else JobStatus.failed, exit_code)
         # The exit code is recorded: the waiting client need not also wait for the engine's cleanup.
         self._executor.remove(container_id)
 
@@ -216,6 +216,15 @@ class JobRunner:
             self._executor.stop(container_id, self._stop_timeout)
         except ENGINE_ERRORS as exc:
             log.warning("could not stop container %s: %s", container_id[:12], exc)
+
+    def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
+        """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""
+        self._store.finish(job_id, status, exit_code, error)
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is not None:
+            active.finished = True
+        self._logs.notify(job_id)
 
     def _done(self, job_id: str) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ argparse, which would claim options such as `--help` that belong to the task.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
@@ -15,7 +16,14 @@ _VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host")
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    code = run(sys.argv[1:] if argv is None else argv)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    # Nothing is left to clean up: skip the interpreter's teardown, which costs a few ms per run.
+    os._exit(code)
 
 
 def run(argv: list[str]) -> int:

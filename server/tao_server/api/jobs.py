@@ -28,10 +28,12 @@ def list_jobs(
     limit: int = 50,
     cursor: str | None = None,
     container_id: str | None = None,
-) -> JobPage:
+) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     page, next_cursor = jobs.page(status_, limit, cursor, container_id)
-    return JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor)
+    body = JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor)
+    # Serialised once here; returning the model would make FastAPI validate all of it a second time.
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobPublic)
