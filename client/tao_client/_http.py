@@ -65,7 +65,10 @@ class Response:
         try:
             if self._chunked:
                 while True:
-                    size = int(reader.readline().split(b";", 1)[0].strip() or b"0", 16)
+                    line = reader.readline()
+                    if not line:
+                        raise TransportError("the connection closed in the middle of a response")
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
                     if size == 0:
                         while reader.readline() not in (b"\r\n", b"\n", b""):
                             pass  # trailers

@@ -158,7 +158,10 @@ class Client:
         """The job's output from `offset` as it is written; ends when the job ends."""
         params = {"offset": offset, "follow": "true"}
         response = self._request("GET", f"/v1/jobs/{job_id}/logs", params=params, stream=True, timeout=None)
-        yield from response.iter_bytes()
+        try:
+            yield from response.iter_bytes()
+        except TransportError as exc:
+            raise DaemonUnreachable(self.address.url, str(exc)) from None
 
     # -- daemon -----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import IO
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
     parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
     parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
+    parser.add_argument("--insecure", action="store_true", default=None, help="allow a TCP address other than loopback (the API has no authentication yet)")
     parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument("--max-running-jobs", type=int, help="jobs running at once; more wait queued")
@@ -46,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     if settings.socket is None and settings.tcp_port is None:
         _fail("nothing to listen on: give --socket, or --port for TCP")
+    if settings.tcp_port is not None and not _loopback(settings.tcp_host or "127.0.0.1") and not settings.insecure:
+        _fail(
+            f"refusing to listen on {settings.tcp_host}: whoever reaches the API can start containers as this "
+            "daemon's user; bind to 127.0.0.1, or pass --insecure on a network you trust"
+        )
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.exit(serve(settings))
@@ -58,6 +65,8 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
     from tao_server.app import create_app
     from tao_server.errors import TaoError
 
+    # The database and logs hold job arguments and environments: for this user's eyes only.
+    os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _lock = _lock_data_dir(settings.data_dir)  # noqa: F841  (held for the process's life)
     _check_engine(settings)
@@ -82,6 +91,17 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
         if settings.socket is not None:
             settings.socket.unlink(missing_ok=True)
     return 0 if server.started else 1
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _tune_malloc() -> None:
@@ -135,6 +155,8 @@ def _check_engine(settings) -> None:  # type: ignore[no-untyped-def]
 def _unix_socket(path: Path) -> socket.socket:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            _fail(f"{path} exists and is not a socket; remove it or choose another --socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(path))

@@ -62,11 +62,13 @@ class JobService:
         return self.store.get(job_id)
 
     def page(self, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None) -> tuple[list[Job], str | None]:
+        if container_id is not None and not container_id.strip():
+            raise InvalidRequest("container_id must not be empty", field="container_id")
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
         before = None
         if cursor is not None:
-            if not cursor.isdigit():
+            if not (cursor.isdecimal() and cursor.isascii() and int(cursor) < 2**63):
                 raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
             before = int(cursor)
         jobs = self.store.page(statuses, limit + 1, before, container_id)
@@ -86,6 +88,9 @@ class JobService:
         return self.store.get(job_id)
 
     def _build(self, request: JobCreate) -> Job:
+        for index, arg in enumerate(request.args):
+            if "\0" in arg:
+                raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source)
         return Job(

@@ -23,6 +23,7 @@ ULIMIT_NAMES = (
     "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
 )
 IPC_MODES = ("private", "shareable", "host", "none")
+MAX_CPUS = 4096
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -72,11 +73,11 @@ def _mounts(check: _Checker, raw: Any) -> list[dict[str, Any]]:
             check.fail(f"{key}.source", source, "does not exist on the daemon's host; create it or fix the path")
         if not os.path.isabs(destination):
             check.fail(f"{key}.destination", destination, "must be an absolute path inside the container")
-        destination = os.path.normpath(destination)
+        destination = "/" + os.path.normpath(destination).lstrip("/")  # normpath keeps a leading "//"
         if destination in destinations:
             check.fail(f"{key}.destination", destination, f"is already the destination of Mounts[{destinations[destination]}]")
         destinations[destination] = index
-        mounts.append({"source": os.path.normpath(source), "destination": destination, "read_only": read_only})
+        mounts.append({"source": "/" + os.path.normpath(source).lstrip("/"), "destination": destination, "read_only": read_only})
     return mounts
 
 
@@ -95,6 +96,8 @@ def _envs(check: _Checker, raw: Any) -> dict[str, str]:
         value = entry["value"]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             check.fail(f"{key}.value", value, "must be a string or a number")
+        if isinstance(value, str) and "\0" in value:
+            check.fail(f"{key}.value", value, "contains a NUL byte, which an environment variable cannot hold")
         envs[name] = value if isinstance(value, str) else str(value)
     return envs
 
@@ -225,8 +228,8 @@ def _str_list(check: _Checker, value: Any, key: str) -> list[str]:
 
 
 def _cpus(check: _Checker, value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        check.fail(key, value, "must be a positive number of CPUs, e.g. 4 or 1.5")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= MAX_CPUS:
+        check.fail(key, value, f"must be a number of CPUs from 0.01 to {MAX_CPUS}, e.g. 4 or 1.5")
     return float(value)
 
 

@@ -24,7 +24,7 @@ from tao_server.store import JobStore
 log = logging.getLogger(__name__)
 
 # The engine is unreachable or answered with an error outside a start: the launcher failed, not the task.
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 LAUNCHER_FAILURE = 125
 
 
@@ -95,19 +95,22 @@ class JobRunner:
         containers = {state.job_id: state for state in self._executor.owned_containers()}
         for job in self._store.active():
             state = containers.pop(job.id, None)
-            if state is not None and (state.running or state.exit_code is not None):
+            if job.cancel_requested:  # asked to stop before the restart: finish what was asked
+                if state is not None:
+                    self._executor.remove(state.container_id)
+                self._finish(job.id, JobStatus.cancelled, state.exit_code if state else None)
+            elif state is not None and (state.running or state.exit_code is not None):
                 log.info("resuming job %s (container %s)", job.id, state.container_id[:12])
                 self._store.update(job.id, status=JobStatus.running, container_id=state.container_id)
                 self._track(job.id).container_id = state.container_id
                 self._workers.submit(self._resume, job.id, state.container_id)
-                continue
-            if state is not None:  # created, never started: start again from the top
-                self._executor.remove(state.container_id)
-            if job.status == JobStatus.running:
+            elif job.status == JobStatus.running:
                 self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
-                continue
-            self._store.update(job.id, status=JobStatus.queued, container_id=None)
-            self.enqueue(job.id)
+            else:  # queued, or stopped before its container ran: start again from the top
+                if state is not None:
+                    self._executor.remove(state.container_id)
+                self._store.update(job.id, status=JobStatus.queued, container_id=None)
+                self.enqueue(job.id)
         for state in containers.values():
             log.info("removing container %s left by job %s", state.container_id[:12], state.job_id)
             self._executor.remove(state.container_id)
@@ -119,37 +122,51 @@ class JobRunner:
             return self._active.setdefault(job_id, _ActiveJob())
 
     def _run(self, job_id: str) -> None:
+        self._guarded(job_id, self._start_and_follow)
+
+    def _resume(self, job_id: str, container_id: str) -> None:
+        def follow(job_id: str, active: _ActiveJob) -> None:
+            output = self._executor.output(container_id)
+            self._follow_to_end(job_id, container_id, active, output, skip=self._logs.size(job_id))
+
+        self._guarded(job_id, follow)
+
+    def _guarded(self, job_id: str, body: Callable[[str, _ActiveJob], None]) -> None:
+        """Run `body` for the job; whatever goes wrong, record an end and leave no container behind."""
         active = self._track(job_id)
-        container_id = None
         try:
-            job = self._store.get(job_id)
-            if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting):
-                return  # cancelled while it waited
-            container_id = self._create(job_id, job, active)
-            if container_id is None:
-                return
-            output = self._executor.attach(container_id, tty=job.docker_options.get("tty", False))
-            try:
-                self._executor.start(container_id)
-            except StartFailure:
-                output.close()
-                raise
-            self._store.update(job_id, status=JobStatus.running, container_id=container_id, started_at=utcnow())
-            if active.cancel.is_set():  # the cancel arrived before the container id was known
-                self._control.submit(self._stop, container_id)
-            self._follow_to_end(job_id, container_id, active, output, skip=0)
+            body(job_id, active)
         except StartFailure as failure:
-            if container_id is not None:
-                self._executor.remove(container_id)
+            self._abandon(active)
             self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
         except ENGINE_ERRORS as exc:
             log.warning("job %s: engine error: %s", job_id, exc)
+            self._abandon(active)
             self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
         except Exception as exc:  # the worker must record every end, or the job would hang in `running`
             log.exception("job %s failed inside the launcher", job_id)
+            self._abandon(active)
             self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
         finally:
             self._done(job_id)
+
+    def _start_and_follow(self, job_id: str, active: _ActiveJob) -> None:
+        job = self._store.get(job_id)
+        if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting):
+            return  # cancelled while it waited
+        container_id = self._create(job_id, job, active)
+        if container_id is None:
+            return
+        output = self._executor.attach(container_id, tty=job.docker_options.get("tty", False))
+        try:
+            self._executor.start(container_id)
+        except BaseException:
+            output.close()
+            raise
+        self._store.update(job_id, status=JobStatus.running, container_id=container_id, started_at=utcnow())
+        if active.cancel.is_set():  # the cancel arrived before the container id was known
+            self._control.submit(self._stop, container_id)
+        self._follow_to_end(job_id, container_id, active, output, skip=0)
 
     def _create(self, job_id: str, job: Job, active: _ActiveJob) -> str | None:
         """The job's container, pulling its image first when the engine lacks it; None when cancelled meanwhile."""
@@ -158,8 +175,13 @@ class JobRunner:
             container_id = self._executor.create(spec)
         except ImageMissing:
             self._store.update(job_id, status=JobStatus.pulling)
-            self._executor.pull(job.image)
-            if active.cancel.is_set():
+            try:
+                pulled = self._executor.pull(job.image, stop_when=active.cancel.is_set)
+            except StartFailure:
+                if not active.cancel.is_set():
+                    raise
+                pulled = False  # the pull broke off because the job was cancelled: that is the end to record
+            if not pulled or active.cancel.is_set():
                 self._finish(job_id, JobStatus.cancelled, None)
                 return None
             self._store.update(job_id, status=JobStatus.starting)
@@ -170,16 +192,6 @@ class JobRunner:
             self._finish(job_id, JobStatus.cancelled, None)
             return None
         return container_id
-
-    def _resume(self, job_id: str, container_id: str) -> None:
-        active = self._track(job_id)
-        try:
-            output = self._executor.output(container_id)
-            self._follow_to_end(job_id, container_id, active, output, skip=self._logs.size(job_id))
-        except ENGINE_ERRORS as exc:
-            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"Docker engine error: {exc}")
-        finally:
-            self._done(job_id)
 
     def _follow_to_end(self, job_id: str, container_id: str, active: _ActiveJob, output: OutputStream, skip: int) -> None:
         self._copy_output(job_id, output, skip)
@@ -195,7 +207,21 @@ class JobRunner:
         else:
             self._finish(job_id, JobStatus.succeeded if exit_code == 0 else JobStatus.failed, exit_code)
         # The exit code is recorded: the waiting client need not also wait for the engine's cleanup.
-        self._executor.remove(container_id)
+        # Should this removal fail, the next start-up's reconcile removes the container.
+        active.container_id = None
+        try:
+            self._executor.remove(container_id)
+        except ENGINE_ERRORS as exc:
+            log.warning("job %s: could not remove container %s: %s", job_id, container_id[:12], exc)
+
+    def _abandon(self, active: _ActiveJob) -> None:
+        """After a failure, stop and remove the job's container, so nothing runs on unwatched."""
+        if active.container_id is None:
+            return
+        try:
+            self._executor.remove(active.container_id)
+        except ENGINE_ERRORS as exc:
+            log.warning("could not remove container %s: %s", active.container_id[:12], exc)
 
     def _copy_output(self, job_id: str, output: OutputStream, skip: int) -> None:
         """Append the container's output to the job's log; `skip` bytes are already there (a resume)."""

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     # Named tcp_* so that the client's TAO_HOST (an address URL) never lands here.
     tcp_host: str | None = None
     tcp_port: int | None = None
+    # Allows a non-loopback TCP address; the API has no authentication yet.
+    insecure: bool = False
     manifest: Path | None = None
     docker_host: str | None = None
     # GPU inventory: "auto" probes the host, "none" disables GPUs, "0,1,..." names device indices.
@@ -42,5 +44,5 @@ class Settings(BaseSettings):
         """The manifest override in force: --manifest, else ~/.tao/config.json when present."""
         if self.manifest is not None:
             return self.manifest.expanduser().resolve()
-        user = _paths.user_manifest()
+        user = Path(_paths.user_manifest())
         return user if user.is_file() else None

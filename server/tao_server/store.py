@@ -73,7 +73,7 @@ class JobStore:
             query = query.where(col(Job.status).in_(statuses))
         if before_seq is not None:
             query = query.where(col(Job.seq) < before_seq)
-        if container_id:
+        if container_id is not None:
             query = query.where(col(Job.container_id).startswith(container_id))
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())

@@ -176,8 +176,19 @@ class Daemon:
             container.remove(force=True)
 
 
-def job_containers(docker_client: Any, job_id: str) -> list[Any]:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})
+def job_containers(docker_client: Any, job_id: str) -> list[str]:
+    """Ids of the job's containers, running or not."""
+    return [c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})]
+
+
+def containers_gone(docker_client: Any, job_id: str, timeout: float = 10) -> bool:
+    """After a normal end the daemon removes the container just after recording the exit code."""
+    deadline = time.monotonic() + timeout
+    while job_containers(docker_client, job_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
+from tao_client._errors import DaemonUnreachable, TaoClientError
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, EXIT_SIGTERM, error
+
+RECONNECT_SECONDS = 30.0
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -46,14 +50,34 @@ def attach(client: Client, job_id: str, *, cancel_on_signal: bool, offset: int =
     output = _Output()
     output.received = offset
     try:
-        for chunk in client.follow_logs(job_id, offset):
-            output.write(chunk)
+        return exit_code(_follow(client, job_id, output))
     except (KeyboardInterrupt, Terminated) as interrupt:
         code = EXIT_SIGINT if isinstance(interrupt, KeyboardInterrupt) else EXIT_SIGTERM
         if cancel_on_signal:
             _cancel_and_drain(client, job_id, output)
         return code
-    return exit_code(client.job(job_id))
+    except DaemonUnreachable as exc:
+        error(f"{exc.message}\nthe job goes on under the daemon; `tao logs -f {job_id}` attaches again")
+        return EXIT_LAUNCHER
+
+
+def _follow(client: Client, job_id: str, output: _Output) -> Job:
+    """Copy the job's output until it ends, reconnecting from the last byte if the stream breaks."""
+    deadline = None
+    while True:
+        try:
+            for chunk in client.follow_logs(job_id, output.received):
+                output.write(chunk)
+                deadline = None
+            job = client.job(job_id)
+            if job.done:
+                return job
+        except DaemonUnreachable:
+            # A restarting daemon drops streams; it resumes the job, so keep trying for a while.
+            deadline = deadline or time.monotonic() + RECONNECT_SECONDS
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def _cancel_and_drain(client: Client, job_id: str, output: _Output) -> None:
@@ -65,6 +89,8 @@ def _cancel_and_drain(client: Client, job_id: str, output: _Output) -> None:
             output.write(chunk)
     except (KeyboardInterrupt, Terminated):
         print(f"tao: not waiting; the daemon goes on stopping job {job_id}", file=sys.stderr)
+    except TaoClientError as exc:
+        error(f"could not confirm that job {job_id} stopped: {exc.message}")
 
 
 def exit_code(job: Job) -> int:
@@ -74,5 +100,6 @@ def exit_code(job: Job) -> int:
         return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER
     if job.status == "cancelled":
         print(f"tao: job {job.id} was cancelled", file=sys.stderr)
-        return job.exit_code if job.exit_code is not None else EXIT_SIGTERM
+        # Even a task that exits 0 on SIGTERM did not finish its work.
+        return job.exit_code if job.exit_code else EXIT_SIGTERM
     return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER

@@ -6,14 +6,23 @@ import argparse
 import json
 import sys
 
-from tao_client.cli._common import LauncherOptions, connect, error
+from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, connect, error
 from tao_client.cli.attach import attach
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
     from tao_client.client import Client, Job
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are launcher failures: exit 125, as `docker run` does."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        error(message)
+        sys.exit(EXIT_LAUNCHER)
 
 
 def dispatch(options: LauncherOptions, command: str, args: list[str]) -> int:
@@ -27,7 +36,7 @@ def dispatch(options: LauncherOptions, command: str, args: list[str]) -> int:
 
 
 def _list_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tao list", description="Jobs queued and running, oldest first.")
+    parser = _Parser(prog="tao list", description="Jobs queued and running, oldest first.")
     parser.add_argument("-a", "--all", action="store_true", help="include finished jobs")
     parser.add_argument("--json", action="store_true", help="one JSON array, as the REST API returns jobs")
     parser.add_argument("-n", "--limit", type=int, default=None, help="show at most this many (the newest)")
@@ -72,7 +81,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _stop_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tao stop", description="Stop jobs; waits until their containers are gone.")
+    parser = _Parser(prog="tao stop", description="Stop jobs; waits until their containers are gone.")
     parser.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     parser.add_argument("--container_id", "--container-id", nargs="+", default=[], metavar="ID", help="stop the jobs running in these containers")
     parser.add_argument("--all", action="store_true", help="stop every queued and running job")
@@ -86,16 +95,18 @@ def stop_jobs(client: Client, args: argparse.Namespace) -> int:
 
     if not (args.job_ids or args.container_id or args.all):
         error("tao stop needs JOB_ID..., --container_id ID... or --all")
-        return 2
+        return EXIT_LAUNCHER
     targets = list(args.job_ids)
+    status = 0
     for container_id in args.container_id:
-        matches = [job.id for job in client.jobs(container_id=container_id)]
-        if not matches:
-            error(f"no job runs in container {container_id!r}")
+        matches = [job.id for job in client.jobs(container_id=container_id)] if container_id.strip() else []
+        if len(matches) != 1:
+            error(f"container id {container_id!r} matches {'no job' if not matches else 'several jobs: ' + ', '.join(matches)}")
+            status = 1
+            continue
         targets += matches
     if args.all:
         targets += [job.id for job in client.jobs(ACTIVE_STATUSES)]
-    status = 0 if targets or args.all else 1
     cancelled = []
     for job_id in dict.fromkeys(targets):
         try:
@@ -113,7 +124,7 @@ def stop_jobs(client: Client, args: argparse.Namespace) -> int:
 
 
 def _logs_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tao logs", description="A job's output. With -f, follow it to the end and exit with the job's exit code.")
+    parser = _Parser(prog="tao logs", description="A job's output. With -f, follow it to the end and exit with the job's exit code.")
     parser.add_argument("job_id", metavar="JOB_ID")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C detaches; the job goes on)")
     return parser
@@ -131,7 +142,7 @@ def show_logs(client: Client, args: argparse.Namespace) -> int:
 
 
 def _info_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tao info", description="The daemon, its task manifest, the Docker engine and GPUs.")
+    parser = _Parser(prog="tao info", description="The daemon, its task manifest, the Docker engine and GPUs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show each image's local presence and size")
     parser.add_argument("--json", action="store_true")
     return parser

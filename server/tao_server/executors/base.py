@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,7 +48,7 @@ class ImageMissing(Exception):
 
 
 class Executor(Protocol):
-    def pull(self, image: str) -> None: ...
+    def pull(self, image: str, stop_when: Callable[[], bool]) -> bool: ...
 
     def create(self, spec: ContainerSpec) -> str: ...
 

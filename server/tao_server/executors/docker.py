@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -45,11 +45,17 @@ class DockerExecutor:
     def close(self) -> None:
         self._client.close()
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, stop_when: Callable[[], bool]) -> bool:
+        """Pull `image`; False when `stop_when()` turned true first (checked at each progress event)."""
         try:
-            self._client.images.pull(image)
+            for event in self._api.pull(image, stream=True, decode=True):
+                if "error" in event:
+                    raise StartFailure(f"cannot pull image {image}: {event['error']}")
+                if stop_when():
+                    return False
         except docker.errors.APIError as exc:
             raise StartFailure(f"cannot pull image {image}: {_explain(exc)}") from None
+        return True
 
     def create(self, spec: ContainerSpec) -> str:
         options = spec.docker_options
