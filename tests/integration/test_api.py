@@ -155,3 +155,15 @@ def test_openapi_docs_are_served(daemon: Daemon) -> None:
         assert client.get("/docs").status_code == 200
         paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/logs", "/v1/tasks", "/v1/info", "/healthz"} <= set(paths)
+
+
+def test_hostile_inputs_are_refused_with_the_field(daemon: Daemon) -> None:
+    with daemon.http() as client:
+        nul = client.post("/v1/jobs", json={"task": "ssd", "subtask": "argv", "args": ["ok", "bad\u0000arg"]})
+        assert nul.status_code == 422 and nul.json()["error"]["field"] == "args[1]"
+        cursor = client.get("/v1/jobs", params={"cursor": "9" * 30})
+        assert cursor.status_code == 422 and cursor.json()["error"]["field"] == "cursor"
+        empty = client.get("/v1/jobs", params={"container_id": ""})
+        assert empty.status_code == 422 and empty.json()["error"]["field"] == "container_id"
+        cpus = client.post("/v1/jobs", json={"task": "ssd", "launch_config": {"DockerOptions": {"cpus": 1e300}}})
+        assert cpus.status_code == 422 and cpus.json()["error"]["field"] == "DockerOptions.cpus"

@@ -141,3 +141,28 @@ def test_help_and_list_do_not_import_the_server_stack(daemon: Daemon) -> None:
     result = subprocess.run([sys.executable, "-c", probe], env=daemon.env(), capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().splitlines()[-1] == "HEAVY []"
+
+
+def test_socket_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    result = subprocess.run([executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(precious)], capture_output=True, timeout=30)
+    assert result.returncode == 2
+    assert b"exists and is not a socket" in result.stderr
+    assert precious.read_text() == "keep me"
+
+
+def test_tcp_beyond_loopback_needs_insecure(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--no-socket", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert b"refusing to listen on 0.0.0.0" in result.stderr
+
+
+def test_data_dir_is_private(daemon: Daemon) -> None:
+    assert daemon.tao("ssd", "exit", "0").returncode == 0
+    assert (daemon.data_dir.stat().st_mode & 0o777) == 0o700
+    for path in [daemon.data_dir / "tao.db", *daemon.data_dir.joinpath("logs").iterdir()]:
+        assert (path.stat().st_mode & 0o077) == 0, path

@@ -95,3 +95,20 @@ def test_logs_of_an_unknown_job_is_a_clear_error(daemon: Daemon) -> None:
     result = daemon.tao("logs", "nosuchjob")
     assert result.returncode == 125
     assert b"no job 'nosuchjob'" in result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["", " "])
+def test_stop_with_an_empty_container_id_stops_nothing(daemon: Daemon, prefix: str) -> None:
+    job_id = job_id_of(daemon.tao("-d", "unet", "sleep", "60"))
+    daemon.wait_for_status(job_id, ("running",))
+    result = daemon.tao("stop", "--container_id", prefix)
+    assert result.returncode == 1
+    assert b"matches no job" in result.stderr
+    assert daemon.job(job_id)["status"] == "running"
+    daemon.tao("stop", job_id)
+
+
+def test_usage_mistakes_exit_125(daemon: Daemon) -> None:
+    result = daemon.tao("list", "--bogus")
+    assert result.returncode == 125
+    assert b"unrecognized arguments: --bogus" in result.stderr

@@ -72,3 +72,37 @@ def test_task_that_ignores_sigterm_is_killed_after_the_stop_timeout(daemon: Daem
     assert final["exit_code"] == 137
     assert 4 <= elapsed < 15  # the fixture daemon's --stop-timeout is 5 s
     assert job_containers(docker_client, job_id) == []
+
+
+def test_tao_rides_out_a_daemon_restart(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+    process = daemon.popen_tao("unet", "run", "sh", "-c", "echo before; sleep 3; echo after; exit 5")
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"before\n"
+    daemon.stop(signal.SIGKILL)
+    daemon.start()  # adopts the running container and resumes its log
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 5, err
+    assert out == b"after\n"
+
+
+def test_a_task_that_exits_0_on_sigterm_still_reads_as_cancelled(daemon: Daemon) -> None:
+    job_id = daemon.tao("-d", "unet", "run", "sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done").stdout.decode().strip()
+    daemon.wait_for_output(job_id, b"ready")
+    follower = daemon.popen_tao("logs", "-f", job_id)
+    assert daemon.tao("stop", job_id).returncode == 0
+    assert follower.wait(timeout=30) == 143
+    assert daemon.job(job_id)["status"] == "cancelled"
+
+
+def test_a_cancel_survives_a_daemon_crash(new_daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+    job_id = daemon.tao("-d", "unet", "run", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done").stdout.decode().strip()
+    daemon.wait_for_output(job_id, b"ready")
+    with daemon.http() as client:
+        assert client.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"] is True
+    daemon.stop(signal.SIGKILL)  # before the stop timeout runs out
+    daemon.start()
+    final = daemon.wait_for_status(job_id, ("cancelled",), timeout=30)
+    assert final["status"] == "cancelled"
+    assert job_containers(docker_client, job_id) == []
