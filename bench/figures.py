@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import signal
 import sqlite3
+import statistics
 import subprocess
 import threading
 import time
@@ -91,24 +93,26 @@ def submissions(scale: Scale) -> Figure:
         daemon.wait_for(blocker["id"], ("running",))
         per_client = scale.submissions // 8
         rates = []
-        for _ in range(3):
-            started = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda _: _post_many(daemon, per_client), range(8)))
-            rates.append(8 * per_client / (time.perf_counter() - started))
+        # Eight client processes, as eight users would be: threads in one process would share its GIL.
+        with multiprocessing.get_context("fork").Pool(8) as pool:
+            for _ in range(3):
+                spans = pool.starmap(_post_many, [(str(daemon.socket), per_client)] * 8)
+                rates.append(8 * per_client / (max(end for _, end in spans) - min(start for start, _ in spans)))
         queued = daemon.request("GET", "/v1/jobs?status=queued&limit=1")["jobs"]
         return Figure("4", "submissions accepted per second (8 clients)", "jobs/s", rates, ">= 300/s", min(rates) >= 300, extra={"jobs_per_round": 8 * per_client, "still_queued": bool(queued)})
     finally:
         daemon.stop()
 
 
-def _post_many(daemon: Daemon, count: int) -> None:
+def _post_many(socket_path: str, count: int) -> tuple[float, float]:
+    """POST `count` jobs on one kept-alive connection; (start, end) on the shared monotonic clock."""
     import http.client
     import socket
 
+    started = time.monotonic()
     connection = http.client.HTTPConnection("tao")
     connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.connect(str(daemon.socket))
+    connection.sock.connect(socket_path)
     body = json.dumps({"task": "detectnet_v2", "subtask": "exit", "args": ["0"]}).encode()
     for _ in range(count):
         connection.request("POST", "/v1/jobs", body=body, headers={"Content-Type": "application/json"})
@@ -117,6 +121,7 @@ def _post_many(daemon: Daemon, count: int) -> None:
         if response.status != 201:
             raise RuntimeError(f"submission answered {response.status}")
     connection.close()
+    return started, time.monotonic()
 
 
 def start_rate(scale: Scale, concurrency: int = 8) -> Figure:
@@ -202,7 +207,7 @@ def log_throughput(scale: Scale) -> list[Figure]:
         docker_small = [_docker_logs_follow(scale.follower_bytes) for _ in range(2)]
         ours_many = _followed_job(daemon, scale.follower_bytes, scale.followers)
         many = Figure("6b", f"log throughput, each of {scale.followers} followers, {scale.follower_bytes >> 20} MiB", "MB/s", ours_many, ">= 0.5x docker logs -f, each", None, baseline=docker_small)
-        many.met = min(ours_many) / sorted(docker_small)[len(docker_small) // 2] >= 0.5
+        many.met = min(ours_many) / statistics.median(docker_small) >= 0.5
         return [single, many]
     finally:
         daemon.stop()

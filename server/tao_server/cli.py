@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> None:
 def serve(settings) -> int:  # type: ignore[no-untyped-def]
     import uvicorn
 
-    _tune_malloc()
+    from tao_server import memory
     from tao_server.app import create_app
     from tao_server.errors import TaoError
 
+    memory.tune()
     # The database and logs hold job arguments and environments: for this user's eyes only.
     os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,29 +103,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _tune_malloc() -> None:
-    """Keep the daemon's memory flat under many log followers.
-
-    Followers read the log in 1 MiB buffers from many threads; glibc's default per-thread arenas
-    and its sliding mmap threshold would keep such buffers in fragmented heaps instead of handing
-    them back to the kernel once they are freed.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    libc = ctypes.CDLL(name)
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    try:
-        libc.mallopt(m_arena_max, 2)
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
-        libc.mallopt(m_trim_threshold, 256 * 1024)
-    except AttributeError:  # not glibc
-        pass
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:

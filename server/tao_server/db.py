@@ -16,8 +16,11 @@ def make_engine(db_path: Path) -> Engine:
     engine = create_engine(
         f"sqlite:///{db_path}",
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=16,
-        max_overflow=32,
+        # SQLite serialises writers and each connection keeps its own page cache: a few
+        # connections serve every thread, and keep the daemon's memory flat.
+        pool_size=4,
+        max_overflow=8,
+        pool_timeout=60,
     )
 
     @event.listens_for(engine, "connect")
@@ -27,6 +30,7 @@ def make_engine(db_path: Path) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA cache_size=-1024")  # KiB per connection
         cursor.close()
 
     return engine

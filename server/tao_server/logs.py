@@ -11,7 +11,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-READ_CHUNK = 1024 * 1024
+from tao_server import memory
+
+READ_CHUNK = 256 * 1024
 
 
 class Heartbeat:
@@ -27,6 +29,7 @@ class LogStore:
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._followers = 0
 
     def path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.log"
@@ -74,6 +77,23 @@ class LogStore:
     ) -> AsyncIterator[bytes | Heartbeat]:
         """Bytes from `offset` on, until `finished()` is true and the file is drained."""
         loop = asyncio.get_running_loop()
+        self._followers += 1
+        try:
+            async for item in self._follow(loop, job_id, offset, finished, heartbeat):
+                yield item
+        finally:
+            self._followers -= 1
+            if self._followers == 0:
+                memory.release()
+
+    async def _follow(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        job_id: str,
+        offset: int,
+        finished: Callable[[], bool],
+        heartbeat: float | None,
+    ) -> AsyncIterator[bytes | Heartbeat]:
         with open(self.path(job_id), "rb") as f:
             f.seek(offset)
             while True:

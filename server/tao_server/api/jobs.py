@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
 
 from tao_server.api.deps import JobServiceDep
 from tao_server.models import JobCreate, JobPage, JobPublic, JobStatus
@@ -13,12 +14,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
-def submit_job(request: JobCreate, jobs: JobServiceDep, response: Response) -> JobPublic:
+def submit_job(request: JobCreate, jobs: JobServiceDep) -> Response:
     """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job."""
     job, created = jobs.submit(request)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return JobPublic.model_validate(job)
+    return _json(JobPublic.model_validate(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get("", response_model=JobPage)
@@ -31,17 +30,21 @@ def list_jobs(
 ) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     page, next_cursor = jobs.page(status_, limit, cursor, container_id)
-    body = JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor)
-    # Serialised once here; returning the model would make FastAPI validate all of it a second time.
-    return Response(body.model_dump_json(), media_type="application/json")
+    return _json(JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor))
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, jobs: JobServiceDep) -> JobPublic:
-    return JobPublic.model_validate(jobs.get(job_id))
+def get_job(job_id: str, jobs: JobServiceDep) -> Response:
+    return _json(JobPublic.model_validate(jobs.get(job_id)))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
-def cancel_job(job_id: str, jobs: JobServiceDep) -> JobPublic:
+def cancel_job(job_id: str, jobs: JobServiceDep) -> Response:
     """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
-    return JobPublic.model_validate(jobs.cancel(job_id))
+    return _json(JobPublic.model_validate(jobs.cancel(job_id)), status.HTTP_202_ACCEPTED)
+
+
+def _json(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
+    # Serialised once here: returning the model would make FastAPI validate all of it a second time.
+    # `response_model` above still documents the shape in the OpenAPI schema.
+    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
