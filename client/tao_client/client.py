@@ -105,9 +105,12 @@ class Client:
         gpus: str = "auto",
         gpu_indices: list[str] | None = None,
         job_id: str | None = None,
+        pull: str | None = None,
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
         body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
+        if pull is not None:
+            body["pull"] = pull
         if launch_config is not None:
             body["launch_config"] = launch_config
             body["launch_config_source"] = launch_config_source
@@ -162,6 +165,42 @@ class Client:
             yield from response.iter_bytes()
         except TransportError as exc:
             raise DaemonUnreachable(self.address.url, str(exc)) from None
+
+    def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
+        """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
+        return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- images and registries --------------------------------------------------------------------
+
+    def images(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/images")
+
+    def pull(self, tasks: Iterable[str] = (), images: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+        """Progress of pulling the tasks' images: {"type": "progress", ...} and {"type": "done", "image", "error"}."""
+        import json
+
+        body = {"tasks": list(tasks), "images": list(images)}
+        response = self._request("POST", "/v1/images/pull", json_body=body, stream=True, timeout=None)
+        pending = b""
+        try:
+            for chunk in response.iter_bytes():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except TransportError as exc:
+            raise DaemonUnreachable(self.address.url, str(exc)) from None
+
+    def login(self, registry: str, username: str, password: str) -> dict[str, Any]:
+        """Check the login with the registry and keep it with the daemon for pulls from there."""
+        return self._json("POST", "/v1/credentials", json_body={"registry": registry, "username": username, "password": password})
+
+    def logout(self, registry: str) -> None:
+        self._request("DELETE", f"/v1/credentials/{registry}")
+
+    def logins(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/credentials")
 
     # -- daemon -----------------------------------------------------------------------------------
 

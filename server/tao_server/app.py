@@ -14,12 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from tao_server import __version__, db, gpus
 from tao_server import manifest as manifest_loader
-from tao_server.api import errors, jobs, logs, system
+from tao_server.api import credentials as credentials_routes
+from tao_server.api import errors, images, jobs, logs, system
 from tao_server.api.deps import Services
+from tao_server.credentials import CredentialStore
+from tao_server.events import EventLog
 from tao_server.executors import Executor
+from tao_server.images import ImagePuller
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
-from tao_server.runner import JobRunner
+from tao_server.runner import ENGINE_ERRORS, JobRunner
 from tao_server.settings import Settings
 from tao_server.store import JobStore
 
@@ -53,6 +57,8 @@ def create_app(settings: Settings, executor: Executor | None = None, addresses: 
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(logs.router)
+    app.include_router(images.router)
+    app.include_router(credentials_routes.router)
     app.include_router(system.router)
     return app
 
@@ -68,7 +74,10 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
         executor = DockerExecutor(daemon_id, settings.docker_host, pool_size=settings.max_running_jobs * 2 + 8)
     store = JobStore(engine)
     logs_store = LogStore(settings.logs_dir)
-    runner = JobRunner(store, executor, logs_store, settings.max_running_jobs, settings.stop_timeout)
+    events = EventLog(settings.logs_dir)
+    credentials = CredentialStore(settings.data_dir / "credentials.json")
+    puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
+    runner = JobRunner(store, executor, logs_store, events, puller, settings.max_running_jobs, settings.stop_timeout)
     inventory = gpus.inventory(settings.gpus)
     services = Services(
         settings=settings,
@@ -76,7 +85,10 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
         executor=executor,
         logs=logs_store,
         runner=runner,
-        jobs=JobService(store, runner, logs_store, manifest, inventory),
+        jobs=JobService(store, runner, logs_store, manifest, inventory, settings.pull_policy),
+        events=events,
+        credentials=credentials,
+        puller=puller,
         gpu_inventory=inventory,
         daemon_id=daemon_id,
         started_at=datetime.now(timezone.utc),

@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument("--max-running-jobs", type=int, help="jobs running at once; more wait queued")
     parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
+    parser.add_argument("--pull", dest="pull_policy", choices=["missing", "always", "never"], help="when jobs pull their image, unless they say otherwise (default: missing)")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--version", action="version", version=f"tao-server {__version__}")
     return parser

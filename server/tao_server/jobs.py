@@ -34,8 +34,17 @@ def task_command(spec: TaskSpec, subtask: str | None, args: list[str]) -> list[s
 
 
 class JobService:
-    def __init__(self, store: JobStore, runner: JobRunner, logs: LogStore, manifest: Manifest, gpu_inventory: list[str]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        logs: LogStore,
+        manifest: Manifest,
+        gpu_inventory: list[str],
+        pull_policy: str = "missing",
+    ) -> None:
         self.store = store
+        self.pull_policy = pull_policy
         self.runner = runner
         self.logs = logs
         self.manifest = manifest
@@ -105,11 +114,12 @@ class JobService:
             envs=config.envs,
             docker_options=config.docker_options,
             gpus=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
+            pull_policy=request.pull or self.pull_policy,
         )
 
     @staticmethod
     def _same_or_conflict(existing: Job, wanted: Job) -> Job:
-        fields = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpus")
+        fields = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpus", "pull_policy")
         if any(getattr(existing, name) != getattr(wanted, name) for name in fields):
             raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
         return existing

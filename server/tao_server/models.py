@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer
 from pydantic import Field as PydanticField
@@ -34,6 +34,8 @@ TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.
 ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+PullPolicy = Literal["missing", "always", "never"]
 
 
 def utcnow() -> datetime:
@@ -62,6 +64,7 @@ class Job(SQLModel, table=True):
     envs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     docker_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    pull_policy: str = Field(default="missing")
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -87,6 +90,9 @@ class JobCreate(BaseModel):
     # "auto" (all GPUs if the host has any), "none", "all", a count ("2"), or indices via gpu_indices.
     gpus: str = "auto"
     gpu_indices: list[str] | None = None
+    # "missing" pulls an absent image, "always" pulls before each run, "never" only uses local images.
+    # None takes the daemon's policy.
+    pull: PullPolicy | None = None
 
 
 class JobPublic(BaseModel):
@@ -107,6 +113,7 @@ class JobPublic(BaseModel):
     envs: dict[str, str]
     docker_options: dict[str, Any]
     gpus: list[str]
+    pull_policy: str
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
@@ -137,3 +144,49 @@ class TasksPublic(BaseModel):
     toolkit_version: str | None
     groups: list[str]
     tasks: list[TaskPublic]
+
+
+class JobEvent(BaseModel):
+    """Something that happened to a job before or beside its output, such as image pull progress."""
+
+    seq: int
+    time: float
+    type: str
+    data: dict[str, Any]
+
+
+class JobEvents(BaseModel):
+    events: list[JobEvent]
+    next_after: int
+
+
+class ImagePublic(BaseModel):
+    reference: str
+    registry: str
+    tasks: list[str]
+    present: bool
+    size: int | None = None
+    id: str | None = None
+    digests: list[str] = []
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = []
+    images: list[str] = []
+
+
+class CredentialCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str
+    username: str
+    password: str
+
+
+class CredentialPublic(BaseModel):
+    """What the API says about a stored login: never the secret."""
+
+    registry: str
+    username: str

@@ -17,6 +17,8 @@ import docker.errors
 import requests.exceptions
 
 from tao_server.executors import ContainerSpec, Executor, ImageMissing, OutputStream, StartFailure
+from tao_server.events import EventLog
+from tao_server.images import ImagePuller, ProgressRecorder
 from tao_server.logs import LogStore
 from tao_server.models import Job, JobStatus, utcnow
 from tao_server.store import JobStore
@@ -36,10 +38,21 @@ class _ActiveJob:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, executor: Executor, logs: LogStore, max_running: int, stop_timeout: float) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        logs: LogStore,
+        events: EventLog,
+        puller: ImagePuller,
+        max_running: int,
+        stop_timeout: float,
+    ) -> None:
         self._store = store
         self._executor = executor
         self._logs = logs
+        self._events = events
+        self._puller = puller
         self._stop_timeout = stop_timeout
         self._workers = _WorkerPool(max_running, "job")
         # Stops run apart from the workers, so a cancel is never stuck behind queued jobs.
@@ -169,22 +182,20 @@ class JobRunner:
         self._follow_to_end(job_id, container_id, active, output, skip=0)
 
     def _create(self, job_id: str, job: Job, active: _ActiveJob) -> str | None:
-        """The job's container, pulling its image first when the engine lacks it; None when cancelled meanwhile."""
+        """The job's container, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
         spec = _spec(job)
+        if job.pull_policy == "always" and not self._pull(job_id, job, active):
+            return None
         try:
             container_id = self._executor.create(spec)
         except ImageMissing:
-            self._store.update(job_id, status=JobStatus.pulling)
-            try:
-                pulled = self._executor.pull(job.image, stop_when=active.cancel.is_set)
-            except StartFailure:
-                if not active.cancel.is_set():
-                    raise
-                pulled = False  # the pull broke off because the job was cancelled: that is the end to record
-            if not pulled or active.cancel.is_set():
-                self._finish(job_id, JobStatus.cancelled, None)
+            if job.pull_policy == "never":
+                raise StartFailure(
+                    f"image {job.image} is not on the engine and the job's pull policy is never; "
+                    f"pull it first (`tao pull {job.task}`) or run with --pull missing"
+                ) from None
+            if not self._pull(job_id, job, active):
                 return None
-            self._store.update(job_id, status=JobStatus.starting)
             container_id = self._executor.create(spec)
         active.container_id = container_id
         if active.cancel.is_set():
@@ -192,6 +203,23 @@ class JobRunner:
             self._finish(job_id, JobStatus.cancelled, None)
             return None
         return container_id
+
+    def _pull(self, job_id: str, job: Job, active: _ActiveJob) -> bool:
+        """Pull the job's image, its progress recorded as job events; False, the job cancelled, when a cancel came first."""
+        self._store.update(job_id, status=JobStatus.pulling)
+        record = ProgressRecorder(lambda data: self._events.append(job_id, "pull", data), job.image)
+        try:
+            pulled = self._puller.pull(job.image, record, stop_when=active.cancel.is_set)
+        except StartFailure:
+            if not active.cancel.is_set():
+                raise
+            pulled = False  # the pull broke off after the job was cancelled: that is the end to record
+        if not pulled or active.cancel.is_set():
+            self._finish(job_id, JobStatus.cancelled, None)
+            return False
+        self._events.append(job_id, "pull", {"image": job.image, "layer": "", "status": "pulled"})
+        self._store.update(job_id, status=JobStatus.starting)
+        return True
 
     def _follow_to_end(self, job_id: str, container_id: str, active: _ActiveJob, output: OutputStream, skip: int) -> None:
         self._copy_output(job_id, output, skip)
@@ -246,6 +274,7 @@ class JobRunner:
     def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""
         self._store.finish(job_id, status, exit_code, error)
+        self._events.forget(job_id)
         with self._lock:
             active = self._active.get(job_id)
         if active is not None:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Seconds of silence after which a websocket follower gets a heartbeat.
     heartbeat_interval: float = Field(default=5.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # When a job's image is pulled, unless the job says otherwise: missing, always or never.
+    pull_policy: Literal["missing", "always", "never"] = "missing"
 
     @property
     def db_path(self) -> Path:

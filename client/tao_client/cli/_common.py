@@ -28,6 +28,7 @@ class LauncherOptions:
         gpu_indices: list[str] | None = None,
         job_id: str | None = None,
         mounts: str | None = None,
+        pull: str | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -35,6 +36,7 @@ class LauncherOptions:
         self.gpu_indices = gpu_indices
         self.job_id = job_id
         self.mounts = mounts
+        self.pull = pull
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     from types import FrameType
 
+    from tao_client.cli.progress import PullWatcher
+
     from tao_client.client import Client, Job
 
 
@@ -29,11 +31,15 @@ def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
 class _Output:
     """The terminal's stdout; a closed pipe (`tao ... | head`) stops the copy, not the job."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: PullWatcher | None = None) -> None:
         self.received = 0
         self._closed = False
+        self._progress = progress
 
     def write(self, chunk: bytes) -> None:
+        if self._progress is not None:  # the task speaks: any pull is over
+            self._progress.stop()
+            self._progress = None
         self.received += len(chunk)
         if self._closed:
             return
@@ -43,11 +49,16 @@ class _Output:
         except BrokenPipeError:
             self._closed = True
 
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
-def attach(client: Client, job_id: str, *, cancel_on_signal: bool, offset: int = 0) -> int:
+
+def attach(client: Client, job_id: str, *, cancel_on_signal: bool, offset: int = 0, progress: PullWatcher | None = None) -> int:
     """Follow the job to its end. Ctrl-C or SIGTERM cancels it when `cancel_on_signal`, else detaches."""
     signal.signal(signal.SIGTERM, _raise_terminated)
-    output = _Output()
+    output = _Output(progress)
     output.received = offset
     try:
         return exit_code(_follow(client, job_id, output))
@@ -71,6 +82,7 @@ def _follow(client: Client, job_id: str, output: _Output) -> Job:
                 deadline = None
             job = client.job(job_id)
             if job.done:
+                output.finish()
                 return job
         except DaemonUnreachable:
             # A restarting daemon drops streams; it resumes the job, so keep trying for a while.

@@ -23,7 +23,10 @@ commands:
   list                  jobs queued and running (--all adds finished ones, --json)
   stop                  stop jobs: tao stop JOB_ID... | --container_id ID... | --all
   info                  the daemon, its task manifest, the Docker engine and GPUs
-  logs                  a job's output: tao logs JOB_ID [-f]"""
+  logs                  a job's output: tao logs JOB_ID [-f]
+  pull                  pull the images of tasks ahead of time: tao pull TASK...
+  images                the manifest's images: present or not, size, digest, tasks
+  login, logout         store or forget a registry login with the daemon: tao login nvcr.io"""
 
 OPTIONS = """\
 launcher options (before the task):
@@ -33,6 +36,7 @@ launcher options (before the task):
   --id ID               job id to use; resubmitting the same id is harmless
   --mounts FILE         launcher config (default: $LAUNCHER_MOUNTS or ~/.tao_mounts.json)
   --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket)
+  --pull POLICY         missing (pull an absent image), always, or never (default: the daemon's)
   -h, --help            this help; `tao <task> --help` lists a task's subtasks
   --version             the client's version"""
 

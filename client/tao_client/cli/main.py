@@ -11,8 +11,9 @@ import sys
 
 from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
 
-COMMANDS = ("list", "stop", "info", "logs")
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host")
+COMMANDS = ("list", "stop", "info", "logs", "pull", "images", "login", "logout")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull")
+PULL_POLICIES = ("missing", "always", "never")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,6 +98,10 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         options.mounts = value
     elif name == "--host":
         options.host = value
+    elif name == "--pull":
+        if value not in PULL_POLICIES:
+            raise UsageError(f"--pull {value!r}: expected one of {', '.join(PULL_POLICIES)}")
+        options.pull = value
 
 
 def _short_usage() -> str:

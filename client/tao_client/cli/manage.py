@@ -178,5 +178,103 @@ def _local(image: dict[str, Any]) -> str:
     return f"  ({local['size'] / 1e9:.2f} GB, {local['id'][:19]})"
 
 
-_PARSERS = {"list": _list_parser, "stop": _stop_parser, "logs": _logs_parser, "info": _info_parser}
-_HANDLERS = {"list": list_jobs, "stop": stop_jobs, "logs": show_logs, "info": show_info}
+# -- images and registries -------------------------------------------------------------------------
+
+
+def _pull_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tao pull", description="Pull the images of these tasks ahead of time, with progress.")
+    parser.add_argument("tasks", nargs="+", metavar="TASK")
+    return parser
+
+
+def pull_images(client: Client, args: argparse.Namespace) -> int:
+    from tao_client.cli.progress import view
+
+    shown = view()
+    failed = False
+    try:
+        for update in client.pull(tasks=args.tasks):
+            if update["type"] == "progress":
+                shown.update(update)
+            elif update["error"]:
+                failed = True
+                error(update["error"])
+            else:
+                shown.update({"image": update["image"], "status": f"{update['image']} is ready"})
+    finally:
+        shown.close()
+    return EXIT_LAUNCHER if failed else 0
+
+
+def _images_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tao images", description="The images the task manifest uses: present or not, size, digest, tasks.")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def list_images(client: Client, args: argparse.Namespace) -> int:
+    images = client.images()
+    if args.json:
+        print(json.dumps(images, indent=2))
+        return 0
+    rows = [("IMAGE", "PRESENT", "SIZE", "DIGEST", "TASKS")]
+    for image in images:
+        digest = image["digests"][0].split("@", 1)[1][:19] if image["digests"] else ""
+        size = f"{image['size'] / 1e9:.2f} GB" if image["size"] else ""
+        rows.append((image["reference"], "yes" if image["present"] else "no", size, digest, ", ".join(image["tasks"])))
+    _print_table(rows)
+    return 0
+
+
+def _login_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tao login", description="Store a registry login with the daemon, for pulls from that registry. The password never comes back.")
+    parser.add_argument("registry", metavar="REGISTRY", help="e.g. nvcr.io (user $oauthtoken, password: your NGC API key)")
+    parser.add_argument("-u", "--username")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    return parser
+
+
+def login(client: Client, args: argparse.Namespace) -> int:
+    username = args.username
+    if username is None:
+        if args.registry == "nvcr.io":
+            username = "$oauthtoken"
+        elif sys.stdin.isatty():
+            username = input("Username: ")
+        else:
+            error("give --username (no terminal to ask on)")
+            return EXIT_LAUNCHER
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    else:
+        error("give --password-stdin (no terminal to ask on)")
+        return EXIT_LAUNCHER
+    client.login(args.registry, username, password)
+    print(f"Login stored for {args.registry} ({username})")
+    return 0
+
+
+def _logout_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tao logout", description="Forget a registry login stored with the daemon.")
+    parser.add_argument("registry", metavar="REGISTRY")
+    return parser
+
+
+def logout(client: Client, args: argparse.Namespace) -> int:
+    client.logout(args.registry)
+    print(f"Login removed for {args.registry}")
+    return 0
+
+
+_PARSERS = {
+    "list": _list_parser, "stop": _stop_parser, "logs": _logs_parser, "info": _info_parser,
+    "pull": _pull_parser, "images": _images_parser, "login": _login_parser, "logout": _logout_parser,
+}
+_HANDLERS = {
+    "list": list_jobs, "stop": stop_jobs, "logs": show_logs, "info": show_info,
+    "pull": pull_images, "images": list_images, "login": login, "logout": logout,
+}

@@ -38,11 +38,16 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
             gpus=options.gpus,
             gpu_indices=options.gpu_indices,
             job_id=options.job_id,
+            pull=options.pull,
         )
         if options.detach:
             print(job.id)
             return 0
-        return attach(client, job.id, cancel_on_signal=True)
+        from tao_client.cli.progress import PullWatcher
+
+        progress = PullWatcher(lambda: connect(options), job.id)
+        progress.start()
+        return attach(client, job.id, cancel_on_signal=True, progress=progress)
 
 
 def split_words(tasks: dict[str, Any], words: list[str]) -> tuple[str | None, str, list[str]]:

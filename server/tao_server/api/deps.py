@@ -9,7 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from tao_server.credentials import CredentialStore
+from tao_server.events import EventLog
 from tao_server.executors import Executor
+from tao_server.images import ImagePuller
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
 from tao_server.manifest import Manifest
@@ -31,6 +34,9 @@ class Services:
     daemon_id: str
     started_at: datetime
     addresses: list[str]
+    events: EventLog
+    credentials: CredentialStore
+    puller: ImagePuller
 
 
 def get_services(connection: HTTPConnection) -> Services:

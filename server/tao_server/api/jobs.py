@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
-from tao_server.api.deps import JobServiceDep
-from tao_server.models import JobCreate, JobPage, JobPublic, JobStatus
+from tao_server.api.deps import JobServiceDep, ServicesDep
+from tao_server.models import JobCreate, JobEvents, JobPage, JobPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -36,6 +36,14 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: str, jobs: JobServiceDep) -> Response:
     return _json(JobPublic.model_validate(jobs.get(job_id)))
+
+
+@router.get("/{job_id}/events", response_model=JobEvents)
+def job_events(job_id: str, services: ServicesDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """Events after number `after`, such as image pull progress; poll with the last `next_after`."""
+    services.jobs.get(job_id)  # 404 for an unknown job
+    events = services.events.after(job_id, after)
+    return _json(JobEvents(events=events, next_after=events[-1]["seq"] if events else after))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,7 +48,15 @@ class ImageMissing(Exception):
 
 
 class Executor(Protocol):
-    def pull(self, image: str, stop_when: Callable[[], bool]) -> bool: ...
+    def registry_of(self, image: str) -> str: ...
+
+    def image_present(self, image: str) -> bool: ...
+
+    def pull(self, image: str, auth: dict[str, str] | None) -> Iterator[dict[str, Any]]: ...
+
+    def login(self, registry: str, username: str, password: str) -> None: ...
+
+    def image_summary(self, image: str) -> dict[str, Any] | None: ...
 
     def create(self, spec: ContainerSpec) -> str: ...
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import docker
+import docker.auth
 import docker.errors
 from docker.types import DeviceRequest, Mount, Ulimit
 
@@ -45,17 +46,37 @@ class DockerExecutor:
     def close(self) -> None:
         self._client.close()
 
-    def pull(self, image: str, stop_when: Callable[[], bool]) -> bool:
-        """Pull `image`; False when `stop_when()` turned true first (checked at each progress event)."""
+    def registry_of(self, image: str) -> str:
+        registry, _ = docker.auth.resolve_repository_name(_without_digest_or_tag(image))
+        return registry
+
+    def image_present(self, image: str) -> bool:
         try:
-            for event in self._api.pull(image, stream=True, decode=True):
-                if "error" in event:
-                    raise StartFailure(f"cannot pull image {image}: {event['error']}")
-                if stop_when():
-                    return False
-        except docker.errors.APIError as exc:
-            raise StartFailure(f"cannot pull image {image}: {_explain(exc)}") from None
+            self._api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return False
         return True
+
+    def pull(self, image: str, auth: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+        """The engine's progress events while it pulls `image`; raises StartFailure naming the cause."""
+        registry = self.registry_of(image)
+        try:
+            for event in self._api.pull(_pull_reference(image), stream=True, decode=True, auth_config=auth):
+                if "error" in event:
+                    raise _pull_failure(image, registry, str(event["error"]))
+                yield event
+        except docker.errors.APIError as exc:
+            raise _pull_failure(image, registry, _explain(exc)) from None
+
+    def login(self, registry: str, username: str, password: str) -> None:
+        """Check a login with the registry; raises StartFailure when the registry refuses it."""
+        try:
+            self._api.login(username=username, password=password, registry=registry, reauth=True)
+        except docker.errors.APIError as exc:
+            raise _pull_failure(registry, registry, _explain(exc)) from None
+        finally:
+            # docker-py remembers logins for later calls; the daemon passes credentials per pull instead.
+            self._api._auth_configs.auths.pop(registry, None)
 
     def create(self, spec: ContainerSpec) -> str:
         options = spec.docker_options
@@ -207,6 +228,37 @@ class _AttachedStream:
                     yield b"".join(payloads)
         finally:
             self.close()
+
+
+def _without_digest_or_tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def _pull_reference(image: str) -> str:
+    """name@digest for a pinned image (a tag beside a digest confuses the pull API), else the reference."""
+    if "@" in image:
+        return f"{_without_digest_or_tag(image)}@{image.split('@', 1)[1]}"
+    return image
+
+
+def _pull_failure(image: str, registry: str, message: str) -> StartFailure:
+    """The engine's pull error as a message that says what went wrong and what to do."""
+    lowered = message.lower()
+    if any(word in lowered for word in ("unauthorized", "authentication required", "no basic auth credentials", "access denied", "denied:", "incorrect username or password")):
+        hint = " (or set NGC_API_KEY for the daemon)" if registry == "nvcr.io" else ""
+        return StartFailure(f"registry {registry} refused access to {image} (unauthorized); log in with `tao login {registry}`{hint}")
+    if "no space left on device" in lowered:
+        return StartFailure(f"the daemon's host ran out of disk space while pulling {image}: {message}")
+    if "digest" in lowered and ("mismatch" in lowered or "did not match" in lowered or "verification failed" in lowered):
+        return StartFailure(f"digest mismatch for {image}: the registry served content that does not match the pinned digest ({message})")
+    if any(word in lowered for word in ("manifest unknown", "not found", "name unknown", "does not exist")):
+        return StartFailure(f"image {image} was not found in registry {registry}; check the name, tag or digest in the task manifest ({message})")
+    if any(word in lowered for word in ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable", "tls handshake", "timeout")):
+        return StartFailure(f"registry {registry} is unreachable while pulling {image}: {message}")
+    return StartFailure(f"cannot pull image {image}: {message}")
 
 
 def _port_key(port: str) -> tuple[int, str] | int:

@@ -1,0 +1,102 @@
+"""Images: one pull for all the jobs that need an image at once, with progress for each of them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tao_server.credentials import CredentialStore
+from tao_server.executors import StartFailure
+from tao_server.executors.base import Executor
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class _Pull:
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.done = threading.Event()
+        self.error: StartFailure | None = None
+        self.listeners: list[Progress] = []
+
+
+class ImagePuller:
+    """Shares a pull among everyone who asks for the same image while it runs.
+
+    The pull runs in a thread of its own: a job that is cancelled stops waiting for it, but the
+    pull goes on for the other jobs that need the image.
+    """
+
+    def __init__(self, executor: Executor, credentials: CredentialStore, engine_errors: tuple[type[BaseException], ...]) -> None:
+        self._executor = executor
+        self._credentials = credentials
+        self._engine_errors = engine_errors
+        self._pulls: dict[str, _Pull] = {}
+        self._lock = threading.Lock()
+
+    def pull(self, image: str, on_progress: Progress, stop_when: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until `image` is pulled; False when `stop_when()` turned true first. Raises the pull's failure."""
+        with self._lock:
+            pull = self._pulls.get(image)
+            if pull is None:
+                pull = self._pulls[image] = _Pull(image)
+                threading.Thread(target=self._run, args=(pull,), name=f"pull {image}", daemon=True).start()
+            else:
+                on_progress({"status": "waiting for the pull of this image that is already running"})
+            pull.listeners.append(on_progress)
+        while not pull.done.wait(0.1):
+            if stop_when():
+                with self._lock:
+                    pull.listeners.remove(on_progress)
+                return False
+        if pull.error is not None:
+            raise pull.error
+        return True
+
+    def _run(self, pull: _Pull) -> None:
+        started = time.monotonic()
+        auth = self._credentials.auth_for(self._executor.registry_of(pull.image))
+        try:
+            for event in self._executor.pull(pull.image, auth):
+                with self._lock:
+                    listeners = list(pull.listeners)
+                for listener in listeners:
+                    listener(event)
+            log.info("pulled %s in %.1f s", pull.image, time.monotonic() - started)
+        except StartFailure as failure:
+            pull.error = failure
+        except self._engine_errors as exc:
+            pull.error = StartFailure(f"Docker engine error while pulling {pull.image}: {exc}")
+        finally:
+            with self._lock:
+                del self._pulls[pull.image]
+            pull.done.set()
+
+
+class ProgressRecorder:
+    """Turns the engine's pull events into job events, at most a few a second per layer."""
+
+    def __init__(self, append: Callable[[dict[str, Any]], None], image: str, interval: float = 0.5) -> None:
+        self._append = append
+        self._image = image
+        self._interval = interval
+        self._last: dict[str, tuple[str, float]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        layer = event.get("id", "")
+        status = event.get("status", "")
+        detail = event.get("progressDetail") or {}
+        now = time.monotonic()
+        previous = self._last.get(layer)
+        if previous is not None and previous[0] == status and now - previous[1] < self._interval:
+            return
+        self._last[layer] = (status, now)
+        data: dict[str, Any] = {"image": self._image, "layer": layer, "status": status}
+        if detail.get("total"):
+            data.update(current=detail.get("current", 0), total=detail["total"])
+        self._append(data)

@@ -1,0 +1,174 @@
+"""Pulls against a real registry on 127.0.0.1: logins, progress, one pull for many jobs, digests, policies."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Daemon, executable, free_port
+from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, layer_digests, remove_local
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = "tao/toolkit"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, toolkit_image: str) -> Iterator[tuple[Registry, str, str, str]]:
+    """(registry, reference, digest, blob digest of the image's own layer), the image absent from the engine."""
+    root = tmp_path_factory.mktemp("registry")
+    running = Registry(root, free_port()).start()
+    variant = build_variant(toolkit_image, "tao-test/pullable:1", root)
+    reference, digest = running.push(variant, f"{REPOSITORY}:1")
+    remove_local(reference, variant)
+    own_layer = layer_digests(running, REPOSITORY, "1")[-1]
+    yield running, reference, digest, own_layer
+    running.stop()
+    remove_local(reference)
+
+
+def _manifest(path: Path, registry: Registry, digest: str | None = None, tag: str = "1") -> Path:
+    entry: dict[str, Any] = {"docker_registry": registry.host, "tasks": ["detectnet_v2", "yolo_v4"]}
+    if digest is not None:
+        entry["docker_digest"] = digest
+    path.write_text(json.dumps({"format_version": 2.0, "toolkit_version": "registry-test", "dockers": {REPOSITORY: {tag: entry}}}))
+    return path
+
+
+def _login(daemon: Daemon, host: str, password: str = PASSWORD) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [executable("tao"), "login", host, "-u", USERNAME, "--password-stdin"],
+        input=password.encode() + b"\n", env=daemon.env(), capture_output=True, timeout=60,
+    )
+
+
+def _events(daemon: Daemon, job_id: str) -> list[dict[str, Any]]:
+    with daemon.http() as client:
+        return [event["data"] for event in client.get(f"/v1/jobs/{job_id}/events").json()["events"]]
+
+
+@pytest.fixture
+def pulling_daemon(new_daemon, tmp_path: Path, registry) -> Daemon:  # type: ignore[no-untyped-def]
+    reg, reference, _, _ = registry
+    remove_local(reference)
+    return new_daemon(manifest=_manifest(tmp_path / "manifest.json", reg)).start()
+
+
+def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, reference, _, own_layer = registry
+    login = _login(pulling_daemon, reg.host)
+    assert login.returncode == 0, login.stderr
+    assert f"Login stored for {reg.host} ({USERNAME})".encode() in login.stdout
+
+    result = pulling_daemon.tao("detectnet_v2", "exit", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"exiting with 0\n"
+    assert f"tao: pulling {reference}".encode() in result.stderr  # plain progress lines without a terminal
+
+    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
+    events = _events(pulling_daemon, job["id"])
+    assert any(event.get("total") for event in events), "no download progress with byte counts"
+    assert any(event["status"] == "Pull complete" for event in events)
+    assert events[-1]["status"] == "pulled"
+    assert reg.blob_downloads(own_layer) >= 1
+
+
+def test_logins_are_kept_secret(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+    reg = registry[0]
+    assert _login(pulling_daemon, reg.host).returncode == 0
+    assert pulling_daemon.tao("yolo_v4", "exit", "0").returncode == 0
+    with pulling_daemon.http() as client:
+        listed = client.get("/v1/credentials").json()
+        jobs = client.get("/v1/jobs").text
+    assert listed == [{"registry": reg.host, "username": USERNAME}]
+    stored = pulling_daemon.data_dir / "credentials.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert PASSWORD not in jobs
+    assert PASSWORD not in pulling_daemon.server_log()
+    for log in (pulling_daemon.data_dir / "logs").iterdir():
+        assert PASSWORD not in log.read_text(errors="replace")
+    assert pulling_daemon.tao("logout", reg.host).returncode == 0
+    with pulling_daemon.http() as client:
+        assert client.get("/v1/credentials").json() == []
+
+
+def test_a_wrong_password_and_a_missing_login_are_clear_errors(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+    reg = registry[0]
+    refused = _login(pulling_daemon, reg.host, password="wrong")
+    assert refused.returncode == 125
+    assert f"registry {reg.host} refused the login".encode() in refused.stderr
+    result = pulling_daemon.tao("detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"registry {reg.host} refused access".encode() in result.stderr
+    assert f"tao login {reg.host}".encode() in result.stderr
+    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
+    assert job["status"] == "error" and job["exit_code"] == 125
+
+
+def test_concurrent_jobs_share_one_pull(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, _, _, own_layer = registry
+    assert _login(pulling_daemon, reg.host).returncode == 0
+    before = reg.blob_downloads(own_layer)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda task: pulling_daemon.tao(task, "exit", "0"), ["detectnet_v2", "yolo_v4", "detectnet_v2"]))
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert reg.blob_downloads(own_layer) - before == 1
+    jobs = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)
+    waited = [job for job in jobs if any("already running" in e["status"] for e in _events(pulling_daemon, job["id"]))]
+    assert len(waited) == 2
+
+
+def test_pinned_digest_is_pulled_and_a_different_local_image_is_not_used(new_daemon, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, reference, digest, _ = registry
+    remove_local(reference)
+    pinned = new_daemon(manifest=_manifest(tmp_path / "pinned.json", reg, digest=digest)).start()
+    assert _login(pinned, reg.host).returncode == 0
+    assert pinned.tao("detectnet_v2", "exit", "0").returncode == 0
+
+    # The tag is now present locally, but a manifest pinning another digest must not run it.
+    wrong = "sha256:" + "0" * 64
+    other = new_daemon(manifest=_manifest(tmp_path / "wrong.json", reg, digest=wrong)).start()
+    assert _login(other, reg.host).returncode == 0
+    result = other.tao("detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"{REPOSITORY}:1@{wrong}".encode() in result.stderr
+    assert b"was not found in registry" in result.stderr
+
+
+def test_pull_policies_and_tao_pull(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, reference, _, own_layer = registry
+    never = pulling_daemon.tao("--pull", "never", "detectnet_v2", "exit", "0")
+    assert never.returncode == 125
+    assert b"the job's pull policy is never" in never.stderr
+
+    assert _login(pulling_daemon, reg.host).returncode == 0
+    images = json.loads(pulling_daemon.tao("images", "--json").stdout)
+    assert [(image["reference"], image["present"]) for image in images] == [(reference, False)]
+    pulled = pulling_daemon.tao("pull", "detectnet_v2")
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"{reference} is ready".encode() in pulled.stderr
+    assert json.loads(pulling_daemon.tao("images", "--json").stdout)[0]["present"] is True
+    assert pulling_daemon.tao("--pull", "never", "detectnet_v2", "exit", "0").returncode == 0
+
+    before = reg.blob_downloads(own_layer)
+    always = pulling_daemon.tao("--pull", "always", "yolo_v4", "exit", "0")
+    assert always.returncode == 0
+    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
+    assert job["pull_policy"] == "always"
+    assert any(event["status"] == "pulled" for event in _events(pulling_daemon, job["id"]))
+    assert reg.blob_downloads(own_layer) == before  # the layers are there: the registry was asked, nothing fetched again
+
+
+def test_an_unreachable_registry_is_a_clear_error(new_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nowhere = Registry(tmp_path, free_port())  # never started
+    daemon = new_daemon(manifest=_manifest(tmp_path / "nowhere.json", nowhere)).start()
+    result = daemon.tao("detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"registry {nowhere.host} is unreachable".encode() in result.stderr
