@@ -30,14 +30,16 @@ class Scale:
     follower_bytes: int
     table_jobs: int
     list_requests: int
+    pulls: int
+    pull_layer_bytes: int
 
     @classmethod
     def full(cls) -> Scale:
-        return cls(20, 5, 3000, 200, 1024**3, 50, 64 * 1024**2, 100_000, 500)
+        return cls(20, 5, 3000, 200, 1024**3, 50, 64 * 1024**2, 100_000, 500, 5, 256 * 1024**2)
 
     @classmethod
     def quick(cls) -> Scale:
-        return cls(3, 1, 200, 20, 16 * 1024**2, 5, 4 * 1024**2, 2_000, 50)
+        return cls(3, 1, 200, 20, 16 * 1024**2, 5, 4 * 1024**2, 2_000, 50, 1, 8 * 1024**2)
 
 
 def startup(daemon: Daemon, scale: Scale) -> list[Figure]:
@@ -279,3 +281,51 @@ def _list_timings(daemon: Daemon, scale: Scale) -> tuple[list[float], list[float
     deep = [get(f"/v1/jobs?limit=50&cursor={deep_cursor}") for _ in range(scale.list_requests)]
     connection.close()
     return first, deep
+
+
+def cold_pull(scale: Scale) -> Figure:
+    """Pull and start a task on a cold cache vs `docker pull` + `docker run --rm`, from a local registry."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, remove_local
+
+    root = Path(tempfile.mkdtemp(prefix="tao-bench-registry-"))
+    registry = Registry(root, _free_port()).start()
+    try:
+        variant = build_variant(IMAGE, "tao-bench/pullable:1", root, size=scale.pull_layer_bytes)
+        reference, _ = registry.push(variant, "tao/bench:1")
+        remove_local(variant)
+        manifest = root / "manifest.json"
+        manifest.write_text(json.dumps({"format_version": 2.0, "dockers": {"tao/bench": {"1": {"docker_registry": registry.host, "tasks": ["detectnet_v2"]}}}}))
+        daemon = Daemon(manifest=manifest).start()
+        try:
+            subprocess.run([tool("tao"), "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), env=daemon.env(), check=True, capture_output=True)
+            subprocess.run(["docker", "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), check=True, capture_output=True)
+
+            def ours() -> float:
+                remove_local(reference)
+                return timed([tool("tao"), "detectnet_v2", "exit", "0"], daemon.env())
+
+            def docker() -> float:
+                remove_local(reference)
+                return timed(["docker", "pull", "-q", reference]) + timed(["docker", "run", "--rm", reference, "detectnet_v2", "exit", "0"])
+
+            mine, theirs = alternate(scale.pulls, ours, docker)
+        finally:
+            subprocess.run(["docker", "logout", registry.host], capture_output=True)
+            daemon.stop()
+        figure = Figure("9", f"cold pull ({scale.pull_layer_bytes >> 20} MiB layer) and start: tao vs docker pull + docker run", "s", mine, "ratio (issue 4 note)", None, baseline=theirs)
+        figure.met = None
+        return figure
+    finally:
+        registry.stop()
+        remove_local(reference if "reference" in locals() else "")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

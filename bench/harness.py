@@ -92,7 +92,8 @@ def rss_mb(pid: int) -> float:
 class Daemon:
     """A `tao-server` on a Unix socket in a temp dir, with the sample manifest."""
 
-    def __init__(self, *args: str, data_dir: Path | None = None) -> None:
+    def __init__(self, *args: str, data_dir: Path | None = None, manifest: Path | None = None) -> None:
+        self.manifest = manifest or ROOT / "examples" / "sample-toolkit" / "manifest.json"
         self.root = Path(tempfile.mkdtemp(prefix="tao-bench-"))
         self.socket = self.root / "tao.sock"
         self.data_dir = data_dir or self.root / "data"
@@ -111,7 +112,7 @@ class Daemon:
     def start(self) -> Daemon:
         command = [
             tool("tao-server"), "--data-dir", str(self.data_dir), "--socket", str(self.socket),
-            "--manifest", str(ROOT / "examples" / "sample-toolkit" / "manifest.json"), "--gpus", "none",
+            "--manifest", str(self.manifest), "--gpus", "none",
             "--log-level", "warning", "--stop-timeout", "10", *self.args,
         ]
         self.log = open(self.root / "server.log", "ab")

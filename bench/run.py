@@ -18,17 +18,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.registry: the local registry
 
 import figures  # noqa: E402
 from harness import ROOT, Daemon, Figure, build_image, tool  # noqa: E402
 
-GROUPS = ("1", "2", "3", "4", "5", "6", "7")  # 7 also measures 8 (memory), on the same daemon
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9")  # 7 also measures 8 (memory), on the same daemon
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs: checks the scripts, not the targets")
-    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7)")
+    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     wanted = {part.strip() for part in args.only.split(",")}
@@ -74,6 +75,8 @@ def _run_group(group: str, shared: Daemon, scale: figures.Scale) -> list[Figure]
         return [figures.start_rate(scale)]
     if group == "6":
         return figures.log_throughput(scale)
+    if group == "9":
+        return [figures.cold_pull(scale)]
     return figures.list_latency_and_memory(scale)
 
 
