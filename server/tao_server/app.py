@@ -24,6 +24,7 @@ from tao_server.images import ImagePuller
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
 from tao_server.runner import ENGINE_ERRORS, JobRunner
+from tao_server.scheduler import GpuScheduler
 from tao_server.settings import Settings
 from tao_server.store import JobStore
 
@@ -71,14 +72,14 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
     if executor is None:
         from tao_server.executors.docker import DockerExecutor
 
-        executor = DockerExecutor(daemon_id, settings.docker_host, pool_size=settings.max_running_jobs * 2 + 8)
+        executor = DockerExecutor(daemon_id, settings.docker_host, pool_size=settings.max_running_jobs * 2 + 8, gpu_mode=settings.gpu_mode)
     store = JobStore(engine)
     logs_store = LogStore(settings.logs_dir)
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json")
     puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
-    runner = JobRunner(store, executor, logs_store, events, puller, settings.max_running_jobs, settings.stop_timeout)
     inventory = gpus.inventory(settings.gpus)
+    runner = JobRunner(store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout)
     services = Services(
         settings=settings,
         manifest=manifest,

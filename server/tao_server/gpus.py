@@ -29,18 +29,21 @@ def inventory(setting: str) -> list[str]:
     return sorted((path.removeprefix("/dev/nvidia") for path in nodes), key=int)
 
 
-def resolve(request: str, indices: list[str] | None, available: list[str]) -> list[str]:
-    """The device ids a job gets: [] for none, ["all"] for every GPU, else explicit indices."""
+def resolve(request: str, indices: list[str] | None, available: list[str]) -> str:
+    """The job's GPU request, checked against the host: "" (none), "all", "count:N" or "ids:0,3".
+
+    Devices are given when the job starts (scheduler.py), each to one running job at a time.
+    """
     if indices:
         missing = [index for index in indices if index not in available]
         if missing:
             raise NoGpus(_no_such(missing, available), field="gpu_indices")
-        return list(indices)
+        return "ids:" + ",".join(dict.fromkeys(indices))
     request = request.strip().lower()
     if request in ("auto", ""):
-        return ["all"] if available else []
+        return "all" if available else ""
     if request in ("none", "0"):
-        return []
+        return ""
     if request != "all" and not re.fullmatch(r"[0-9]+", request):
         raise NoGpus(f"--gpus {request!r} is not valid; use all, none, or a count such as 2", field="gpus")
     if not available:
@@ -50,11 +53,11 @@ def resolve(request: str, indices: list[str] | None, available: list[str]) -> li
             field="gpus",
         )
     if request == "all":
-        return ["all"]
+        return "all"
     count = int(request)
     if count > len(available):
         raise NoGpus(f"this job asks for {count} GPUs but the host has {len(available)} ({', '.join(available)})", field="gpus")
-    return available[:count]
+    return f"count:{count}"
 
 
 def _no_such(missing: list[str], available: list[str]) -> str:

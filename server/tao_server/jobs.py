@@ -9,7 +9,7 @@ from tao_server import launch_config
 from tao_server.errors import InvalidRequest, JobConflict
 from tao_server.logs import LogStore
 from tao_server.manifest import Manifest, TaskSpec
-from tao_server.models import Job, JobCreate, JobStatus, utcnow
+from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
 from tao_server.runner import JobRunner
 from tao_server.store import DuplicateJobId, JobStore
 
@@ -70,6 +70,13 @@ class JobService:
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)
 
+    def public(self, job: Job) -> JobPublic:
+        """The job as the API shows it, with its place in the GPU line while it waits there."""
+        shown = JobPublic.model_validate(job)
+        if job.status == JobStatus.queued and job.gpu_request:
+            shown.gpu_queue_position = self.runner.gpu_position(job.id)
+        return shown
+
     def page(self, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None) -> tuple[list[Job], str | None]:
         if container_id is not None and not container_id.strip():
             raise InvalidRequest("container_id must not be empty", field="container_id")
@@ -113,13 +120,13 @@ class JobService:
             mounts=config.mounts,
             envs=config.envs,
             docker_options=config.docker_options,
-            gpus=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
+            gpu_request=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
             pull_policy=request.pull or self.pull_policy,
         )
 
     @staticmethod
     def _same_or_conflict(existing: Job, wanted: Job) -> Job:
-        fields = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpus", "pull_policy")
+        fields = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "pull_policy")
         if any(getattr(existing, name) != getattr(wanted, name) for name in fields):
             raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
         return existing

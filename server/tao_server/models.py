@@ -63,6 +63,8 @@ class Job(SQLModel, table=True):
     mounts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     envs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     docker_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What the job asked for ("", "all", "count:N", "ids:0,3"); `gpus` are the devices it was given.
+    gpu_request: str = Field(default="")
     gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pull_policy: str = Field(default="missing")
     cancel_requested: bool = False
@@ -112,7 +114,10 @@ class JobPublic(BaseModel):
     mounts: list[dict[str, Any]]
     envs: dict[str, str]
     docker_options: dict[str, Any]
+    gpu_request: str
     gpus: list[str]
+    # For a queued job waiting for GPUs: its place in line (1 = next).
+    gpu_queue_position: int | None = None
     pull_policy: str
     cancel_requested: bool
     created_at: datetime

@@ -21,6 +21,7 @@ from tao_server.events import EventLog
 from tao_server.images import ImagePuller, ProgressRecorder
 from tao_server.logs import LogStore
 from tao_server.models import Job, JobStatus, utcnow
+from tao_server.scheduler import GpuScheduler
 from tao_server.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,11 @@ class JobRunner:
         logs: LogStore,
         events: EventLog,
         puller: ImagePuller,
+        gpus: GpuScheduler,
         max_running: int,
         stop_timeout: float,
     ) -> None:
+        self._gpus = gpus
         self._store = store
         self._executor = executor
         self._logs = logs
@@ -77,12 +80,19 @@ class JobRunner:
             self._control.submit(self._stop, active.container_id)
 
     def forget(self, job_id: str) -> None:
-        """A queued job was cancelled before a worker took it: wake its followers."""
+        """A queued job was cancelled before it started: free its place in line, wake its followers."""
         with self._lock:
             active = self._active.pop(job_id, None)
         if active is not None:
+            active.cancel.set()
             active.finished = True
         self._logs.notify(job_id)
+
+    def gpu_position(self, job_id: str) -> int | None:
+        return self._gpus.position(job_id)
+
+    def gpu_holders(self) -> dict[str, str | None]:
+        return self._gpus.holders()
 
     def is_finished(self, job_id: str) -> bool:
         with self._lock:
@@ -114,6 +124,7 @@ class JobRunner:
                 self._finish(job.id, JobStatus.cancelled, state.exit_code if state else None)
             elif state is not None and (state.running or state.exit_code is not None):
                 log.info("resuming job %s (container %s)", job.id, state.container_id[:12])
+                self._gpus.hold(job.id, job.gpus)
                 self._store.update(job.id, status=JobStatus.running, container_id=state.container_id)
                 self._track(job.id).container_id = state.container_id
                 self._workers.submit(self._resume, job.id, state.container_id)
@@ -165,7 +176,13 @@ class JobRunner:
 
     def _start_and_follow(self, job_id: str, active: _ActiveJob) -> None:
         job = self._store.get(job_id)
-        if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting):
+        if job.gpu_request:
+            # The job stays `queued`, with its place in line, until its devices are free.
+            devices = self._gpus.acquire(job_id, job.gpu_request, stop_when=active.cancel.is_set)
+            if devices is None:
+                return  # cancelled while it waited
+            job.gpus = devices
+        if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
             return  # cancelled while it waited
         container_id = self._create(job_id, job, active)
         if container_id is None:
@@ -274,6 +291,7 @@ class JobRunner:
     def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""
         self._store.finish(job_id, status, exit_code, error)
+        self._gpus.release(job_id)  # the container has stopped: its devices are free for the next in line
         self._events.forget(job_id)
         with self._lock:
             active = self._active.get(job_id)
@@ -282,6 +300,7 @@ class JobRunner:
         self._logs.notify(job_id)
 
     def _done(self, job_id: str) -> None:
+        self._gpus.release(job_id)
         with self._lock:
             active = self._active.pop(job_id, None)
         if active is not None:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     docker_host: str | None = None
     # GPU inventory: "auto" probes the host, "none" disables GPUs, "0,1,..." names device indices.
     gpus: str = "auto"
+    # How a job gets its devices: "request" (a Docker device request, plus NVIDIA_VISIBLE_DEVICES) or
+    # "env" (NVIDIA_VISIBLE_DEVICES alone, for engines whose default runtime is nvidia).
+    gpu_mode: Literal["request", "env"] = "request"
     max_running_jobs: int = Field(default=32, ge=1)
     # Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
     stop_timeout: float = Field(default=10.0, ge=0)

@@ -60,7 +60,7 @@ def list_jobs(client: Client, args: argparse.Namespace) -> int:
         (
             job.id,
             " ".join(part for part in (job.data["group"], job.data["task"], job.data["subtask"]) if part),
-            job.status,
+            job.status + (f" (GPU line #{job.data['gpu_queue_position']})" if job.data.get("gpu_queue_position") else ""),
             "" if job.exit_code is None else str(job.exit_code),
             job.data["created_at"][:19].replace("T", " "),
             (job.data["container_id"] or "")[:12],
@@ -161,7 +161,8 @@ def show_info(client: Client, args: argparse.Namespace) -> int:
         print(f"engine:    {engine['error']}")
     else:
         print(f"engine:    Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})")
-    print(f"gpus:      {', '.join(info['gpus']) if info['gpus'] else 'none'}")
+    gpus = [f"{gpu['index']} ({'job ' + gpu['job'] if gpu['job'] else 'free'})" for gpu in info["gpus"]]
+    print(f"gpus:      {', '.join(gpus) if gpus else 'none'}{' [' + info['gpu_mode'] + ' mode]' if gpus else ''}")
     counts = daemon["jobs"]
     print(f"jobs:      {', '.join(f'{status} {count}' for status, count in sorted(counts.items())) or 'none yet'}")
     print("images:")

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 def submit_job(request: JobCreate, jobs: JobServiceDep) -> Response:
     """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job."""
     job, created = jobs.submit(request)
-    return _json(JobPublic.model_validate(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    return _json(jobs.public(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get("", response_model=JobPage)
@@ -30,12 +30,12 @@ def list_jobs(
 ) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     page, next_cursor = jobs.page(status_, limit, cursor, container_id)
-    return _json(JobPage(jobs=[JobPublic.model_validate(job) for job in page], next_cursor=next_cursor))
+    return _json(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
 
 
 @router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: str, jobs: JobServiceDep) -> Response:
-    return _json(JobPublic.model_validate(jobs.get(job_id)))
+    return _json(jobs.public(jobs.get(job_id)))
 
 
 @router.get("/{job_id}/events", response_model=JobEvents)
@@ -49,7 +49,7 @@ def job_events(job_id: str, services: ServicesDep, after: Annotated[int, Query(g
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def cancel_job(job_id: str, jobs: JobServiceDep) -> Response:
     """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
-    return _json(JobPublic.model_validate(jobs.cancel(job_id)), status.HTTP_202_ACCEPTED)
+    return _json(jobs.public(jobs.cancel(job_id)), status.HTTP_202_ACCEPTED)
 
 
 def _json(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:

@@ -53,7 +53,8 @@ def info(services: ServicesDep, verbose: bool = False) -> dict[str, Any]:
             "toolkit_version": manifest.toolkit_version,
             "groups": manifest.groups,
         },
-        "gpus": services.gpu_inventory,
+        "gpu_mode": services.settings.gpu_mode,
+        "gpus": [{"index": index, "job": holder} for index, holder in services.runner.gpu_holders().items()],
     }
     try:
         body["engine"] = services.executor.engine_info()

@@ -35,8 +35,11 @@ _RLIMIT_NAMES = {
 
 
 class DockerExecutor:
-    def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64) -> None:
+    def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64, gpu_mode: str = "request") -> None:
         self.daemon_id = daemon_id
+        # "request": a device request per job (nvidia-container-toolkit); "env": NVIDIA_VISIBLE_DEVICES
+        # alone, for engines whose default runtime is nvidia.
+        self.gpu_mode = gpu_mode
         if base_url:
             self._client = docker.DockerClient(base_url=base_url, max_pool_size=pool_size)
         else:
@@ -94,7 +97,7 @@ class DockerExecutor:
             security_opt=options.get("security_opt"),
             mem_limit=options.get("mem_limit"),
             nano_cpus=int(options["cpus"] * 1e9) if "cpus" in options else None,
-            device_requests=_gpu_requests(spec.gpus),
+            device_requests=_gpu_requests(spec.gpus) if self.gpu_mode == "request" else None,
             # An init as PID 1 forwards SIGTERM to the task and reaps zombies, so a cancel is prompt.
             init=True,
         )
@@ -102,7 +105,7 @@ class DockerExecutor:
             created = self._api.create_container(
                 image=spec.image,
                 command=spec.command,
-                environment=spec.envs,
+                environment={**spec.envs, "NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else spec.envs,
                 user=options.get("user"),
                 tty=options.get("tty", False),
                 ports=[_port_key(p) for p in options.get("ports", {})] or None,
@@ -271,11 +274,7 @@ def _port_bindings(ports: dict[str, list[Any]]) -> dict[str, tuple[str, int | No
 
 
 def _gpu_requests(gpus: list[str]) -> list[DeviceRequest] | None:
-    if not gpus:
-        return None
-    if gpus == ["all"]:
-        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])]
+    return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])] if gpus else None
 
 
 def _explain(exc: docker.errors.APIError) -> str:

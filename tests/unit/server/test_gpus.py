@@ -21,17 +21,17 @@ def test_inventory_setting_overrides_detection(setting, expected):
 @pytest.mark.parametrize(
     ("request_", "available", "expected"),
     [
-        ("auto", TWO, ["all"]),
-        ("auto", [], []),
-        ("", TWO, ["all"]),
-        ("none", TWO, []),
-        ("none", [], []),
-        ("0", TWO, []),
-        ("all", TWO, ["all"]),
-        ("ALL", TWO, ["all"]),
-        ("1", TWO, ["0"]),
-        ("2", TWO, ["0", "1"]),
-        (" 2 ", TWO, ["0", "1"]),
+        ("auto", TWO, "all"),
+        ("auto", [], ""),
+        ("", TWO, "all"),
+        ("none", TWO, ""),
+        ("none", [], ""),
+        ("0", TWO, ""),
+        ("all", TWO, "all"),
+        ("ALL", TWO, "all"),
+        ("1", TWO, "count:1"),
+        ("2", TWO, "count:2"),
+        (" 2 ", TWO, "count:2"),
     ],
 )
 def test_resolve_request(request_, available, expected):
@@ -39,11 +39,15 @@ def test_resolve_request(request_, available, expected):
 
 
 def test_explicit_indices_win_over_the_request():
-    assert resolve("none", ["1"], TWO) == ["1"]
+    assert resolve("none", ["1"], TWO) == "ids:1"
 
 
 def test_empty_indices_fall_back_to_the_request():
-    assert resolve("auto", [], TWO) == ["all"]
+    assert resolve("auto", [], TWO) == "all"
+
+
+def test_repeated_indices_count_once():
+    assert resolve("auto", ["1", "0", "1"], TWO) == "ids:1,0"
 
 
 @pytest.mark.parametrize("request_", ["all", "1", "2"])

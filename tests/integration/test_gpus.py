@@ -1,0 +1,115 @@
+"""Exclusive GPUs on a configured 4-GPU inventory (--gpu-mode env: no GPU is needed on this host)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import LABEL_DAEMON, Daemon, job_id_of
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def gpu_daemon(new_daemon) -> Daemon:  # type: ignore[no-untyped-def]
+    return new_daemon("--gpus", "0,1,2,3", "--gpu-mode", "env", "--max-running-jobs", "64").start()
+
+
+def _submit(daemon: Daemon, gpus: str, *args: str, **extra: Any) -> dict[str, Any]:
+    with daemon.http() as client:
+        response = client.post("/v1/jobs", json={"task": "unet", "subtask": "run", "args": list(args), "gpus": gpus, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _visible_devices(docker_client: Any, container_id: str) -> list[str]:
+    env = docker_client.api.inspect_container(container_id)["Config"]["Env"]
+    values = [line.split("=", 1)[1] for line in env if line.startswith("NVIDIA_VISIBLE_DEVICES=")]
+    return values[0].split(",") if values else []
+
+
+def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    with ThreadPoolExecutor(10) as pool:
+        jobs = list(pool.map(lambda _: _submit(gpu_daemon, "1", "sh", "-c", "sleep 0.3"), range(50)))
+    clashes, most_running = [], 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most_running
+        daemon_id = gpu_daemon.daemon_id()
+        while not done.is_set():
+            running = docker_client.api.containers(filters={"label": f"{LABEL_DAEMON}={daemon_id}", "status": "running"})
+            devices = [d for c in running for d in _visible_devices(docker_client, c["Id"])] if running else []
+            if len(devices) != len(set(devices)):
+                clashes.append(devices)
+            most_running = max(most_running, len(running))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        finals = [gpu_daemon.wait_for_status(job["id"], ("succeeded", "failed", "error"), timeout=180) for job in jobs]
+    finally:
+        done.set()
+        watcher.join()
+    assert [job["status"] for job in finals] == ["succeeded"] * 50
+    assert clashes == []
+    assert 1 <= most_running <= 4
+    assert all(len(job["gpus"]) == 1 and job["gpus"][0] in "0123" for job in finals)
+
+
+def test_a_queued_job_starts_when_a_gpu_frees_and_shows_its_place(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    holder = _submit(gpu_daemon, "all", "sh", "-c", "sleep 60")
+    gpu_daemon.wait_for_status(holder["id"], ("running",))
+    waiting = _submit(gpu_daemon, "1", "sh", "-c", "echo got $NVIDIA_VISIBLE_DEVICES")
+    time.sleep(0.3)
+    queued = gpu_daemon.job(waiting["id"])
+    assert queued["status"] == "queued" and queued["gpu_queue_position"] == 1
+    listed = gpu_daemon.tao("list").stdout.decode()
+    assert "queued (GPU line #1)" in listed
+    info = gpu_daemon.tao("info").stdout.decode()
+    assert f"0 (job {holder['id']})" in info and "[env mode]" in info
+    gpu_daemon.tao("stop", holder["id"])
+    final = gpu_daemon.wait_for_status(waiting["id"], ("succeeded",))
+    assert gpu_daemon.tao("logs", waiting["id"]).stdout == b"got 0\n"
+    assert final["gpus"] == ["0"]
+
+
+def test_first_come_first_served_and_cancelling_frees_a_place(gpu_daemon: Daemon) -> None:
+    holder = _submit(gpu_daemon, "3", "sh", "-c", "sleep 60")  # one device stays free
+    gpu_daemon.wait_for_status(holder["id"], ("running",))
+    large = _submit(gpu_daemon, "2", "sh", "-c", "sleep 60")
+    small = _submit(gpu_daemon, "1", "sh", "-c", "echo small ran")
+    time.sleep(0.5)
+    assert gpu_daemon.job(large["id"])["gpu_queue_position"] == 1
+    assert gpu_daemon.job(small["id"])["status"] == "queued"  # fits, but may not overtake the larger job
+    assert gpu_daemon.job(small["id"])["gpu_queue_position"] == 2
+    assert gpu_daemon.tao("stop", large["id"]).stdout.decode().strip() == f"{large['id']}: cancelled"
+    assert gpu_daemon.wait_for_status(small["id"], ("succeeded",))["gpus"] == ["3"]
+    gpu_daemon.tao("stop", holder["id"])
+
+
+def test_exact_indices_and_jobs_without_gpus(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    picked = job_id_of(gpu_daemon.tao("-d", "--gpu-index", "1,3", "unet", "run", "sh", "-c", "sleep 30"))
+    running = gpu_daemon.wait_for_status(picked, ("running",))
+    assert running["gpus"] == ["1", "3"]
+    assert _visible_devices(docker_client, running["container_id"]) == ["1", "3"]
+    none = gpu_daemon.tao("--gpus", "none", "unet", "run", "sh", "-c", "echo [$NVIDIA_VISIBLE_DEVICES]")
+    assert none.stdout == b"[]\n"
+    job = gpu_daemon.job(job_id_of(gpu_daemon.tao("-d", "--gpus", "none", "unet", "run", "sleep", "5")))
+    job = gpu_daemon.wait_for_status(job["id"], ("running",))
+    assert not docker_client.api.inspect_container(job["container_id"])["HostConfig"].get("DeviceRequests")
+    gpu_daemon.tao("stop", picked, job["id"])
+
+
+def test_asking_more_gpus_than_the_box_has_fails_at_once(gpu_daemon: Daemon) -> None:
+    result = gpu_daemon.tao("--gpus", "5", "unet", "run", "true")
+    assert result.returncode == 125
+    assert b"asks for 5 GPUs but the host has 4 (0, 1, 2, 3)" in result.stderr
+    missing = gpu_daemon.tao("--gpu-index", "7", "unet", "run", "true")
+    assert missing.returncode == 125
+    assert b"GPU index 7 does not exist" in missing.stderr
