@@ -21,6 +21,7 @@ from tao_server.credentials import CredentialStore
 from tao_server.events import EventLog
 from tao_server.executors import Executor
 from tao_server.images import ImagePuller
+from tao_server.launch_config import ProtectedPaths
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
 from tao_server.runner import ENGINE_ERRORS, JobRunner
@@ -86,7 +87,7 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
         executor=executor,
         logs=logs_store,
         runner=runner,
-        jobs=JobService(store, runner, logs_store, manifest, inventory, settings.pull_policy),
+        jobs=JobService(store, runner, logs_store, manifest, inventory, settings.pull_policy, _protected_paths(settings, executor)),
         events=events,
         credentials=credentials,
         puller=puller,
@@ -97,6 +98,15 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
     )
     runner.reconcile()
     return services
+
+
+def _protected_paths(settings: Settings, executor: Executor) -> ProtectedPaths:
+    """The system's paths, the engine's data root and the daemon's data dir: never job mounts."""
+    try:
+        engine_root = executor.data_root()
+    except ENGINE_ERRORS:
+        engine_root = "/var/lib/docker"
+    return ProtectedPaths(extra_trees=(engine_root, str(settings.data_dir)))
 
 
 def _daemon_id(settings: Settings) -> str:

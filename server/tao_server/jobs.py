@@ -42,8 +42,10 @@ class JobService:
         manifest: Manifest,
         gpu_inventory: list[str],
         pull_policy: str = "missing",
+        protected: launch_config.ProtectedPaths | None = None,
     ) -> None:
         self.store = store
+        self.protected = protected or launch_config.ProtectedPaths()
         self.pull_policy = pull_policy
         self.runner = runner
         self.logs = logs
@@ -108,7 +110,7 @@ class JobService:
             if "\0" in arg:
                 raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
         spec = self.manifest.resolve(request.group, request.task)
-        config = launch_config.validate(request.launch_config, request.launch_config_source)
+        config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
         return Job(
             id=request.id or new_job_id(),
             group=spec.group,

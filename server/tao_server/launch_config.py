@@ -41,7 +41,30 @@ class LaunchConfig:
     docker_options: dict[str, Any] = field(default_factory=lambda: {"shm_size": DEFAULT_SHM_SIZE})
 
 
-def validate(raw: Any, source: str | None) -> LaunchConfig:
+class ProtectedPaths:
+    """Host paths no job may mount: the system's, the engine's and the daemon's own.
+
+    Sources are resolved (symlinks followed) before the check, and the resolved path is what the
+    container gets, so a link cannot lead a mount into one of these.
+    """
+
+    SYSTEM_TREES = ("/etc", "/proc", "/sys", "/dev", "/boot")
+    ENGINE_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+    def __init__(self, extra_trees: tuple[str, ...] = ()) -> None:
+        self.exact = {"/", *(os.path.realpath(p) for p in self.ENGINE_SOCKETS), *self.ENGINE_SOCKETS}
+        self.trees = tuple(dict.fromkeys((*self.SYSTEM_TREES, *(os.path.realpath(p) for p in extra_trees))))
+
+    def refusal(self, real: str) -> str | None:
+        if real in self.exact:
+            return f"is {real}, which jobs may not mount"
+        for tree in self.trees:
+            if real == tree or real.startswith(tree.rstrip("/") + "/"):
+                return f"is inside {tree}, which jobs may not mount (system, Docker engine and daemon paths are refused)"
+        return None
+
+
+def validate(raw: Any, source: str | None, protected: ProtectedPaths | None = None) -> LaunchConfig:
     """Check `raw` (the parsed launcher config, or None when the user has none)."""
     check = _Checker(source or "launcher config")
     if raw is None:
@@ -49,13 +72,13 @@ def validate(raw: Any, source: str | None) -> LaunchConfig:
     check.type(raw, dict, "(top level)", "an object with keys " + ", ".join(TOP_LEVEL_KEYS))
     check.keys(raw, TOP_LEVEL_KEYS, "(top level)")
     return LaunchConfig(
-        mounts=_mounts(check, raw.get("Mounts", [])),
+        mounts=_mounts(check, raw.get("Mounts", []), protected or ProtectedPaths()),
         envs=_envs(check, raw.get("Envs", [])),
         docker_options=_docker_options(check, raw.get("DockerOptions", {})),
     )
 
 
-def _mounts(check: _Checker, raw: Any) -> list[dict[str, Any]]:
+def _mounts(check: _Checker, raw: Any, protected: ProtectedPaths) -> list[dict[str, Any]]:
     check.type(raw, list, "Mounts", "a list of {source, destination} objects")
     mounts: list[dict[str, Any]] = []
     destinations: dict[str, int] = {}
@@ -71,13 +94,17 @@ def _mounts(check: _Checker, raw: Any) -> list[dict[str, Any]]:
             check.fail(f"{key}.source", source, "must be an absolute path on the daemon's host")
         if not os.path.exists(source):
             check.fail(f"{key}.source", source, "does not exist on the daemon's host; create it or fix the path")
+        real = os.path.realpath(source)
+        if (refusal := protected.refusal(real)) is not None:
+            shown = "" if real == os.path.normpath(source) else f"(resolves to {real}) "
+            check.fail(f"{key}.source", source, shown + refusal)
         if not os.path.isabs(destination):
             check.fail(f"{key}.destination", destination, "must be an absolute path inside the container")
         destination = "/" + os.path.normpath(destination).lstrip("/")  # normpath keeps a leading "//"
         if destination in destinations:
             check.fail(f"{key}.destination", destination, f"is already the destination of Mounts[{destinations[destination]}]")
         destinations[destination] = index
-        mounts.append({"source": "/" + os.path.normpath(source).lstrip("/"), "destination": destination, "read_only": read_only})
+        mounts.append({"source": real, "destination": destination, "read_only": read_only})
     return mounts
 
 

@@ -27,7 +27,12 @@ def _submit(daemon: Daemon, gpus: str, *args: str, **extra: Any) -> dict[str, An
 
 
 def _visible_devices(docker_client: Any, container_id: str) -> list[str]:
-    env = docker_client.api.inspect_container(container_id)["Config"]["Env"]
+    import docker.errors
+
+    try:
+        env = docker_client.api.inspect_container(container_id)["Config"]["Env"]
+    except docker.errors.NotFound:  # ended and removed between the listing and now
+        return []
     values = [line.split("=", 1)[1] for line in env if line.startswith("NVIDIA_VISIBLE_DEVICES=")]
     return values[0].split(",") if values else []
 
@@ -35,11 +40,11 @@ def _visible_devices(docker_client: Any, container_id: str) -> list[str]:
 def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
     with ThreadPoolExecutor(10) as pool:
         jobs = list(pool.map(lambda _: _submit(gpu_daemon, "1", "sh", "-c", "sleep 0.3"), range(50)))
-    clashes, most_running = [], 0
+    clashes, most_running, samples = [], 0, 0
     done = threading.Event()
 
     def watch() -> None:
-        nonlocal most_running
+        nonlocal most_running, samples
         daemon_id = gpu_daemon.daemon_id()
         while not done.is_set():
             running = docker_client.api.containers(filters={"label": f"{LABEL_DAEMON}={daemon_id}", "status": "running"})
@@ -47,6 +52,7 @@ def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_c
             if len(devices) != len(set(devices)):
                 clashes.append(devices)
             most_running = max(most_running, len(running))
+            samples += 1
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -57,6 +63,7 @@ def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_c
         done.set()
         watcher.join()
     assert [job["status"] for job in finals] == ["succeeded"] * 50
+    assert samples >= 20, "the watcher stopped early"
     assert clashes == []
     assert 1 <= most_running <= 4
     assert all(len(job["gpus"]) == 1 and job["gpus"][0] in "0123" for job in finals)

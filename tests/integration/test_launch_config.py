@@ -160,3 +160,20 @@ def test_missing_explicit_mounts_file_is_named(daemon: Daemon, tmp_path: Path) -
     result = daemon.tao("--mounts", str(tmp_path / "nope.json"), "ssd", "exit", "0")
     assert result.returncode == 125
     assert f"{tmp_path / 'nope.json'}: launcher config file not found".encode() in result.stderr
+
+
+@pytest.mark.parametrize("target", ["/etc", "/var/run/docker.sock", "/"])
+def test_mounts_cannot_reach_system_or_engine_paths_even_through_a_link(daemon: Daemon, tmp_path: Path, target: str) -> None:
+    link = tmp_path / "looks-harmless"
+    link.symlink_to(target)
+    result = _run_with(daemon, tmp_path, {"Mounts": [{"source": str(link), "destination": "/workspace/data"}]}, "ssd", "exit", "0")
+    assert result.returncode == 125
+    stderr = result.stderr.decode()
+    assert f'Mounts[0].source: "{link}" (resolves to ' in stderr
+    assert "which jobs may not mount" in stderr
+
+
+def test_the_daemons_own_data_dir_cannot_be_mounted(daemon: Daemon, tmp_path: Path) -> None:
+    result = _run_with(daemon, tmp_path, {"Mounts": [{"source": str(daemon.data_dir / "logs"), "destination": "/x"}]}, "ssd", "exit", "0")
+    assert result.returncode == 125
+    assert f"is inside {daemon.data_dir}".encode() in result.stderr

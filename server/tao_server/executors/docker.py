@@ -191,6 +191,10 @@ class DockerExecutor:
         version = self._api.version()
         return {"version": version.get("Version"), "api_version": version.get("ApiVersion"), "os": version.get("Os"), "arch": version.get("Arch")}
 
+    def data_root(self) -> str:
+        """Where the engine keeps images and containers (DockerRootDir)."""
+        return str(self._api.info().get("DockerRootDir") or "/var/lib/docker")
+
     def image_summary(self, image: str) -> dict[str, Any] | None:
         try:
             details = self._api.inspect_image(image)

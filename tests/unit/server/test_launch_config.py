@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tao_server.errors import InvalidLaunchConfig
-from tao_server.launch_config import DEFAULT_SHM_SIZE, parse_size, validate
+from tao_server.launch_config import DEFAULT_SHM_SIZE, ProtectedPaths, parse_size, validate
 
 SOURCE = "/home/user/.tao_mounts.json"
 GIB = 1024**3
@@ -267,3 +267,48 @@ def test_env_value_null_is_named_in_the_message():
     error = error_for({"Envs": [{"variable": "A", "value": None}]})
     assert error.field == "Envs[0].value"
     assert "null" in error.message
+
+
+# -- protected host paths -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("/", 'Mounts[0].source: "/" is /, which jobs may not mount'),
+        ("/etc", 'Mounts[0].source: "/etc" is inside /etc'),
+        ("/proc/self", "is inside /proc"),
+        ("/sys", "is inside /sys"),
+        ("/dev", "is inside /dev"),
+    ],
+)
+def test_system_paths_are_refused(source, fragment):
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": source, "destination": "/x"}]}, "f.json")
+    assert fragment in info.value.message
+    assert info.value.field == "Mounts[0].source"
+
+
+def test_a_symlink_into_a_protected_tree_is_refused_naming_where_it_leads(tmp_path):
+    link = tmp_path / "innocent"
+    link.symlink_to("/etc")
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": str(link), "destination": "/x"}]}, "f.json")
+    assert f'"{link}" (resolves to /etc) is inside /etc' in info.value.message
+
+
+def test_extra_trees_such_as_the_daemon_data_dir_are_refused(tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "logs").mkdir(parents=True)
+    protected = ProtectedPaths(extra_trees=(str(data_dir),))
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": str(data_dir / "logs"), "destination": "/x"}]}, "f.json", protected)
+    assert f"is inside {data_dir}" in info.value.message
+
+
+def test_an_allowed_source_is_stored_resolved(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    config = validate({"Mounts": [{"source": str(tmp_path / "link"), "destination": "/x"}]}, "f.json")
+    assert config.mounts[0]["source"] == str(real)
