@@ -91,7 +91,6 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
         events=events,
         credentials=credentials,
         puller=puller,
-        gpu_inventory=inventory,
         daemon_id=daemon_id,
         started_at=datetime.now(timezone.utc),
         addresses=addresses,

@@ -102,10 +102,6 @@ class JobRunner:
         job = self._store.find(job_id)
         return job is None or job.status.terminal
 
-    def running_count(self) -> int:
-        with self._lock:
-            return len(self._active)
-
     def shutdown(self) -> None:
         """Stop taking work. Containers keep running; the next daemon resumes them."""
         self._workers.shutdown()

@@ -30,7 +30,6 @@ class Services:
     logs: LogStore
     runner: JobRunner
     jobs: JobService
-    gpu_inventory: list[str]
     daemon_id: str
     started_at: datetime
     addresses: list[str]
