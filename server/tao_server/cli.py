@@ -85,7 +85,16 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
         app = create_app(settings, addresses=addresses)
     except TaoError as exc:
         _fail(exc.message)
-    config = uvicorn.Config(app, log_level=settings.log_level, ws="websockets-sansio", timeout_graceful_shutdown=3, access_log=settings.log_level == "debug")
+    from tao_server.peer import HttpProtocol, WebSocketProtocol
+
+    config = uvicorn.Config(
+        app,
+        http=HttpProtocol,
+        ws=WebSocketProtocol,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=3,
+        access_log=settings.log_level == "debug",
+    )
     server = uvicorn.Server(config)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
     try:

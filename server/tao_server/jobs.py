@@ -52,9 +52,9 @@ class JobService:
         self.manifest = manifest
         self.gpu_inventory = gpu_inventory
 
-    def submit(self, request: JobCreate) -> tuple[Job, bool]:
+    def submit(self, request: JobCreate, caller: tuple[int, int] | None = None) -> tuple[Job, bool]:
         """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
-        job = self._build(request)
+        job = self._build(request, caller)
         if request.id is not None and (existing := self.store.find(request.id)) is not None:
             return self._same_or_conflict(existing, job), False
         for _ in range(5):
@@ -105,12 +105,15 @@ class JobService:
             self.runner.cancel(job_id)
         return self.store.get(job_id)
 
-    def _build(self, request: JobCreate) -> Job:
+    def _build(self, request: JobCreate, caller: tuple[int, int] | None) -> Job:
         for index, arg in enumerate(request.args):
             if "\0" in arg:
                 raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
+        if caller is not None and "user" not in config.docker_options:
+            # Files the task writes into mounts belong to whoever ran it, not to root.
+            config.docker_options["user"] = f"{caller[0]}:{caller[1]}"
         return Job(
             id=request.id or new_job_id(),
             group=spec.group,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -38,7 +39,8 @@ def test_submit_answers_at_once_with_a_queued_job(daemon: Daemon) -> None:
     assert job["status"] == "queued"
     assert job["command"] == ["detectnet_v2", "exit", "0"]
     assert job["image"] == "tao-test/toolkit:1"
-    assert job["docker_options"] == {"shm_size": 64 * 1024**2}
+    # The container runs as the caller, whom the daemon knows from the socket (SO_PEERCRED).
+    assert job["docker_options"] == {"shm_size": 64 * 1024**2, "user": f"{os.getuid()}:{os.getgid()}"}
     assert daemon.wait_for_status(job["id"], ("succeeded",))["exit_code"] == 0
 
 

@@ -46,5 +46,11 @@ def get_jobs(request: Request) -> JobService:
     return request.app.state.services.jobs
 
 
+def get_caller(connection: HTTPConnection) -> tuple[int, int] | None:
+    """(uid, gid) of the caller on the Unix socket, from the kernel; None over TCP."""
+    return getattr(connection.state, "peer", None)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
+CallerDep = Annotated[tuple[int, int] | None, Depends(get_caller)]

@@ -7,16 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
-from tao_server.api.deps import JobServiceDep, ServicesDep
+from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
 from tao_server.models import JobCreate, JobEvents, JobPage, JobPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
-def submit_job(request: JobCreate, jobs: JobServiceDep) -> Response:
-    """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job."""
-    job, created = jobs.submit(request)
+def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Response:
+    """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job.
+
+    Over the Unix socket, the container runs as the caller's uid:gid unless `DockerOptions.user` says otherwise.
+    """
+    job, created = jobs.submit(request, caller)
     return _json(jobs.public(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -1,0 +1,47 @@
+"""Who is calling: the kernel's account of the process at the other end of the Unix socket.
+
+uvicorn's protocols put no peer credentials in the ASGI scope. These subclasses read them once
+per connection (SO_PEERCRED) and add them to the connection's `state`, which every request and
+websocket on it receives as `request.state.peer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
+except ImportError:  # httptools not installed: the pure-Python parser
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
+
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int] | None:
+    """(uid, gid) of the process that connected over a Unix socket; None over TCP."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    _pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return uid, gid
+
+
+class _WithPeer:
+    app_state: dict[str, Any]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self.app_state = {**self.app_state, "peer": peer_credentials(transport)}
+
+
+class HttpProtocol(_WithPeer, _HttpProtocol):  # type: ignore[misc]
+    pass
+
+
+class WebSocketProtocol(_WithPeer, WebSocketsSansIOProtocol):
+    pass
