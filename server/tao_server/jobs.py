@@ -6,7 +6,8 @@ import secrets
 
 from tao_server import gpus as gpu_requests
 from tao_server import launch_config
-from tao_server.errors import InvalidRequest, JobConflict
+from tao_server.access import DAEMON, Caller
+from tao_server.errors import InvalidRequest, JobConflict, JobNotFound
 from tao_server.logs import LogStore
 from tao_server.manifest import Manifest, TaskSpec
 from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
@@ -52,7 +53,7 @@ class JobService:
         self.manifest = manifest
         self.gpu_inventory = gpu_inventory
 
-    def submit(self, request: JobCreate, caller: tuple[int, int] | None = None) -> tuple[Job, bool]:
+    def submit(self, request: JobCreate, caller: Caller = DAEMON) -> tuple[Job, bool]:
         """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
         job = self._build(request, caller)
         if request.id is not None and (existing := self.store.find(request.id)) is not None:
@@ -69,8 +70,12 @@ class JobService:
         self.runner.enqueue(job.id)
         return job, True
 
-    def get(self, job_id: str) -> Job:
-        return self.store.get(job_id)
+    def get(self, job_id: str, caller: Caller = DAEMON) -> Job:
+        """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing."""
+        job = self.store.get(job_id)
+        if not caller.may_see(job):
+            raise JobNotFound(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+        return job
 
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line while it waits there."""
@@ -79,7 +84,9 @@ class JobService:
             shown.gpu_queue_position = self.runner.gpu_position(job.id)
         return shown
 
-    def page(self, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None) -> tuple[list[Job], str | None]:
+    def page(
+        self, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None, caller: Caller = DAEMON
+    ) -> tuple[list[Job], str | None]:
         if container_id is not None and not container_id.strip():
             raise InvalidRequest("container_id must not be empty", field="container_id")
         if not 1 <= limit <= MAX_PAGE:
@@ -89,13 +96,14 @@ class JobService:
             if not (cursor.isdecimal() and cursor.isascii() and int(cursor) < 2**63):
                 raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
             before = int(cursor)
-        jobs = self.store.page(statuses, limit + 1, before, container_id)
+        owner = None if caller.admin else caller.uid
+        jobs = self.store.page(statuses, limit + 1, before, container_id, owner)
         more = len(jobs) > limit
         jobs = jobs[:limit]
         return jobs, (str(jobs[-1].seq) if more and jobs else None)
 
-    def cancel(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
+    def cancel(self, job_id: str, caller: Caller = DAEMON) -> Job:
+        job = self.get(job_id, caller)
         if job.status.terminal:
             return job
         if self.store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
@@ -105,15 +113,15 @@ class JobService:
             self.runner.cancel(job_id)
         return self.store.get(job_id)
 
-    def _build(self, request: JobCreate, caller: tuple[int, int] | None) -> Job:
+    def _build(self, request: JobCreate, caller: Caller) -> Job:
         for index, arg in enumerate(request.args):
             if "\0" in arg:
                 raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
-        if caller is not None and "user" not in config.docker_options:
+        if caller.uid is not None and "user" not in config.docker_options:
             # Files the task writes into mounts belong to whoever ran it, not to root.
-            config.docker_options["user"] = f"{caller[0]}:{caller[1]}"
+            config.docker_options["user"] = f"{caller.uid}:{caller.gid}"
         return Job(
             id=request.id or new_job_id(),
             group=spec.group,
@@ -127,6 +135,8 @@ class JobService:
             docker_options=config.docker_options,
             gpu_request=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
             pull_policy=request.pull or self.pull_policy,
+            owner_uid=caller.uid,
+            owner_gid=caller.gid,
         )
 
     @staticmethod

@@ -67,6 +67,9 @@ class Job(SQLModel, table=True):
     gpu_request: str = Field(default="")
     gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pull_policy: str = Field(default="missing")
+    # Who submitted it, from the Unix socket; None when submitted without an identity (TCP).
+    owner_uid: int | None = None
+    owner_gid: int | None = None
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -119,6 +122,8 @@ class JobPublic(BaseModel):
     # For a queued job waiting for GPUs: its place in line (1 = next).
     gpu_queue_position: int | None = None
     pull_policy: str
+    owner_uid: int | None
+    owner_gid: int | None
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None

@@ -74,6 +74,7 @@ class JobStore:
         limit: int,
         before_seq: int | None,
         container_id: str | None = None,
+        owner_uid: int | None = None,
     ) -> list[Job]:
         """Newest first; `before_seq` is the cursor from the previous page."""
         query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
@@ -83,6 +84,8 @@ class JobStore:
             query = query.where(col(Job.seq) < before_seq)
         if container_id is not None:
             query = query.where(col(Job.container_id).startswith(container_id))
+        if owner_uid is not None:
+            query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 

@@ -222,3 +222,42 @@ def write_mounts(path: Path, config: Any) -> Path:
 
 def job_id_of(result: subprocess.CompletedProcess[bytes]) -> str:
     return result.stdout.decode().strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def unprivileged_user() -> tuple[str, int, int]:
+    """A real Unix account for the tests, made with useradd: (name, uid, gid)."""
+    import pwd
+
+    name = "tao-test-user"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        entry = pwd.getpwnam(name)
+    return name, entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture
+def shared_daemon(new_daemon) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+    """A daemon whose socket other local users can reach (a stand-in for a socket group)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="tao-shared-"))
+    root.chmod(0o755)
+    daemon = new_daemon(root=root / "daemon").start()
+    daemon.socket.parent.chmod(0o755)
+    daemon.socket.chmod(0o666)
+    daemon.shared_root = root  # type: ignore[attr-defined]
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def tao_as(daemon: Daemon, user: tuple[str, int, int], *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run `tao` as another local user (setpriv), against `daemon`."""
+    _, uid, gid = user
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", executable("tao"), *args],
+        env=daemon.env(HOME=str(daemon.shared_root)), stdin=subprocess.DEVNULL, capture_output=True, timeout=120,  # type: ignore[attr-defined]
+    )

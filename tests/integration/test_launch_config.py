@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Daemon, executable, free_port, job_id_of, write_mounts
+from tests.integration.conftest import Daemon, free_port, job_id_of, tao_as, write_mounts
 
 pytestmark = pytest.mark.integration
 
@@ -179,49 +179,14 @@ def test_the_daemons_own_data_dir_cannot_be_mounted(daemon: Daemon, tmp_path: Pa
     assert f"is inside {daemon.data_dir}".encode() in result.stderr
 
 
-@pytest.fixture(scope="module")
-def unprivileged_user() -> tuple[str, int, int]:
-    """A real Unix account for the tests, made with useradd."""
-    import pwd
-    import subprocess
-
-    name = "tao-test-user"
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-        entry = pwd.getpwnam(name)
-    return name, entry.pw_uid, entry.pw_gid
-
-
-def test_files_a_task_writes_belong_to_the_caller_not_root(new_daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-
-    import shutil
-    import tempfile
-
+def test_files_a_task_writes_belong_to_the_caller_not_root(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     _, uid, gid = unprivileged_user
-    # pytest's own temp dirs are private to root; the user needs a world-readable place.
-    shared = Path(tempfile.mkdtemp(prefix="tao-user-test-"))
-    shared.chmod(0o755)
-    results = shared / "results"
+    results = shared_daemon.shared_root / "results"  # type: ignore[attr-defined]
     results.mkdir()
     os.chown(results, uid, gid)
-    mounts = write_mounts(shared / "mounts.json", {"Mounts": [{"source": str(results), "destination": "/workspace/results"}]})
+    mounts = write_mounts(shared_daemon.shared_root / "mounts.json", {"Mounts": [{"source": str(results), "destination": "/workspace/results"}]})  # type: ignore[attr-defined]
     mounts.chmod(0o644)
-    daemon = new_daemon(root=shared / "daemon").start()
-    # Stand-ins for a socket group that admits this user (access control is still to come).
-    daemon.socket.parent.chmod(0o755)
-    daemon.socket.chmod(0o666)
-    try:
-        result = subprocess.run(
-            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", executable("tao"), "--mounts", str(mounts),
-             "detectnet_v2", "train", "-r", "/workspace/results/run"],
-            env=daemon.env(HOME=str(shared)), stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        weights = results / "run" / "model.tlt"
-        assert (weights.stat().st_uid, weights.stat().st_gid) == (uid, gid)
-    finally:
-        daemon.stop()
-        shutil.rmtree(shared, ignore_errors=True)
+    result = tao_as(shared_daemon, unprivileged_user, "--mounts", str(mounts), "detectnet_v2", "train", "-r", "/workspace/results/run")
+    assert result.returncode == 0, result.stderr
+    weights = results / "run" / "model.tlt"
+    assert (weights.stat().st_uid, weights.stat().st_gid) == (uid, gid)

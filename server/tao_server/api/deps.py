@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from tao_server.access import Caller, caller_from_peer
 from tao_server.credentials import CredentialStore
 from tao_server.events import EventLog
 from tao_server.executors import Executor
@@ -46,11 +47,11 @@ def get_jobs(request: Request) -> JobService:
     return request.app.state.services.jobs
 
 
-def get_caller(connection: HTTPConnection) -> tuple[int, int] | None:
-    """(uid, gid) of the caller on the Unix socket, from the kernel; None over TCP."""
-    return getattr(connection.state, "peer", None)
+def get_caller(connection: HTTPConnection) -> Caller:
+    """The caller as the kernel names it on the Unix socket (SO_PEERCRED, see peer.py)."""
+    return caller_from_peer(getattr(connection.state, "peer", None))
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
-CallerDep = Annotated[tuple[int, int] | None, Depends(get_caller)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

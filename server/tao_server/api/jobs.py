@@ -26,33 +26,34 @@ def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Re
 @router.get("", response_model=JobPage)
 def list_jobs(
     jobs: JobServiceDep,
+    caller: CallerDep,
     status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
     limit: int = 50,
     cursor: str | None = None,
     container_id: str | None = None,
 ) -> Response:
-    """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
-    page, next_cursor = jobs.page(status_, limit, cursor, container_id)
+    """The caller's jobs (every job for an admin), newest first; pass `next_cursor` back as `cursor`."""
+    page, next_cursor = jobs.page(status_, limit, cursor, container_id, caller)
     return _json(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, jobs: JobServiceDep) -> Response:
-    return _json(jobs.public(jobs.get(job_id)))
+def get_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
+    return _json(jobs.public(jobs.get(job_id, caller)))
 
 
 @router.get("/{job_id}/events", response_model=JobEvents)
-def job_events(job_id: str, services: ServicesDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
+def job_events(job_id: str, services: ServicesDep, caller: CallerDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
     """Events after number `after`, such as image pull progress; poll with the last `next_after`."""
-    services.jobs.get(job_id)  # 404 for an unknown job
+    services.jobs.get(job_id, caller)  # 404 for an unknown job, or another user's
     events = services.events.after(job_id, after)
     return _json(JobEvents(events=events, next_after=events[-1]["seq"] if events else after))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
-def cancel_job(job_id: str, jobs: JobServiceDep) -> Response:
+def cancel_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
     """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
-    return _json(jobs.public(jobs.cancel(job_id)), status.HTTP_202_ACCEPTED)
+    return _json(jobs.public(jobs.cancel(job_id, caller)), status.HTTP_202_ACCEPTED)
 
 
 def _json(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:

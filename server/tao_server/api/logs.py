@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from tao_server.api.deps import Services, ServicesDep
+from tao_server.api.deps import CallerDep, Services, ServicesDep, get_caller
 from tao_server.errors import TaoError
 from tao_server.logs import READ_CHUNK, Heartbeat
 from tao_server.models import Job
@@ -24,9 +24,9 @@ Offset = Annotated[int, Query(ge=0, description="byte offset to start from")]
 
 
 @router.get("/{job_id}/logs", response_class=StreamingResponse)
-def get_logs(job_id: str, services: ServicesDep, offset: Offset = 0, follow: bool = False) -> StreamingResponse:
+def get_logs(job_id: str, services: ServicesDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> StreamingResponse:
     """The job's output from `offset`; with `follow`, the stream stays open until the job ends."""
-    services.jobs.get(job_id)  # 404 for an unknown job
+    services.jobs.get(job_id, caller)  # 404 for an unknown job, or another user's
     media_type = "text/plain; charset=utf-8"
     if follow:
         return StreamingResponse(_followed_bytes(services, job_id, offset), media_type=media_type)
@@ -40,7 +40,7 @@ async def follow_logs(websocket: WebSocket, job_id: str, offset: int = 0) -> Non
     # Primary-key reads on a WAL database take well under a millisecond: done on the loop, they
     # spare each follower a worker thread (50 followers would otherwise grow the pool to its cap).
     try:
-        services.jobs.get(job_id)
+        services.jobs.get(job_id, get_caller(websocket))
     except TaoError as exc:
         await websocket.send_text(json.dumps({"type": "error", **exc.to_dict()}))
         await websocket.close(code=4404)
