@@ -189,6 +189,8 @@ def _read_head(reader) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
         return "nothing answers there"
+    if isinstance(exc, PermissionError):
+        return "permission denied: the socket admits its owner and, on a shared box, its group; ask to be added to that group"
     if isinstance(exc, socket.timeout):
         return "no answer in time"
     return str(exc) or type(exc).__name__

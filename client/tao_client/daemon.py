@@ -55,6 +55,8 @@ def listening(address: Address) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(address.socket_path)
+    except PermissionError:
+        return True  # a daemon is there, just not open to this user: starting another would not help
     except OSError:
         return False
     finally:

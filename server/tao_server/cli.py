@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="SQLite database and job logs (default: $TAO_DATA_DIR or ~/.local/share/tao)")
     parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)")
     parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
+    parser.add_argument("--socket-mode", help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)")
+    parser.add_argument("--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group")
     parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
     parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
     parser.add_argument("--insecure", action="store_true", default=None, help="allow a TCP address other than loopback (the API has no authentication yet)")
@@ -75,7 +77,7 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
     _check_engine(settings)
     sockets, addresses = [], []
     if settings.socket is not None:
-        sockets.append(_unix_socket(settings.socket))
+        sockets.append(_unix_socket(settings.socket, settings.socket_mode_bits, settings.socket_group))
         addresses.append(f"unix://{settings.socket}")
     if settings.tcp_port is not None:
         host = settings.tcp_host or "127.0.0.1"
@@ -141,8 +143,11 @@ def _check_engine(settings) -> None:  # type: ignore[no-untyped-def]
         _fail(f"cannot reach the Docker engine at {where}: {exc}")
 
 
-def _unix_socket(path: Path) -> socket.socket:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _unix_socket(path: Path, mode: int, group: str | None) -> socket.socket:
+    """Listen on `path`; who may connect is the file's mode and group (a `tao` group on a shared box)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o755 if mode & 0o077 else 0o700)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             _fail(f"{path} exists and is not a socket; remove it or choose another --socket")
@@ -156,13 +161,26 @@ def _unix_socket(path: Path) -> socket.socket:
         finally:
             probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # only the owner may connect until access control says otherwise
+    old_umask = os.umask(0o177)  # nobody else may connect before the mode below is in place
     try:
         sock.bind(str(path))
     finally:
         os.umask(old_umask)
+    if group is not None:
+        os.chown(path, -1, _group_id(group))
+    path.chmod(mode)
     sock.listen(512)
     return sock
+
+
+def _group_id(group: str) -> int:
+    import grp
+
+    try:
+        return int(group) if group.isdecimal() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        _fail(f"--socket-group {group!r}: no such group; create it (groupadd {group}) or name another")
+        raise
 
 
 def _tcp_socket(host: str, port: int) -> socket.socket:

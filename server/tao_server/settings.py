@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_paths.data_dir)
     socket: Path | None = Field(default_factory=_paths.socket_path)
+    # Who may connect to the socket: its mode (octal) and group. Callers are told apart by the kernel.
+    socket_mode: str = Field(default="0600", pattern=r"^0?[0-7]{3}$")
+    socket_group: str | None = None
     # Named tcp_* so that the client's TAO_HOST (an address URL) never lands here.
     tcp_host: str | None = None
     tcp_port: int | None = None
@@ -36,6 +39,10 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # When a job's image is pulled, unless the job says otherwise: missing, always or never.
     pull_policy: Literal["missing", "always", "never"] = "missing"
+
+    @property
+    def socket_mode_bits(self) -> int:
+        return int(self.socket_mode, 8)
 
     @property
     def db_path(self) -> Path:

@@ -240,24 +240,23 @@ def unprivileged_user() -> tuple[str, int, int]:
 
 @pytest.fixture
 def shared_daemon(new_daemon) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
-    """A daemon whose socket other local users can reach (a stand-in for a socket group)."""
+    """A daemon whose socket every local user may reach (--socket-mode 0666)."""
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="tao-shared-"))
     root.chmod(0o755)
-    daemon = new_daemon(root=root / "daemon").start()
-    daemon.socket.parent.chmod(0o755)
-    daemon.socket.chmod(0o666)
+    daemon = new_daemon("--socket-mode", "0666", root=root / "daemon").start()
     daemon.shared_root = root  # type: ignore[attr-defined]
     yield daemon
     daemon.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
-def tao_as(daemon: Daemon, user: tuple[str, int, int], *args: str) -> subprocess.CompletedProcess[bytes]:
-    """Run `tao` as another local user (setpriv), against `daemon`."""
+def tao_as(daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups."""
     _, uid, gid = user
+    membership = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
     return subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", executable("tao"), *args],
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", membership, executable("tao"), *args],
         env=daemon.env(HOME=str(daemon.shared_root)), stdin=subprocess.DEVNULL, capture_output=True, timeout=120,  # type: ignore[attr-defined]
     )

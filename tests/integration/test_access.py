@@ -34,3 +34,33 @@ def test_each_user_sees_and_stops_only_their_own_jobs(shared_daemon: Daemon, unp
     assert shared_daemon.job(admins)["status"] == "running"  # another user's stop --all leaves it alone
     assert shared_daemon.tao("stop", "--all").returncode == 0
     assert shared_daemon.job(admins)["status"] == "cancelled"
+
+
+def test_the_socket_group_decides_who_may_connect(new_daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
+    import grp
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    group = "tao-test-group"
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        subprocess.run(["groupadd", group], check=True)
+        gid = grp.getgrnam(group).gr_gid
+    root = Path(tempfile.mkdtemp(prefix="tao-group-"))
+    root.chmod(0o755)
+    try:
+        daemon = new_daemon("--socket-mode", "0660", "--socket-group", group, root=root / "daemon").start()
+        daemon.shared_root = root
+        socket_stat = os.stat(daemon.socket)
+        assert (socket_stat.st_mode & 0o777, socket_stat.st_gid) == (0o660, gid)
+        member = tao_as(daemon, unprivileged_user, "list", groups=[gid])
+        assert member.returncode == 0, member.stderr
+        outsider = tao_as(daemon, unprivileged_user, "list")
+        assert outsider.returncode == 125
+        assert b"permission denied: the socket admits its owner and, on a shared box, its group" in outsider.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
