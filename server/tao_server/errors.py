@@ -49,6 +49,11 @@ class JobNotFound(TaoError):
     code = "job_not_found"
     http_status = 404
 
+    @classmethod
+    def for_id(cls, job_id: str) -> JobNotFound:
+        """The one answer for a job that does not exist and for one the caller may not see."""
+        return cls(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+
 
 class JobConflict(TaoError):
     code = "job_conflict"

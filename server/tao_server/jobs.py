@@ -74,7 +74,7 @@ class JobService:
         """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing."""
         job = self.store.get(job_id)
         if not caller.may_see(job):
-            raise JobNotFound(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+            raise JobNotFound.for_id(job_id)
         return job
 
     def public(self, job: Job) -> JobPublic:

@@ -81,12 +81,9 @@ class JobRunner:
 
     def forget(self, job_id: str) -> None:
         """A queued job was cancelled before it started: free its place in line, wake its followers."""
-        with self._lock:
-            active = self._active.pop(job_id, None)
+        active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
-            active.finished = True
-        self._logs.notify(job_id)
 
     def gpu_position(self, job_id: str) -> int | None:
         return self._gpus.position(job_id)
@@ -289,19 +286,20 @@ class JobRunner:
         self._store.finish(job_id, status, exit_code, error)
         self._gpus.release(job_id)  # the container has stopped: its devices are free for the next in line
         self._events.forget(job_id)
-        with self._lock:
-            active = self._active.get(job_id)
-        if active is not None:
-            active.finished = True
-        self._logs.notify(job_id)
+        self._wake_followers(job_id, untrack=False)
 
     def _done(self, job_id: str) -> None:
         self._gpus.release(job_id)
+        self._wake_followers(job_id, untrack=True)
+
+    def _wake_followers(self, job_id: str, *, untrack: bool) -> _ActiveJob | None:
+        """Mark the job finished for its followers and wake them; `untrack` also drops it from the active set."""
         with self._lock:
-            active = self._active.pop(job_id, None)
+            active = self._active.pop(job_id, None) if untrack else self._active.get(job_id)
         if active is not None:
             active.finished = True
         self._logs.notify(job_id)
+        return active
 
 
 class _WorkerPool:

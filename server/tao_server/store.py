@@ -44,7 +44,7 @@ class JobStore:
         with Session(self.engine, expire_on_commit=False) as session:
             job = session.exec(select(Job).where(Job.id == job_id)).first()
         if job is None:
-            raise JobNotFound(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+            raise JobNotFound.for_id(job_id)
         return job
 
     def find(self, job_id: str) -> Job | None:
