@@ -100,8 +100,11 @@ class Response:
 
 
 class Transport:
-    def __init__(self, base_url: str, socket_path: str | None, timeout: float) -> None:
+    def __init__(self, base_url: str, socket_path: str | None, timeout: float, token: str | None = None, ca_cert: str | None = None) -> None:
         self._socket_path = socket_path
+        # Only TCP needs a token: on the Unix socket the kernel tells the daemon who is calling.
+        self._authorization = f"Authorization: Bearer {token}\r\n" if token and socket_path is None else ""
+        self._ca_cert = ca_cert
         self._timeout = timeout
         split = urlsplit(base_url)
         self._https = split.scheme == "https"
@@ -120,7 +123,7 @@ class Transport:
         """Send one request; the body is read in full unless `stream`. timeout=None waits forever."""
         target = self._prefix + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         body = b"" if json_body is None else json.dumps(json_body).encode()
-        head = f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\nContent-Length: {len(body)}\r\n"
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\nContent-Length: {len(body)}\r\n{self._authorization}"
         if json_body is not None:
             head += "Content-Type: application/json\r\n"
         message = head.encode() + b"\r\n" + body
@@ -166,7 +169,7 @@ class Transport:
                 if self._https:
                     import ssl
 
-                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+                    sock = ssl.create_default_context(cafile=self._ca_cert).wrap_socket(sock, server_hostname=self._host)
         except OSError as exc:
             raise TransportError(_describe(exc)) from None
         return _Connection(sock)
@@ -191,6 +194,8 @@ def _describe(exc: BaseException) -> str:
         return "nothing answers there"
     if isinstance(exc, PermissionError):
         return "permission denied: the socket admits its owner and, on a shared box, its group; ask to be added to that group"
+    if type(exc).__name__ == "SSLCertVerificationError":
+        return f"{exc}; set TAO_CA_CERT to the CA bundle that signed the daemon's certificate"
     if isinstance(exc, socket.timeout):
         return "no answer in time"
     return str(exc) or type(exc).__name__

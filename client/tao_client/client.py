@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import time
 from collections.abc import Iterable, Iterator
 
@@ -76,11 +78,24 @@ class Client:
     With no host and nothing answering on the local socket, a daemon is started in the background.
     """
 
-    def __init__(self, host: str | None = None, *, autostart: bool = True, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        token: str | None = None,
+        ca_cert: str | None = None,
+        autostart: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
+        """`host`: unix:///path or http(s)://HOST:PORT (default $TAO_HOST, else the local socket).
+        `token`: the bearer token for TCP (default $TAO_TOKEN); `ca_cert`: a CA bundle for https (default $TAO_CA_CERT)."""
         self.address = daemon.resolve(host)
         self._autostart = autostart
         socket_path = str(self.address.socket_path) if self.address.socket_path else None
-        self._http = Transport(self.address.base_url, socket_path, timeout)
+        if socket_path is None:
+            token = token or os.environ.get("TAO_TOKEN") or None
+            ca_cert = ca_cert or os.environ.get("TAO_CA_CERT") or None
+        self._http = Transport(self.address.base_url, socket_path, timeout, token=token, ca_cert=ca_cert)
 
     def close(self) -> None:
         self._http.close()

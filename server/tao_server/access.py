@@ -1,9 +1,8 @@
-"""Who may see and stop which jobs.
+"""Who is calling, and which jobs they may see and stop.
 
-Callers on the Unix socket are known by the kernel (SO_PEERCRED): each sees, follows and stops
-only the jobs they submitted; the daemon's own user and root see and stop all. TCP carries no
-identity yet (it is loopback-only unless the daemon runs with --insecure), so it is trusted as
-the daemon's user.
+On the Unix socket the kernel names the caller (SO_PEERCRED, SO_PEERGROUPS: see peer.py); over
+TCP a bearer token does (tokens.py). Each caller sees, follows and stops only the jobs they
+submitted; admins (root, the daemon's own user, admin tokens) see and stop all.
 """
 
 from __future__ import annotations
@@ -19,16 +18,36 @@ class Caller:
     uid: int | None
     gid: int | None
     admin: bool
+    groups: tuple[int, ...] = ()  # supplementary groups
+    name: str | None = None  # a token's user name; local callers are named by their uid
 
     def may_see(self, job: Job) -> bool:
         return self.admin or job.owner_uid == self.uid
 
+    @property
+    def all_groups(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(([self.gid] if self.gid is not None else []) + list(self.groups)))
 
-DAEMON = Caller(uid=None, gid=None, admin=True)  # the daemon itself, and callers without an identity
+    def describe(self) -> str:
+        """How messages name the caller: "uid 1001 (alice)"."""
+        if self.uid is None:
+            return "the daemon"
+        name = self.name or _user_name(self.uid)
+        return f"uid {self.uid}" + (f" ({name})" if name else "")
 
 
-def caller_from_peer(peer: tuple[int, int] | None) -> Caller:
-    if peer is None:
-        return DAEMON
-    uid, gid = peer
-    return Caller(uid=uid, gid=gid, admin=uid in (0, os.getuid()))
+DAEMON = Caller(uid=None, gid=None, admin=True)  # the daemon itself
+
+
+def caller_from_peer(peer: tuple[int, int, tuple[int, ...]]) -> Caller:
+    uid, gid, groups = peer
+    return Caller(uid=uid, gid=gid, admin=uid in (0, os.getuid()), groups=groups)
+
+
+def _user_name(uid: int) -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None

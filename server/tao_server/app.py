@@ -9,36 +9,40 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from tao_server import __version__, db, gpus
 from tao_server import manifest as manifest_loader
+from tao_server import policy as policy_loader
 from tao_server.api import credentials as credentials_routes
 from tao_server.api import errors, images, jobs, logs, system
-from tao_server.api.deps import Services
+from tao_server.api.deps import Services, get_caller
 from tao_server.credentials import CredentialStore
 from tao_server.events import EventLog
 from tao_server.executors import Executor
 from tao_server.images import ImagePuller
 from tao_server.launch_config import ProtectedPaths
+from tao_server.policy import Policy
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
 from tao_server.runner import ENGINE_ERRORS, JobRunner
 from tao_server.scheduler import GpuScheduler
 from tao_server.settings import Settings
 from tao_server.store import JobStore
+from tao_server.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, executor: Executor | None = None, addresses: list[str] | None = None) -> FastAPI:
-    """The daemon's app. The manifest is read here so a broken one fails before anything listens."""
+    """The daemon's app. The manifest and policy are read here so broken ones fail before anything listens."""
     manifest = manifest_loader.load(settings.manifest_path())
+    policy = policy_loader.load(settings.policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await run_in_threadpool(_start, settings, manifest, executor, addresses or [])
+        services = await run_in_threadpool(_start, settings, manifest, policy, executor, addresses or [])
         app.state.services = services
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise walk every framework object and stall requests for tens of ms.
@@ -57,15 +61,20 @@ def create_app(settings: Settings, executor: Executor | None = None, addresses: 
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(jobs.router)
-    app.include_router(logs.router)
-    app.include_router(images.router)
-    app.include_router(credentials_routes.router)
-    app.include_router(system.router)
+    # Every route but /healthz knows its caller, and refuses TCP requests without a valid token.
+    authenticated = [Depends(get_caller)]
+    app.include_router(jobs.router, dependencies=authenticated)
+    app.include_router(logs.router, dependencies=authenticated)
+    app.include_router(images.router, dependencies=authenticated)
+    app.include_router(credentials_routes.router, dependencies=authenticated)
+    app.include_router(system.router, dependencies=authenticated)
+    app.include_router(system.health)
     return app
 
 
-def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Executor | None, addresses: list[str]) -> Services:
+def _start(
+    settings: Settings, manifest: manifest_loader.Manifest, policy: Policy, executor: Executor | None, addresses: list[str]
+) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.db_path)
     db.upgrade(engine)
@@ -80,17 +89,23 @@ def _start(settings: Settings, manifest: manifest_loader.Manifest, executor: Exe
     credentials = CredentialStore(settings.data_dir / "credentials.json")
     puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
     inventory = gpus.inventory(settings.gpus)
-    runner = JobRunner(store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout)
+    runner = JobRunner(
+        store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout,
+        gpu_cap=lambda job: policy.gpu_cap(job.owner_uid, job.owner_gid),
+    )
     services = Services(
         settings=settings,
         manifest=manifest,
         executor=executor,
         logs=logs_store,
         runner=runner,
-        jobs=JobService(store, runner, logs_store, manifest, inventory, settings.pull_policy, _protected_paths(settings, executor)),
+        jobs=JobService(
+            store, runner, logs_store, manifest, inventory, settings.pull_policy, _protected_paths(settings, executor), policy
+        ),
         events=events,
         credentials=credentials,
         puller=puller,
+        tokens=TokenStore(engine),
         daemon_id=daemon_id,
         started_at=datetime.now(timezone.utc),
         addresses=addresses,

@@ -24,7 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group")
     parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
     parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
-    parser.add_argument("--insecure", action="store_true", default=None, help="allow a TCP address other than loopback (the API has no authentication yet)")
+    parser.add_argument("--tls-cert", type=Path, help="serve TCP over TLS with this certificate (PEM); needs --tls-key")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument("--insecure", action="store_true", default=None, help="allow a TCP address other than loopback without TLS (tokens still travel in clear)")
+    parser.add_argument("--policy", type=Path, help="what jobs of users other than admins may ask for (TOML; see README)")
     parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument("--gpu-mode", choices=["request", "env"], help="request: Docker device requests (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime")
@@ -37,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        from tao_server import token_cli
+
+        sys.exit(token_cli.main(argv[1:]))
     args = _parser().parse_args(argv)
     overrides = {key: value for key, value in vars(args).items() if value is not None and key != "no_socket"}
     if args.no_socket:
@@ -52,10 +60,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     if settings.socket is None and settings.tcp_port is None:
         _fail("nothing to listen on: give --socket, or --port for TCP")
-    if settings.tcp_port is not None and not _loopback(settings.tcp_host or "127.0.0.1") and not settings.insecure:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        _fail("TLS needs both --tls-cert and --tls-key")
+    if settings.tcp_port is not None and not _loopback(settings.tcp_host or "127.0.0.1") and settings.tls_cert is None and not settings.insecure:
         _fail(
-            f"refusing to listen on {settings.tcp_host}: whoever reaches the API can start containers as this "
-            "daemon's user; bind to 127.0.0.1, or pass --insecure on a network you trust"
+            f"refusing to listen on {settings.tcp_host} without TLS: bearer tokens would cross the network in clear; "
+            "give --tls-cert and --tls-key, bind to 127.0.0.1, or pass --insecure on a network you trust"
         )
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -75,18 +85,21 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _lock = _lock_data_dir(settings.data_dir)  # noqa: F841  (held for the process's life)
     _check_engine(settings)
-    sockets, addresses = [], []
+    tls = _tls_context(settings)
+    sockets, tls_sockets, addresses = [], [], []
     if settings.socket is not None:
         sockets.append(_unix_socket(settings.socket, settings.socket_mode_bits, settings.socket_group))
         addresses.append(f"unix://{settings.socket}")
     if settings.tcp_port is not None:
         host = settings.tcp_host or "127.0.0.1"
-        sockets.append(_tcp_socket(host, settings.tcp_port))
-        addresses.append(f"http://{host}:{sockets[-1].getsockname()[1]}")
+        tcp = _tcp_socket(host, settings.tcp_port)
+        (tls_sockets if tls else sockets).append(tcp)
+        addresses.append(f"{'https' if tls else 'http'}://{host}:{tcp.getsockname()[1]}")
     try:
         app = create_app(settings, addresses=addresses)
     except TaoError as exc:
         _fail(exc.message)
+    from tao_server.listeners import TlsAwareServer
     from tao_server.peer import HttpProtocol, WebSocketProtocol
 
     config = uvicorn.Config(
@@ -97,14 +110,29 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
         timeout_graceful_shutdown=3,
         access_log=settings.log_level == "debug",
     )
-    server = uvicorn.Server(config)
+    server = TlsAwareServer(config, tls_sockets, tls)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
     try:
         server.run(sockets=sockets)
     finally:
+        for sock in tls_sockets:
+            sock.close()
         if settings.socket is not None:
             settings.socket.unlink(missing_ok=True)
     return 0 if server.started else 1
+
+
+def _tls_context(settings):  # type: ignore[no-untyped-def]
+    if settings.tls_cert is None:
+        return None
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        _fail(f"cannot use --tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {exc}")
+    return context
 
 
 def _loopback(host: str) -> bool:

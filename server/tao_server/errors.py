@@ -45,6 +45,13 @@ class NoGpus(InvalidRequest):
     code = "gpus_unavailable"
 
 
+class Unauthorized(TaoError):
+    """A TCP request without a valid bearer token."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class JobNotFound(TaoError):
     code = "job_not_found"
     http_status = 404

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 
 from tao_server import gpus as gpu_requests
-from tao_server import launch_config
+from tao_server import host_access, launch_config
 from tao_server.access import DAEMON, Caller
 from tao_server.errors import InvalidRequest, JobConflict, JobNotFound
+from tao_server.policy import Policy, PolicyRefusal
 from tao_server.logs import LogStore
 from tao_server.manifest import Manifest, TaskSpec
 from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
@@ -44,8 +45,10 @@ class JobService:
         gpu_inventory: list[str],
         pull_policy: str = "missing",
         protected: launch_config.ProtectedPaths | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy or Policy()
         self.protected = protected or launch_config.ProtectedPaths()
         self.pull_policy = pull_policy
         self.runner = runner
@@ -119,9 +122,14 @@ class JobService:
                 raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
+        gpu_request = gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory)
+        self._check_rights(caller, config, gpu_request)
         if caller.uid is not None and "user" not in config.docker_options:
-            # Files the task writes into mounts belong to whoever ran it, not to root.
+            # Files the task writes into mounts belong to whoever ran it, not to root; the caller's
+            # groups come along, so group-shared data stays readable.
             config.docker_options["user"] = f"{caller.uid}:{caller.gid}"
+            if extra := [str(gid) for gid in caller.groups if gid != caller.gid]:
+                config.docker_options["group_add"] = extra
         return Job(
             id=request.id or new_job_id(),
             group=spec.group,
@@ -133,11 +141,31 @@ class JobService:
             mounts=config.mounts,
             envs=config.envs,
             docker_options=config.docker_options,
-            gpu_request=gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory),
+            gpu_request=gpu_request,
             pull_policy=request.pull or self.pull_policy,
             owner_uid=caller.uid,
             owner_gid=caller.gid,
         )
+
+    def _check_rights(self, caller: Caller, config: launch_config.LaunchConfig, gpu_request: str) -> None:
+        """What the policy does not grant a caller who is not an admin is refused, naming the rule."""
+        if caller.admin:
+            return
+        rules = self.policy.check(caller, config.mounts, config.docker_options)
+        for index, mount in enumerate(config.mounts):
+            if host_access.unreadable(mount["source"], caller):
+                raise PolicyRefusal(
+                    f"Mounts[{index}].source: {mount['source']!r} is not readable by {caller.describe()}; "
+                    "a job may mount only what its user could read",
+                    field=f"Mounts[{index}].source",
+                )
+        wanted = self.runner.gpu_size(gpu_request) if gpu_request else 0
+        if rules.max_gpus is not None and wanted > rules.max_gpus:
+            raise PolicyRefusal(
+                f"gpus: this job asks for {wanted} GPUs, but {self.policy.name} lets {caller.describe()} hold at most "
+                f"{rules.max_gpus} at once",
+                field="gpus",
+            )
 
     @staticmethod
     def _same_or_conflict(existing: Job, wanted: Job) -> Job:

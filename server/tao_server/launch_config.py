@@ -123,6 +123,8 @@ def _envs(check: _Checker, raw: Any) -> dict[str, str]:
         value = entry["value"]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             check.fail(f"{key}.value", value, "must be a string or a number")
+        if name == "NVIDIA_VISIBLE_DEVICES":
+            check.fail(f"{key}.variable", name, "is set by the daemon from the GPUs it gives the job; ask for GPUs with `tao --gpus N` or `--gpu-index`")
         if isinstance(value, str) and "\0" in value:
             check.fail(f"{key}.value", value, "contains a NUL byte, which an environment variable cannot hold")
         envs[name] = value if isinstance(value, str) else str(value)

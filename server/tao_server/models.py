@@ -200,3 +200,17 @@ class CredentialPublic(BaseModel):
 
     registry: str
     username: str
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for TCP callers. Only the secret's SHA-256 is kept; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: str = Field(primary_key=True, max_length=16)
+    user: str
+    uid: int
+    gid: int
+    admin: bool = False
+    secret_sha256: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -8,6 +8,7 @@ websocket on it receives as `request.state.peer`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 from typing import Any
@@ -20,15 +21,28 @@ except ImportError:  # httptools not installed: the pure-Python parser
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
 
 _UCRED = struct.Struct("3i")  # pid, uid, gid
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13+; Python names it from 3.13 on
 
 
-def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int] | None:
-    """(uid, gid) of the process that connected over a Unix socket; None over TCP."""
+def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int, tuple[int, ...]] | None:
+    """(uid, gid, supplementary groups) of the process that connected over a Unix socket; None over TCP."""
     sock = transport.get_extra_info("socket")
     if sock is None or sock.family != socket.AF_UNIX:
         return None
     _pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-    return uid, gid
+    return uid, gid, _peer_groups(sock)
+
+
+def _peer_groups(sock: socket.socket) -> tuple[int, ...]:
+    for count in (64, 65536):  # most processes have a few groups; the kernel allows up to 65536
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * count)
+        except OSError as exc:
+            if exc.errno == errno.ERANGE:
+                continue
+            return ()  # a kernel without SO_PEERGROUPS: the primary group only
+        return struct.unpack(f"{len(raw) // 4}I", raw)
+    return ()
 
 
 class _WithPeer:

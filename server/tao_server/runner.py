@@ -7,6 +7,7 @@ for the exit code and removes the container. Jobs wait in `queued` while all wor
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -49,8 +50,10 @@ class JobRunner:
         gpus: GpuScheduler,
         max_running: int,
         stop_timeout: float,
+        gpu_cap: Callable[[Job], int | None] = lambda job: None,
     ) -> None:
         self._gpus = gpus
+        self._gpu_cap = gpu_cap  # GPUs the job's owner may hold at once (policy.py); None: no cap
         self._store = store
         self._executor = executor
         self._logs = logs
@@ -88,6 +91,9 @@ class JobRunner:
     def gpu_position(self, job_id: str) -> int | None:
         return self._gpus.position(job_id)
 
+    def gpu_size(self, request: str) -> int:
+        return self._gpus.size(request)
+
     def gpu_holders(self) -> dict[str, str | None]:
         return self._gpus.holders()
 
@@ -117,7 +123,7 @@ class JobRunner:
                 self._finish(job.id, JobStatus.cancelled, state.exit_code if state else None)
             elif state is not None and (state.running or state.exit_code is not None):
                 log.info("resuming job %s (container %s)", job.id, state.container_id[:12])
-                self._gpus.hold(job.id, job.gpus)
+                self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
                 self._store.update(job.id, status=JobStatus.running, container_id=state.container_id)
                 self._track(job.id).container_id = state.container_id
                 self._workers.submit(self._resume, job.id, state.container_id)
@@ -171,7 +177,9 @@ class JobRunner:
         job = self._store.get(job_id)
         if job.gpu_request:
             # The job stays `queued`, with its place in line, until its devices are free.
-            devices = self._gpus.acquire(job_id, job.gpu_request, stop_when=active.cancel.is_set)
+            devices = self._gpus.acquire(
+                job_id, job.gpu_request, stop_when=active.cancel.is_set, owner=job.owner_uid, cap=self._gpu_cap(job)
+            )
             if devices is None:
                 return  # cancelled while it waited
             job.gpus = devices
@@ -193,6 +201,7 @@ class JobRunner:
 
     def _create(self, job_id: str, job: Job, active: _ActiveJob) -> str | None:
         """The job's container, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
+        _check_mounts_unchanged(job)
         spec = _spec(job)
         if job.pull_policy == "always" and not self._pull(job_id, job, active):
             return None
@@ -341,3 +350,18 @@ def _spec(job: Job) -> ContainerSpec:
         docker_options=job.docker_options,
         gpus=job.gpus,
     )
+
+
+def _check_mounts_unchanged(job: Job) -> None:
+    """Refuse a mount whose source now resolves elsewhere than when the job was checked.
+
+    A job may wait in line for hours; a directory swapped for a symlink meanwhile must not lead
+    its mount to a path the checks at submission never saw.
+    """
+    for index, mount in enumerate(job.mounts):
+        now = os.path.realpath(mount["source"])
+        if now != mount["source"]:
+            raise StartFailure(
+                f"Mounts[{index}].source: {mount['source']!r} now resolves to {now!r}; it changed after the job was "
+                "submitted, so the job was not started; submit it again"
+            )

@@ -22,8 +22,12 @@ class Settings(BaseSettings):
     # Named tcp_* so that the client's TAO_HOST (an address URL) never lands here.
     tcp_host: str | None = None
     tcp_port: int | None = None
-    # Allows a non-loopback TCP address; the API has no authentication yet.
+    # TLS for the TCP listener; a non-loopback address needs it, unless `insecure` says otherwise.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     insecure: bool = False
+    # What jobs of users other than admins may ask for (policy.py); None: the default policy.
+    policy: Path | None = None
     manifest: Path | None = None
     docker_host: str | None = None
     # GPU inventory: "auto" probes the host, "none" disables GPUs, "0,1,..." names device indices.

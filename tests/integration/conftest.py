@@ -132,6 +132,13 @@ class Daemon:
     def daemon_id(self) -> str:
         return (self.data_dir / "daemon-id").read_text().strip()
 
+    def token(self, *args: str) -> str:
+        """A bearer token made with `tao-server token create ARGS` against this daemon's data dir."""
+        made = subprocess.run(
+            [executable("tao-server"), "token", "create", "--data-dir", str(self.data_dir), *args], capture_output=True, timeout=60, check=True
+        )
+        return made.stdout.decode().strip()
+
     def http(self) -> httpx.Client:
         return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tao", timeout=30)
 
@@ -172,8 +179,13 @@ class Daemon:
         raise AssertionError(f"job {job_id} never printed {text!r}")
 
     def remove_containers(self, docker_client: Any) -> None:
+        import docker.errors
+
         for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id()}"}):
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass  # removed meanwhile: the daemon finishing a job, or the engine's own clean-up
 
 
 def job_containers(docker_client: Any, job_id: str) -> list[str]:

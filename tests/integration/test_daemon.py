@@ -124,7 +124,8 @@ def test_tcp_listener_serves_the_same_api(new_daemon) -> None:  # type: ignore[n
     daemon = new_daemon("--host", "127.0.0.1", "--port", str(port)).start()
     url = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
-    result = daemon.tao("ssd", "exit", "3", env=daemon.env(TAO_HOST=url))
+    token = daemon.token("--user", "root", "--admin")
+    result = daemon.tao("ssd", "exit", "3", env=daemon.env(TAO_HOST=url, TAO_TOKEN=token))
     assert result.returncode == 3
     assert url in json.loads(daemon.tao("info", "--json").stdout)["daemon"]["addresses"]
 
@@ -152,13 +153,13 @@ def test_socket_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
     assert precious.read_text() == "keep me"
 
 
-def test_tcp_beyond_loopback_needs_insecure(tmp_path: Path) -> None:
+def test_tcp_beyond_loopback_needs_tls_or_insecure(tmp_path: Path) -> None:
     result = subprocess.run(
         [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--no-socket", "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True, timeout=30,
     )
     assert result.returncode == 2
-    assert b"refusing to listen on 0.0.0.0" in result.stderr
+    assert b"refusing to listen on 0.0.0.0 without TLS" in result.stderr
 
 
 def test_data_dir_is_private(daemon: Daemon) -> None:

@@ -106,7 +106,7 @@ def test_exact_indices_and_jobs_without_gpus(gpu_daemon: Daemon, docker_client) 
     assert running["gpus"] == ["1", "3"]
     assert _visible_devices(docker_client, running["container_id"]) == ["1", "3"]
     none = gpu_daemon.tao("--gpus", "none", "unet", "run", "sh", "-c", "echo [$NVIDIA_VISIBLE_DEVICES]")
-    assert none.stdout == b"[]\n"
+    assert none.stdout == b"[void]\n"  # an image's NVIDIA_VISIBLE_DEVICES=all must not reach the box's GPUs
     job = gpu_daemon.job(job_id_of(gpu_daemon.tao("-d", "--gpus", "none", "unet", "run", "sleep", "5")))
     job = gpu_daemon.wait_for_status(job["id"], ("running",))
     assert not docker_client.api.inspect_container(job["container_id"])["HostConfig"].get("DeviceRequests")

@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from tao_server.access import Caller, caller_from_peer
 from tao_server.credentials import CredentialStore
+from tao_server.errors import Unauthorized
 from tao_server.events import EventLog
 from tao_server.executors import Executor
 from tao_server.images import ImagePuller
@@ -19,6 +21,7 @@ from tao_server.logs import LogStore
 from tao_server.manifest import Manifest
 from tao_server.runner import JobRunner
 from tao_server.settings import Settings
+from tao_server.tokens import TokenStore
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Services:
     events: EventLog
     credentials: CredentialStore
     puller: ImagePuller
+    tokens: TokenStore
 
 
 def get_services(connection: HTTPConnection) -> Services:
@@ -47,9 +51,21 @@ def get_jobs(request: Request) -> JobService:
     return request.app.state.services.jobs
 
 
-def get_caller(connection: HTTPConnection) -> Caller:
-    """The caller as the kernel names it on the Unix socket (SO_PEERCRED, see peer.py)."""
-    return caller_from_peer(getattr(connection.state, "peer", None))
+async def get_caller(connection: HTTPConnection) -> Caller:
+    """The caller: as the kernel names it on the Unix socket (peer.py), else by a bearer token."""
+    peer = getattr(connection.state, "peer", None)
+    if peer is not None:
+        return caller_from_peer(peer)
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
+            field="authorization",
+        )
+    caller = await run_in_threadpool(connection.app.state.services.tokens.caller_for, token.strip())
+    if caller is None:
+        raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
+    return caller
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,8 +82,16 @@ class DockerExecutor:
             # docker-py remembers logins for later calls; the daemon passes credentials per pull instead.
             self._api._auth_configs.auths.pop(registry, None)
 
+    def _visible_devices(self, gpus: list[str]) -> dict[str, str]:
+        """The GPUs the container may see. Under an nvidia default runtime a job without GPUs gets
+        "void": CUDA images set NVIDIA_VISIBLE_DEVICES=all, which would hand it every GPU on the box."""
+        if gpus:
+            return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpus)}
+        return {"NVIDIA_VISIBLE_DEVICES": "void"} if self.gpu_mode == "env" else {}
+
     def create(self, spec: ContainerSpec) -> str:
         options = spec.docker_options
+        _check_ports_free(options.get("ports", {}))
         host_config = self._api.create_host_config(
             mounts=[Mount(target=m["destination"], source=m["source"], type="bind", read_only=m["read_only"]) for m in spec.mounts],
             shm_size=options.get("shm_size"),
@@ -93,6 +102,7 @@ class DockerExecutor:
             ipc_mode=options.get("ipc"),
             cap_add=options.get("cap_add"),
             cap_drop=options.get("cap_drop"),
+            group_add=options.get("group_add"),
             devices=options.get("devices"),
             security_opt=options.get("security_opt"),
             mem_limit=options.get("mem_limit"),
@@ -105,7 +115,7 @@ class DockerExecutor:
             created = self._api.create_container(
                 image=spec.image,
                 command=spec.command,
-                environment={**spec.envs, "NVIDIA_VISIBLE_DEVICES": ",".join(spec.gpus)} if spec.gpus else spec.envs,
+                environment={**spec.envs, **self._visible_devices(spec.gpus)},
                 user=options.get("user"),
                 tty=options.get("tty", False),
                 ports=[_port_key(p) for p in options.get("ports", {})] or None,
@@ -266,6 +276,24 @@ def _pull_failure(image: str, registry: str, message: str) -> StartFailure:
     if any(word in lowered for word in ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable", "tls handshake", "timeout")):
         return StartFailure(f"registry {registry} is unreachable while pulling {image}: {message}")
     return StartFailure(f"cannot pull image {image}: {message}")
+
+
+def _check_ports_free(ports: dict[str, list[Any]]) -> None:
+    """Name a host port that is taken before the engine fails on it with a message about endpoints."""
+    for container_port, (address, host_port) in ports.items():
+        if host_port is None:
+            continue
+        protocol = container_port.partition("/")[2]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+            try:
+                probe.bind((address, host_port))
+            except OSError as exc:
+                raise StartFailure(
+                    f"DockerOptions.ports.{container_port}: host port {address}:{host_port} cannot be used "
+                    f"({exc.strerror}); choose another port, or null for any free one"
+                ) from None
 
 
 def _port_key(port: str) -> tuple[int, str] | int:
