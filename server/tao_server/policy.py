@@ -194,7 +194,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     """(option, value, needs a grant) for each option that can reach beyond the caller's own rights."""
     network, ipc = options.get("network"), options.get("ipc")
     security = [opt for opt in options.get("security_opt") or [] if opt not in _SAFE_SECURITY_OPTS]
-    public_ports = [binding for binding in options.get("ports", {}).values() if not _loopback(binding[0])]
+    public_ports = [f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not _loopback(ip)]
     return [
         ("user", options.get("user"), "user" in options and not _is_own_user(caller, str(options["user"]))),
         ("privileged", True, bool(options.get("privileged"))),

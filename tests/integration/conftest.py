@@ -251,24 +251,55 @@ def unprivileged_user() -> tuple[str, int, int]:
 
 
 @pytest.fixture
-def shared_daemon(new_daemon) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
-    """A daemon whose socket every local user may reach (--socket-mode 0666)."""
+def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """A factory for daemons whose socket every local user may reach (--socket-mode 0666).
+
+    Each gets `shared_root`, a world-readable directory for the files other users need.
+    """
     import tempfile
 
-    root = Path(tempfile.mkdtemp(prefix="tao-shared-"))
-    root.chmod(0o755)
-    daemon = new_daemon("--socket-mode", "0666", root=root / "daemon").start()
-    daemon.shared_root = root  # type: ignore[attr-defined]
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    made: list[tuple[Daemon, Path]] = []
+
+    def make(*args: str) -> Daemon:
+        root = Path(tempfile.mkdtemp(prefix="tao-shared-"))
+        root.chmod(0o755)
+        daemon = new_daemon("--socket-mode", "0666", *args, root=root / "daemon").start()
+        daemon.shared_root = root  # type: ignore[attr-defined]
+        made.append((daemon, root))
+        return daemon
+
+    yield make
+    for daemon, root in made:
+        daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def tao_as(daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None) -> subprocess.CompletedProcess[bytes]:
+@pytest.fixture
+def shared_daemon(shared_daemons) -> Daemon:  # type: ignore[no-untyped-def]
+    return shared_daemons()
+
+
+def tao_as(
+    daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups."""
     _, uid, gid = user
     membership = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
     return subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", membership, executable("tao"), *args],
-        env=daemon.env(HOME=str(daemon.shared_root)), stdin=subprocess.DEVNULL, capture_output=True, timeout=120,  # type: ignore[attr-defined]
+        env=daemon.env(HOME=str(daemon.shared_root), **(env or {})),  # type: ignore[attr-defined]
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def test_group() -> tuple[str, int]:
+    """A real Unix group for the tests, made with groupadd: (name, gid)."""
+    import grp
+
+    name = "tao-test-group"
+    try:
+        return name, grp.getgrnam(name).gr_gid
+    except KeyError:
+        subprocess.run(["groupadd", name], check=True)
+        return name, grp.getgrnam(name).gr_gid

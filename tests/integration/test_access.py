@@ -36,20 +36,13 @@ def test_each_user_sees_and_stops_only_their_own_jobs(shared_daemon: Daemon, unp
     assert shared_daemon.job(admins)["status"] == "cancelled"
 
 
-def test_the_socket_group_decides_who_may_connect(new_daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
-    import grp
+def test_the_socket_group_decides_who_may_connect(new_daemon, unprivileged_user, test_group) -> None:  # type: ignore[no-untyped-def]
     import os
     import shutil
-    import subprocess
     import tempfile
     from pathlib import Path
 
-    group = "tao-test-group"
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        subprocess.run(["groupadd", group], check=True)
-        gid = grp.getgrnam(group).gr_gid
+    group, gid = test_group
     root = Path(tempfile.mkdtemp(prefix="tao-group-"))
     root.chmod(0o755)
     try:
