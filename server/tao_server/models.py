@@ -200,3 +200,6 @@ class CredentialPublic(BaseModel):
 
     registry: str
     username: str
+    owner_uid: int | None = PydanticField(
+        description="whose login it is; null: the daemon's own, used for every job whose owner has no login for the registry"
+    )
