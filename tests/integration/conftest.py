@@ -252,11 +252,17 @@ def shared_daemon(new_daemon) -> Iterator[Daemon]:  # type: ignore[no-untyped-de
     shutil.rmtree(root, ignore_errors=True)
 
 
-def tao_as(daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups."""
+def tao_as(
+    daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups.
+
+    `input` is its standard input (e.g. a password for --password-stdin); without it, none.
+    """
     _, uid, gid = user
     membership = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    stdin: dict[str, Any] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", membership, executable("tao"), *args],
-        env=daemon.env(HOME=str(daemon.shared_root)), stdin=subprocess.DEVNULL, capture_output=True, timeout=120,  # type: ignore[attr-defined]
+        env=daemon.env(HOME=str(daemon.shared_root)), capture_output=True, timeout=120, **stdin,  # type: ignore[attr-defined]
     )
