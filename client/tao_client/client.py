@@ -208,13 +208,19 @@ class Client:
             raise DaemonUnreachable(self.address.url, str(exc)) from None
 
     def login(self, registry: str, username: str, password: str) -> dict[str, Any]:
-        """Check the login with the registry and keep it with the daemon for pulls from there."""
+        """Check the login with the registry and keep it with the daemon for this user's pulls from there.
+
+        The answer's `owner_uid` says whose it is; None: the daemon's own, which every job without a
+        login of its owner's uses (the daemon's user and root store those).
+        """
         return self._json("POST", "/v1/credentials", json_body={"registry": registry, "username": username, "password": password})
 
-    def logout(self, registry: str) -> None:
-        self._request("DELETE", f"/v1/credentials/{registry}")
+    def logout(self, registry: str) -> dict[str, Any]:
+        """Forget this user's login for `registry`; returns the login forgotten."""
+        return self._json("DELETE", f"/v1/credentials/{registry}")
 
     def logins(self) -> list[dict[str, Any]]:
+        """This user's stored logins (registry, username, owner_uid); never a password."""
         return self._json("GET", "/v1/credentials")
 
     # -- daemon -----------------------------------------------------------------------------------

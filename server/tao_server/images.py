@@ -1,4 +1,4 @@
-"""Images: one pull for all the jobs that need an image at once, with progress for each of them."""
+"""Images: one pull for all the jobs that need an image at once with the same login, with progress for each of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tao_server.credentials import CredentialStore
+from tao_server.credentials import CredentialFileUnreadable, CredentialStore, RegistryLogin
 from tao_server.executors import StartFailure
 from tao_server.executors.base import Executor
 
@@ -17,35 +17,48 @@ log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 
 
+# The source of a pull without a stored login, beside RegistryLogin.source: pulls share by
+# (image, source), and the daemon log names the source, never the secret.
+_ENGINE_CONFIG = "the daemon user's Docker config"
+
+
 class _Pull:
-    def __init__(self, image: str) -> None:
+    def __init__(self, image: str, login: RegistryLogin | None) -> None:
         self.image = image
+        self.login = login
         self.done = threading.Event()
         self.error: StartFailure | None = None
         self.listeners: list[Progress] = []
 
 
 class ImagePuller:
-    """Shares a pull among everyone who asks for the same image while it runs.
+    """Shares a pull among everyone who asks for the same image with the same login while it runs.
 
-    The pull runs in a thread of its own: a job that is cancelled stops waiting for it, but the
-    pull goes on for the other jobs that need the image.
+    Sharing needs the same login too: a pull must never run with one user's login for another,
+    nor fail for one user because another has no login. The pull runs in a thread of its own: a
+    job that is cancelled stops waiting for it, but the pull goes on for the other jobs that need
+    the image.
     """
 
     def __init__(self, executor: Executor, credentials: CredentialStore, engine_errors: tuple[type[BaseException], ...]) -> None:
         self._executor = executor
         self._credentials = credentials
         self._engine_errors = engine_errors
-        self._pulls: dict[str, _Pull] = {}
+        self._pulls: dict[tuple[str, str], _Pull] = {}
         self._lock = threading.Lock()
 
-    def pull(self, image: str, on_progress: Progress, stop_when: Callable[[], bool] = lambda: False) -> bool:
-        """Wait until `image` is pulled; False when `stop_when()` turned true first. Raises the pull's failure."""
+    def pull(self, image: str, owner: int | None, on_progress: Progress, stop_when: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until `image` is pulled with `owner`'s login (see CredentialStore.login_for).
+
+        False when `stop_when()` turned true first. Raises the pull's failure.
+        """
+        login = self._login(image, owner)
+        key = (image, login.source if login is not None else _ENGINE_CONFIG)
         with self._lock:
-            pull = self._pulls.get(image)
+            pull = self._pulls.get(key)
             if pull is None:
-                pull = self._pulls[image] = _Pull(image)
-                threading.Thread(target=self._run, args=(pull,), name=f"pull {image}", daemon=True).start()
+                pull = self._pulls[key] = _Pull(image, login)
+                threading.Thread(target=self._run, args=(pull, key), name=f"pull {image}", daemon=True).start()
             else:
                 on_progress({"status": "waiting for the pull of this image that is already running"})
             pull.listeners.append(on_progress)
@@ -58,23 +71,29 @@ class ImagePuller:
             raise pull.error
         return True
 
-    def _run(self, pull: _Pull) -> None:
+    def _login(self, image: str, owner: int | None) -> RegistryLogin | None:
+        try:
+            return self._credentials.login_for(owner, self._executor.registry_of(image))
+        except CredentialFileUnreadable as exc:
+            raise StartFailure(f"cannot pull {image}: {exc.message}") from None
+
+    def _run(self, pull: _Pull, key: tuple[str, str]) -> None:
         started = time.monotonic()
-        auth = self._credentials.auth_for(self._executor.registry_of(pull.image))
+        auth = pull.login.auth_config() if pull.login is not None else None
         try:
             for event in self._executor.pull(pull.image, auth):
                 with self._lock:
                     listeners = list(pull.listeners)
                 for listener in listeners:
                     listener(event)
-            log.info("pulled %s in %.1f s", pull.image, time.monotonic() - started)
+            log.info("pulled %s with %s in %.1f s", pull.image, key[1], time.monotonic() - started)
         except StartFailure as failure:
             pull.error = failure
         except self._engine_errors as exc:
             pull.error = StartFailure(f"Docker engine error while pulling {pull.image}: {exc}")
         finally:
             with self._lock:
-                del self._pulls[pull.image]
+                del self._pulls[key]
             pull.done.set()
 
 

@@ -200,6 +200,9 @@ class CredentialPublic(BaseModel):
 
     registry: str
     username: str
+    owner_uid: int | None = PydanticField(
+        description="whose login it is; null: the daemon's own, used for every job whose owner has no login for the registry"
+    )
 
 
 class ApiToken(SQLModel, table=True):

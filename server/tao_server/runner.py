@@ -17,6 +17,8 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
+from tao_server.access import DAEMON, Caller, caller_from_peer
+from tao_server.credentials import login_owner
 from tao_server.executors import ContainerSpec, Executor, ImageMissing, OutputStream, StartFailure
 from tao_server.events import EventLog
 from tao_server.images import ImagePuller, ProgressRecorder
@@ -228,7 +230,7 @@ class JobRunner:
         self._store.update(job_id, status=JobStatus.pulling)
         record = ProgressRecorder(lambda data: self._events.append(job_id, "pull", data), job.image)
         try:
-            pulled = self._puller.pull(job.image, record, stop_when=active.cancel.is_set)
+            pulled = self._puller.pull(job.image, login_owner(_owner(job)), record, stop_when=active.cancel.is_set)
         except StartFailure:
             if not active.cancel.is_set():
                 raise
@@ -338,6 +340,13 @@ class _WorkerPool:
                 fn(*args)
             except Exception:  # a worker must outlive one bad call
                 log.exception("background call %s failed", getattr(fn, "__name__", fn))
+
+
+def _owner(job: Job) -> Caller:
+    """The job's submitter as a caller, so its pull uses the logins that submitter would act on."""
+    if job.owner_uid is None or job.owner_gid is None:
+        return DAEMON
+    return caller_from_peer((job.owner_uid, job.owner_gid))
 
 
 def _spec(job: Job) -> ContainerSpec:

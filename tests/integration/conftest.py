@@ -280,15 +280,25 @@ def shared_daemon(shared_daemons) -> Daemon:  # type: ignore[no-untyped-def]
 
 
 def tao_as(
-    daemon: Daemon, user: tuple[str, int, int], *args: str, groups: list[int] | None = None, env: dict[str, str] | None = None
+    daemon: Daemon,
+    user: tuple[str, int, int],
+    *args: str,
+    groups: list[int] | None = None,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups."""
+    """Run `tao` as another local user (setpriv), against `daemon`, with only `groups` as supplementary groups.
+
+    `input` is its standard input (e.g. a password for --password-stdin); without it, none.
+    """
     _, uid, gid = user
     membership = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    stdin: dict[str, Any] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", membership, executable("tao"), *args],
         env=daemon.env(HOME=str(daemon.shared_root), **(env or {})),  # type: ignore[attr-defined]
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+        capture_output=True, timeout=120, **stdin,
+    )
     )
 
 

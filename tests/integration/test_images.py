@@ -1,18 +1,24 @@
-"""Pulls against a real registry on 127.0.0.1: logins, progress, one pull for many jobs, digests, policies."""
+"""Pulls against a real registry on 127.0.0.1: logins (each user's own), progress, one pull for many jobs, digests, policies."""
 
 from __future__ import annotations
 
 import json
+import pwd
+import shutil
+import signal
 import stat
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, executable, free_port
+from tests.integration.conftest import Daemon, executable, free_port, job_id_of, tao_as
 from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, layer_digests, remove_local
 
 pytestmark = pytest.mark.integration
@@ -87,14 +93,16 @@ def test_logins_are_kept_secret(pulling_daemon: Daemon, registry) -> None:  # ty
     with pulling_daemon.http() as client:
         listed = client.get("/v1/credentials").json()
         jobs = client.get("/v1/jobs").text
-    assert listed == [{"registry": reg.host, "username": USERNAME}]
+    assert listed == [{"registry": reg.host, "username": USERNAME, "owner_uid": None}]  # root's: the daemon's own
     stored = pulling_daemon.data_dir / "credentials.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert PASSWORD not in jobs
     assert PASSWORD not in pulling_daemon.server_log()
     for log in (pulling_daemon.data_dir / "logs").iterdir():
         assert PASSWORD not in log.read_text(errors="replace")
-    assert pulling_daemon.tao("logout", reg.host).returncode == 0
+    forgotten = pulling_daemon.tao("logout", reg.host)
+    assert forgotten.returncode == 0
+    assert f"Login removed for {reg.host} ({USERNAME})".encode() in forgotten.stdout
     with pulling_daemon.http() as client:
         assert client.get("/v1/credentials").json() == []
 
@@ -172,3 +180,149 @@ def test_an_unreachable_registry_is_a_clear_error(new_daemon, tmp_path: Path) ->
     result = daemon.tao("detectnet_v2", "exit", "0")
     assert result.returncode == 125
     assert f"registry {nowhere.host} is unreachable".encode() in result.stderr
+
+
+# -- each user's own logins ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def another_user() -> tuple[str, int, int]:
+    """A second real account besides `unprivileged_user`, so that two users' logins can be told apart."""
+    name = "tao-test-user2"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        entry = pwd.getpwnam(name)
+    return name, entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture
+def shared_pulling_daemon(new_daemon, tmp_path: Path, registry) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+    """A daemon every local user may reach (socket mode 0666) whose tasks pull from the test registry; the image absent."""
+    reg, reference, _, _ = registry
+    remove_local(reference)
+    root = Path(tempfile.mkdtemp(prefix="tao-shared-"))  # pytest's tmp_path is closed to other users
+    root.chmod(0o755)
+    daemon = new_daemon("--socket-mode", "0666", root=root / "daemon", manifest=_manifest(tmp_path / "manifest.json", reg)).start()
+    daemon.shared_root = root  # type: ignore[attr-defined]
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _login_as(daemon: Daemon, user: tuple[str, int, int], host: str) -> subprocess.CompletedProcess[bytes]:
+    return tao_as(daemon, user, "login", host, "-u", USERNAME, "--password-stdin", input=PASSWORD.encode() + b"\n")
+
+
+def _stored_logins(daemon: Daemon, user: tuple[str, int, int]) -> list[list[str]]:
+    """`tao login --list` as `user`: its rows below the header, split into cells."""
+    listed = tao_as(daemon, user, "login", "--list")
+    assert listed.returncode == 0, listed.stderr
+    return [line.split(None, 2) for line in listed.stdout.decode().splitlines()[1:]] if b"REGISTRY" in listed.stdout else []
+
+
+@contextmanager
+def _registry_paused(registry: Registry) -> Iterator[None]:
+    """Hold every request the registry gets until the block ends, so that pulls overlap for certain."""
+    assert registry.process is not None
+    registry.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        registry.process.send_signal(signal.SIGCONT)
+
+
+def _wait_for_event(daemon: Daemon, job_id: str, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in event["status"] for event in _events(daemon, job_id)):
+        assert time.monotonic() < deadline, f"job {job_id} never had an event saying {text!r}"
+        time.sleep(0.05)
+
+
+def _shared(daemon: Daemon, job_id: str) -> bool:
+    return any("already running" in event["status"] for event in _events(daemon, job_id))
+
+
+def test_each_user_pulls_with_their_own_login(shared_pulling_daemon: Daemon, registry, unprivileged_user, another_user) -> None:  # type: ignore[no-untyped-def]
+    daemon, (reg, reference, _, _) = shared_pulling_daemon, registry
+    alice, bob = another_user, unprivileged_user
+    stored = _login_as(daemon, alice, reg.host)
+    assert stored.returncode == 0, stored.stderr
+    assert f"Login stored for {reg.host} ({USERNAME}) for uid {alice[1]}".encode() in stored.stdout
+
+    assert _stored_logins(daemon, bob) == []
+    assert _stored_logins(daemon, alice) == [[reg.host, USERNAME, f"uid {alice[1]}"]]
+    with daemon.http() as client:
+        assert client.get("/v1/credentials").json() == []  # nor did it become the daemon's shared login
+
+    ahead = tao_as(daemon, bob, "pull", "detectnet_v2")
+    assert ahead.returncode == 125
+    assert b"(unauthorized)" in ahead.stderr
+    refused = tao_as(daemon, bob, "detectnet_v2", "exit", "0")
+    assert refused.returncode == 125
+    assert f"registry {reg.host} refused access to {reference} (unauthorized)".encode() in refused.stderr
+    assert f"tao login {reg.host}".encode() in refused.stderr
+    pulled = tao_as(daemon, alice, "detectnet_v2", "exit", "0")
+    assert pulled.returncode == 0, pulled.stderr
+
+    # The engine is shared: once pulled, the image runs for anyone whose pull policy takes it as it is.
+    assert tao_as(daemon, bob, "--pull", "missing", "detectnet_v2", "exit", "0").returncode == 0
+    asked = tao_as(daemon, bob, "--pull", "always", "detectnet_v2", "exit", "0")
+    assert asked.returncode == 125
+    assert b"(unauthorized)" in asked.stderr
+
+    assert _login_as(daemon, bob, reg.host).returncode == 0
+    assert _stored_logins(daemon, bob) == [[reg.host, USERNAME, f"uid {bob[1]}"]]
+    remove_local(reference)
+    own = tao_as(daemon, bob, "--pull", "always", "yolo_v4", "exit", "0")
+    assert own.returncode == 0, own.stderr
+    assert tao_as(daemon, bob, "pull", "detectnet_v2").returncode == 0
+
+    forgotten = tao_as(daemon, bob, "logout", reg.host)
+    assert forgotten.returncode == 0
+    assert f"Login removed for {reg.host} ({USERNAME}): the login of uid {bob[1]}".encode() in forgotten.stdout
+    assert _stored_logins(daemon, bob) == []
+    assert _stored_logins(daemon, alice) == [[reg.host, USERNAME, f"uid {alice[1]}"]]
+    assert tao_as(daemon, bob, "logout", reg.host).returncode == 125  # nothing of bob's is left to forget
+
+    stored_file = json.loads((daemon.data_dir / "credentials.json").read_text())
+    assert list(stored_file["users"]) == [str(alice[1])]
+    assert PASSWORD not in daemon.server_log()
+
+
+def test_the_daemons_login_serves_users_without_their_own_and_its_pulls_are_shared(  # type: ignore[no-untyped-def]
+    shared_pulling_daemon: Daemon, registry, unprivileged_user
+) -> None:
+    daemon, (reg, _, _, own_layer) = shared_pulling_daemon, registry
+    bob = unprivileged_user
+    shared = _login(daemon, reg.host)  # root's login: the daemon's own
+    assert shared.returncode == 0, shared.stderr
+    assert b"as the daemon's shared login" in shared.stdout
+    assert _stored_logins(daemon, bob) == []
+
+    before = reg.blob_downloads(own_layer)
+    with _registry_paused(reg):
+        mine = job_id_of(daemon.tao("-d", "detectnet_v2", "exit", "0"))
+        daemon.wait_for_status(mine, ("pulling",))
+        theirs = job_id_of(tao_as(daemon, bob, "-d", "yolo_v4", "exit", "0"))
+        _wait_for_event(daemon, theirs, "already running")  # the same login, so the same pull
+    for job_id in (mine, theirs):
+        assert daemon.wait_for_status(job_id, ("succeeded", "failed", "error"))["status"] == "succeeded"
+    assert reg.blob_downloads(own_layer) - before == 1
+
+
+def test_pulls_with_different_logins_are_never_shared(shared_pulling_daemon: Daemon, registry, unprivileged_user, another_user) -> None:  # type: ignore[no-untyped-def]
+    daemon, (reg, reference, _, _) = shared_pulling_daemon, registry
+    alice, bob = another_user, unprivileged_user
+    assert _login_as(daemon, alice, reg.host).returncode == 0
+    with _registry_paused(reg):
+        alices = job_id_of(tao_as(daemon, alice, "-d", "detectnet_v2", "exit", "0"))
+        daemon.wait_for_status(alices, ("pulling",))
+        bobs = job_id_of(tao_as(daemon, bob, "-d", "yolo_v4", "exit", "0"))
+        daemon.wait_for_status(bobs, ("pulling",))
+    assert daemon.wait_for_status(alices, ("succeeded", "failed", "error"))["status"] == "succeeded"
+    failed = daemon.wait_for_status(bobs, ("succeeded", "failed", "error"))
+    assert (failed["status"], failed["exit_code"]) == ("error", 125)
+    assert f"registry {reg.host} refused access to {reference} (unauthorized)" in failed["error"]
+    assert not _shared(daemon, alices) and not _shared(daemon, bobs)

@@ -26,7 +26,7 @@ commands:
   logs                  a job's output: tao logs JOB_ID [-f]
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
-  login, logout         store or forget a registry login with the daemon: tao login nvcr.io"""
+  login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)"""
 
 OPTIONS = """\
 launcher options (before the task):

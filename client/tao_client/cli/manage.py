@@ -228,14 +228,27 @@ def list_images(client: Client, args: argparse.Namespace) -> int:
 
 
 def _login_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tao login", description="Store a registry login with the daemon, for pulls from that registry. The password never comes back.")
-    parser.add_argument("registry", metavar="REGISTRY", help="e.g. nvcr.io (user $oauthtoken, password: your NGC API key)")
+    parser = _Parser(
+        prog="tao login",
+        description="Store a registry login with the daemon, for your jobs' pulls from that registry. The password never comes back. "
+        "Logins of the daemon's user and root are the daemon's shared ones: jobs of users without their own login use them.",
+    )
+    parser.add_argument("registry", nargs="?", metavar="REGISTRY", help="e.g. nvcr.io (user $oauthtoken, password: your NGC API key)")
     parser.add_argument("-u", "--username")
     parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    parser.add_argument("--list", action="store_true", help="show your stored logins (registry and user) instead")
     return parser
 
 
 def login(client: Client, args: argparse.Namespace) -> int:
+    if args.list:
+        if args.registry is not None:
+            error("tao login --list takes no REGISTRY")
+            return EXIT_LAUNCHER
+        return _list_logins(client)
+    if args.registry is None:
+        error("tao login needs a REGISTRY (or --list to show your logins)")
+        return EXIT_LAUNCHER
     username = args.username
     if username is None:
         if args.registry == "nvcr.io":
@@ -254,20 +267,40 @@ def login(client: Client, args: argparse.Namespace) -> int:
     else:
         error("give --password-stdin (no terminal to ask on)")
         return EXIT_LAUNCHER
-    client.login(args.registry, username, password)
-    print(f"Login stored for {args.registry} ({username})")
+    stored = client.login(args.registry, username, password)
+    print(f"Login stored for {args.registry} ({username}) {_whose(stored)}")
+    return 0
+
+
+def _whose(login: dict[str, Any]) -> str:
+    if login["owner_uid"] is None:
+        return f"as the daemon's shared login: jobs of users without their own login for {login['registry']} pull with it"
+    return f"for uid {login['owner_uid']}: your jobs pull from {login['registry']} with it, no one else's do"
+
+
+def _list_logins(client: Client) -> int:
+    logins = client.logins()
+    if not logins:
+        print("No logins of yours are stored; `tao login REGISTRY` stores one")
+        return 0
+    rows = [("REGISTRY", "USERNAME", "FOR")]
+    for each in logins:
+        owner = "all users (daemon)" if each["owner_uid"] is None else f"uid {each['owner_uid']}"
+        rows.append((each["registry"], each["username"], owner))
+    _print_table(rows)
     return 0
 
 
 def _logout_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tao logout", description="Forget a registry login stored with the daemon.")
+    parser = _Parser(prog="tao logout", description="Forget your registry login stored with the daemon.")
     parser.add_argument("registry", metavar="REGISTRY")
     return parser
 
 
 def logout(client: Client, args: argparse.Namespace) -> int:
-    client.logout(args.registry)
-    print(f"Login removed for {args.registry}")
+    removed = client.logout(args.registry)
+    whose = "the daemon's shared login" if removed["owner_uid"] is None else f"the login of uid {removed['owner_uid']}"
+    print(f"Login removed for {args.registry} ({removed['username']}): {whose}")
     return 0
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from tao_server.api.deps import ServicesDep
+from tao_server.api.deps import CallerDep, ServicesDep
+from tao_server.credentials import login_owner
 from tao_server.errors import InvalidRequest
 from tao_server.executors import StartFailure
 from tao_server.images import ProgressRecorder
@@ -46,26 +47,27 @@ def list_images(services: ServicesDep) -> list[ImagePublic]:
 
 
 @router.post("/pull", response_class=StreamingResponse)
-def pull_images(request: PullRequest, services: ServicesDep) -> StreamingResponse:
-    """Pull the images of `tasks` (and any `images`), streaming progress as JSON lines.
+def pull_images(request: PullRequest, services: ServicesDep, caller: CallerDep) -> StreamingResponse:
+    """Pull the images of `tasks` (and any `images`) with the caller's logins, streaming progress as JSON lines.
 
     Each line is {"type": "progress", ...}, then {"type": "done", "image", "error"} per image.
-    A job that needs the same image meanwhile shares the pull.
+    A job that needs the same image with the same login meanwhile shares the pull.
     """
     references = [services.manifest.resolve(None, task).image.reference for task in request.tasks] + request.images
     if not references:
         raise InvalidRequest("name at least one task (or image) to pull", field="tasks")
-    return StreamingResponse(_pull_lines(services, list(dict.fromkeys(references))), media_type="application/x-ndjson")
+    unique = list(dict.fromkeys(references))
+    return StreamingResponse(_pull_lines(services, unique, login_owner(caller)), media_type="application/x-ndjson")
 
 
-def _pull_lines(services: ServicesDep, references: list[str]) -> Iterator[bytes]:
+def _pull_lines(services: ServicesDep, references: list[str], owner: int | None) -> Iterator[bytes]:
     for reference in references:
         updates: queue.SimpleQueue[dict[str, object] | None] = queue.SimpleQueue()
         outcome: dict[str, str | None] = {"error": None}
 
         def pull(reference: str = reference) -> None:
             try:
-                services.puller.pull(reference, ProgressRecorder(updates.put, reference))
+                services.puller.pull(reference, owner, ProgressRecorder(updates.put, reference))
             except StartFailure as failure:
                 outcome["error"] = failure.message
             finally:
