@@ -299,7 +299,6 @@ def tao_as(
         env=daemon.env(HOME=str(daemon.shared_root), **(env or {})),  # type: ignore[attr-defined]
         capture_output=True, timeout=120, **stdin,
     )
-    )
 
 
 @pytest.fixture(scope="session")

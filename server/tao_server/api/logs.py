@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from tao_server.api.deps import CallerDep, Services, ServicesDep, get_caller
+from tao_server.api.deps import CallerDep, Services, ServicesDep
 from tao_server.errors import TaoError
 from tao_server.logs import READ_CHUNK, Heartbeat
 from tao_server.models import Job
@@ -34,13 +34,13 @@ def get_logs(job_id: str, services: ServicesDep, caller: CallerDep, offset: Offs
 
 
 @router.websocket("/{job_id}/logs")
-async def follow_logs(websocket: WebSocket, job_id: str, offset: int = 0) -> None:
+async def follow_logs(websocket: WebSocket, job_id: str, caller: CallerDep, offset: int = 0) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     # Primary-key reads on a WAL database take well under a millisecond: done on the loop, they
     # spare each follower a worker thread (50 followers would otherwise grow the pool to its cap).
     try:
-        services.jobs.get(job_id, get_caller(websocket))
+        services.jobs.get(job_id, caller)
     except TaoError as exc:
         await websocket.send_text(json.dumps({"type": "error", **exc.to_dict()}))
         await websocket.close(code=4404)
