@@ -346,7 +346,7 @@ def _owner(job: Job) -> Caller:
     """The job's submitter as a caller, so its pull uses the logins that submitter would act on."""
     if job.owner_uid is None or job.owner_gid is None:
         return DAEMON
-    return caller_from_peer((job.owner_uid, job.owner_gid))
+    return caller_from_peer((job.owner_uid, job.owner_gid, ()))
 
 
 def _spec(job: Job) -> ContainerSpec:

@@ -115,3 +115,31 @@ def test_devices_found_after_a_restart_are_held():
     gpus = GpuScheduler(FOUR)
     gpus.hold("resumed", ["1", "2"])
     assert gpus.acquire("new", "count:2", _never) == ["0", "3"]
+
+
+def test_a_job_at_its_owners_cap_waits_without_holding_up_the_line():
+    gpus = GpuScheduler(FOUR)
+    assert gpus.acquire("alice-1", "count:1", _never, owner=1001, cap=1) == ["0"]
+    got: dict[str, list[str] | None] = {}
+    stop = threading.Event()
+    capped = threading.Thread(target=lambda: got.__setitem__("alice-2", gpus.acquire("alice-2", "count:1", stop.is_set, owner=1001, cap=1)))
+    capped.start()
+    _wait_until(lambda: gpus.position("alice-2") == 1)
+    # bob came later, but alice's second job may not run yet, so bob is not made to wait behind it.
+    assert gpus.acquire("bob-1", "count:2", _never, owner=1002, cap=2) == ["1", "2"]
+    assert "alice-2" not in got
+    gpus.release("alice-1")
+    capped.join(timeout=5)
+    assert got["alice-2"] == ["0"]
+
+
+def test_request_sizes():
+    gpus = GpuScheduler(FOUR)
+    assert [gpus.size(r) for r in ("count:3", "ids:1,3", "all")] == [3, 2, 4]
+
+
+def _wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)

@@ -1,0 +1,125 @@
+"""The policy file and its checks (tao_server.policy): pure logic, no Docker."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+from tao_server.access import Caller
+from tao_server.policy import GRANTS, Policy, PolicyError, PolicyRefusal, load
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+ALICE = Caller(uid=os.getuid(), gid=os.getgid(), admin=False)  # the test's own account, judged as a plain user
+
+
+def _policy(tmp_path: Path, text: str) -> Policy:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    return load(path)
+
+
+def test_without_a_file_nothing_is_granted_and_mounts_are_not_narrowed():
+    rules = Policy().rules_for(ALICE)
+    assert rules.allow == frozenset() and rules.mount_roots == () and rules.max_gpus is None
+
+
+def test_rules_are_the_union_of_default_user_and_groups(tmp_path: Path):
+    policy = _policy(
+        tmp_path,
+        f'[default]\nallow = ["ipc"]\nmount_roots = ["/data"]\nmax_gpus = 1\n'
+        f'[user.{ME}]\nallow = ["devices"]\nmax_gpus = 3\n'
+        f'[group.{MY_GROUP}]\nallow = ["cap_add"]\nmount_roots = ["/scratch"]\nmax_gpus = 2\n'
+        '[user.somebody-else]\nallow = ["privileged"]\n',
+    )
+    rules = policy.rules_for(ALICE)
+    assert rules.allow == {"ipc", "devices", "cap_add"}
+    assert rules.mount_roots == (os.path.realpath("/data"), os.path.realpath("/scratch"))
+    assert rules.max_gpus == 3  # the user's own cap wins over the groups' and the default
+
+
+def test_group_cap_applies_when_the_user_has_none(tmp_path: Path):
+    policy = _policy(tmp_path, f"[default]\nmax_gpus = 1\n[group.{MY_GROUP}]\nmax_gpus = 2\n")
+    assert policy.rules_for(ALICE).max_gpus == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"privileged": True}, "DockerOptions.privileged"),
+        ({"user": "54321:54321"}, "DockerOptions.user"),  # someone else
+        ({"user": f"{os.getuid()}:999999"}, "DockerOptions.user"),  # not one of the caller's groups
+        ({"user": "root"}, "DockerOptions.user"),  # a name can mean anyone inside an image
+        ({"network": "host"}, "DockerOptions.network"),
+        ({"network": "container:other-users-job"}, "DockerOptions.network"),
+        ({"ipc": "container:other-users-job"}, "DockerOptions.ipc"),
+        ({"cap_add": ["SYS_ADMIN"]}, "DockerOptions.cap_add"),
+        ({"devices": ["/dev/sda"]}, "DockerOptions.devices"),
+        ({"security_opt": ["apparmor=unconfined"]}, "DockerOptions.security_opt"),
+        ({"ports": {"80/tcp": ["0.0.0.0", 8080]}}, "DockerOptions.ports"),
+    ],
+)
+def test_escalations_are_refused_without_a_grant(options, field):  # type: ignore[no-untyped-def]
+    with pytest.raises(PolicyRefusal) as refused:
+        Policy().check(ALICE, [], options)
+    assert refused.value.field == field
+    assert "the default policy (no --policy file) does not give uid" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"user": str(os.getuid())},
+        {"user": f"{os.getuid()}:{os.getgid()}"},
+        {"network": "none"},
+        {"ipc": "private"},
+        {"security_opt": ["no-new-privileges"]},
+        {"ports": {"80/tcp": ["127.0.0.1", 8080], "81/tcp": ["::1", None]}},
+        {"cap_drop": ["ALL"], "privileged": False, "cap_add": [], "devices": []},
+    ],
+)
+def test_what_stays_within_the_callers_rights_passes(options):  # type: ignore[no-untyped-def]
+    Policy().check(ALICE, [], options)
+
+
+def test_a_grant_lets_the_option_through(tmp_path: Path):
+    policy = _policy(tmp_path, f'[user.{ME}]\nallow = ["privileged", "ports"]\n')
+    policy.check(ALICE, [], {"privileged": True, "ports": {"80/tcp": ["0.0.0.0", 80]}})
+
+
+def test_mount_roots_narrow_sources(tmp_path: Path):
+    inside = tmp_path / "data" / "set"
+    inside.mkdir(parents=True)
+    policy = _policy(tmp_path, f'[default]\nmount_roots = ["{tmp_path / "data"}"]\n')
+    policy.check(ALICE, [{"source": str(inside)}], {})
+    with pytest.raises(PolicyRefusal) as refused:
+        policy.check(ALICE, [{"source": str(inside)}, {"source": str(tmp_path / "database")}], {})  # a prefix is not a parent
+    assert refused.value.field == "Mounts[1].source"
+    assert "is outside the mount roots" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[default\n", "not valid TOML: "),
+        ('[default]\nallow = ["everything"]\n', "must be a list of grants from: " + ", ".join(GRANTS)),
+        ("[default]\nmax_gpus = -1\n", "max_gpus = -1: must be a number of GPUs, 0 or more"),
+        ("[default]\nmax_gpu = 1\n", "[default] max_gpu: unknown key; valid keys: allow, mount_roots, max_gpus"),
+        ("[user]\nalice = 1\n", "[user.alice] must be a table"),
+        ("[admins]\n", "unknown key 'admins'"),
+    ],
+)
+def test_a_broken_file_names_file_section_and_reason(tmp_path: Path, text: str, message: str):
+    with pytest.raises(PolicyError) as broken:
+        _policy(tmp_path, text)
+    assert str(tmp_path / "policy.toml") in broken.value.message
+    assert message in broken.value.message
+
+
+def test_a_missing_file_is_named(tmp_path: Path):
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load(tmp_path / "absent.toml")
