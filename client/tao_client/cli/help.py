@@ -35,7 +35,8 @@ launcher options (before the task):
   --gpu-index LIST      exact GPU indices, e.g. 0,2
   --id ID               job id to use; resubmitting the same id is harmless
   --mounts FILE         launcher config (default: $LAUNCHER_MOUNTS or ~/.tao_mounts.json)
-  --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket)
+  --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket);
+                        over http(s) the token comes from $TAO_TOKEN, a CA bundle from $TAO_CA_CERT
   --pull POLICY         missing (pull an absent image), always, or never (default: the daemon's)
   -h, --help            this help; `tao <task> --help` lists a task's subtasks
   --version             the client's version"""
