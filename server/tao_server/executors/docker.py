@@ -82,12 +82,11 @@ class DockerExecutor:
             # docker-py remembers logins for later calls; the daemon passes credentials per pull instead.
             self._api._auth_configs.auths.pop(registry, None)
 
-    def _visible_devices(self, gpus: list[str]) -> dict[str, str]:
-        """The GPUs the container may see. Under an nvidia default runtime a job without GPUs gets
-        "void": CUDA images set NVIDIA_VISIBLE_DEVICES=all, which would hand it every GPU on the box."""
-        if gpus:
-            return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpus)}
-        return {"NVIDIA_VISIBLE_DEVICES": "void"} if self.gpu_mode == "env" else {}
+    @staticmethod
+    def _visible_devices(gpus: list[str]) -> dict[str, str]:
+        """The GPUs the container may see. A job without GPUs gets "void": CUDA images set
+        NVIDIA_VISIBLE_DEVICES=all, which under an nvidia runtime would hand it every GPU on the box."""
+        return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpus) if gpus else "void"}
 
     def create(self, spec: ContainerSpec) -> str:
         options = spec.docker_options
