@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from tao_server.launch_config import ProtectedPaths
 from tao_server.policy import Policy
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
+from tao_server.mount_pins import MountPins
 from tao_server.runner import ENGINE_ERRORS, JobRunner
 from tao_server.scheduler import GpuScheduler
 from tao_server.settings import Settings
@@ -89,9 +91,12 @@ def _start(
     credentials = CredentialStore(settings.data_dir / "credentials.json")
     puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
     inventory = gpus.inventory(settings.gpus)
+    pins = MountPins(settings.data_dir / "mounts")
+    pins.sweep()
     runner = JobRunner(
         store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout,
         gpu_cap=lambda job: policy.gpu_cap(job.owner_uid, job.owner_gid),
+        pins=pins,
     )
     services = Services(
         settings=settings,
@@ -120,7 +125,10 @@ def _protected_paths(settings: Settings, executor: Executor) -> ProtectedPaths:
         engine_root = executor.data_root()
     except ENGINE_ERRORS:
         engine_root = "/var/lib/docker"
-    return ProtectedPaths(extra_trees=(engine_root, str(settings.data_dir)))
+    engine_socket = (settings.docker_host or os.environ.get("DOCKER_HOST") or "").removeprefix("unix://")
+    return ProtectedPaths(
+        extra_trees=(engine_root, str(settings.data_dir)), extra_files=(engine_socket,) if engine_socket.startswith("/") else ()
+    )
 
 
 def _daemon_id(settings: Settings) -> str:

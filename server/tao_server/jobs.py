@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from tao_server import gpus as gpu_requests
 from tao_server import host_access, launch_config
 from tao_server.access import DAEMON, Caller
 from tao_server.errors import InvalidRequest, JobConflict, JobNotFound
-from tao_server.policy import Policy, PolicyRefusal
+from tao_server.policy import Policy, PolicyRefusal, Rules
 from tao_server.logs import LogStore
 from tao_server.manifest import Manifest, TaskSpec
 from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
@@ -123,13 +124,12 @@ class JobService:
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
         gpu_request = gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory)
-        self._check_rights(caller, config, gpu_request)
-        if caller.uid is not None and "user" not in config.docker_options:
-            # Files the task writes into mounts belong to whoever ran it, not to root; the caller's
-            # groups come along, so group-shared data stays readable.
+        if not caller.admin:
+            rules = self._check_rights(caller, config, gpu_request)
+            _confine(caller, config.docker_options, rules)
+        elif caller.uid is not None and "user" not in config.docker_options:
+            # Files the task writes into mounts belong to whoever ran it, not to root.
             config.docker_options["user"] = f"{caller.uid}:{caller.gid}"
-            if extra := [str(gid) for gid in caller.groups if gid != caller.gid]:
-                config.docker_options["group_add"] = extra
         return Job(
             id=request.id or new_job_id(),
             group=spec.group,
@@ -147,17 +147,17 @@ class JobService:
             owner_gid=caller.gid,
         )
 
-    def _check_rights(self, caller: Caller, config: launch_config.LaunchConfig, gpu_request: str) -> None:
+    def _check_rights(self, caller: Caller, config: launch_config.LaunchConfig, gpu_request: str) -> Rules:
         """What the policy does not grant a caller who is not an admin is refused, naming the rule."""
-        if caller.admin:
-            return
         rules = self.policy.check(caller, config.mounts, config.docker_options)
         for index, mount in enumerate(config.mounts):
+            field = f"Mounts[{index}].source"
+            if (inner := self.protected.contained(mount["source"])) is not None:
+                raise PolicyRefusal(f"{field}: {mount['source']!r} contains {inner}, which jobs may not mount", field=field)
             if host_access.unreadable(mount["source"], caller):
                 raise PolicyRefusal(
-                    f"Mounts[{index}].source: {mount['source']!r} is not readable by {caller.describe()}; "
-                    "a job may mount only what its user could read",
-                    field=f"Mounts[{index}].source",
+                    f"{field}: {mount['source']!r} is not readable by {caller.describe()}; a job may mount only what its user could read",
+                    field=field,
                 )
         wanted = self.runner.gpu_size(gpu_request) if gpu_request else 0
         if rules.max_gpus is not None and wanted > rules.max_gpus:
@@ -166,6 +166,7 @@ class JobService:
                 f"{rules.max_gpus} at once",
                 field="gpus",
             )
+        return rules
 
     @staticmethod
     def _same_or_conflict(existing: Job, wanted: Job) -> Job:
@@ -173,3 +174,22 @@ class JobService:
         if any(getattr(existing, name) != getattr(wanted, name) for name in fields):
             raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
         return existing
+
+
+def _confine(caller: Caller, options: dict[str, Any], rules: Rules) -> None:
+    """Run a user's job as that user, with no way to gain privileges inside the container.
+
+    The job gets the caller's uid, gid and groups (a bare uid would run with gid 0, root's group).
+    no-new-privileges makes setuid programs in the image harmless, and without the `user` grant
+    the job keeps no capabilities: it is an ordinary process of its user, only in a container.
+    """
+    if "user" not in options or "user" not in rules.allow:  # without the grant, it names the caller (policy.py)
+        gid = str(options.get("user", "")).partition(":")[2] or str(caller.gid)
+        options["user"] = f"{caller.uid}:{gid}"
+        if extra := [str(g) for g in caller.groups if str(g) != gid]:
+            options["group_add"] = extra
+    security = options.setdefault("security_opt", [])
+    if not any(opt.startswith("no-new-privileges") for opt in security):
+        security.append("no-new-privileges:true")
+    if "user" not in rules.allow:
+        options["cap_drop"] = ["ALL"]

@@ -45,23 +45,38 @@ class ProtectedPaths:
     """Host paths no job may mount: the system's, the engine's and the daemon's own.
 
     Sources are resolved (symlinks followed) before the check, and the resolved path is what the
-    container gets, so a link cannot lead a mount into one of these.
+    container gets, so a link cannot lead a mount into one of these. For users who are not admins,
+    a source that contains one of them (/run holds the engine's sockets, /var its data) is refused too.
     """
 
     SYSTEM_TREES = ("/etc", "/proc", "/sys", "/dev", "/boot")
+    ENGINE_TREES = ("/run/docker", "/run/containerd", "/var/lib/containerd")
     ENGINE_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
-    def __init__(self, extra_trees: tuple[str, ...] = ()) -> None:
-        self.exact = {"/", *(os.path.realpath(p) for p in self.ENGINE_SOCKETS), *self.ENGINE_SOCKETS}
-        self.trees = tuple(dict.fromkeys((*self.SYSTEM_TREES, *(os.path.realpath(p) for p in extra_trees))))
+    def __init__(self, extra_trees: tuple[str, ...] = (), extra_files: tuple[str, ...] = ()) -> None:
+        files = (*self.ENGINE_SOCKETS, *extra_files)
+        self.exact = {"/", *files, *(os.path.realpath(p) for p in files)}
+        trees = (*self.SYSTEM_TREES, *self.ENGINE_TREES, *extra_trees)
+        self.trees = tuple(dict.fromkeys(os.path.realpath(p) for p in trees))
 
     def refusal(self, real: str) -> str | None:
         if real in self.exact:
             return f"is {real}, which jobs may not mount"
         for tree in self.trees:
-            if real == tree or real.startswith(tree.rstrip("/") + "/"):
+            if _within(real, tree):
                 return f"is inside {tree}, which jobs may not mount (system, Docker engine and daemon paths are refused)"
         return None
+
+    def contained(self, real: str) -> str | None:
+        """A protected path inside `real`, which mounting `real` would expose; None when there is none."""
+        for path in sorted({*self.trees, *self.exact} - {"/"}):
+            if path != real and _within(path, real):
+                return path
+        return None
+
+
+def _within(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
 def validate(raw: Any, source: str | None, protected: ProtectedPaths | None = None) -> LaunchConfig:

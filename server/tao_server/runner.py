@@ -24,6 +24,7 @@ from tao_server.events import EventLog
 from tao_server.images import ImagePuller, ProgressRecorder
 from tao_server.logs import LogStore
 from tao_server.models import Job, JobStatus, utcnow
+from tao_server.mount_pins import MountPins
 from tao_server.scheduler import GpuScheduler
 from tao_server.store import JobStore
 
@@ -53,8 +54,10 @@ class JobRunner:
         max_running: int,
         stop_timeout: float,
         gpu_cap: Callable[[Job], int | None] = lambda job: None,
+        pins: MountPins | None = None,
     ) -> None:
         self._gpus = gpus
+        self._pins = pins or MountPins(None)
         self._gpu_cap = gpu_cap  # GPUs the job's owner may hold at once (policy.py); None: no cap
         self._store = store
         self._executor = executor
@@ -187,15 +190,18 @@ class JobRunner:
             job.gpus = devices
         if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
             return  # cancelled while it waited
-        container_id = self._create(job_id, job, active)
-        if container_id is None:
-            return
-        output = self._executor.attach(container_id, tty=job.docker_options.get("tty", False))
         try:
-            self._executor.start(container_id)
-        except BaseException:
-            output.close()
-            raise
+            container_id = self._create(job_id, job, active)
+            if container_id is None:
+                return
+            output = self._executor.attach(container_id, tty=job.docker_options.get("tty", False))
+            try:
+                self._executor.start(container_id)
+            except BaseException:
+                output.close()
+                raise
+        finally:
+            self._pins.release(job_id)  # a started container holds its own copy of the mounts
         self._store.update(job_id, status=JobStatus.running, container_id=container_id, started_at=utcnow())
         if active.cancel.is_set():  # the cancel arrived before the container id was known
             self._control.submit(self._stop, container_id)
@@ -203,10 +209,10 @@ class JobRunner:
 
     def _create(self, job_id: str, job: Job, active: _ActiveJob) -> str | None:
         """The job's container, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
-        _check_mounts_unchanged(job)
-        spec = _spec(job)
         if job.pull_policy == "always" and not self._pull(job_id, job, active):
             return None
+        # As late as possible: a source swapped for a symlink while the job waited must not count.
+        spec = _spec(job, self._pins.prepare(job.id, job.mounts, confined=not _owner(job).admin))
         try:
             container_id = self._executor.create(spec)
         except ImageMissing:
@@ -349,28 +355,13 @@ def _owner(job: Job) -> Caller:
     return caller_from_peer((job.owner_uid, job.owner_gid, ()))
 
 
-def _spec(job: Job) -> ContainerSpec:
+def _spec(job: Job, mounts: list[dict[str, Any]]) -> ContainerSpec:
     return ContainerSpec(
         job_id=job.id,
         image=job.image,
         command=job.command,
-        mounts=job.mounts,
+        mounts=mounts,
         envs=job.envs,
         docker_options=job.docker_options,
         gpus=job.gpus,
     )
-
-
-def _check_mounts_unchanged(job: Job) -> None:
-    """Refuse a mount whose source now resolves elsewhere than when the job was checked.
-
-    A job may wait in line for hours; a directory swapped for a symlink meanwhile must not lead
-    its mount to a path the checks at submission never saw.
-    """
-    for index, mount in enumerate(job.mounts):
-        now = os.path.realpath(mount["source"])
-        if now != mount["source"]:
-            raise StartFailure(
-                f"Mounts[{index}].source: {mount['source']!r} now resolves to {now!r}; it changed after the job was "
-                "submitted, so the job was not started; submit it again"
-            )

@@ -67,6 +67,28 @@ def test_running_as_yourself_needs_no_grant(shared_daemon: Daemon, unprivileged_
     assert (result.returncode, result.stdout) == (0, f"{uid}\n".encode()), result.stderr
 
 
+def test_a_users_job_cannot_gain_privileges_inside_its_container(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
+    _, uid, gid = unprivileged_user
+    # A bare uid would run with gid 0, root's group: the job gets the caller's own gid instead.
+    env = _config(shared_daemon, "bare", {"DockerOptions": {"user": str(uid)}})
+    result = tao_as(shared_daemon, unprivileged_user, "unet", "run", "sh", "-c", "id -u; id -g; grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().split("\n")
+    assert lines[:2] == [str(uid), str(gid)]
+    status = dict(line.split(":\t") for line in lines[2:] if line)
+    # setuid programs in the image stay harmless, and the job holds no capabilities at all
+    assert status == {"NoNewPrivs": "1", "CapEff": "0000000000000000", "CapBnd": "0000000000000000"}
+
+
+def test_a_source_that_contains_engine_paths_is_refused(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
+    for source, inner in (("/run", "/run/"), ("/var", "/var/lib/")):
+        env = _config(shared_daemon, "contains", {"Mounts": [{"source": source, "destination": "/host"}]})
+        refused = tao_as(shared_daemon, unprivileged_user, "unet", "run", "true", env=env)
+        assert refused.returncode == 125, source
+        assert f"Mounts[0].source: '{source}' contains {inner}".encode() in refused.stderr, refused.stderr
+        assert b"which jobs may not mount" in refused.stderr
+
+
 def test_mounts_must_be_readable_by_the_caller_through_every_link(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     root = shared_daemon.shared_root  # type: ignore[attr-defined]
     vault = root / "vault"  # root's, 0700: the user cannot get in
