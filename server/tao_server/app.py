@@ -95,7 +95,6 @@ def _start(
     pins.sweep()
     runner = JobRunner(
         store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout,
-        gpu_cap=lambda job: policy.gpu_cap(job.owner_uid, job.owner_gid),
         pins=pins,
     )
     services = Services(

@@ -124,9 +124,11 @@ class JobService:
         spec = self.manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self.protected)
         gpu_request = gpu_requests.resolve(request.gpus, request.gpu_indices, self.gpu_inventory)
+        gpu_cap = None
         if not caller.admin:
             rules = self._check_rights(caller, config, gpu_request)
             _confine(caller, config.docker_options, rules)
+            gpu_cap = rules.max_gpus
         elif caller.uid is not None and "user" not in config.docker_options:
             # Files the task writes into mounts belong to whoever ran it, not to root.
             config.docker_options["user"] = f"{caller.uid}:{caller.gid}"
@@ -145,6 +147,7 @@ class JobService:
             pull_policy=request.pull or self.pull_policy,
             owner_uid=caller.uid,
             owner_gid=caller.gid,
+            gpu_cap=gpu_cap,
         )
 
     def _check_rights(self, caller: Caller, config: launch_config.LaunchConfig, gpu_request: str) -> Rules:

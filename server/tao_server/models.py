@@ -70,6 +70,8 @@ class Job(SQLModel, table=True):
     # Who submitted it, from the Unix socket; None when submitted without an identity (TCP).
     owner_uid: int | None = None
     owner_gid: int | None = None
+    # GPUs the owner's jobs may hold at once, from the policy when it was submitted; None: no cap.
+    gpu_cap: int | None = None
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

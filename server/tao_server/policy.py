@@ -115,14 +115,6 @@ class Policy:
             sources=tuple(f"[{name}]" for name, _ in sections),
         )
 
-    def gpu_cap(self, uid: int | None, gid: int | None) -> int | None:
-        """GPUs the jobs of `uid` may hold at once; None for no cap (and for admins)."""
-        if uid is None or gid is None or uid in (0, os.getuid()):
-            return None
-        name = _user_name(uid)
-        groups = tuple(os.getgrouplist(name, gid)) if name else ()
-        return self.rules_for(Caller(uid=uid, gid=gid, admin=False, groups=groups)).max_gpus
-
     def check(self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any]) -> Rules:
         """Refuse what the caller's rules do not grant; the rules, for the GPU cap."""
         rules = self.rules_for(caller)

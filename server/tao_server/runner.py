@@ -53,12 +53,10 @@ class JobRunner:
         gpus: GpuScheduler,
         max_running: int,
         stop_timeout: float,
-        gpu_cap: Callable[[Job], int | None] = lambda job: None,
         pins: MountPins | None = None,
     ) -> None:
         self._gpus = gpus
         self._pins = pins or MountPins(None)
-        self._gpu_cap = gpu_cap  # GPUs the job's owner may hold at once (policy.py); None: no cap
         self._store = store
         self._executor = executor
         self._logs = logs
@@ -183,7 +181,7 @@ class JobRunner:
         if job.gpu_request:
             # The job stays `queued`, with its place in line, until its devices are free.
             devices = self._gpus.acquire(
-                job_id, job.gpu_request, stop_when=active.cancel.is_set, owner=job.owner_uid, cap=self._gpu_cap(job)
+                job_id, job.gpu_request, stop_when=active.cancel.is_set, owner=job.owner_uid, cap=job.gpu_cap
             )
             if devices is None:
                 return  # cancelled while it waited

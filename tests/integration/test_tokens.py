@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -153,3 +154,20 @@ def test_token_create_refuses_what_it_cannot_make_safely(tcp_daemon: Daemon, arg
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == b""
+
+
+def test_a_token_users_gpu_cap_holds_while_their_jobs_wait(new_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[user.ci]\nmax_gpus = 1\n")  # a remote user with no local account
+    port = free_port()
+    daemon = new_daemon("--host", "127.0.0.1", "--port", str(port), "--gpus", "0,1", "--gpu-mode", "env", "--policy", str(policy)).start()
+    daemon.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    ci = _tcp_env(daemon, daemon.token("--user", "ci", "--uid", "1500", "--gid", "1500"))
+    first = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "sleep", "60", env=ci))
+    daemon.wait_for_status(first, ("running",))
+    second = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "sleep", "60", env=ci))
+    time.sleep(1.0)
+    assert daemon.job(second)["status"] == "queued"  # a GPU is free, but ci already holds their one
+    assert daemon.tao("stop", first, env=ci).returncode == 0
+    daemon.wait_for_status(second, ("running",))
+    daemon.tao("stop", second, env=ci)

@@ -16,6 +16,7 @@ from tao_server.errors import InvalidRequest
 from tao_server.executors import StartFailure
 from tao_server.images import ProgressRecorder
 from tao_server.models import ImagePublic, PullRequest
+from tao_server.policy import PolicyRefusal
 from tao_server.runner import ENGINE_ERRORS
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -53,6 +54,14 @@ def pull_images(request: PullRequest, services: ServicesDep, caller: CallerDep) 
     Each line is {"type": "progress", ...}, then {"type": "done", "image", "error"} per image.
     A job that needs the same image with the same login meanwhile shares the pull.
     """
+    known = {image.reference for image in services.manifest.images()}
+    for index, image in enumerate(request.images):
+        if not caller.admin and image not in known:
+            raise PolicyRefusal(
+                f"images[{index}]: {image!r} is not an image of this daemon's manifest; users who are not admins may "
+                "pull only those (`tao images` lists them)",
+                field=f"images[{index}]",
+            )
     references = [services.manifest.resolve(None, task).image.reference for task in request.tasks] + request.images
     if not references:
         raise InvalidRequest("name at least one task (or image) to pull", field="tasks")
@@ -70,6 +79,8 @@ def _pull_lines(services: ServicesDep, references: list[str], owner: int | None)
                 services.puller.pull(reference, owner, ProgressRecorder(updates.put, reference))
             except StartFailure as failure:
                 outcome["error"] = failure.message
+            except ENGINE_ERRORS as exc:  # e.g. a reference the engine client cannot parse
+                outcome["error"] = f"cannot pull {reference}: {exc}"
             finally:
                 updates.put(None)
 
