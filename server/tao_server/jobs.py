@@ -71,7 +71,7 @@ class JobService:
                     return self._same_or_conflict(self.store.get(request.id), job), False
                 job.id = new_job_id()
         self.logs.create(job.id)
-        self.runner.enqueue(job.id)
+        self.runner.enqueue(job)
         return job, True
 
     def get(self, job_id: str, caller: Caller = DAEMON) -> Job:

@@ -71,9 +71,15 @@ class JobRunner:
 
     # -- what the job service calls ---------------------------------------------------------
 
-    def enqueue(self, job_id: str) -> None:
-        self._track(job_id)
-        self._workers.submit(self._run, job_id)
+    def enqueue(self, job: Job) -> None:
+        self._track(job.id)
+        if not job.gpu_request:
+            self._workers.submit(self._run, job.id, [])
+            return
+        # The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
+        self._gpus.request(
+            job.id, job.gpu_request, lambda devices: self._workers.submit(self._run, job.id, devices), job.owner_uid, job.gpu_cap
+        )
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -87,6 +93,7 @@ class JobRunner:
 
     def forget(self, job_id: str) -> None:
         """A queued job was cancelled before it started: free its place in line, wake its followers."""
+        self._gpus.withdraw(job_id)
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
@@ -136,7 +143,7 @@ class JobRunner:
                 if state is not None:
                     self._executor.remove(state.container_id)
                 self._store.update(job.id, status=JobStatus.queued, container_id=None)
-                self.enqueue(job.id)
+                self.enqueue(job)
         for state in containers.values():
             log.info("removing container %s left by job %s", state.container_id[:12], state.job_id)
             self._executor.remove(state.container_id)
@@ -147,8 +154,8 @@ class JobRunner:
         with self._lock:
             return self._active.setdefault(job_id, _ActiveJob())
 
-    def _run(self, job_id: str) -> None:
-        self._guarded(job_id, self._start_and_follow)
+    def _run(self, job_id: str, devices: list[str]) -> None:
+        self._guarded(job_id, lambda job_id, active: self._start_and_follow(job_id, active, devices))
 
     def _resume(self, job_id: str, container_id: str) -> None:
         def follow(job_id: str, active: _ActiveJob) -> None:
@@ -176,18 +183,11 @@ class JobRunner:
         finally:
             self._done(job_id)
 
-    def _start_and_follow(self, job_id: str, active: _ActiveJob) -> None:
+    def _start_and_follow(self, job_id: str, active: _ActiveJob, devices: list[str]) -> None:
         job = self._store.get(job_id)
-        if job.gpu_request:
-            # The job stays `queued`, with its place in line, until its devices are free.
-            devices = self._gpus.acquire(
-                job_id, job.gpu_request, stop_when=active.cancel.is_set, owner=job.owner_uid, cap=job.gpu_cap
-            )
-            if devices is None:
-                return  # cancelled while it waited
-            job.gpus = devices
+        job.gpus = devices
         if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
-            return  # cancelled while it waited
+            return  # cancelled while it waited; _done frees the devices
         try:
             container_id = self._create(job_id, job, active)
             if container_id is None:

@@ -19,6 +19,7 @@ class _Waiting:
     request: str
     owner: int | None
     cap: int | None
+    granted: Callable[[list[str]], None]
 
 
 class GpuScheduler:
@@ -27,53 +28,68 @@ class GpuScheduler:
         self._holders: dict[str, str] = {}  # device -> job id
         self._owners: dict[str, int | None] = {}  # job id -> owner uid, for jobs holding devices
         self._line: list[_Waiting] = []  # oldest first
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+
+    def request(
+        self, job_id: str, request: str, granted: Callable[[list[str]], None], owner: int | None = None, cap: int | None = None
+    ) -> None:
+        """Put the job in line; `granted(devices)` is called, from whichever thread freed them, when its turn comes.
+
+        Waiting takes no thread: a thousand queued GPU jobs hold up nothing else.
+        """
+        with self._lock:
+            self._line.append(_Waiting(job_id, request, owner, cap, granted))
+            grants = self._dispatch()
+        _notify(grants)
+
+    def withdraw(self, job_id: str) -> bool:
+        """Take a waiting job out of line (it was cancelled); False when it was not waiting any more."""
+        with self._lock:
+            waiting = next((w for w in self._line if w.job_id == job_id), None)
+            if waiting is None:
+                return False
+            self._line.remove(waiting)
+            grants = self._dispatch()  # a large job leaving the head lets the ones behind it through
+        _notify(grants)
+        return True
 
     def acquire(
         self, job_id: str, request: str, stop_when: Callable[[], bool], owner: int | None = None, cap: int | None = None
     ) -> list[str] | None:
-        """Wait for the job's turn and devices; its device ids, or None when `stop_when()` turned true first."""
-        waiting = _Waiting(job_id, request, owner, cap)
-        with self._changed:
-            self._line.append(waiting)
-            try:
-                while True:
-                    if stop_when():
-                        return None
-                    if self._next_in_line() is waiting and (devices := self._fit(request)) is not None:
-                        for device in devices:
-                            self._holders[device] = job_id
-                        self._owners[job_id] = owner
-                        return devices
-                    self._changed.wait(0.1)
-            finally:
-                self._line.remove(waiting)
-                self._changed.notify_all()
+        """The blocking form of request(): the job's devices, or None when `stop_when()` turned true first."""
+        given: list[list[str]] = []
+        done = threading.Event()
+        self.request(job_id, request, lambda devices: (given.append(devices), done.set()), owner, cap)
+        while not done.wait(0.1):
+            if stop_when() and self.withdraw(job_id):
+                return None
+        return given[0]
 
     def hold(self, job_id: str, devices: list[str], owner: int | None = None) -> None:
         """Devices a job already has, as found after a daemon restart."""
-        with self._changed:
+        with self._lock:
             for device in devices:
                 self._holders[device] = job_id
             self._owners[job_id] = owner
 
     def release(self, job_id: str) -> None:
-        with self._changed:
+        with self._lock:
             for device in [d for d, holder in self._holders.items() if holder == job_id]:
                 del self._holders[device]
             self._owners.pop(job_id, None)
-            self._changed.notify_all()
+            grants = self._dispatch()
+        _notify(grants)
 
     def position(self, job_id: str) -> int | None:
         """1 for the next job to get GPUs; None for a job that is not waiting for GPUs."""
-        with self._changed:
+        with self._lock:
             for index, waiting in enumerate(self._line):
                 if waiting.job_id == job_id:
                     return index + 1
             return None
 
     def holders(self) -> dict[str, str | None]:
-        with self._changed:
+        with self._lock:
             return {device: self._holders.get(device) for device in self.inventory}
 
     def size(self, request: str) -> int:
@@ -82,6 +98,17 @@ class GpuScheduler:
         if kind == "count":
             return int(value)
         return len(value.split(",")) if kind == "ids" else len(self.inventory)
+
+    def _dispatch(self) -> list[tuple[_Waiting, list[str]]]:
+        """Give devices to the jobs whose turn it is, in order; called with the lock held."""
+        grants = []
+        while (waiting := self._next_in_line()) is not None and (devices := self._fit(waiting.request)) is not None:
+            for device in devices:
+                self._holders[device] = waiting.job_id
+            self._owners[waiting.job_id] = waiting.owner
+            self._line.remove(waiting)
+            grants.append((waiting, devices))
+        return grants
 
     def _next_in_line(self) -> _Waiting | None:
         for waiting in self._line:
@@ -102,3 +129,8 @@ class GpuScheduler:
             return free[:count] if len(free) >= count else None
         wanted = value.split(",")
         return wanted if all(device in free for device in wanted) else None
+
+
+def _notify(grants: list[tuple[_Waiting, list[str]]]) -> None:
+    for waiting, devices in grants:
+        waiting.granted(devices)

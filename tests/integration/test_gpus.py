@@ -120,3 +120,17 @@ def test_asking_more_gpus_than_the_box_has_fails_at_once(gpu_daemon: Daemon) -> 
     missing = gpu_daemon.tao("--gpu-index", "7", "unet", "run", "true")
     assert missing.returncode == 125
     assert b"GPU index 7 does not exist" in missing.stderr
+
+
+def test_jobs_waiting_for_gpus_take_no_worker(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon("--gpus", "0", "--gpu-mode", "env", "--max-running-jobs", "2").start()
+    holder = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "sleep", "60"))
+    daemon.wait_for_status(holder, ("running",))
+    waiting = [job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "run", "true")) for _ in range(3)]
+    # More jobs wait for the GPU than there are workers; a job without GPUs still runs at once.
+    cpu_only = daemon.tao("--gpus", "none", "unet", "run", "echo", "ran", timeout=30)  # the holder sleeps 60 s
+    assert (cpu_only.returncode, cpu_only.stdout) == (0, b"ran\n")
+    assert [daemon.job(job_id)["gpu_queue_position"] for job_id in waiting] == [1, 2, 3]
+    daemon.tao("stop", holder)
+    for job_id in waiting:
+        assert daemon.wait_for_status(job_id, ("succeeded",))["gpus"] == ["0"]

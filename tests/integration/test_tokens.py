@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from websockets.exceptions import InvalidStatus
 
 from tests.integration.conftest import Daemon, executable, free_port, job_id_of, write_mounts
 
@@ -112,7 +113,7 @@ def test_log_websocket_over_tcp_needs_the_token(tcp_daemon: Daemon) -> None:
                 if isinstance(frame, str) and (message := json.loads(frame))["type"] == "end":
                     return message
 
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+    with pytest.raises(InvalidStatus) as refused:
         asyncio.run(follow({}))
     assert refused.value.response.status_code in (401, 403)
     assert asyncio.run(follow({"Authorization": f"Bearer {token}"}))["status"] == "succeeded"
