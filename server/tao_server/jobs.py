@@ -152,7 +152,7 @@ class JobService:
 
     def _check_rights(self, caller: Caller, config: launch_config.LaunchConfig, gpu_request: str) -> Rules:
         """What the policy does not grant a caller who is not an admin is refused, naming the rule."""
-        rules = self.policy.check(caller, config.mounts, config.docker_options)
+        rules = self.policy.check(caller, config.mounts, config.docker_options, config.envs)
         for index, mount in enumerate(config.mounts):
             field = f"Mounts[{index}].source"
             if (inner := self.protected.contained(mount["source"])) is not None:

@@ -25,6 +25,8 @@ ULIMIT_NAMES = (
 IPC_MODES = ("private", "shareable", "host", "none")
 MAX_CPUS = 4096
 
+# A mount here would pick GPUs (accept-nvidia-visible-devices-as-volume-mounts), past the scheduler.
+_RUNTIME_DESTINATIONS = ("/var/run/nvidia-container-devices", "/run/nvidia-container-devices")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -116,6 +118,8 @@ def _mounts(check: _Checker, raw: Any, protected: ProtectedPaths) -> list[dict[s
         if not os.path.isabs(destination):
             check.fail(f"{key}.destination", destination, "must be an absolute path inside the container")
         destination = "/" + os.path.normpath(destination).lstrip("/")  # normpath keeps a leading "//"
+        if any(destination == d or destination.startswith(d + "/") for d in _RUNTIME_DESTINATIONS):
+            check.fail(f"{key}.destination", destination, "is where the NVIDIA container runtime reads device requests; ask for GPUs with `tao --gpus N`")
         if destination in destinations:
             check.fail(f"{key}.destination", destination, f"is already the destination of Mounts[{destinations[destination]}]")
         destinations[destination] = index

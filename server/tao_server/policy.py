@@ -3,9 +3,10 @@
 Admins (root and the daemon's own user) are not bound by it: they can already run anything
 through Docker. Everyone else gets, without a policy file or a grant in it:
 - containers that run as themselves (their uid and one of their groups);
-- no `privileged`, host or other containers' network and IPC namespaces, added capabilities,
-  devices or security options;
-- host ports on loopback only;
+- no `privileged`, networks but the default ones, the host's or other containers' IPC
+  namespace, added capabilities, devices (nor NVIDIA_* variables that pick them), security
+  options or ulimits that raise scheduling priority;
+- host ports on loopback only, 1024 and above;
 - mounts of paths they could read themselves, anywhere not protected (launch_config.ProtectedPaths).
 
 The file (TOML) grants options and narrows mounts per user and per group:
@@ -44,15 +45,20 @@ from tao_server.errors import InvalidRequest, TaoError
 GRANTS = {
     "user": "run the container as another user than the caller",
     "privileged": "privileged containers",
-    "network": 'the host\'s or another container\'s network ("host", "container:NAME")',
+    "network": 'networks other than the default ones ("bridge", "none"), such as "host" or "container:NAME"',
     "ipc": 'the host\'s or another container\'s IPC namespace ("host", "container:NAME")',
     "cap_add": "added Linux capabilities",
-    "devices": "host devices",
+    "devices": "host devices, and NVIDIA_* variables that select devices",
     "security_opt": "security options other than no-new-privileges",
-    "ports": "host ports bound to an address other than loopback",
+    "ports": "host ports below 1024 or bound to an address other than loopback",
+    "ulimits": "ulimits that raise scheduling priority (rtprio, nice)",
 }
 _RULE_KEYS = ("allow", "mount_roots", "max_gpus")
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
+_DEFAULT_NETWORKS = ("bridge", "none", "default")
+# NVIDIA_* variables the container runtime reads that only check compatibility; the others pick devices.
+_SAFE_NVIDIA_VARIABLES = ("NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_DISABLE_REQUIRE")
+_PRIORITY_ULIMITS = ("rtprio", "nice")
 
 
 class PolicyError(TaoError):
@@ -115,9 +121,17 @@ class Policy:
             sources=tuple(f"[{name}]" for name, _ in sections),
         )
 
-    def check(self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any]) -> Rules:
+    def check(self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any], envs: dict[str, str] | None = None) -> Rules:
         """Refuse what the caller's rules do not grant; the rules, for the GPU cap."""
         rules = self.rules_for(caller)
+        for name in envs or {}:
+            if name.startswith("NVIDIA_") and not name.startswith("NVIDIA_REQUIRE_") and name not in _SAFE_NVIDIA_VARIABLES:
+                if "devices" not in rules.allow:
+                    raise PolicyRefusal(
+                        f"Envs: {name} is refused: the NVIDIA container runtime reads it to give devices, which need the "
+                        f"'devices' grant; {self.name} does not give it {caller.describe()}",
+                        field="Envs",
+                    )
         for option, value, refused in _asked_grants(caller, docker_options):
             if refused and option not in rules.allow:
                 raise PolicyRefusal(
@@ -186,16 +200,20 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     """(option, value, needs a grant) for each option that can reach beyond the caller's own rights."""
     network, ipc = options.get("network"), options.get("ipc")
     security = [opt for opt in options.get("security_opt") or [] if opt not in _SAFE_SECURITY_OPTS]
-    public_ports = [f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not _loopback(ip)]
+    public_ports = [
+        f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not _loopback(ip) or (port is not None and port < 1024)
+    ]
+    priority = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _PRIORITY_ULIMITS}
     return [
         ("user", options.get("user"), "user" in options and not _is_own_user(caller, str(options["user"]))),
         ("privileged", True, bool(options.get("privileged"))),
-        ("network", network, isinstance(network, str) and (network == "host" or network.startswith("container:"))),
+        ("network", network, isinstance(network, str) and network not in _DEFAULT_NETWORKS),
         ("ipc", ipc, isinstance(ipc, str) and (ipc == "host" or ipc.startswith("container:"))),
         ("cap_add", options.get("cap_add"), bool(options.get("cap_add"))),
         ("devices", options.get("devices"), bool(options.get("devices"))),
         ("security_opt", security, bool(security)),
         ("ports", public_ports[0] if public_ports else None, bool(public_ports)),
+        ("ulimits", priority, any(hard != 0 for hard in priority.values())),
     ]
 
 

@@ -161,7 +161,7 @@ def show_info(client: Client, args: argparse.Namespace) -> int:
         print(f"engine:    {engine['error']}")
     else:
         print(f"engine:    Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})")
-    gpus = [f"{gpu['index']} ({'job ' + gpu['job'] if gpu['job'] else 'free'})" for gpu in info["gpus"]]
+    gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]
     print(f"gpus:      {', '.join(gpus) if gpus else 'none'}{' [' + info['gpu_mode'] + ' mode]' if gpus else ''}")
     counts = daemon["jobs"]
     print(f"jobs:      {', '.join(f'{status} {count}' for status, count in sorted(counts.items())) or 'none yet'}")
@@ -312,3 +312,9 @@ _HANDLERS = {
     "list": list_jobs, "stop": stop_jobs, "logs": show_logs, "info": show_info,
     "pull": pull_images, "images": list_images, "login": login, "logout": logout,
 }
+
+
+def _gpu_holder(gpu: dict[str, Any]) -> str:
+    if gpu.get("job"):
+        return "job " + gpu["job"]
+    return "another user's job" if gpu.get("held") else "free"

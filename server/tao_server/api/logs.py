@@ -20,7 +20,8 @@ from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
 
-Offset = Annotated[int, Query(ge=0, description="byte offset to start from")]
+MAX_OFFSET = 2**62  # past any log, and still a file position seek() accepts
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from")]
 
 
 @router.get("/{job_id}/logs", response_class=StreamingResponse)
@@ -34,7 +35,7 @@ def get_logs(job_id: str, services: ServicesDep, caller: CallerDep, offset: Offs
 
 
 @router.websocket("/{job_id}/logs")
-async def follow_logs(websocket: WebSocket, job_id: str, caller: CallerDep, offset: int = 0) -> None:
+async def follow_logs(websocket: WebSocket, job_id: str, caller: CallerDep, offset: Offset = 0) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     # Primary-key reads on a WAL database take well under a millisecond: done on the loop, they
@@ -47,7 +48,7 @@ async def follow_logs(websocket: WebSocket, job_id: str, caller: CallerDep, offs
         return
     heartbeat = {"type": "heartbeat"}
     try:
-        async for item in services.logs.follow(job_id, max(offset, 0), lambda: services.runner.is_finished(job_id), services.settings.heartbeat_interval):
+        async for item in services.logs.follow(job_id, offset, lambda: services.runner.is_finished(job_id), services.settings.heartbeat_interval):
             if isinstance(item, Heartbeat):
                 await websocket.send_text(json.dumps(heartbeat))
             else:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tao_server import __version__
-from tao_server.api.deps import ServicesDep
+from tao_server.api.deps import CallerDep, ServicesDep
 from tao_server.models import TaskPublic, TasksPublic
 from tao_server.runner import ENGINE_ERRORS
 
@@ -36,7 +36,7 @@ async def list_tasks(services: ServicesDep) -> TasksPublic:
 
 
 @router.get("/v1/info")
-def info(services: ServicesDep, verbose: bool = False) -> dict[str, Any]:
+def info(services: ServicesDep, caller: CallerDep, verbose: bool = False) -> dict[str, Any]:
     """The daemon, its manifest, the Docker engine and the GPUs. Asks the engine: not for hot paths."""
     manifest = services.manifest
     body: dict[str, Any] = {
@@ -55,7 +55,7 @@ def info(services: ServicesDep, verbose: bool = False) -> dict[str, Any]:
             "groups": manifest.groups,
         },
         "gpu_mode": services.settings.gpu_mode,
-        "gpus": [{"index": index, "job": holder} for index, holder in services.runner.gpu_holders().items()],
+        "gpus": _gpus(services, caller),
     }
     try:
         body["engine"] = services.executor.engine_info()
@@ -63,6 +63,15 @@ def info(services: ServicesDep, verbose: bool = False) -> dict[str, Any]:
         body["engine"] = {"error": f"the Docker engine does not answer: {exc}"}
     body["images"] = [_image(services, image, verbose) for image in manifest.images()]
     return body
+
+
+def _gpus(services: ServicesDep, caller: CallerDep) -> list[dict[str, Any]]:
+    """Each GPU, free or held; which job holds it only for those who may see that job."""
+    shown = []
+    for index, holder in services.runner.gpu_holders().items():
+        visible = holder is not None and (caller.admin or caller.may_see(services.jobs.store.get(holder)))
+        shown.append({"index": index, "held": holder is not None, "job": holder if visible else None})
+    return shown
 
 
 def _image(services: ServicesDep, image: Any, verbose: bool) -> dict[str, Any]:

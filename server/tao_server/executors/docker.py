@@ -41,10 +41,8 @@ class DockerExecutor:
         # "request": a device request per job (nvidia-container-toolkit); "env": NVIDIA_VISIBLE_DEVICES
         # alone, for engines whose default runtime is nvidia.
         self.gpu_mode = gpu_mode
-        if base_url:
-            self._client = docker.DockerClient(base_url=base_url, max_pool_size=pool_size)
-        else:
-            self._client = docker.from_env(max_pool_size=pool_size)
+        self._connection = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
+        self._client = docker.DockerClient(**self._connection, max_pool_size=pool_size)
         self._api = self._client.api
 
     def close(self) -> None:
@@ -74,13 +72,15 @@ class DockerExecutor:
 
     def login(self, registry: str, username: str, password: str) -> None:
         """Check a login with the registry; raises StartFailure when the registry refuses it."""
+        # A client of its own: docker-py keeps a login for the later calls of the client that made
+        # it, and the shared client's pulls, for other users, must never see it even for a moment.
+        client = docker.APIClient(**self._connection)
         try:
-            self._api.login(username=username, password=password, registry=registry, reauth=True)
+            client.login(username=username, password=password, registry=registry, reauth=True)
         except docker.errors.APIError as exc:
             raise _pull_failure(registry, registry, _explain(exc)) from None
         finally:
-            # docker-py remembers logins for later calls; the daemon passes credentials per pull instead.
-            self._api._auth_configs.auths.pop(registry, None)
+            client.close()
 
     @staticmethod
     def _visible_devices(gpus: list[str]) -> dict[str, str]:

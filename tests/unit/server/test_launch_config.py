@@ -312,3 +312,16 @@ def test_an_allowed_source_is_stored_resolved(tmp_path):
     (tmp_path / "link").symlink_to(real)
     config = validate({"Mounts": [{"source": str(tmp_path / "link"), "destination": "/x"}]}, "f.json")
     assert config.mounts[0]["source"] == str(real)
+
+
+@pytest.mark.parametrize("destination", ["/var/run/nvidia-container-devices/all", "/run/nvidia-container-devices", "//run/nvidia-container-devices/0"])
+def test_destinations_the_nvidia_runtime_reads_are_refused(tmp_path, destination):
+    error = error_for({"Mounts": [{"source": str(tmp_path), "destination": destination}]})
+    assert error.field == "Mounts[0].destination"
+    assert "ask for GPUs with `tao --gpus N`" in error.message
+
+
+def test_envs_may_not_set_the_visible_devices():
+    error = error_for({"Envs": [{"variable": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]})
+    assert error.field == "Envs[0].variable"
+    assert "set by the daemon from the GPUs it gives the job" in error.message

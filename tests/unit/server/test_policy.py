@@ -61,6 +61,9 @@ def test_group_cap_applies_when_the_user_has_none(tmp_path: Path):
         ({"devices": ["/dev/sda"]}, "DockerOptions.devices"),
         ({"security_opt": ["apparmor=unconfined"]}, "DockerOptions.security_opt"),
         ({"ports": {"80/tcp": ["0.0.0.0", 8080]}}, "DockerOptions.ports"),
+        ({"ports": {"80/tcp": ["127.0.0.1", 443]}}, "DockerOptions.ports"),  # docker-proxy binds it as root
+        ({"network": "an-admins-network"}, "DockerOptions.network"),
+        ({"ulimits": [{"name": "rtprio", "soft": 99, "hard": 99}]}, "DockerOptions.ulimits"),
     ],
 )
 def test_escalations_are_refused_without_a_grant(options, field):  # type: ignore[no-untyped-def]
@@ -80,10 +83,19 @@ def test_escalations_are_refused_without_a_grant(options, field):  # type: ignor
         {"security_opt": ["no-new-privileges"]},
         {"ports": {"80/tcp": ["127.0.0.1", 8080], "81/tcp": ["::1", None]}},
         {"cap_drop": ["ALL"], "privileged": False, "cap_add": [], "devices": []},
+        {"network": "bridge", "ulimits": [{"name": "memlock", "soft": -1, "hard": -1}, {"name": "nice", "soft": 0, "hard": 0}]},
     ],
 )
 def test_what_stays_within_the_callers_rights_passes(options):  # type: ignore[no-untyped-def]
     Policy().check(ALICE, [], options)
+
+
+def test_nvidia_variables_that_pick_devices_need_the_devices_grant(tmp_path: Path):
+    allowed = {"NVIDIA_DRIVER_CAPABILITIES": "compute,utility", "NVIDIA_REQUIRE_CUDA": "cuda>=12", "CUDA_VISIBLE_DEVICES": "0"}
+    Policy().check(ALICE, [], {}, allowed)
+    with pytest.raises(PolicyRefusal, match="Envs: NVIDIA_IMEX_CHANNELS is refused"):
+        Policy().check(ALICE, [], {}, {"NVIDIA_IMEX_CHANNELS": "all"})
+    _policy(tmp_path, f'[user.{ME}]\nallow = ["devices"]\n').check(ALICE, [], {}, {"NVIDIA_IMEX_CHANNELS": "all"})
 
 
 def test_a_grant_lets_the_option_through(tmp_path: Path):
