@@ -186,6 +186,9 @@ class Daemon:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass  # removed meanwhile: the daemon finishing a job, or the engine's own clean-up
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: a removal the daemon asked for is already in progress
+                    raise
 
 
 def job_containers(docker_client: Any, job_id: str) -> list[str]:
