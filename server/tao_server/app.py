@@ -27,6 +27,7 @@ from tao_server.launch_config import ProtectedPaths
 from tao_server.policy import Policy
 from tao_server.jobs import JobService
 from tao_server.logs import LogStore
+from tao_server import mount_pins
 from tao_server.mount_pins import MountPins
 from tao_server.runner import ENGINE_ERRORS, JobRunner
 from tao_server.scheduler import GpuScheduler
@@ -91,7 +92,7 @@ def _start(
     credentials = CredentialStore(settings.data_dir / "credentials.json")
     puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
     inventory = gpus.inventory(settings.gpus)
-    pins = MountPins(settings.data_dir / "mounts")
+    pins = MountPins(settings.data_dir / "mounts", mount_pins.engine_pid(settings.docker_host))
     pins.sweep()
     runner = JobRunner(
         store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout,

@@ -8,8 +8,12 @@ bind-mounts that very object onto a root-owned staging path in its data dir. The
 staging path, which no user can touch. Once the container has started (it holds its own copy of
 the mount), the staging mounts are detached.
 
-This needs root. A daemon that is not root checks that each source still resolves to the
-checked path right before the container is created, which leaves a window of milliseconds.
+The engine must see the daemon's mounts: each pin is looked up through the engine's own root
+(/proc/ENGINE_PID/root) and a job whose pin the engine cannot see fails instead of running
+without its data (tao-server sandboxed by systemd into a mount namespace of its own, say).
+
+This needs root and a local engine. Otherwise the daemon checks that each source still resolves
+to the checked path right before the container is created, which leaves a window of milliseconds.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import shutil
+import socket
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +32,16 @@ from tao_server.executors import StartFailure
 log = logging.getLogger(__name__)
 
 _MS_BIND = 0x1000
+_MS_REC = 0x4000  # submounts too (an NFS mount under the source), as Docker's own binds do
 _MNT_DETACH = 0x2
 
 
 class MountPins:
-    def __init__(self, stage_dir: Path | None) -> None:
-        """Pins under `stage_dir` (root only); None checks paths without pinning."""
-        self.enabled = stage_dir is not None and os.geteuid() == 0
+    def __init__(self, stage_dir: Path | None, engine_pid: int | None = None) -> None:
+        """Pins under `stage_dir`, checked from the engine's side (root and a local engine only); else checks paths."""
+        self.enabled = stage_dir is not None and engine_pid is not None and os.geteuid() == 0
         self.stage_dir = stage_dir if self.enabled else None
+        self.engine_root = f"/proc/{engine_pid}/root"
         self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if self.enabled else None
 
     def prepare(self, job_id: str, mounts: list[dict[str, Any]], confined: bool) -> list[dict[str, Any]]:
@@ -68,7 +75,15 @@ class MountPins:
             return
         for entry in job_dir.iterdir():
             self._detach(entry)
-        shutil.rmtree(job_dir, ignore_errors=True)
+            try:
+                # rmdir and unlink, never a recursive delete: a mount still attached must not lose the user's files.
+                entry.rmdir() if entry.is_dir() else entry.unlink()
+            except OSError as exc:
+                log.warning("staging path %s stays: %s", entry, exc.strerror)
+        try:
+            job_dir.rmdir()
+        except OSError:
+            pass
 
     def sweep(self) -> None:
         """Detach staging mounts left by a daemon that stopped between pinning and starting."""
@@ -88,10 +103,22 @@ class MountPins:
                 target.mkdir(mode=0o700)
             else:
                 target.touch(mode=0o600)
-            self._call("mount", f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, _MS_BIND, None)
+            self._call("mount", f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, _MS_BIND | _MS_REC, None)
+            self._check_engine_sees(target, os.fstat(fd))
         finally:
             os.close(fd)
         return str(target)
+
+    def _check_engine_sees(self, target: Path, pinned: os.stat_result) -> None:
+        try:
+            seen = os.stat(f"{self.engine_root}{target}")
+        except OSError:
+            seen = None
+        if seen is None or (seen.st_dev, seen.st_ino) != (pinned.st_dev, pinned.st_ino):
+            raise StartFailure(
+                "the Docker engine cannot see the daemon's staging mounts, so the job's mounts cannot be pinned: "
+                "run tao-server in the host's mount namespace (no systemd PrivateTmp/ProtectSystem sandboxing)"
+            )
 
     def _detach(self, target: Path) -> None:
         if self._libc is None:
@@ -113,3 +140,17 @@ def _check_unchanged(index: int, checked: str, now: str) -> None:
             f"Mounts[{index}].source: {checked!r} now leads to {now!r}; it changed after the job was "
             "submitted, so the job was not started; submit it again"
         )
+
+
+def engine_pid(docker_host: str | None) -> int | None:
+    """The pid of the engine behind a local Unix socket (SO_PEERCRED); None for a remote or unreachable one."""
+    address = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not address.startswith("unix://"):
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(address.removeprefix("unix://"))
+        except OSError:
+            return None
+        pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return pid

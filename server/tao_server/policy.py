@@ -5,7 +5,7 @@ through Docker. Everyone else gets, without a policy file or a grant in it:
 - containers that run as themselves (their uid and one of their groups);
 - no `privileged`, networks but the default ones, the host's or other containers' IPC
   namespace, added capabilities, devices (nor NVIDIA_* variables that pick them), security
-  options or ulimits that raise scheduling priority;
+  options, or ulimits that raise scheduling priority or the process limit;
 - host ports on loopback only, 1024 and above;
 - mounts of paths they could read themselves, anywhere not protected (launch_config.ProtectedPaths).
 
@@ -51,14 +51,14 @@ GRANTS = {
     "devices": "host devices, and NVIDIA_* variables that select devices",
     "security_opt": "security options other than no-new-privileges",
     "ports": "host ports below 1024 or bound to an address other than loopback",
-    "ulimits": "ulimits that raise scheduling priority (rtprio, nice)",
+    "ulimits": "ulimits that raise scheduling priority (rtprio, nice) or lift the per-user process limit (nproc)",
 }
 _RULE_KEYS = ("allow", "mount_roots", "max_gpus")
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
 _DEFAULT_NETWORKS = ("bridge", "none", "default")
 # NVIDIA_* variables the container runtime reads that only check compatibility; the others pick devices.
 _SAFE_NVIDIA_VARIABLES = ("NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_DISABLE_REQUIRE")
-_PRIORITY_ULIMITS = ("rtprio", "nice")
+_GATED_ULIMITS = ("rtprio", "nice", "nproc")  # nproc counts the uid's processes across the whole host
 
 
 class PolicyError(TaoError):
@@ -203,7 +203,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     public_ports = [
         f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not _loopback(ip) or (port is not None and port < 1024)
     ]
-    priority = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _PRIORITY_ULIMITS}
+    gated_limits = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _GATED_ULIMITS}
     return [
         ("user", options.get("user"), "user" in options and not _is_own_user(caller, str(options["user"]))),
         ("privileged", True, bool(options.get("privileged"))),
@@ -213,7 +213,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
         ("devices", options.get("devices"), bool(options.get("devices"))),
         ("security_opt", security, bool(security)),
         ("ports", public_ports[0] if public_ports else None, bool(public_ports)),
-        ("ulimits", priority, any(hard != 0 for hard in priority.values())),
+        ("ulimits", gated_limits, "nproc" in gated_limits or any(gated_limits.get(name, 0) != 0 for name in ("rtprio", "nice"))),
     ]
 
 

@@ -64,6 +64,9 @@ class JobRunner:
         self._puller = puller
         self._stop_timeout = stop_timeout
         self._workers = _WorkerPool(max_running, "job")
+        # Jobs holding GPUs run apart: each holds at least one device, so this pool never makes one wait.
+        self._gpu_workers = _WorkerPool(len(gpus.inventory), "gpu-job")
+        self._closing = False
         # Stops run apart from the workers, so a cancel is never stuck behind queued jobs.
         self._control = _WorkerPool(4, "job-stop")
         self._active: dict[str, _ActiveJob] = {}
@@ -76,10 +79,14 @@ class JobRunner:
         if not job.gpu_request:
             self._workers.submit(self._run, job.id, [])
             return
+        if not self._gpus.can_ever_fit(job.gpu_request):
+            have = ", ".join(self._gpus.inventory) or "none"
+            self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, f"the job asks for GPUs ({job.gpu_request}) this host does not have (its GPUs: {have})")
+            return
         # The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
-        self._gpus.request(
-            job.id, job.gpu_request, lambda devices: self._workers.submit(self._run, job.id, devices), job.owner_uid, job.gpu_cap
-        )
+        self._gpus.request(job.id, job.gpu_request, lambda devices: self._hand_over(job.id, devices), job.owner_uid, job.gpu_cap)
+        if self._store.get(job.id).status.terminal:  # cancelled between its insert and its place in line
+            self.forget(job.id)
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -93,7 +100,8 @@ class JobRunner:
 
     def forget(self, job_id: str) -> None:
         """A queued job was cancelled before it started: free its place in line, wake its followers."""
-        self._gpus.withdraw(job_id)
+        if not self._gpus.withdraw(job_id):
+            self._gpus.release(job_id)  # granted just now: the worker it was handed to will find it cancelled
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
@@ -116,8 +124,10 @@ class JobRunner:
         return job is None or job.status.terminal
 
     def shutdown(self) -> None:
-        """Stop taking work. Containers keep running; the next daemon resumes them."""
+        """Stop taking work. Containers keep running; the next daemon resumes them, and starts the queued ones."""
+        self._closing = True
         self._workers.shutdown()
+        self._gpu_workers.shutdown()
         self._control.shutdown()
 
     # -- start-up reconciliation ----------------------------------------------------------------
@@ -125,6 +135,7 @@ class JobRunner:
     def reconcile(self) -> None:
         """Match the table with the containers that carry this daemon's label, after a restart."""
         containers = {state.job_id: state for state in self._executor.owned_containers()}
+        requeued = []
         for job in self._store.active():
             state = containers.pop(job.id, None)
             if job.cancel_requested:  # asked to stop before the restart: finish what was asked
@@ -136,14 +147,17 @@ class JobRunner:
                 self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
                 self._store.update(job.id, status=JobStatus.running, container_id=state.container_id)
                 self._track(job.id).container_id = state.container_id
-                self._workers.submit(self._resume, job.id, state.container_id)
+                (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, state.container_id)
             elif job.status == JobStatus.running:
                 self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
             else:  # queued, or stopped before its container ran: start again from the top
                 if state is not None:
                     self._executor.remove(state.container_id)
                 self._store.update(job.id, status=JobStatus.queued, container_id=None)
-                self.enqueue(job)
+                requeued.append(job)
+        # Only now that every resumed job holds its devices again may queued ones be given any.
+        for job in requeued:
+            self.enqueue(job)
         for state in containers.values():
             log.info("removing container %s left by job %s", state.container_id[:12], state.job_id)
             self._executor.remove(state.container_id)
@@ -154,7 +168,13 @@ class JobRunner:
         with self._lock:
             return self._active.setdefault(job_id, _ActiveJob())
 
+    def _hand_over(self, job_id: str, devices: list[str]) -> None:
+        if not self._closing:
+            self._gpu_workers.submit(self._run, job_id, devices)
+
     def _run(self, job_id: str, devices: list[str]) -> None:
+        if self._closing:
+            return  # still queued in the table: the next daemon starts it
         self._guarded(job_id, lambda job_id, active: self._start_and_follow(job_id, active, devices))
 
     def _resume(self, job_id: str, container_id: str) -> None:

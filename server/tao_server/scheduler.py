@@ -8,9 +8,12 @@ user's backlog would stop everyone else.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,12 +84,24 @@ class GpuScheduler:
         _notify(grants)
 
     def position(self, job_id: str) -> int | None:
-        """1 for the next job to get GPUs; None for a job that is not waiting for GPUs."""
+        """1 for the next job to get GPUs; None for a job that is not waiting for GPUs.
+
+        Jobs ahead whose owners are at their cap do not count: they let the others pass.
+        """
         with self._lock:
-            for index, waiting in enumerate(self._line):
+            ahead = 0
+            for waiting in self._line:
                 if waiting.job_id == job_id:
-                    return index + 1
+                    return ahead + 1
+                ahead += not self._capped(waiting)
             return None
+
+    def can_ever_fit(self, request: str) -> bool:
+        """Whether this host has the devices a request names (a restart may have changed the inventory)."""
+        kind, _, value = request.partition(":")
+        if kind == "ids":
+            return all(device in self.inventory for device in value.split(","))
+        return 0 < self.size(request) <= len(self.inventory)
 
     def holders(self) -> dict[str, str | None]:
         with self._lock:
@@ -111,10 +126,10 @@ class GpuScheduler:
         return grants
 
     def _next_in_line(self) -> _Waiting | None:
-        for waiting in self._line:
-            if waiting.cap is None or self._held_by(waiting.owner) + self.size(waiting.request) <= waiting.cap:
-                return waiting
-        return None
+        return next((waiting for waiting in self._line if not self._capped(waiting)), None)
+
+    def _capped(self, waiting: _Waiting) -> bool:
+        return waiting.cap is not None and self._held_by(waiting.owner) + self.size(waiting.request) > waiting.cap
 
     def _held_by(self, owner: int | None) -> int:
         return sum(1 for job_id in self._holders.values() if self._owners.get(job_id) == owner)
@@ -133,4 +148,7 @@ class GpuScheduler:
 
 def _notify(grants: list[tuple[_Waiting, list[str]]]) -> None:
     for waiting, devices in grants:
-        waiting.granted(devices)
+        try:
+            waiting.granted(devices)
+        except Exception:  # one broken hand-over must not strand the other grants' devices
+            log.exception("handing GPUs %s to job %s failed", devices, waiting.job_id)

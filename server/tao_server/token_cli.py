@@ -45,6 +45,8 @@ def main(argv: list[str]) -> int:
         uid, gid = _account(args.user, args.uid, args.gid)
         if uid == 0 and not args.admin:
             return _fail("a token acting as uid 0 is root on the box; make it with --admin, or give another --uid")
+        if gid == 0 and not args.admin:
+            return _fail("a token acting as gid 0 gets root's group on the box; make it with --admin, or give another --gid")
         token, text = store.create(args.user, uid, gid, args.admin)
         print(text)
         print(f"token {token.id} for {args.user} (uid {uid}, gid {gid}{', admin' if args.admin else ''}); "

@@ -58,18 +58,21 @@ class TokenStore:
             token = session.get(ApiToken, token_id)
         if token is None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
             return None
-        return Caller(uid=token.uid, gid=token.gid, admin=token.admin, groups=_local_groups(token.user, token.gid), name=token.user)
+        return Caller(uid=token.uid, gid=token.gid, admin=token.admin, groups=_local_groups(token.user, token.uid, token.gid), name=token.user)
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _local_groups(user: str, gid: int) -> tuple[int, ...]:
-    """The supplementary groups of a local account of that name; none for a remote-only user."""
+def _local_groups(user: str, uid: int, gid: int) -> tuple[int, ...]:
+    """The supplementary groups of the local account the token names, if the token acts as that very account."""
     import os
+    import pwd
 
     try:
+        if pwd.getpwnam(user).pw_uid != uid:
+            return ()  # a remote user who shares a name with a local account gets none of its groups
         return tuple(os.getgrouplist(user, gid))
     except (KeyError, OSError):
         return ()

@@ -64,6 +64,7 @@ def test_group_cap_applies_when_the_user_has_none(tmp_path: Path):
         ({"ports": {"80/tcp": ["127.0.0.1", 443]}}, "DockerOptions.ports"),  # docker-proxy binds it as root
         ({"network": "an-admins-network"}, "DockerOptions.network"),
         ({"ulimits": [{"name": "rtprio", "soft": 99, "hard": 99}]}, "DockerOptions.ulimits"),
+        ({"ulimits": [{"name": "nproc", "soft": -1, "hard": -1}]}, "DockerOptions.ulimits"),
     ],
 )
 def test_escalations_are_refused_without_a_grant(options, field):  # type: ignore[no-untyped-def]

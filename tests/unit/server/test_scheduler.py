@@ -143,3 +143,47 @@ def _wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-unt
     while not condition():
         assert time.monotonic() < deadline, "condition never became true"
         time.sleep(0.01)
+
+
+def test_grants_go_out_in_line_order_without_a_thread_per_waiting_job():
+    gpus = GpuScheduler(["0"])
+    granted: list[tuple[str, list[str]]] = []
+    for job in ("a", "b", "c"):
+        gpus.request(job, "count:1", lambda devices, job=job: granted.append((job, devices)))
+    assert granted == [("a", ["0"])]
+    assert [gpus.position(job) for job in ("b", "c")] == [1, 2]
+    assert gpus.withdraw("b")
+    assert not gpus.withdraw("b")
+    gpus.release("a")
+    assert granted == [("a", ["0"]), ("c", ["0"])]
+
+
+def test_capped_jobs_ahead_do_not_count_in_a_position():
+    gpus = GpuScheduler(["0", "1"])
+    gpus.request("alice-1", "count:1", lambda devices: None, owner=1, cap=1)
+    gpus.request("alice-2", "count:1", lambda devices: None, owner=1, cap=1)  # capped: waits aside
+    gpus.request("bob-big", "count:2", lambda devices: None, owner=2)
+    assert gpus.position("alice-2") == 1
+    assert gpus.position("bob-big") == 1  # next, although alice-2 came first
+
+
+def test_a_failing_hand_over_does_not_strand_the_other_grants():
+    gpus = GpuScheduler(["0", "1"])
+    gpus.hold("running", ["0", "1"])
+    granted: list[str] = []
+
+    def broken(devices: list[str]) -> None:
+        raise RuntimeError("boom")
+
+    gpus.request("first", "count:1", broken)
+    gpus.request("second", "count:1", lambda devices: granted.append("second"))
+    gpus.release("running")
+    assert granted == ["second"]
+
+
+def test_requests_this_host_cannot_hold():
+    gpus = GpuScheduler(FOUR)
+    assert gpus.can_ever_fit("count:4") and gpus.can_ever_fit("ids:0,3") and gpus.can_ever_fit("all")
+    assert not gpus.can_ever_fit("count:5")
+    assert not gpus.can_ever_fit("ids:7")
+    assert not GpuScheduler([]).can_ever_fit("all")
