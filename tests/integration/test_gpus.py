@@ -134,3 +134,29 @@ def test_jobs_waiting_for_gpus_take_no_worker(new_daemon) -> None:  # type: igno
     daemon.tao("stop", holder)
     for job_id in waiting:
         assert daemon.wait_for_status(job_id, ("succeeded",))["gpus"] == ["0"]
+
+
+def test_a_restart_gives_queued_jobs_only_the_gpus_no_resumed_job_holds(shared_daemons, unprivileged_user, tmp_path, docker_client) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from tests.integration.conftest import tao_as
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[default]\nmax_gpus = 1\n")
+    policy.chmod(0o644)
+    daemon = shared_daemons("--gpus", "0,1", "--gpu-mode", "env", "--policy", str(policy))
+    short = job_id_of(tao_as(daemon, unprivileged_user, "-d", "--gpu-index", "1", "unet", "sleep", "60"))
+    daemon.wait_for_status(short, ("running",))
+    capped = job_id_of(tao_as(daemon, unprivileged_user, "-d", "--gpus", "1", "unet", "sleep", "60"))  # waits for the user's cap
+    admins = job_id_of(daemon.tao("-d", "--gpu-index", "0", "unet", "sleep", "60"))
+    daemon.wait_for_status(admins, ("running",))
+    assert daemon.job(capped)["status"] == "queued"
+
+    daemon.stop(signal.SIGKILL)
+    docker_client.containers.get(f"tao-{short}").remove(force=True)  # gone while no daemon ran: the cap frees
+    daemon.start()
+    # The queued job sorts before the resumed one, yet must not be given the resumed job's GPU 0.
+    assert daemon.wait_for_status(capped, ("running",))["gpus"] == ["1"]
+    assert daemon.job(admins)["gpus"] == ["0"] and daemon.job(admins)["status"] == "running"
+    assert daemon.job(short)["status"] == "error"
+    daemon.tao("stop", capped, admins)
