@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument("--gpu-mode", choices=["request", "env"], help="request: Docker device requests (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime")
-    parser.add_argument("--max-running-jobs", type=int, help="jobs running at once; more wait queued")
+    parser.add_argument("--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs")
     parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
     parser.add_argument("--pull", dest="pull_policy", choices=["missing", "always", "never"], help="when jobs pull their image, unless they say otherwise (default: missing)")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
