@@ -17,6 +17,9 @@ import subprocess
 from tao_server.access import Caller
 
 _TEST = shutil.which("test") or "/usr/bin/test"
+# setpriv switches to the caller after exec; Python's own user=/group= switch would make it fork
+# the whole daemon instead of vfork-ing it: about 15 ms per check rather than 2.
+_SETPRIV = shutil.which("setpriv")
 
 
 def unreadable(path: str, caller: Caller) -> bool:
@@ -31,16 +34,13 @@ def unreadable(path: str, caller: Caller) -> bool:
 
 def _kernel_allows(path: str, directory: bool, caller: Caller) -> bool:
     expression = ["-r", path, "-a", "-x", path] if directory else ["-r", path]
-    result = subprocess.run(
-        [_TEST, *expression],
-        user=caller.uid,
-        group=caller.gid,
-        extra_groups=list(caller.groups),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-        check=False,
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
+    if _SETPRIV is not None:
+        groups = f"--groups={','.join(map(str, caller.groups))}" if caller.groups else "--clear-groups"
+        command = [_SETPRIV, f"--reuid={caller.uid}", f"--regid={caller.gid}", groups, "--", _TEST, *expression]
+        return subprocess.run(command, **quiet).returncode == 0  # type: ignore[call-overload]
+    result = subprocess.run(  # type: ignore[call-overload]
+        [_TEST, *expression], user=caller.uid, group=caller.gid, extra_groups=list(caller.groups), **quiet
     )
     return result.returncode == 0
 
