@@ -7,7 +7,6 @@ for the exit code and removes the container. Jobs wait in `queued` while all wor
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable

@@ -239,18 +239,21 @@ def job_id_of(result: subprocess.CompletedProcess[bytes]) -> str:
     return result.stdout.decode().strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
-def unprivileged_user() -> tuple[str, int, int]:
-    """A real Unix account for the tests, made with useradd: (name, uid, gid)."""
+def local_account(name: str) -> tuple[str, int, int]:
+    """A real Unix account for the tests, made with useradd when missing: (name, uid, gid)."""
     import pwd
 
-    name = "tao-test-user"
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
         entry = pwd.getpwnam(name)
     return name, entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture(scope="session")
+def unprivileged_user() -> tuple[str, int, int]:
+    return local_account("tao-test-user")
 
 
 @pytest.fixture
@@ -263,10 +266,10 @@ def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
     made: list[tuple[Daemon, Path]] = []
 
-    def make(*args: str) -> Daemon:
-        root = Path(tempfile.mkdtemp(prefix="tao-shared-"))
+    def make(*args: str, manifest: Path | None = None) -> Daemon:
+        root = Path(tempfile.mkdtemp(prefix="tao-shared-"))  # pytest's tmp_path is closed to other users
         root.chmod(0o755)
-        daemon = new_daemon("--socket-mode", "0666", *args, root=root / "daemon").start()
+        daemon = new_daemon("--socket-mode", "0666", *args, root=root / "daemon", manifest=manifest).start()
         daemon.shared_root = root  # type: ignore[attr-defined]
         made.append((daemon, root))
         return daemon

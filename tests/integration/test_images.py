@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import pwd
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, executable, free_port, job_id_of, tao_as
+from tests.integration.conftest import Daemon, executable, free_port, job_id_of, local_account, tao_as
 from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, layer_digests, remove_local
 
 pytestmark = pytest.mark.integration
@@ -188,27 +185,15 @@ def test_an_unreachable_registry_is_a_clear_error(new_daemon, tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def another_user() -> tuple[str, int, int]:
     """A second real account besides `unprivileged_user`, so that two users' logins can be told apart."""
-    name = "tao-test-user2"
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-        entry = pwd.getpwnam(name)
-    return name, entry.pw_uid, entry.pw_gid
+    return local_account("tao-test-user2")
 
 
 @pytest.fixture
-def shared_pulling_daemon(new_daemon, tmp_path: Path, registry) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+def shared_pulling_daemon(shared_daemons, tmp_path: Path, registry) -> Daemon:  # type: ignore[no-untyped-def]
     """A daemon every local user may reach (socket mode 0666) whose tasks pull from the test registry; the image absent."""
     reg, reference, _, _ = registry
     remove_local(reference)
-    root = Path(tempfile.mkdtemp(prefix="tao-shared-"))  # pytest's tmp_path is closed to other users
-    root.chmod(0o755)
-    daemon = new_daemon("--socket-mode", "0666", root=root / "daemon", manifest=_manifest(tmp_path / "manifest.json", reg)).start()
-    daemon.shared_root = root  # type: ignore[attr-defined]
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    return shared_daemons(manifest=_manifest(tmp_path / "manifest.json", reg))
 
 
 def _login_as(daemon: Daemon, user: tuple[str, int, int], host: str) -> subprocess.CompletedProcess[bytes]:

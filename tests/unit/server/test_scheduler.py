@@ -138,13 +138,6 @@ def test_request_sizes():
     assert [gpus.size(r) for r in ("count:3", "ids:1,3", "all")] == [3, 2, 4]
 
 
-def _wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
-
-
 def test_grants_go_out_in_line_order_without_a_thread_per_waiting_job():
     gpus = GpuScheduler(["0"])
     granted: list[tuple[str, list[str]]] = []
