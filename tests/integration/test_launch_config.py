@@ -113,6 +113,18 @@ def test_published_port_binds_to_loopback(daemon: Daemon, tmp_path: Path, docker
     daemon.tao("stop", job_id)
 
 
+def test_a_host_port_in_use_is_a_clear_error(daemon: Daemon, tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        mounts = write_mounts(tmp_path / "taken.json", {"DockerOptions": {"ports": {"8888": port}}})
+        result = daemon.tao("ssd", "exit", "0", env=daemon.env(LAUNCHER_MOUNTS=str(mounts)))
+    assert result.returncode == 125
+    assert f"DockerOptions.ports.8888/tcp: host port 127.0.0.1:{port} cannot be used (Address already in use)".encode() in result.stderr
+    assert b"choose another port, or null for any free one" in result.stderr
+
+
 def test_host_network_serves_on_127_0_0_1(daemon: Daemon, tmp_path: Path) -> None:
     port = free_port()
     mounts = write_mounts(tmp_path / "net.json", {"DockerOptions": {"network": "host"}})

@@ -172,3 +172,12 @@ def test_a_token_users_gpu_cap_holds_while_their_jobs_wait(new_daemon, tmp_path:
     assert daemon.tao("stop", first, env=ci).returncode == 0
     daemon.wait_for_status(second, ("running",))
     daemon.tao("stop", second, env=ci)
+
+
+def test_users_may_pull_only_the_manifests_images(tcp_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
+    users = {"Authorization": f"Bearer {tcp_daemon.token('--user', unprivileged_user[0])}"}
+    url = tcp_daemon.url  # type: ignore[attr-defined]
+    refused = httpx.post(f"{url}/v1/images/pull", json={"images": ["127.0.0.1:5999/private/model:1"]}, headers=users)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "refused_by_policy"
+    assert "is not an image of this daemon's manifest" in refused.json()["error"]["message"]
