@@ -32,7 +32,7 @@ class Caller:
         """How messages name the caller: "uid 1001 (alice)"."""
         if self.uid is None:
             return "the daemon"
-        name = self.name or _user_name(self.uid)
+        name = self.name or user_name_of(self.uid)
         return f"uid {self.uid}" + (f" ({name})" if name else "")
 
 
@@ -44,10 +44,11 @@ def caller_from_peer(peer: tuple[int, int, tuple[int, ...]]) -> Caller:
     return Caller(uid=uid, gid=gid, admin=uid in (0, os.getuid()), groups=groups)
 
 
-def _user_name(uid: int) -> str | None:
+def user_name_of(uid: int | None) -> str | None:
+    """The local account name of `uid`; None for no uid or one without an account."""
     import pwd
 
     try:
-        return pwd.getpwuid(uid).pw_name
+        return pwd.getpwuid(uid).pw_name if uid is not None else None
     except KeyError:
         return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -92,7 +91,7 @@ def _start(
     credentials = CredentialStore(settings.data_dir / "credentials.json")
     puller = ImagePuller(executor, credentials, ENGINE_ERRORS)
     inventory = gpus.inventory(settings.gpus)
-    pins = MountPins(settings.data_dir / "mounts", mount_pins.engine_pid(settings.docker_host))
+    pins = MountPins(settings.data_dir / "mounts", mount_pins.engine_pid(settings.engine_socket))
     pins.sweep()
     runner = JobRunner(
         store, executor, logs_store, events, puller, GpuScheduler(inventory), settings.max_running_jobs, settings.stop_timeout,
@@ -125,10 +124,8 @@ def _protected_paths(settings: Settings, executor: Executor) -> ProtectedPaths:
         engine_root = executor.data_root()
     except ENGINE_ERRORS:
         engine_root = "/var/lib/docker"
-    engine_socket = (settings.docker_host or os.environ.get("DOCKER_HOST") or "").removeprefix("unix://")
-    return ProtectedPaths(
-        extra_trees=(engine_root, str(settings.data_dir)), extra_files=(engine_socket,) if engine_socket.startswith("/") else ()
-    )
+    engine_socket = settings.engine_socket
+    return ProtectedPaths(extra_trees=(engine_root, str(settings.data_dir)), extra_files=(engine_socket,) if engine_socket else ())
 
 
 def _daemon_id(settings: Settings) -> str:

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail("nothing to listen on: give --socket, or --port for TCP")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         _fail("TLS needs both --tls-cert and --tls-key")
-    if settings.tcp_port is not None and not _loopback(settings.tcp_host or "127.0.0.1") and settings.tls_cert is None and not settings.insecure:
+    from tao_server.launch_config import is_loopback
+
+    if settings.tcp_port is not None and not is_loopback(settings.tcp_host or "127.0.0.1") and settings.tls_cert is None and not settings.insecure:
         _fail(
             f"refusing to listen on {settings.tcp_host} without TLS: bearer tokens would cross the network in clear; "
             "give --tls-cert and --tls-key, bind to 127.0.0.1, or pass --insecure on a network you trust"
@@ -135,17 +137,6 @@ def _tls_context(settings):  # type: ignore[no-untyped-def]
     return context
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _lock_data_dir(data_dir: Path) -> IO[str]:
     lock = open(data_dir / "daemon.lock", "a+")
     try:
@@ -167,8 +158,7 @@ def _check_engine(settings) -> None:  # type: ignore[no-untyped-def]
         client.ping()
         client.close()
     except docker.errors.DockerException as exc:
-        where = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        _fail(f"cannot reach the Docker engine at {where}: {exc}")
+        _fail(f"cannot reach the Docker engine at {settings.engine_address}: {exc}")
 
 
 def _unix_socket(path: Path, mode: int, group: str | None) -> socket.socket:

@@ -6,6 +6,7 @@ dashboards get the same checks. Each error names the file, the key, the value an
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -60,25 +61,37 @@ class ProtectedPaths:
         self.exact = {"/", *files, *(os.path.realpath(p) for p in files)}
         trees = (*self.SYSTEM_TREES, *self.ENGINE_TREES, *extra_trees)
         self.trees = tuple(dict.fromkeys(os.path.realpath(p) for p in trees))
+        self._inner = sorted({*self.trees, *self.exact} - {"/"})
 
     def refusal(self, real: str) -> str | None:
         if real in self.exact:
             return f"is {real}, which jobs may not mount"
         for tree in self.trees:
-            if _within(real, tree):
+            if within(real, tree):
                 return f"is inside {tree}, which jobs may not mount (system, Docker engine and daemon paths are refused)"
         return None
 
     def contained(self, real: str) -> str | None:
         """A protected path inside `real`, which mounting `real` would expose; None when there is none."""
-        for path in sorted({*self.trees, *self.exact} - {"/"}):
-            if path != real and _within(path, real):
+        for path in self._inner:
+            if path != real and within(path, real):
                 return path
         return None
 
 
-def _within(path: str, tree: str) -> bool:
+def within(path: str, tree: str) -> bool:
+    """Whether `path` is `tree` or lies under it (both resolved)."""
     return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or "localhost") reaches only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def validate(raw: Any, source: str | None, protected: ProtectedPaths | None = None) -> LaunchConfig:
@@ -118,7 +131,7 @@ def _mounts(check: _Checker, raw: Any, protected: ProtectedPaths) -> list[dict[s
         if not os.path.isabs(destination):
             check.fail(f"{key}.destination", destination, "must be an absolute path inside the container")
         destination = "/" + os.path.normpath(destination).lstrip("/")  # normpath keeps a leading "//"
-        if any(destination == d or destination.startswith(d + "/") for d in _RUNTIME_DESTINATIONS):
+        if any(within(destination, d) for d in _RUNTIME_DESTINATIONS):
             check.fail(f"{key}.destination", destination, "is where the NVIDIA container runtime reads device requests; ask for GPUs with `tao --gpus N`")
         if destination in destinations:
             check.fail(f"{key}.destination", destination, f"is already the destination of Mounts[{destinations[destination]}]")

@@ -23,11 +23,11 @@ import ctypes.util
 import logging
 import os
 import socket
-import struct
 from pathlib import Path
 from typing import Any
 
 from tao_server.executors import StartFailure
+from tao_server.peer import ucred
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +142,14 @@ def _check_unchanged(index: int, checked: str, now: str) -> None:
         )
 
 
-def engine_pid(docker_host: str | None) -> int | None:
-    """The pid of the engine behind a local Unix socket (SO_PEERCRED); None for a remote or unreachable one."""
-    address = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if not address.startswith("unix://"):
+def engine_pid(engine_socket: str | None) -> int | None:
+    """The pid of the engine behind a local Unix socket; None for a remote or unreachable one."""
+    if engine_socket is None:
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
-            probe.connect(address.removeprefix("unix://"))
+            probe.connect(engine_socket)
         except OSError:
             return None
-        pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        pid, _uid, _gid = ucred(probe)
     return pid

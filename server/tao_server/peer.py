@@ -29,8 +29,13 @@ def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int, tuple[
     sock = transport.get_extra_info("socket")
     if sock is None or sock.family != socket.AF_UNIX:
         return None
-    _pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    _pid, uid, gid = ucred(sock)
     return uid, gid, _peer_groups(sock)
+
+
+def ucred(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a connected Unix socket."""
+    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
 
 
 def _peer_groups(sock: socket.socket) -> tuple[int, ...]:

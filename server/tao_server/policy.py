@@ -30,16 +30,15 @@ belong to; `max_gpus` is the user's own if set, else the largest of their groups
 from __future__ import annotations
 
 import grp
-import ipaddress
 import os
-import pwd
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tao_server.access import Caller
+from tao_server.access import Caller, user_name_of
 from tao_server.errors import InvalidRequest, TaoError
+from tao_server.launch_config import is_loopback, within
 
 # Each grant is named after the DockerOptions key it unlocks.
 GRANTS = {
@@ -105,7 +104,7 @@ class Policy:
     def rules_for(self, caller: Caller) -> Rules:
         if self.path is None:
             return Rules()
-        user_name = caller.name or _user_name(caller.uid)
+        user_name = caller.name or user_name_of(caller.uid)
         group_names = [name for gid in caller.all_groups if (name := _group_name(gid)) is not None]
         sections = [("default", self.default)]
         if user_name in self.users:
@@ -141,7 +140,7 @@ class Policy:
                 )
         if rules.mount_roots:
             for index, mount in enumerate(mounts):
-                if not any(_inside(mount["source"], root) for root in rules.mount_roots):
+                if not any(within(mount["source"], root) for root in rules.mount_roots):
                     raise PolicyRefusal(
                         f"Mounts[{index}].source: {mount['source']!r} is outside the mount roots {self.name} allows "
                         f"{caller.describe()}: {', '.join(rules.mount_roots)}",
@@ -201,7 +200,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     network, ipc = options.get("network"), options.get("ipc")
     security = [opt for opt in options.get("security_opt") or [] if opt not in _SAFE_SECURITY_OPTS]
     public_ports = [
-        f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not _loopback(ip) or (port is not None and port < 1024)
+        f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not is_loopback(ip) or (port is not None and port < 1024)
     ]
     gated_limits = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _GATED_ULIMITS}
     return [
@@ -225,28 +224,10 @@ def _is_own_user(caller: Caller, user: str) -> bool:
     return not gid or (gid.isdecimal() and int(gid) in caller.all_groups)
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return address == "localhost"
-
-
 def _shown(value: Any) -> str:
     import json
 
     return json.dumps(value)
-
-
-def _user_name(uid: int | None) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name if uid is not None else None
-    except KeyError:
-        return None
 
 
 def _group_name(gid: int) -> str | None:

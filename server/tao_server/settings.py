@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
     @property
     def socket_mode_bits(self) -> int:
         return int(self.socket_mode, 8)
+
+    @property
+    def engine_address(self) -> str:
+        """The Docker engine the daemon talks to, as docker-py would find it."""
+        return self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    @property
+    def engine_socket(self) -> str | None:
+        """The engine's Unix socket on this host; None for an engine reached over TCP."""
+        return self.engine_address.removeprefix("unix://") if self.engine_address.startswith("unix://") else None
 
     @property
     def db_path(self) -> Path:

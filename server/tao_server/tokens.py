@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import pwd
 import secrets
 
 from sqlalchemy.engine import Engine
@@ -67,9 +69,6 @@ def _digest(secret: str) -> str:
 
 def _local_groups(user: str, uid: int, gid: int) -> tuple[int, ...]:
     """The supplementary groups of the local account the token names, if the token acts as that very account."""
-    import os
-    import pwd
-
     try:
         if pwd.getpwnam(user).pw_uid != uid:
             return ()  # a remote user who shares a name with a local account gets none of its groups

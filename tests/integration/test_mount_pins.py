@@ -32,7 +32,7 @@ def _swap_for_link(path: Path, target: Path) -> None:
 
 
 def test_a_pinned_source_keeps_its_directory_when_the_path_is_swapped(tree: Path) -> None:
-    pins = MountPins(tree / "stage", engine_pid(None))
+    pins = MountPins(tree / "stage", engine_pid("/var/run/docker.sock"))
     [mount] = pins.prepare("job1", [{"source": str(tree / "mine"), "destination": "/data", "read_only": False}], confined=True)
     assert mount["source"] == str(tree / "stage" / "job1" / "0")
     _swap_for_link(tree / "mine", tree / "secret")
@@ -43,7 +43,7 @@ def test_a_pinned_source_keeps_its_directory_when_the_path_is_swapped(tree: Path
 
 
 def test_a_source_swapped_before_pinning_is_refused_and_nothing_is_left(tree: Path) -> None:
-    pins = MountPins(tree / "stage", engine_pid(None))
+    pins = MountPins(tree / "stage", engine_pid("/var/run/docker.sock"))
     _swap_for_link(tree / "mine", tree / "secret")
     with pytest.raises(StartFailure, match=f"now leads to '{tree / 'secret'}'; it changed after the job was submitted"):
         pins.prepare("job1", [{"source": str(tree / "mine"), "destination": "/data", "read_only": False}], confined=True)
@@ -52,12 +52,12 @@ def test_a_source_swapped_before_pinning_is_refused_and_nothing_is_left(tree: Pa
 
 
 def test_admin_jobs_are_checked_not_pinned_and_a_restart_sweeps_leftovers(tree: Path) -> None:
-    pins = MountPins(tree / "stage", engine_pid(None))
+    pins = MountPins(tree / "stage", engine_pid("/var/run/docker.sock"))
     mounts = [{"source": str(tree / "mine"), "destination": "/data", "read_only": True}]
     assert pins.prepare("admin", mounts, confined=False) == mounts
     pins.prepare("left", mounts, confined=True)
     assert len(_mounted_under(tree / "stage")) == 1
-    MountPins(tree / "stage", engine_pid(None)).sweep()  # what a restarted daemon does first
+    MountPins(tree / "stage", engine_pid("/var/run/docker.sock")).sweep()  # what a restarted daemon does first
     assert _mounted_under(tree / "stage") == []
 
 
@@ -71,7 +71,7 @@ def test_a_pin_the_engine_cannot_see_fails_the_job_and_keeps_the_data(tree: Path
 
 
 def test_engine_pid_is_the_engines(tree: Path) -> None:
-    pid = engine_pid(None)
+    pid = engine_pid("/var/run/docker.sock")
     assert pid is not None
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
-    assert engine_pid("tcp://127.0.0.1:2375") is None
+    assert engine_pid(None) is None  # an engine over TCP

@@ -24,8 +24,10 @@ def test_counts_indices_and_all_get_free_devices():
     assert gpus.acquire("c", "all", _never) == FOUR
 
 
-def _acquire_in_background(gpus: GpuScheduler, job: str, request: str, got: dict[str, list[str] | None], stop: threading.Event | None = None) -> threading.Thread:
-    thread = threading.Thread(target=lambda: got.__setitem__(job, gpus.acquire(job, request, (stop or threading.Event()).is_set)))
+def _acquire_in_background(
+    gpus: GpuScheduler, job: str, request: str, got: dict[str, list[str] | None], stop: threading.Event | None = None, **owner: int
+) -> threading.Thread:
+    thread = threading.Thread(target=lambda: got.__setitem__(job, gpus.acquire(job, request, (stop or threading.Event()).is_set, **owner)))
     thread.start()
     return thread
 
@@ -121,9 +123,7 @@ def test_a_job_at_its_owners_cap_waits_without_holding_up_the_line():
     gpus = GpuScheduler(FOUR)
     assert gpus.acquire("alice-1", "count:1", _never, owner=1001, cap=1) == ["0"]
     got: dict[str, list[str] | None] = {}
-    stop = threading.Event()
-    capped = threading.Thread(target=lambda: got.__setitem__("alice-2", gpus.acquire("alice-2", "count:1", stop.is_set, owner=1001, cap=1)))
-    capped.start()
+    capped = _acquire_in_background(gpus, "alice-2", "count:1", got, owner=1001, cap=1)
     _wait_until(lambda: gpus.position("alice-2") == 1)
     # bob came later, but alice's second job may not run yet, so bob is not made to wait behind it.
     assert gpus.acquire("bob-1", "count:2", _never, owner=1002, cap=2) == ["1", "2"]
