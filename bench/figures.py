@@ -155,19 +155,25 @@ def _producer(size: int) -> list[str]:
     return ["sh", "-c", f"yes '{LINE.rstrip()}' | head -c {size}"]
 
 
-def _docker_logs_follow(size: int) -> float:
-    started = time.perf_counter()
-    container = subprocess.run(["docker", "run", "-d", IMAGE, *_producer(size)], capture_output=True, text=True, check=True).stdout.strip()
-    received = 0
-    with subprocess.Popen(["docker", "logs", "-f", container], stdout=subprocess.PIPE) as logs:
-        assert logs.stdout is not None
-        while chunk := logs.stdout.read1(1 << 20):
-            received += len(chunk)
-    elapsed = time.perf_counter() - started
-    subprocess.run(["docker", "rm", "-f", container], capture_output=True)
-    if received != size:
-        raise RuntimeError(f"docker logs -f gave {received} of {size} bytes")
-    return size / elapsed / 1e6
+def _docker_logs_follow(size: int, attempts: int = 3) -> float:
+    """MB/s of `docker logs -f` on a container writing `size` bytes.
+
+    Docker 20.10's json-file follower can stop early when the container exits while it reads
+    (the engine's race, not ours): such a run is measured again, and only a full read counts.
+    """
+    for _ in range(attempts):
+        started = time.perf_counter()
+        container = subprocess.run(["docker", "run", "-d", IMAGE, *_producer(size)], capture_output=True, text=True, check=True).stdout.strip()
+        received = 0
+        with subprocess.Popen(["docker", "logs", "-f", container], stdout=subprocess.PIPE) as logs:
+            assert logs.stdout is not None
+            while chunk := logs.stdout.read1(1 << 20):
+                received += len(chunk)
+        elapsed = time.perf_counter() - started
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        if received == size:
+            return size / elapsed / 1e6
+    raise RuntimeError(f"docker logs -f gave {received} of {size} bytes, {attempts} times")
 
 
 def _websocket_follow(daemon: Daemon, job_id: str, expected: int, results: list[float], started: float) -> None:
