@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from harness import IMAGE, Daemon, Figure, alternate, percentile, rss_mb, timed, tool
+from harness import IMAGE, Daemon, Figure, alternate, bench_daemon, percentile, rss_mb, timed, tool
 
 LINE = "0123456789 the quick brown fox jumps over the lazy dog 0123456789\n"  # 64 bytes + newline
 
@@ -89,10 +89,10 @@ def ctrl_c(daemon: Daemon, scale: Scale) -> Figure:
 
 def submissions(scale: Scale) -> Figure:
     """POST /v1/jobs from 8 concurrent keep-alive clients while every job stays queued."""
-    daemon = Daemon("--max-running-jobs", "1").start()
+    daemon = bench_daemon("--max-running-jobs", "1").start()
     try:
         blocker = daemon.request("POST", "/v1/jobs", {"task": "detectnet_v2", "subtask": "sleep", "args": ["900"]})
-        daemon.wait_for(blocker["id"], ("running",))
+        daemon.wait_for_status(blocker["id"], ("running",), timeout=600)
         per_client = scale.submissions // 8
         rates = []
         # Eight client processes, as eight users would be: threads in one process would share its GIL.
@@ -103,7 +103,7 @@ def submissions(scale: Scale) -> Figure:
         queued = daemon.request("GET", "/v1/jobs?status=queued&limit=1")["jobs"]
         return Figure("4", "submissions accepted per second (8 clients)", "jobs/s", rates, ">= 300/s", min(rates) >= 300, extra={"jobs_per_round": 8 * per_client, "still_queued": bool(queued)})
     finally:
-        daemon.stop()
+        daemon.discard()
 
 
 def _post_many(socket_path: str, count: int) -> tuple[float, float]:
@@ -128,7 +128,7 @@ def _post_many(socket_path: str, count: int) -> tuple[float, float]:
 
 def start_rate(scale: Scale, concurrency: int = 8) -> Figure:
     """N short jobs submitted at once until all finished, vs N `docker run --rm` with the same concurrency."""
-    daemon = Daemon("--max-running-jobs", str(concurrency)).start()
+    daemon = bench_daemon("--max-running-jobs", str(concurrency)).start()
     try:
         ours, docker = [], []
         for _ in range(2 if scale.start_jobs >= 100 else 1):
@@ -148,7 +148,7 @@ def start_rate(scale: Scale, concurrency: int = 8) -> Figure:
         figure.met = figure.summary()["ratio"] <= 1.25
         return figure
     finally:
-        daemon.stop()
+        daemon.discard()
 
 
 def _producer(size: int) -> list[str]:
@@ -206,7 +206,7 @@ def _followed_job(daemon: Daemon, size: int, followers: int) -> list[float]:
 
 
 def log_throughput(scale: Scale) -> list[Figure]:
-    daemon = Daemon().start()
+    daemon = bench_daemon().start()
     try:
         docker_single = [_docker_logs_follow(scale.log_bytes) for _ in range(2)]
         ours_single = [_followed_job(daemon, scale.log_bytes, 1)[0] for _ in range(2)]
@@ -218,12 +218,12 @@ def log_throughput(scale: Scale) -> list[Figure]:
         many.met = min(ours_many) / statistics.median(docker_small) >= 0.5
         return [single, many]
     finally:
-        daemon.stop()
+        daemon.discard()
 
 
 def list_latency_and_memory(scale: Scale) -> list[Figure]:
     """GET /v1/jobs?limit=50 with a large table (figure 7), and the daemon's memory (figure 8)."""
-    daemon = Daemon()
+    daemon = bench_daemon()
     daemon.start()
     idle = [rss_mb(daemon.process.pid)]  # type: ignore[union-attr]
     daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
@@ -248,7 +248,7 @@ def list_latency_and_memory(scale: Scale) -> list[Figure]:
         figures.append(Figure("8b", f"daemon RSS after {scale.table_jobs} jobs listed and {scale.followers} followers, 3 rounds", "MB", after_rounds, "no growth after followers leave", growth < 5, extra={"after_listing": round(loaded, 1), "growth_round1_to_3": round(growth, 1)}))
         return figures
     finally:
-        daemon.stop()
+        daemon.discard()
 
 
 def _fill_table(db_path, count: int) -> None:  # type: ignore[no-untyped-def]
@@ -294,7 +294,7 @@ def cold_pull(scale: Scale) -> Figure:
     import tempfile
     from pathlib import Path
 
-    from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, remove_local
+    from tao_server.testing.registry import PASSWORD, USERNAME, Registry, build_variant, remove_local
 
     root = Path(tempfile.mkdtemp(prefix="tao-bench-registry-"))
     registry = Registry(root, _free_port()).start()
@@ -304,7 +304,7 @@ def cold_pull(scale: Scale) -> Figure:
         remove_local(variant)
         manifest = root / "manifest.json"
         manifest.write_text(json.dumps({"format_version": 2.0, "dockers": {"tao/bench": {"1": {"docker_registry": registry.host, "tasks": ["detectnet_v2"]}}}}))
-        daemon = Daemon(manifest=manifest).start()
+        daemon = bench_daemon(manifest=manifest).start()
         try:
             subprocess.run([tool("tao"), "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), env=daemon.env(), check=True, capture_output=True)
             subprocess.run(["docker", "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), check=True, capture_output=True)
@@ -320,7 +320,7 @@ def cold_pull(scale: Scale) -> Figure:
             mine, theirs = alternate(scale.pulls, ours, docker)
         finally:
             subprocess.run(["docker", "logout", registry.host], capture_output=True)
-            daemon.stop()
+            daemon.discard()
         figure = Figure("9", f"cold pull ({scale.pull_layer_bytes >> 20} MiB layer) and start: tao vs docker pull + docker run", "s", mine, "ratio (issue 4 note)", None, baseline=theirs)
         figure.met = None
         return figure

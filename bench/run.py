@@ -17,11 +17,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.registry: the local registry
-
-import figures  # noqa: E402
-from harness import ROOT, Daemon, Figure, build_image, tool  # noqa: E402
+import figures  # bench/ is the script's directory, first on sys.path
+from harness import ROOT, Figure, bench_daemon, build_image, tool
 
 GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9")  # 7 also measures 8 (memory), on the same daemon
 
@@ -39,7 +36,7 @@ def main() -> None:
     build_image()
 
     results: list[Figure] = []
-    shared = Daemon().start()
+    shared = bench_daemon().start()
     try:
         for group in GROUPS:
             if group not in wanted:
@@ -51,7 +48,7 @@ def main() -> None:
                 _print_row(figure)
             print(f"   (figure {group} took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     finally:
-        shared.stop()
+        shared.discard()
 
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick, "machine": _machine(), "figures": [f.summary() for f in results]}
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,14 @@ case "$sub" in
     echo "sleeping $1"
     sleep "$1" &
     wait $! ;;
+  stubborn)
+    trap '' TERM
+    echo "ignoring SIGTERM"
+    sleep "$1" &
+    wait $! ;;
   lines) seq 1 "$1" | sed 's/$/ the quick brown fox jumps over the lazy dog/' ;;
   serve) echo "serving on $1"; nc -l -p "$1" -e echo "hello from $task" ;;
   ""|-h|--help)
-    echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,lines,serve} [args...]" ;;
+    echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,stubborn,lines,serve} [args...]" ;;
   *) echo "$task: unknown subtask '$sub'" >&2; exit 2 ;;
 esac

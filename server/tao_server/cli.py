@@ -10,9 +10,16 @@ import socket
 import stat
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from tao_server import __version__
+
+if TYPE_CHECKING:  # the settings stack is imported only once the flags are read
+    import ssl
+
+    from pydantic import ValidationError
+
+    from tao_server.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", type=Path, help="what jobs of users other than admins may ask for (TOML; see README)")
     parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
-    parser.add_argument("--gpu-mode", choices=["request", "env"], help="request: Docker device requests (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime")
+    parser.add_argument("--gpu-mode", choices=["request", "env"], help="request: a Docker device request per job (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime")
     parser.add_argument("--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs")
     parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
     parser.add_argument("--pull", dest="pull_policy", choices=["missing", "always", "never"], help="when jobs pull their image, unless they say otherwise (default: missing)")
@@ -57,28 +64,24 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-    if settings.socket is None and settings.tcp_port is None:
-        _fail("nothing to listen on: give --socket, or --port for TCP")
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        _fail("TLS needs both --tls-cert and --tls-key")
-    from tao_server.launch_config import is_loopback
-
-    if settings.tcp_port is not None and not is_loopback(settings.tcp_host or "127.0.0.1") and settings.tls_cert is None and not settings.insecure:
-        _fail(
-            f"refusing to listen on {settings.tcp_host} without TLS: bearer tokens would cross the network in clear; "
-            "give --tls-cert and --tls-key, bind to 127.0.0.1, or pass --insecure on a network you trust"
-        )
+        _fail(_first_problem(exc))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.exit(serve(settings))
 
 
-def serve(settings) -> int:  # type: ignore[no-untyped-def]
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    if error["type"] == "invalid_settings":  # a rule across settings (settings.py): its message says it all
+        return str(error["msg"])
+    return f"invalid setting: {error['loc'][0]}: {error['msg']}"
+
+
+def serve(settings: Settings) -> int:
     import uvicorn
 
-    from tao_server import memory
-    from tao_server.app import create_app
+    from tao_server import backends, memory
+    from tao_server.app import create_app, daemon_id
     from tao_server.errors import TaoError
 
     memory.tune()
@@ -86,23 +89,27 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
     os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _lock = _lock_data_dir(settings.data_dir)  # noqa: F841  (held for the process's life)
-    _check_engine(settings)
+    try:
+        backend = backends.connect(daemon_id(settings.data_dir), settings.docker_host, settings.max_running_jobs, settings.gpu_mode)
+    except TaoError as exc:
+        _fail(exc.message)
     tls = _tls_context(settings)
-    sockets, tls_sockets, addresses = [], [], []
+    sockets: list[socket.socket] = []
+    tls_sockets: list[socket.socket] = []
+    addresses: list[str] = []
     if settings.socket is not None:
         sockets.append(_unix_socket(settings.socket, settings.socket_mode_bits, settings.socket_group))
         addresses.append(f"unix://{settings.socket}")
     if settings.tcp_port is not None:
-        host = settings.tcp_host or "127.0.0.1"
+        host = settings.tcp_address
         tcp = _tcp_socket(host, settings.tcp_port)
         (tls_sockets if tls else sockets).append(tcp)
         addresses.append(f"{'https' if tls else 'http'}://{host}:{tcp.getsockname()[1]}")
     try:
-        app = create_app(settings, addresses=addresses)
+        app = create_app(settings, backend=backend, addresses=addresses)
     except TaoError as exc:
         _fail(exc.message)
-    from tao_server.listeners import TlsAwareServer
-    from tao_server.peer import HttpProtocol, WebSocketProtocol
+    from tao_server.listeners import HttpProtocol, TlsAwareServer, WebSocketProtocol
 
     config = uvicorn.Config(
         app,
@@ -124,7 +131,7 @@ def serve(settings) -> int:  # type: ignore[no-untyped-def]
     return 0 if server.started else 1
 
 
-def _tls_context(settings):  # type: ignore[no-untyped-def]
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_cert is None:
         return None
     import ssl
@@ -148,17 +155,6 @@ def _lock_data_dir(data_dir: Path) -> IO[str]:
     lock.write(str(os.getpid()))
     lock.flush()
     return lock
-
-
-def _check_engine(settings) -> None:  # type: ignore[no-untyped-def]
-    import docker
-
-    try:
-        client = docker.DockerClient(base_url=settings.docker_host) if settings.docker_host else docker.from_env()
-        client.ping()
-        client.close()
-    except docker.errors.DockerException as exc:
-        _fail(f"cannot reach the Docker engine at {settings.engine_address}: {exc}")
 
 
 def _unix_socket(path: Path, mode: int, group: str | None) -> socket.socket:
@@ -213,6 +209,6 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"tao-server: error: {message}", file=sys.stderr)
     sys.exit(2)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
+
+FILE_NAME = "tao.db"  # in the data dir
 
 
 def make_engine(db_path: Path) -> Engine:
@@ -35,9 +38,8 @@ def make_engine(db_path: Path) -> Engine:
 
 
 def migrations_dir() -> Path:
-    import tao_server.migrations
-
-    return Path(tao_server.migrations.__path__[0])
+    """Alembic's scripts, installed as the package tao_server.migrations."""
+    return Path(str(resources.files("tao_server.migrations")))
 
 
 def upgrade(engine: Engine) -> None:

@@ -1,8 +1,39 @@
-"""The daemon's error types. Each carries a stable code and maps once to an HTTP status (api/errors.py)."""
+"""Every error the daemon raises on purpose, in one hierarchy.
+
+Each error carries a message a user can act on, a stable `code`, and the HTTP status it maps to
+(api/errors.py turns them into JSON bodies, once). The field it is about and the file it came
+from travel with it, so `tao` can name them.
+
+    TaoError                        500  a failure with a message a user can act on
+    ├── InvalidRequest              422  the request itself is wrong
+    │   ├── InvalidLaunchConfig          a bad Mounts / Envs / DockerOptions entry (names file and key)
+    │   ├── UnknownTask                  no such task (or group) in the manifest
+    │   ├── NoGpus                       GPUs asked for that the host does not have
+    │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
+    ├── Unauthorized                401  a TCP request without a valid bearer token
+    ├── LoginRefused                401  the registry refused a login (`tao login`)
+    ├── JobNotFound                 404  no such job, or one the caller may not see
+    ├── JobConflict                 409  a job id already used by a different job
+    │   └── DuplicateJobId               the id was taken between the check and the insert
+    ├── ManifestError                    the task manifest cannot be read (start-up)
+    ├── PolicyError                      the policy file cannot be used (start-up)
+    ├── CredentialFileUnreadable         the stored logins cannot be read
+    ├── BackendError                502  the backend (the Docker engine, a cluster) failed or cannot be reached
+    └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
+        └── ImageMissing                 the backend lacks the job's image: pull it, then prepare the job again
+
+Backends turn their engine's own exceptions into BackendError and LaunchFailure, so nothing
+outside `backends/` needs to know which engine runs the jobs.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+# As `docker run`: the launcher or engine failed (125), the entrypoint cannot run (126) or is missing (127).
+LAUNCHER_FAILURE = 125
+CANNOT_EXECUTE = 126
+NOT_FOUND = 127
 
 
 class TaoError(Exception):
@@ -45,10 +76,24 @@ class NoGpus(InvalidRequest):
     code = "gpus_unavailable"
 
 
+class PolicyRefusal(InvalidRequest):
+    """The job asks for something the policy does not grant its caller."""
+
+    code = "refused_by_policy"
+    http_status = 403
+
+
 class Unauthorized(TaoError):
     """A TCP request without a valid bearer token."""
 
     code = "unauthorized"
+    http_status = 401
+
+
+class LoginRefused(TaoError):
+    """A registry refused the login `tao login` asked to store."""
+
+    code = "login_refused"
     http_status = 401
 
 
@@ -67,14 +112,49 @@ class JobConflict(TaoError):
     http_status = 409
 
 
+class DuplicateJobId(JobConflict):
+    """The job table already has this id (raised by the store; the service decides what it means)."""
+
+
 class ManifestError(TaoError):
     """The task manifest cannot be read; raised at start-up, names file, key and reason."""
 
     code = "invalid_manifest"
 
 
-class EngineError(TaoError):
-    """The Docker engine refused or failed an operation."""
+class PolicyError(TaoError):
+    """The policy file cannot be used; raised at start-up, naming file, key and reason."""
 
-    code = "engine_error"
+    code = "invalid_policy"
+
+
+class CredentialFileUnreadable(TaoError):
+    code = "credential_file_unreadable"
+
+
+class BackendError(TaoError):
+    """The backend that runs jobs failed an operation or cannot be reached."""
+
+    code = "backend_error"
     http_status = 502
+
+
+class LaunchFailure(TaoError):
+    """A job could not be started; `exit_code` follows `docker run` (125, 126 or 127)."""
+
+    code = "launch_failed"
+    http_status = 502
+
+    def __init__(self, message: str, exit_code: int = LAUNCHER_FAILURE, **where: str | None) -> None:
+        super().__init__(message, **where)
+        self.exit_code = exit_code
+
+
+class ImageMissing(LaunchFailure):
+    """The backend does not have the job's image: pull it, then prepare the job again."""
+
+    code = "image_missing"
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image} is not on the backend")
+        self.image = image

@@ -1,4 +1,8 @@
-"""A uvicorn server that speaks TLS on its TCP listener and plain HTTP on its Unix socket.
+"""The daemon's listeners: uvicorn protocols that know who is calling, and TLS on TCP only.
+
+uvicorn's protocols put no peer credentials in the ASGI scope. The subclasses here read them once
+per connection (SO_PEERCRED, access/peer.py) and add them to the connection's `state`, which every
+request and websocket on it receives as `request.state.peer`.
 
 uvicorn applies one `ssl` setting to every socket it serves; the Unix socket must stay plain
 (the kernel already names its callers), so TLS listeners are added here with their own context.
@@ -9,8 +13,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from tao_server.access.peer import peer_credentials
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
+except ImportError:  # httptools not installed: the pure-Python parser
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
+
+
 
 
 class TlsAwareServer(uvicorn.Server):
@@ -33,3 +48,19 @@ class TlsAwareServer(uvicorn.Server):
         return self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
         )
+
+
+class _WithPeer:
+    app_state: dict[str, Any]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self.app_state = {**self.app_state, "peer": peer_credentials(transport)}
+
+
+class HttpProtocol(_WithPeer, _HttpProtocol):
+    pass
+
+
+class WebSocketProtocol(_WithPeer, WebSocketsSansIOProtocol):
+    pass

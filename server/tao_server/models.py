@@ -1,6 +1,7 @@
 """The job table and the API schemas built around it.
 
-The API never returns a table row: `JobPublic` is the response shape, `JobCreate` the request body.
+The API never returns a table row: `JobBase` holds the fields a job's row (`Job`) and its API
+view (`JobPublic`) share; `JobCreate` is the request body.
 """
 
 from __future__ import annotations
@@ -42,13 +43,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Job(SQLModel, table=True):
-    """One task run. `seq` orders jobs and makes pages cheap; `id` is what people type."""
+class JobBase(SQLModel):
+    """The fields a job's row and its API view share."""
 
-    __tablename__ = "job"
-    __table_args__ = (Index("ix_job_status_seq", "status", "seq"),)
-
-    seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, index=True, max_length=64)
     group: str | None = None
     task: str
@@ -56,6 +53,7 @@ class Job(SQLModel, table=True):
     args: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     command: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     image: str
+    # The backend's name for the job's run (a container id); named for what `tao stop --container_id` takes.
     container_id: str | None = Field(default=None, index=True)
     status: JobStatus = Field(default=JobStatus.queued)
     exit_code: int | None = None
@@ -67,15 +65,24 @@ class Job(SQLModel, table=True):
     gpu_request: str = Field(default="")
     gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pull_policy: str = Field(default="missing")
-    # Who submitted it, from the Unix socket; None when submitted without an identity (TCP).
+    # Who submitted it: the kernel's account on the Unix socket, a token's over TCP; None: the daemon.
     owner_uid: int | None = None
     owner_gid: int | None = None
-    # GPUs the owner's jobs may hold at once, from the policy when it was submitted; None: no cap.
-    gpu_cap: int | None = None
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class Job(JobBase, table=True):
+    """One task run. `seq` orders jobs and makes pages cheap; `id` is what people type."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status_seq", "status", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    # GPUs the owner's jobs may hold at once, from the policy when it was submitted; None: no cap.
+    gpu_cap: int | None = None
 
 
 class JobCreate(BaseModel):
@@ -102,34 +109,11 @@ class JobCreate(BaseModel):
     pull: PullPolicy | None = None
 
 
-class JobPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class JobPublic(JobBase):
+    """A job as the API shows it."""
 
-    id: str
-    group: str | None
-    task: str
-    subtask: str | None
-    args: list[str]
-    command: list[str]
-    image: str
-    container_id: str | None
-    status: JobStatus
-    exit_code: int | None
-    error: str | None
-    mounts: list[dict[str, Any]]
-    envs: dict[str, str]
-    docker_options: dict[str, Any]
-    gpu_request: str
-    gpus: list[str]
     # For a queued job waiting for GPUs: its place in line (1 = next).
     gpu_queue_position: int | None = None
-    pull_policy: str
-    owner_uid: int | None
-    owner_gid: int | None
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:

@@ -1,22 +1,28 @@
-"""The daemon's settings: read once from flags and `TAO_*` variables, then passed around."""
+"""The daemon's settings: read once from flags and `TAO_*` variables, checked whole, then passed around.
+
+Rules that tie settings together (something to listen on, TLS off loopback) live here, so every
+way of building Settings gets them, not only `tao-server`'s command line.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tao_client import _paths
+from tao_server import db
+from tao_server.access.paths import is_loopback
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAO_", extra="ignore")
 
-    data_dir: Path = Field(default_factory=_paths.data_dir)
-    socket: Path | None = Field(default_factory=_paths.socket_path)
+    data_dir: Path = Field(default_factory=lambda: Path(_paths.data_dir()))
+    socket: Path | None = Field(default_factory=lambda: Path(_paths.socket_path()))
     # Who may connect to the socket: its mode (octal) and group. Callers are told apart by the kernel.
     socket_mode: str = Field(default="0600", pattern=r"^0?[0-7]{3}$")
     socket_group: str | None = None
@@ -44,24 +50,33 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # When a job's image is pulled, unless the job says otherwise: missing, always or never.
     pull_policy: Literal["missing", "always", "never"] = "missing"
+    # nvcr.io's login for jobs whose owner has none and no shared login is stored (user $oauthtoken).
+    ngc_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NGC_API_KEY", "ngc_api_key"))
+
+    @model_validator(mode="after")
+    def _listeners_are_safe(self) -> Settings:
+        if self.socket is None and self.tcp_port is None:
+            raise _invalid("nothing to listen on: give --socket, or --port for TCP")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise _invalid("TLS needs both --tls-cert and --tls-key")
+        if self.tcp_port is not None and not is_loopback(self.tcp_address) and self.tls_cert is None and not self.insecure:
+            raise _invalid(
+                f"refusing to listen on {self.tcp_host} without TLS: bearer tokens would cross the network in clear; "
+                "give --tls-cert and --tls-key, bind to 127.0.0.1, or pass --insecure on a network you trust"
+            )
+        return self
+
+    @property
+    def tcp_address(self) -> str:
+        return self.tcp_host or "127.0.0.1"
 
     @property
     def socket_mode_bits(self) -> int:
         return int(self.socket_mode, 8)
 
     @property
-    def engine_address(self) -> str:
-        """The Docker engine the daemon talks to, as docker-py would find it."""
-        return self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-    @property
-    def engine_socket(self) -> str | None:
-        """The engine's Unix socket on this host; None for an engine reached over TCP."""
-        return self.engine_address.removeprefix("unix://") if self.engine_address.startswith("unix://") else None
-
-    @property
     def db_path(self) -> Path:
-        return self.data_dir / "tao.db"
+        return self.data_dir / db.FILE_NAME
 
     @property
     def logs_dir(self) -> Path:
@@ -73,3 +88,8 @@ class Settings(BaseSettings):
             return self.manifest.expanduser().resolve()
         user = Path(_paths.user_manifest())
         return user if user.is_file() else None
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A cross-field rule broken: its message is shown as it is, without pydantic's "Value error, "."""
+    return PydanticCustomError("invalid_settings", "{message}", {"message": message})

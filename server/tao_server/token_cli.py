@@ -31,14 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from tao_client import _paths
     from tao_server import db
-    from tao_server.settings import Settings
-    from tao_server.tokens import TokenStore
+    from tao_server.access.tokens import TokenStore
 
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    if not settings.db_path.exists():
-        return _fail(f"no daemon database at {settings.db_path}; give the daemon's --data-dir")
-    engine = db.make_engine(settings.db_path)
+    db_path = Path(args.data_dir or _paths.data_dir()) / db.FILE_NAME
+    if not db_path.exists():
+        return _fail(f"no daemon database at {db_path}; give the daemon's --data-dir")
+    engine = db.make_engine(db_path)
     db.upgrade(engine)
     store = TokenStore(engine)
     if args.verb == "create":

@@ -1,7 +1,8 @@
-"""Integration fixtures: a real Docker engine, the locally built toolkit image, and real `tao-server` daemons.
+"""Integration fixtures: real `tao-server` daemons on the real engine, real accounts, real files.
 
-Nothing here is mocked: each daemon is a `tao-server` process on a Unix socket in a temp dir, and
-the tests drive it with the installed `tao` CLI, httpx and websockets.
+Nothing here is mocked: each daemon is a `tao-server` process on a Unix socket in a temp dir
+(tao_server.testing.daemon), and the tests drive it with the installed `tao` CLI, httpx and
+websockets. The engine and the toolkit image come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "tao-test/toolkit:1"
+from tao_server.testing.daemon import LABEL_DAEMON, LABEL_JOB, Daemon, executable
+
 SEED_TASKS = [
     "augment", "classification", "detectnet_v2", "dssd", "emotionnet", "faster_rcnn", "fpenet",
     "gazenet", "gesturenet", "heartratenet", "retinanet", "speech_to_text", "ssd", "text_classification",
@@ -30,34 +30,6 @@ SEED_TASKS = [
 ]
 # Tasks the manifest maps to the image although the image cannot run them as asked.
 BROKEN_TASKS = ["missing", "not_executable"]
-LABEL_DAEMON = "org.tao-launcher.daemon"
-LABEL_JOB = "org.tao-launcher.job"
-
-
-def executable(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    assert found, f"{name} is not installed"
-    return found
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[Any]:
-    import docker
-
-    client = docker.from_env()
-    try:
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"integration tests need a running Docker engine ({exc}); `bash .ci/run` starts one")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def toolkit_image(docker_client: Any) -> str:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), IMAGE], check=True, stdout=subprocess.DEVNULL)
-    return IMAGE
 
 
 def manifest_v2(image: str) -> dict[str, Any]:
@@ -82,113 +54,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Daemon:
-    """A real `tao-server` process on a Unix socket, and the means to drive it."""
-
-    def __init__(self, root: Path, manifest: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
-        self.root = root
-        self.socket = root / "run" / "tao.sock"
-        self.data_dir = root / "data"
-        self.home = root / "home"
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.manifest = manifest
-        self.extra_args = extra_args
-        self.extra_env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"unix://{self.socket}"
-
-    def start(self) -> Daemon:
-        command = [
-            executable("tao-server"), "--data-dir", str(self.data_dir), "--socket", str(self.socket),
-            "--manifest", str(self.manifest), "--stop-timeout", "5", "--gpus", "none", *self.extra_args,
-        ]
-        env = {**os.environ, "TAO_HEARTBEAT_INTERVAL": "0.5", **self.extra_env}
-        self.log = open(self.root / "server.log", "ab")
-        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tao-server exited {self.process.returncode}:\n{self.server_log()}")
-            try:
-                with self.http() as client:
-                    if client.get("/healthz").status_code == 200:
-                        return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"tao-server did not answer within 30s:\n{self.server_log()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.process = None
-
-    def server_log(self) -> str:
-        return (self.root / "server.log").read_text(errors="replace")
-
-    def daemon_id(self) -> str:
-        return (self.data_dir / "daemon-id").read_text().strip()
-
-    def token(self, *args: str) -> str:
-        """A bearer token made with `tao-server token create ARGS` against this daemon's data dir."""
-        made = subprocess.run(
-            [executable("tao-server"), "token", "create", "--data-dir", str(self.data_dir), *args], capture_output=True, timeout=60, check=True
-        )
-        return made.stdout.decode().strip()
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tao", timeout=30)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in ("LAUNCHER_MOUNTS", "TAO_HOST")}
-        env.update(HOME=str(self.home), TAO_HOST=self.address, TAO_NO_AUTOSTART="1")
-        env.update(extra)
-        return env
-
-    def tao(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run the real `tao` CLI against this daemon with no TTY and no stdin."""
-        return subprocess.run(
-            [executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-        )
-
-    def popen_tao(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        with self.http() as client:
-            return client.get(f"/v1/jobs/{job_id}").json()
-
-    def wait_for_status(self, job_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["status"] in statuses:
-                return job
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} stayed {job['status']}, never reached {statuses}")
-
-    def wait_for_output(self, job_id: str, text: bytes, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in (self.data_dir / "logs" / f"{job_id}.log").read_bytes():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} never printed {text!r}")
-
-    def remove_containers(self, docker_client: Any) -> None:
-        import docker.errors
-
-        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id()}"}):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass  # removed meanwhile: the daemon finishing a job, or the engine's own clean-up
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: a removal the daemon asked for is already in progress
-                    raise
+def make_daemon(root: Path, manifest: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:
+    """A daemon for the tests: heartbeats every half second, so quiet streams show theirs quickly."""
+    return Daemon(root, manifest, *args, env={"TAO_HEARTBEAT_INTERVAL": "0.5", **(env or {})})
 
 
 def job_containers(docker_client: Any, job_id: str) -> list[str]:
@@ -208,10 +76,10 @@ def containers_gone(docker_client: Any, job_id: str, timeout: float = 10) -> boo
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory, manifest_file: Path, docker_client: Any) -> Iterator[Daemon]:
-    running = Daemon(tmp_path_factory.mktemp("daemon"), manifest_file).start()
+    running = make_daemon(tmp_path_factory.mktemp("daemon"), manifest_file).start()
     yield running
     running.stop()
-    running.remove_containers(docker_client)
+    running.remove_containers()
 
 
 @pytest.fixture
@@ -220,14 +88,13 @@ def new_daemon(tmp_path: Path, manifest_file: Path, docker_client: Any) -> Itera
     made: list[Daemon] = []
 
     def make(*args: str, root: Path | None = None, manifest: Path | None = None, env: dict[str, str] | None = None) -> Daemon:
-        made.append(Daemon(root or tmp_path / f"daemon{len(made)}", manifest or manifest_file, *args, env=env))
+        made.append(make_daemon(root or tmp_path / f"daemon{len(made)}", manifest or manifest_file, *args, env=env))
         return made[-1]
 
     yield make
     for each in made:
         each.stop(signal.SIGKILL)
-        if (each.data_dir / "daemon-id").exists():
-            each.remove_containers(docker_client)
+        each.remove_containers()
 
 
 def write_mounts(path: Path, config: Any) -> Path:
@@ -239,16 +106,31 @@ def job_id_of(result: subprocess.CompletedProcess[bytes]) -> str:
     return result.stdout.decode().strip().splitlines()[-1]
 
 
+_made_accounts: list[str] = []
+_made_groups: list[str] = []
+
+
 def local_account(name: str) -> tuple[str, int, int]:
-    """A real Unix account for the tests, made with useradd when missing: (name, uid, gid)."""
+    """A real Unix account for the tests, made with useradd when missing (and removed at the end): (name, uid, gid)."""
     import pwd
 
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        _made_accounts.append(name)
         entry = pwd.getpwnam(name)
     return name, entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_made_accounts() -> Iterator[None]:
+    """The accounts and groups the tests made leave with them: the machine is as it was."""
+    yield
+    for name in reversed(_made_accounts):
+        subprocess.run(["userdel", name], capture_output=True)  # also removes the user's own group
+    for name in reversed(_made_groups):
+        subprocess.run(["groupdel", name], capture_output=True)
 
 
 @pytest.fixture(scope="session")
@@ -317,4 +199,5 @@ def test_group() -> tuple[str, int]:
         return name, grp.getgrnam(name).gr_gid
     except KeyError:
         subprocess.run(["groupadd", name], check=True)
+        _made_groups.append(name)
         return name, grp.getgrnam(name).gr_gid

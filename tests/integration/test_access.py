@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.integration.conftest import Daemon, job_id_of, tao_as
+from tao_server.testing.daemon import Daemon
+from tests.integration.conftest import job_id_of, tao_as
 
 pytestmark = pytest.mark.integration
 

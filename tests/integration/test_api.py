@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.sync.client import unix_connect
 
-from tests.integration.conftest import Daemon
+from tao_server.testing.daemon import Daemon
 
 pytestmark = pytest.mark.integration
 

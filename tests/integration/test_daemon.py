@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Daemon, containers_gone, executable, free_port, job_containers, job_id_of
+from tao_server.testing.daemon import Daemon, executable
+from tests.integration.conftest import containers_gone, free_port, job_containers, job_id_of
 
 pytestmark = pytest.mark.integration
 

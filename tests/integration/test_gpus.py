@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import LABEL_DAEMON, Daemon, job_id_of
+from tao_server.testing.daemon import Daemon, LABEL_DAEMON
+from tests.integration.conftest import job_id_of
 
 pytestmark = pytest.mark.integration
 

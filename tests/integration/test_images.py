@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, executable, free_port, job_id_of, local_account, tao_as
-from tests.integration.registry import PASSWORD, USERNAME, Registry, build_variant, layer_digests, remove_local
+from tao_server.testing.daemon import Daemon, executable
+from tests.integration.conftest import free_port, job_id_of, local_account, tao_as
+from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, Registry, build_variant, layer_digests, remove_local
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +40,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, toolkit_image: str) -> It
     remove_local(reference)
 
 
-def _manifest(path: Path, registry: Registry, digest: str | None = None, tag: str = "1") -> Path:
+def _manifest(path: Path, registry: Registry | HeldBlobs, digest: str | None = None, tag: str = "1") -> Path:
     entry: dict[str, Any] = {"docker_registry": registry.host, "tasks": ["detectnet_v2", "yolo_v4"]}
     if digest is not None:
         entry["docker_digest"] = digest
@@ -64,23 +67,55 @@ def pulling_daemon(new_daemon, tmp_path: Path, registry) -> Daemon:  # type: ign
     return new_daemon(manifest=_manifest(tmp_path / "manifest.json", reg)).start()
 
 
-def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(new_daemon, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
     reg, reference, _, own_layer = registry
-    login = _login(pulling_daemon, reg.host)
-    assert login.returncode == 0, login.stderr
-    assert f"Login stored for {reg.host} ({USERNAME})".encode() in login.stdout
+    # The layer's download waits for the test, so the pull is under way for as long as it looks,
+    # however fast the machine: the progress `tao` draws meanwhile is what is checked.
+    relay = HeldBlobs(reg.host, own_layer)
+    held_reference = reference.replace(reg.host, relay.host)
+    try:
+        daemon = new_daemon(manifest=_manifest(tmp_path / "manifest.json", relay)).start()
+        login = _login(daemon, relay.host)
+        assert login.returncode == 0, login.stderr
+        assert f"Login stored for {relay.host} ({USERNAME})".encode() in login.stdout
 
-    result = pulling_daemon.tao("detectnet_v2", "exit", "0")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"exiting with 0\n"
-    assert f"tao: pulling {reference}".encode() in result.stderr  # plain progress lines without a terminal
+        tao = daemon.popen_tao("detectnet_v2", "exit", "0")
+        shown = _stderr_until(tao, f"tao: pulling {held_reference}".encode())  # plain progress lines without a terminal
+        assert relay.held.wait(60), "the engine never asked for the layer"
+        relay.release()
+        stdout, stderr = tao.communicate(timeout=120)
+        assert tao.returncode == 0, shown + stderr
+        assert stdout == b"exiting with 0\n"
 
-    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
-    events = _events(pulling_daemon, job["id"])
-    assert any(event.get("total") for event in events), "no download progress with byte counts"
-    assert any(event["status"] == "Pull complete" for event in events)
-    assert events[-1]["status"] == "pulled"
-    assert reg.blob_downloads(own_layer) >= 1
+        job = json.loads(daemon.tao("list", "--all", "--json").stdout)[-1]
+        events = _events(daemon, job["id"])
+        assert any(event.get("total") for event in events), "no download progress with byte counts"
+        assert any(event["status"] == "Pull complete" for event in events)
+        assert events[-1]["status"] == "pulled"
+        assert reg.blob_downloads(own_layer) >= 1
+    finally:
+        relay.close()
+        remove_local(held_reference)
+
+
+def _stderr_until(process: subprocess.Popen[bytes], wanted: bytes, timeout: float = 120) -> bytes:
+    """What the process wrote to stderr up to the line that holds `wanted`; fails if it ends or goes quiet first."""
+    lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    stream = process.stderr
+    assert stream is not None
+
+    def read() -> None:
+        for line in iter(stream.readline, b""):
+            lines.put(line)
+        lines.put(b"")  # the end
+
+    threading.Thread(target=read, daemon=True).start()
+    seen = b""
+    while wanted not in seen:
+        line = lines.get(timeout=timeout)
+        assert line, f"the process ended without printing {wanted!r}; its stderr: {seen!r}"
+        seen += line
+    return seen
 
 
 def test_logins_are_kept_secret(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Daemon, free_port, job_id_of, tao_as, write_mounts
+from tao_server.testing.daemon import Daemon
+from tests.integration.conftest import free_port, job_id_of, tao_as, write_mounts
 
 pytestmark = pytest.mark.integration
 

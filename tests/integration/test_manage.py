@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.integration.conftest import Daemon, job_containers, job_id_of
+from tao_server.testing.daemon import Daemon
+from tests.integration.conftest import job_containers, job_id_of
 
 pytestmark = pytest.mark.integration
 

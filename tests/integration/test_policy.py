@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, executable, job_id_of, tao_as
+from tao_server.testing.daemon import Daemon, executable
+from tests.integration.conftest import job_id_of, tao_as
 
 pytestmark = pytest.mark.integration
 

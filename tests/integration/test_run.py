@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Daemon, job_id_of
+from tao_server.testing.daemon import Daemon
+from tests.integration.conftest import job_id_of
 
 pytestmark = pytest.mark.integration
 

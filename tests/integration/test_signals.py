@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import Daemon, job_containers
+from tao_server.testing.daemon import Daemon
+from tests.integration.conftest import job_containers
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.integration.conftest import Daemon, executable, free_port, job_id_of, write_mounts
+from tao_server.testing.daemon import Daemon, executable
+from tests.integration.conftest import free_port, job_id_of, write_mounts
 
 pytestmark = pytest.mark.integration
 

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection
+from starlette.websockets import HTTPConnection
 
-from tao_server.access import Caller, caller_from_peer
-from tao_server.credentials import CredentialStore
-from tao_server.errors import Unauthorized
-from tao_server.events import EventLog
-from tao_server.executors import Executor
-from tao_server.images import ImagePuller
-from tao_server.jobs import JobService
-from tao_server.logs import LogStore
-from tao_server.manifest import Manifest
-from tao_server.runner import JobRunner
+from tao_server.access.caller import Caller, caller_from_peer
+from tao_server.access.tokens import TokenStore
+from tao_server.backends import Backend
+from tao_server.errors import InvalidRequest, Unauthorized
+from tao_server.images.service import ImageService
+from tao_server.jobs.runner import JobRunner
+from tao_server.jobs.service import JobService
 from tao_server.settings import Settings
-from tao_server.tokens import TokenStore
+from tao_server.system import SystemService
 
 
 @dataclass
@@ -29,30 +25,33 @@ class Services:
     """What the lifespan builds and the routes use; one per app, no module globals."""
 
     settings: Settings
-    manifest: Manifest
-    executor: Executor
-    logs: LogStore
+    # The backend and the runner are here for the lifespan's clean-up; routes use the services below.
+    backend: Backend
     runner: JobRunner
     jobs: JobService
-    daemon_id: str
-    started_at: datetime
-    addresses: list[str]
-    events: EventLog
-    credentials: CredentialStore
-    puller: ImagePuller
+    images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
+    system: SystemService
 
 
 def get_services(connection: HTTPConnection) -> Services:
-    return connection.app.state.services
+    services: Services = connection.app.state.services
+    return services
 
 
-def get_jobs(request: Request) -> JobService:
-    return request.app.state.services.jobs
+def get_jobs(connection: HTTPConnection) -> JobService:
+    return get_services(connection).jobs
+
+
+def get_images(connection: HTTPConnection) -> ImageService:
+    images = get_services(connection).images
+    if images is None:
+        raise InvalidRequest(f"the {get_services(connection).backend.name} backend keeps no images; its jobs fetch their own")
+    return images
 
 
 async def get_caller(connection: HTTPConnection) -> Caller:
-    """The caller: as the kernel names it on the Unix socket (peer.py), else by a bearer token."""
+    """The caller: as the kernel names it on the Unix socket (access/peer.py), else by a bearer token."""
     peer = getattr(connection.state, "peer", None)
     if peer is not None:
         return caller_from_peer(peer)
@@ -62,7 +61,7 @@ async def get_caller(connection: HTTPConnection) -> Caller:
             "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
             field="authorization",
         )
-    caller = await run_in_threadpool(connection.app.state.services.tokens.caller_for, token.strip())
+    caller = await run_in_threadpool(get_services(connection).tokens.caller_for, token.strip())
     if caller is None:
         raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
     return caller
@@ -70,4 +69,5 @@ async def get_caller(connection: HTTPConnection) -> Caller:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
+ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,4 +1,4 @@
-"""/v1/jobs: submit, list, inspect and cancel jobs."""
+"""/v1/jobs: submit, list, inspect and cancel jobs, and read their events."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
-from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
-from tao_server.models import JobCreate, JobEvents, JobPage, JobPublic, JobStatus
+from tao_server.api.deps import CallerDep, JobServiceDep
+from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -33,7 +33,7 @@ def list_jobs(
     container_id: str | None = None,
 ) -> Response:
     """The caller's jobs (every job for an admin), newest first; pass `next_cursor` back as `cursor`."""
-    page, next_cursor = jobs.page(status_, limit, cursor, container_id, caller)
+    page, next_cursor = jobs.page(caller, status_, limit, cursor, container_id)
     return _json(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
 
 
@@ -43,11 +43,10 @@ def get_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
 
 
 @router.get("/{job_id}/events", response_model=JobEvents)
-def job_events(job_id: str, services: ServicesDep, caller: CallerDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
+def job_events(job_id: str, jobs: JobServiceDep, caller: CallerDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
     """Events after number `after`, such as image pull progress; poll with the last `next_after`."""
-    services.jobs.get(job_id, caller)  # 404 for an unknown job, or another user's
-    events = services.events.after(job_id, after)
-    return _json(JobEvents(events=events, next_after=events[-1]["seq"] if events else after))
+    events = [JobEvent.model_validate(event) for event in jobs.events(job_id, caller, after)]
+    return _json(JobEvents(events=events, next_after=events[-1].seq if events else after))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)

@@ -7,53 +7,52 @@ The websocket sends output as binary frames and control messages as JSON text fr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from tao_server.api.deps import CallerDep, Services, ServicesDep
+from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
 from tao_server.errors import TaoError
-from tao_server.logs import READ_CHUNK, Heartbeat
+from tao_server.jobs.logs import Heartbeat
 from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
 
 MAX_OFFSET = 2**62  # past any log, and still a file position seek() accepts
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from")]
+MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
 @router.get("/{job_id}/logs", response_class=StreamingResponse)
-def get_logs(job_id: str, services: ServicesDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> StreamingResponse:
+def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> StreamingResponse:
     """The job's output from `offset`; with `follow`, the stream stays open until the job ends."""
-    services.jobs.get(job_id, caller)  # 404 for an unknown job, or another user's
-    media_type = "text/plain; charset=utf-8"
     if follow:
-        return StreamingResponse(_followed_bytes(services, job_id, offset), media_type=media_type)
-    return StreamingResponse(_file_bytes(services, job_id, offset), media_type=media_type)
+        return StreamingResponse(_without_heartbeats(jobs.follow_log(job_id, caller, offset, heartbeat=None)), media_type=MEDIA_TYPE)
+    return StreamingResponse(jobs.read_log(job_id, caller, offset), media_type=MEDIA_TYPE)
 
 
 @router.websocket("/{job_id}/logs")
-async def follow_logs(websocket: WebSocket, job_id: str, caller: CallerDep, offset: Offset = 0) -> None:
-    services: Services = websocket.app.state.services
+async def follow_logs(websocket: WebSocket, job_id: str, services: ServicesDep, caller: CallerDep, offset: Offset = 0) -> None:
+    jobs = services.jobs
     await websocket.accept()
     # Primary-key reads on a WAL database take well under a millisecond: done on the loop, they
     # spare each follower a worker thread (50 followers would otherwise grow the pool to its cap).
     try:
-        services.jobs.get(job_id, caller)
+        stream = jobs.follow_log(job_id, caller, offset, services.settings.heartbeat_interval)
     except TaoError as exc:
         await websocket.send_text(json.dumps({"type": "error", **exc.to_dict()}))
         await websocket.close(code=4404)
         return
-    heartbeat = {"type": "heartbeat"}
+    heartbeat = json.dumps({"type": "heartbeat"})
     try:
-        async for item in services.logs.follow(job_id, offset, lambda: services.runner.is_finished(job_id), services.settings.heartbeat_interval):
+        async for item in stream:
             if isinstance(item, Heartbeat):
-                await websocket.send_text(json.dumps(heartbeat))
+                await websocket.send_text(heartbeat)
             else:
                 await websocket.send_bytes(item)
-        await websocket.send_text(json.dumps(_end_message(services.jobs.get(job_id))))
+        await websocket.send_text(json.dumps(_end_message(jobs.get(job_id, caller))))
         await websocket.close()
     except WebSocketDisconnect:
         return
@@ -63,18 +62,7 @@ def _end_message(job: Job) -> dict[str, object]:
     return {"type": "end", "status": job.status.value, "exit_code": job.exit_code, "error": job.error}
 
 
-def _file_bytes(services: Services, job_id: str, offset: int) -> Iterator[bytes]:
-    path = services.logs.path(job_id)
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            while chunk := f.read(READ_CHUNK):
-                yield chunk
-    except FileNotFoundError:
-        return
-
-
-async def _followed_bytes(services: Services, job_id: str, offset: int) -> AsyncIterator[bytes]:
-    async for item in services.logs.follow(job_id, offset, lambda: services.runner.is_finished(job_id), heartbeat=None):
+async def _without_heartbeats(items: AsyncIterator[bytes | Heartbeat]) -> AsyncIterator[bytes]:
+    async for item in items:
         if not isinstance(item, Heartbeat):
             yield item

@@ -8,8 +8,9 @@ import stat
 
 import pytest
 
-from tao_server.access import DAEMON, Caller
-from tao_server.credentials import CredentialFileUnreadable, CredentialStore, login_owner
+from tao_server.access.caller import DAEMON, Caller
+from tao_server.errors import CredentialFileUnreadable
+from tao_server.images.credentials import CredentialStore, login_owner
 
 REGISTRY = "127.0.0.1:5000"
 ALICE, BOB = 1001, 1002
@@ -18,11 +19,6 @@ ALICE, BOB = 1001, 1002
 @pytest.fixture
 def store(tmp_path):
     return CredentialStore(tmp_path / "credentials.json")
-
-
-@pytest.fixture(autouse=True)
-def no_ngc_key(monkeypatch):
-    monkeypatch.delenv("NGC_API_KEY", raising=False)
 
 
 def test_a_users_logins_are_theirs_alone(store: CredentialStore) -> None:
@@ -40,13 +36,13 @@ def test_each_user_pulls_with_their_own_login(store: CredentialStore) -> None:
     store.save(BOB, REGISTRY, "bob", "bob-secret")
     store.save(None, REGISTRY, "box", "box-secret")
     alice, bob = store.login_for(ALICE, REGISTRY), store.login_for(BOB, REGISTRY)
-    assert alice is not None and alice.auth_config() == {"username": "alice", "password": "alice-secret"}
-    assert bob is not None and bob.auth_config() == {"username": "bob", "password": "bob-secret"}
+    assert alice is not None and alice.pair() == ("alice", "alice-secret")
+    assert bob is not None and bob.pair() == ("bob", "bob-secret")
     assert alice.source != bob.source
 
 
-def test_fallback_order_user_then_daemon_then_ngc_key_then_none(store: CredentialStore, monkeypatch) -> None:
-    monkeypatch.setenv("NGC_API_KEY", "ngc-key")
+def test_fallback_order_user_then_daemon_then_ngc_key_then_none(tmp_path) -> None:
+    store = CredentialStore(tmp_path / "credentials.json", ngc_api_key="ngc-key")
     for registry in (REGISTRY, "nvcr.io"):
         store.save(ALICE, registry, "alice", "alice-secret")
         store.save(None, registry, "box", "box-secret")
@@ -56,7 +52,7 @@ def test_fallback_order_user_then_daemon_then_ngc_key_then_none(store: Credentia
     assert store.login_for(ALICE, "nvcr.io").username == "box"  # type: ignore[union-attr]
     store.remove(None, "nvcr.io")
     ngc = store.login_for(ALICE, "nvcr.io")
-    assert ngc is not None and ngc.auth_config() == {"username": "$oauthtoken", "password": "ngc-key"}
+    assert ngc is not None and ngc.pair() == ("$oauthtoken", "ngc-key")
     assert ngc.source == "NGC_API_KEY"
 
     assert store.login_for(BOB, REGISTRY).username == "box"  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tao_server.logs import HEARTBEAT, Heartbeat, LogStore
+from tao_server.jobs.logs import HEARTBEAT, Heartbeat, LogStore
 
 JOB = "abcd2345"
 TIMEOUT = 5.0

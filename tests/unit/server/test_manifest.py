@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tao_server.errors import ManifestError, UnknownTask
-from tao_server.manifest import BUNDLED_SOURCE, TaskImage, load, parse
+from tao_server.images.manifest import BUNDLED_SOURCE, TaskImage, load, parse
 
 SOURCE = "/etc/tao/config.json"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tao_server.access import Caller
-from tao_server.policy import GRANTS, Policy, PolicyError, PolicyRefusal, load
+from tao_server.access.caller import Caller
+from tao_server.access.policy import GRANTS, Policy, load
+from tao_server.errors import PolicyError, PolicyRefusal
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tao_server.scheduler import GpuScheduler
+from tao_server.jobs.scheduler import GpuScheduler
 
 FOUR = ["0", "1", "2", "3"]
 

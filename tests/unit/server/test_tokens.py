@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tao_server import db
-from tao_server.tokens import TokenStore
+from tao_server.access.tokens import TokenStore
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+"""What a job of a user who is not an admin may ask for, and the confinement it always gets.
+
+Admins (root, the daemon's user, admin tokens) are not checked: they could run anything through
+the engine anyway. Everyone else's job passes the policy (policy.py), mounts only what its user
+could read (readable.py) and nothing that contains a protected path (paths.py), stays within
+its GPU cap, and then runs as that user with no way to gain privileges inside the container.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tao_server.access.caller import Caller
+from tao_server.access.paths import ProtectedPaths
+from tao_server.access.policy import Policy, Rules
+from tao_server.access.readable import unreadable
+from tao_server.errors import PolicyRefusal
+
+
+class Admission:
+    def __init__(self, policy: Policy, protected: ProtectedPaths) -> None:
+        self.policy = policy
+        self.protected = protected
+
+    def admit(self, caller: Caller, mounts: list[dict[str, Any]], options: dict[str, Any], envs: dict[str, str], gpus: int) -> int | None:
+        """Refuse what the policy does not grant `caller`, confine `options` in place; the caller's GPU cap."""
+        rules = self._check(caller, mounts, options, envs, gpus)
+        _confine(caller, options, rules)
+        return rules.max_gpus
+
+    def _check(self, caller: Caller, mounts: list[dict[str, Any]], options: dict[str, Any], envs: dict[str, str], gpus: int) -> Rules:
+        rules = self.policy.check(caller, mounts, options, envs)
+        for index, mount in enumerate(mounts):
+            field = f"Mounts[{index}].source"
+            if (inner := self.protected.contained(mount["source"])) is not None:
+                raise PolicyRefusal(f"{field}: {mount['source']!r} contains {inner}, which jobs may not mount", field=field)
+            if unreadable(mount["source"], caller):
+                raise PolicyRefusal(
+                    f"{field}: {mount['source']!r} is not readable by {caller.describe()}; a job may mount only what its user could read",
+                    field=field,
+                )
+        if rules.max_gpus is not None and gpus > rules.max_gpus:
+            raise PolicyRefusal(
+                f"gpus: this job asks for {gpus} GPUs, but {self.policy.name} lets {caller.describe()} hold at most {rules.max_gpus} at once",
+                field="gpus",
+            )
+        return rules
+
+
+def run_as_caller(caller: Caller, options: dict[str, Any]) -> None:
+    """An admin's job without `DockerOptions.user` runs as the admin, so files it writes are theirs, not root's."""
+    if caller.uid is not None and "user" not in options:
+        options["user"] = f"{caller.uid}:{caller.gid}"
+
+
+def _confine(caller: Caller, options: dict[str, Any], rules: Rules) -> None:
+    """Run a user's job as that user, with no way to gain privileges inside the container.
+
+    The job gets the caller's uid, gid and groups (a bare uid would run with gid 0, root's group).
+    no-new-privileges makes setuid programs in the image harmless, and without the `user` grant
+    the job keeps no capabilities: it is an ordinary process of its user, only in a container.
+    """
+    if "user" not in options or "user" not in rules.allow:  # without the grant, it names the caller (policy.py)
+        gid = str(options.get("user", "")).partition(":")[2] or str(caller.gid)
+        options["user"] = f"{caller.uid}:{gid}"
+        if extra := [str(g) for g in caller.groups if str(g) != gid]:
+            options["group_add"] = extra
+    security = options.setdefault("security_opt", [])
+    if not any(opt.startswith("no-new-privileges") for opt in security):
+        security.append("no-new-privileges:true")
+    if "user" not in rules.allow:
+        options["cap_drop"] = ["ALL"]

@@ -1,0 +1,224 @@
+"""What a job may ask for on a shared box: the policy file, and the checks it drives.
+
+Admins (root and the daemon's own user) are not bound by it: they can already run anything
+through Docker. Everyone else gets, without a policy file or a grant in it:
+- containers that run as themselves (their uid and one of their groups);
+- no `privileged`, networks but the default ones, the host's or other containers' IPC
+  namespace, added capabilities, devices (nor NVIDIA_* variables that pick them), security
+  options, or ulimits that raise scheduling priority or the process limit;
+- host ports on loopback only, 1024 and above;
+- mounts of paths they could read themselves, anywhere not protected (paths.ProtectedPaths).
+
+The file (TOML) grants options and narrows mounts per user and per group:
+
+    [default]
+    mount_roots = ["/data", "/home"]   # mount sources must lie under one of these
+    max_gpus = 2                       # GPUs one user's jobs may hold at once
+
+    [user.alice]
+    allow = ["privileged", "devices"]
+    max_gpus = 4
+
+    [group.ml]
+    mount_roots = ["/datasets"]
+    allow = ["network"]
+
+A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[group.NAME]` they
+belong to; `max_gpus` is the user's own if set, else the largest of their groups', else the default.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tao_server.access.caller import Caller, user_name_of
+from tao_server.access.paths import is_loopback, within
+from tao_server.errors import PolicyError, PolicyRefusal
+
+# Each grant is named after the DockerOptions key it unlocks.
+GRANTS = {
+    "user": "run the container as another user than the caller",
+    "privileged": "privileged containers",
+    "network": 'networks other than the default ones ("bridge", "none"), such as "host" or "container:NAME"',
+    "ipc": 'the host\'s or another container\'s IPC namespace ("host", "container:NAME")',
+    "cap_add": "added Linux capabilities",
+    "devices": "host devices, and NVIDIA_* variables that select devices",
+    "security_opt": "security options other than no-new-privileges",
+    "ports": "host ports below 1024 or bound to an address other than loopback",
+    "ulimits": "ulimits that raise scheduling priority (rtprio, nice) or lift the per-user process limit (nproc)",
+}
+_RULE_KEYS = ("allow", "mount_roots", "max_gpus")
+_SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
+_DEFAULT_NETWORKS = ("bridge", "none", "default")
+# NVIDIA_* variables the container runtime reads that only check compatibility; the others pick devices.
+_SAFE_NVIDIA_VARIABLES = ("NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_DISABLE_REQUIRE")
+_GATED_ULIMITS = ("rtprio", "nice", "nproc")  # nproc counts the uid's processes across the whole host
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One caller's effective rules."""
+
+    allow: frozenset[str] = frozenset()
+    mount_roots: tuple[str, ...] = ()  # empty: any source that is not protected
+    max_gpus: int | None = None
+    sources: tuple[str, ...] = ("no policy file",)  # the sections they came from, for messages
+
+
+@dataclass
+class _Rule:
+    allow: frozenset[str] = frozenset()
+    mount_roots: tuple[str, ...] = ()
+    max_gpus: int | None = None
+
+
+@dataclass
+class Policy:
+    path: Path | None = None
+    default: _Rule = field(default_factory=_Rule)
+    users: dict[str, _Rule] = field(default_factory=dict)
+    groups: dict[str, _Rule] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path else "the default policy (no --policy file)"
+
+    def rules_for(self, caller: Caller) -> Rules:
+        if self.path is None:
+            return Rules()
+        user_name = caller.name or user_name_of(caller.uid)
+        group_names = [name for gid in caller.all_groups if (name := _group_name(gid)) is not None]
+        sections = [("default", self.default)]
+        if user_name in self.users:
+            sections.append((f"user.{user_name}", self.users[user_name]))
+        sections += [(f"group.{name}", self.groups[name]) for name in group_names if name in self.groups]
+        user_cap = self.users[user_name].max_gpus if user_name in self.users else None
+        group_caps = [cap for n in group_names if n in self.groups and (cap := self.groups[n].max_gpus) is not None]
+        cap = user_cap if user_cap is not None else (max(group_caps) if group_caps else self.default.max_gpus)
+        return Rules(
+            allow=frozenset().union(*(rule.allow for _, rule in sections)),
+            mount_roots=tuple(dict.fromkeys(root for _, rule in sections for root in rule.mount_roots)),
+            max_gpus=cap,
+            sources=tuple(f"[{name}]" for name, _ in sections),
+        )
+
+    def check(self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any], envs: dict[str, str] | None = None) -> Rules:
+        """Refuse what the caller's rules do not grant; the rules, for the GPU cap."""
+        rules = self.rules_for(caller)
+        for name in envs or {}:
+            if name.startswith("NVIDIA_") and not name.startswith("NVIDIA_REQUIRE_") and name not in _SAFE_NVIDIA_VARIABLES:
+                if "devices" not in rules.allow:
+                    raise PolicyRefusal(
+                        f"Envs: {name} is refused: the NVIDIA container runtime reads it to give devices, which need the "
+                        f"'devices' grant; {self.name} does not give it {caller.describe()}",
+                        field="Envs",
+                    )
+        for option, value, refused in _asked_grants(caller, docker_options):
+            if refused and option not in rules.allow:
+                raise PolicyRefusal(
+                    f"DockerOptions.{option}: {_shown(value)} is refused: {GRANTS[option]} need the {option!r} grant, "
+                    f"which {self.name} does not give {caller.describe()}; ask an admin to add it",
+                    field=f"DockerOptions.{option}",
+                )
+        if rules.mount_roots:
+            for index, mount in enumerate(mounts):
+                if not any(within(mount["source"], root) for root in rules.mount_roots):
+                    raise PolicyRefusal(
+                        f"Mounts[{index}].source: {mount['source']!r} is outside the mount roots {self.name} allows "
+                        f"{caller.describe()}: {', '.join(rules.mount_roots)}",
+                        field=f"Mounts[{index}].source",
+                    )
+        return rules
+
+
+def load(path: Path | None) -> Policy:
+    """The policy in `path`, checked whole; the default policy when there is none."""
+    if path is None:
+        return Policy()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: cannot be read: {exc}") from None
+    policy = Policy(path=path)
+    for key, value in raw.items():
+        if key == "default":
+            policy.default = _rule(path, "default", value)
+        elif key in ("user", "group"):
+            if not isinstance(value, dict):
+                raise PolicyError(f"{path}: [{key}] must hold tables such as [{key}.NAME]")
+            target = policy.users if key == "user" else policy.groups
+            for name, rule in value.items():
+                target[name] = _rule(path, f"{key}.{name}", rule)
+        else:
+            raise PolicyError(f"{path}: unknown key {key!r}; valid keys: default, user.NAME, group.NAME")
+    return policy
+
+
+def _rule(path: Path, section: str, raw: Any) -> _Rule:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: [{section}] must be a table with keys {', '.join(_RULE_KEYS)}")
+    for key in raw:
+        if key not in _RULE_KEYS:
+            raise PolicyError(f"{path}: [{section}] {key}: unknown key; valid keys: {', '.join(_RULE_KEYS)}")
+    allow = raw.get("allow", [])
+    if not isinstance(allow, list) or any(grant not in GRANTS for grant in allow):
+        raise PolicyError(f"{path}: [{section}] allow = {allow!r}: must be a list of grants from: {', '.join(GRANTS)}")
+    roots = raw.get("mount_roots", [])
+    if not isinstance(roots, list) or not all(isinstance(root, str) and os.path.isabs(root) for root in roots):
+        raise PolicyError(f"{path}: [{section}] mount_roots = {roots!r}: must be a list of absolute paths")
+    cap = raw.get("max_gpus")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise PolicyError(f"{path}: [{section}] max_gpus = {cap!r}: must be a number of GPUs, 0 or more")
+    # Roots are compared with resolved mount sources, so resolve them too.
+    return _Rule(frozenset(allow), tuple(os.path.realpath(root) for root in roots), cap)
+
+
+def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, Any, bool]]:
+    """(option, value, needs a grant) for each option that can reach beyond the caller's own rights."""
+    network, ipc = options.get("network"), options.get("ipc")
+    security = [opt for opt in options.get("security_opt") or [] if opt not in _SAFE_SECURITY_OPTS]
+    public_ports = [
+        f"{ip}:{port}" for ip, port in options.get("ports", {}).values() if not is_loopback(ip) or (port is not None and port < 1024)
+    ]
+    gated_limits = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _GATED_ULIMITS}
+    return [
+        ("user", options.get("user"), "user" in options and not _is_own_user(caller, str(options["user"]))),
+        ("privileged", True, bool(options.get("privileged"))),
+        ("network", network, isinstance(network, str) and network not in _DEFAULT_NETWORKS),
+        ("ipc", ipc, isinstance(ipc, str) and (ipc == "host" or ipc.startswith("container:"))),
+        ("cap_add", options.get("cap_add"), bool(options.get("cap_add"))),
+        ("devices", options.get("devices"), bool(options.get("devices"))),
+        ("security_opt", security, bool(security)),
+        ("ports", public_ports[0] if public_ports else None, bool(public_ports)),
+        ("ulimits", gated_limits, "nproc" in gated_limits or any(gated_limits.get(name, 0) != 0 for name in ("rtprio", "nice"))),
+    ]
+
+
+def _is_own_user(caller: Caller, user: str) -> bool:
+    """"uid" or "uid:gid" naming the caller and one of their groups; names may mean anything in an image."""
+    uid, _, gid = user.partition(":")
+    if uid != str(caller.uid):
+        return False
+    return not gid or (gid.isdecimal() and int(gid) in caller.all_groups)
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _group_name(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None

@@ -1,0 +1,44 @@
+"""Backends: where jobs run. The only package that imports an engine's client library.
+
+`base.py` is the contract every backend keeps (see its docstring for how Docker and Slurm fit
+it); `docker/` is the Docker engine's backend. Modules here may import `tao_server.errors`,
+`tao_server.access.peer` and each other, nothing above them: the job core depends on the
+contract, never on an engine.
+"""
+
+from __future__ import annotations
+
+from tao_server.backends.base import (
+    AdoptedRun,
+    Backend,
+    ImageStore,
+    ImageSummary,
+    LaunchSpec,
+    Mount,
+    OutputStream,
+    Run,
+    RunExit,
+)
+
+__all__ = [
+    "AdoptedRun",
+    "Backend",
+    "ImageStore",
+    "ImageSummary",
+    "LaunchSpec",
+    "Mount",
+    "OutputStream",
+    "Run",
+    "RunExit",
+    "connect",
+]
+
+
+def connect(daemon_id: str, docker_host: str | None, max_running_jobs: int, gpu_mode: str) -> Backend:
+    """The backend the daemon runs jobs on; BackendError when its engine does not answer."""
+    from tao_server.backends.docker import DockerBackend
+
+    # Each running job keeps a connection or two open (its output, its wait): room for all of them.
+    backend = DockerBackend(daemon_id, docker_host, pool_size=max_running_jobs * 2 + 8, gpu_mode=gpu_mode)
+    backend.ping()
+    return backend

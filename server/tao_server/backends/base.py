@@ -1,0 +1,169 @@
+"""What the job runner asks of a backend: run a job, watch it, stop it, find it again after a restart.
+
+The runner knows jobs, not containers. A backend takes a `LaunchSpec` (image, argv, mounts,
+environment, options, devices, owner) and gives back a `Run`, a handle on that job's execution:
+
+    run = backend.prepare(spec)      # everything short of starting: may raise ImageMissing
+    run.start()                      # from here the job runs; its output is captured from byte 0
+    for chunk in run.output(offset): # the output from `offset`, as it comes, until the run ends
+        ...
+    end = run.wait()                 # RunExit: the exit code, and why the entrypoint failed if it did
+    run.cancel(grace)                # SIGTERM, then SIGKILL after `grace` seconds
+    run.release()                    # free what the run left (a stopped container); idempotent
+
+    backend.adopt()                  # after a daemon restart: each run this daemon left, running or ended
+
+Errors are the backend's own types from tao_server.errors: BackendError when the engine fails or
+cannot be reached, LaunchFailure (exit code 125/126/127) when the job cannot start, ImageMissing
+when the image must be pulled first. Image management (pull, login, digests) is a capability: a
+backend that has images offers an `ImageStore` as `backend.images`, others leave it None.
+
+How the two engines fit:
+
+    step        Docker (backends/docker)                     Slurm (planned)
+    prepare     create the container (ImageMissing, ports)   write the batch script into the shared dir
+    start       attach to its output, then start it           sbatch --parsable; the job id is the run id
+    output      the attach stream; after a restart the        the job's output file in the shared dir,
+                engine's log, replayed from `offset`          read from `offset` while the job is not over
+    wait        the engine's wait; tini names exec failures   state from one batched squeue (scontrol/sacct
+                                                              once it leaves squeue); an empty answer is
+                                                              "unknown, ask again", never "gone"
+    cancel      docker stop with the grace period             scancel --signal=TERM, scancel after grace
+    release     remove the container                          remove the script; Slurm keeps no container
+    adopt       containers labelled with this daemon's id     jobs named/commented with this daemon's id
+    images      pull, login, inspect on the engine            None: pyxis/apptainer pull on the nodes
+
+A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
+and `start` submits; a Docker container is created first so that its output is attached before
+the task can print a byte. Either way `start` returning means the job is the backend's to run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path the job sees at `destination`."""
+
+    source: str
+    destination: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything a backend needs to run one job; built by the runner from the job's row."""
+
+    job_id: str
+    image: str
+    command: list[str]  # argv, never a shell string
+    mounts: list[Mount] = field(default_factory=list)
+    envs: dict[str, str] = field(default_factory=dict)
+    # The validated DockerOptions (jobs/launch_config.py): user, shm_size, ulimits, ports, ...
+    options: dict[str, Any] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)  # GPU indices the scheduler granted
+    owner_uid: int | None = None  # who submitted it; None: the daemon itself
+    owner_gid: int | None = None
+
+
+@dataclass(frozen=True)
+class RunExit:
+    """How a run ended: its exit code, and `failure` when the entrypoint could not run (126/127)."""
+
+    exit_code: int
+    failure: str | None = None
+
+
+class OutputStream(Protocol):
+    """A run's output as it comes; close() lets go of it early."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Run(Protocol):
+    """One job's execution on a backend."""
+
+    @property
+    def run_id(self) -> str:
+        """The backend's own name for it (a container id, a Slurm job id): what `tao list` shows."""
+        ...
+
+    def start(self) -> None: ...
+
+    def output(self, offset: int = 0) -> OutputStream: ...
+
+    def wait(self) -> RunExit: ...
+
+    def cancel(self, grace: float) -> None: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdoptedRun:
+    """A run found after a restart. `exit_code` is None while it runs, and for one never started."""
+
+    job_id: str
+    run: Run
+    running: bool
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    id: str | None
+    size: int | None
+    digests: list[str]
+
+
+class ImageStore(Protocol):
+    """Images on a backend that keeps them (a Docker engine)."""
+
+    def registry_of(self, image: str) -> str: ...
+
+    def summary(self, image: str) -> ImageSummary | None:
+        """The local image, or None when the backend does not have it."""
+        ...
+
+    def pull(self, image: str, login: tuple[str, str] | None) -> Iterator[dict[str, Any]]:
+        """Progress events while `image` is pulled with (username, password); LaunchFailure says why it failed."""
+        ...
+
+    def check_login(self, registry: str, username: str, password: str) -> None:
+        """Ask the registry whether the login is good; LoginRefused when it is not."""
+        ...
+
+
+class Backend(Protocol):
+    """Where jobs run."""
+
+    name: str
+
+    @property
+    def images(self) -> ImageStore | None:
+        """The backend's images, when it keeps them; None when its jobs fetch their own."""
+        ...
+
+    def prepare(self, spec: LaunchSpec) -> Run: ...
+
+    def adopt(self) -> list[AdoptedRun]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What `tao info` shows of the backend (engine version, cluster); raises BackendError."""
+        ...
+
+    def protected_paths(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(trees, files) on the daemon's host that jobs must never mount: the engine's data and socket."""
+        ...
+
+    def mount_namespace_pid(self) -> int | None:
+        """A process in the mount namespace the engine resolves bind mounts in; None when not on this host."""
+        ...
+
+    def close(self) -> None: ...

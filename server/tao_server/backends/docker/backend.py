@@ -1,0 +1,258 @@
+"""The Docker backend: one container per job, created, attached, started and removed through docker-py.
+
+docker-py is synchronous; the runner calls it from worker threads, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest, Mount, Ulimit
+
+from tao_server.access.peer import ucred
+from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit
+from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, start_failure
+from tao_server.backends.docker.images import DockerImages
+from tao_server.backends.docker.stream import AttachedStream, Output
+from tao_server.errors import BackendError, ImageMissing, LaunchFailure
+
+LABEL_DAEMON = "org.tao-launcher.daemon"
+LABEL_JOB = "org.tao-launcher.job"
+DEFAULT_DATA_ROOT = "/var/lib/docker"
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64, gpu_mode: str = "request") -> None:
+        self.daemon_id = daemon_id
+        # "request": a device request per job (nvidia-container-toolkit); "env": NVIDIA_VISIBLE_DEVICES
+        # alone, for engines whose default runtime is nvidia.
+        self.gpu_mode = gpu_mode
+        self._connection: dict[str, Any] = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
+        with engine_errors(f"connecting to the engine at {self.address}"):
+            self._api = docker.APIClient(**self._connection, max_pool_size=pool_size)
+            # Output streams stay open as long as their job runs: a client without a read timeout.
+            self._streams = docker.APIClient(**self._connection, version=self._api.api_version, max_pool_size=pool_size, timeout=None)
+        self.images = DockerImages(self._api, self._connection)
+
+    @property
+    def address(self) -> str:
+        return str(self._connection.get("base_url") or "unix:///var/run/docker.sock")
+
+    def ping(self) -> None:
+        """Raise BackendError unless the engine answers."""
+        with engine_errors(f"connecting to the engine at {self.address}"):
+            self._api.ping()
+
+    def close(self) -> None:
+        self._api.close()
+        self._streams.close()
+
+    def prepare(self, spec: LaunchSpec) -> DockerRun:
+        """The job's container, created but not started; ImageMissing when the engine lacks its image."""
+        _check_ports_free(spec.options.get("ports", {}))
+        with engine_errors(f"creating the container of job {spec.job_id}"):
+            try:
+                created = self._api.create_container(**self._container_config(spec))
+            except docker.errors.ImageNotFound:
+                raise ImageMissing(spec.image) from None
+            except docker.errors.APIError as exc:
+                raise LaunchFailure(f"the engine refused to create the container: {explain(exc)}") from None
+        return DockerRun(self._api, self._streams, created["Id"], tty=bool(spec.options.get("tty", False)))
+
+    def adopt(self) -> list[AdoptedRun]:
+        """The containers this daemon's jobs left, running or ended, after a restart."""
+        found = []
+        with engine_errors("listing this daemon's containers"):
+            for summary in self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"}):
+                state = self._api.inspect_container(summary["Id"])["State"]
+                run = DockerRun(self._api, self._streams, summary["Id"], tty=False)
+                # A created-but-never-started container has no meaningful exit code.
+                exit_code = state.get("ExitCode") if state.get("Status") == "exited" else None
+                found.append(AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), run, bool(state.get("Running")), exit_code))
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        with engine_errors("asking the engine's version"):
+            version = self._api.version()
+        return {
+            "backend": self.name,
+            "version": version.get("Version"),
+            "api_version": version.get("ApiVersion"),
+            "os": version.get("Os"),
+            "arch": version.get("Arch"),
+        }
+
+    def protected_paths(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The engine's data root (DockerRootDir) and its Unix socket."""
+        try:
+            with engine_errors("asking the engine's data root"):
+                root = str(self._api.info().get("DockerRootDir") or DEFAULT_DATA_ROOT)
+        except BackendError:  # an engine that cannot say: protect the default
+            root = DEFAULT_DATA_ROOT
+        engine_socket = socket_path(self.address)
+        return (root,), ((engine_socket,) if engine_socket else ())
+
+    def mount_namespace_pid(self) -> int | None:
+        """The engine's pid, when it listens on a local Unix socket: bind mounts resolve in its namespace."""
+        return engine_pid(self.address)
+
+    def _container_config(self, spec: LaunchSpec) -> dict[str, Any]:
+        options = spec.options
+        host_config = self._api.create_host_config(
+            mounts=[Mount(target=m.destination, source=m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+            shm_size=options.get("shm_size"),
+            ulimits=[Ulimit(name=u["name"], soft=u["soft"], hard=u["hard"]) for u in options.get("ulimits", [])] or None,
+            port_bindings=_port_bindings(options.get("ports", {})) or None,
+            privileged=options.get("privileged", False),
+            network_mode=options.get("network"),
+            ipc_mode=options.get("ipc"),
+            cap_add=options.get("cap_add"),
+            cap_drop=options.get("cap_drop"),
+            group_add=options.get("group_add"),
+            devices=options.get("devices"),
+            security_opt=options.get("security_opt"),
+            mem_limit=options.get("mem_limit"),
+            nano_cpus=int(options["cpus"] * 1e9) if "cpus" in options else None,
+            device_requests=_gpu_requests(spec.devices) if self.gpu_mode == "request" else None,
+            # An init as PID 1 forwards SIGTERM to the task and reaps zombies, so a cancel is prompt.
+            init=True,
+        )
+        return {
+            "image": spec.image,
+            "command": spec.command,
+            "environment": {**spec.envs, **_visible_devices(spec.devices)},
+            "user": options.get("user"),
+            "tty": options.get("tty", False),
+            "ports": [_port_key(p) for p in options.get("ports", {})] or None,
+            "labels": {LABEL_DAEMON: self.daemon_id, LABEL_JOB: spec.job_id},
+            "name": f"tao-{spec.job_id}",
+            "host_config": host_config,
+        }
+
+
+class DockerRun:
+    """One job's container."""
+
+    def __init__(self, api: docker.APIClient, streams: docker.APIClient, container_id: str, tty: bool) -> None:
+        self._api = api
+        self._streams = streams  # the client without a read timeout
+        self.container_id = container_id
+        self._tty = tty
+        self._attached: AttachedStream | None = None
+        self._head = bytearray()
+
+    @property
+    def run_id(self) -> str:
+        return self.container_id
+
+    def start(self) -> None:
+        """Attach to the container's output, then start it: not a byte of it is missed."""
+        with engine_errors(f"attaching to container {self.container_id[:12]}"):
+            sock = self._streams.attach_socket(self.container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
+        self._attached = AttachedStream(sock, self._tty)
+        try:
+            with engine_errors(f"starting container {self.container_id[:12]}"):
+                try:
+                    self._api.start(self.container_id)
+                except docker.errors.APIError as exc:
+                    raise start_failure(exc) from None
+        except BaseException:
+            self._attached.close()
+            self._attached = None
+            raise
+
+    def output(self, offset: int = 0) -> OutputStream:
+        """The output from byte `offset`: the attach stream of a run this daemon started, else the engine's log."""
+        attached, self._attached = self._attached, None
+        if attached is not None:
+            return Output(guarded(iter(attached), "reading a container's output"), offset, attached.close, self._head)
+        with engine_errors(f"following the log of container {self.container_id[:12]}"):
+            # Replays from the first byte (this assumes the json-file log driver without rotation).
+            replay = self._api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True)
+        return Output(guarded(replay, "reading a container's log"), offset, replay.close, self._head)
+
+    def wait(self) -> RunExit:
+        with engine_errors(f"waiting for container {self.container_id[:12]}"):
+            exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
+        failure = init_exec_failure(exit_code, bytes(self._head))
+        if failure is not None:
+            return RunExit(failure.exit_code, failure.message)
+        return RunExit(exit_code)
+
+    def cancel(self, grace: float) -> None:
+        with engine_errors(f"stopping container {self.container_id[:12]}"):
+            try:
+                self._api.stop(self.container_id, timeout=max(0, round(grace)))
+            except docker.errors.NotFound:
+                pass
+
+    def release(self) -> None:
+        with engine_errors(f"removing container {self.container_id[:12]}"):
+            try:
+                self._api.remove_container(self.container_id, force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def socket_path(address: str) -> str | None:
+    """The engine's Unix socket on this host; None for an engine reached over TCP or SSH."""
+    for prefix in ("unix://", "http+unix://"):
+        if address.startswith(prefix):
+            return "/" + address.removeprefix(prefix).lstrip("/")
+    return None
+
+
+def engine_pid(address: str) -> int | None:
+    """The pid of the engine behind a local Unix socket, as the kernel names the peer; None for a remote or silent one."""
+    path = socket_path(address)
+    if path is None:
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return None
+        pid, _uid, _gid = ucred(probe)
+    return pid
+
+
+def _visible_devices(gpus: list[str]) -> dict[str, str]:
+    """The GPUs the container may see. A job without GPUs gets "void": CUDA images set
+    NVIDIA_VISIBLE_DEVICES=all, which under an nvidia runtime would hand it every GPU on the box."""
+    return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpus) if gpus else "void"}
+
+
+def _check_ports_free(ports: dict[str, list[Any]]) -> None:
+    """Name a host port that is taken before the engine fails on it with a message about endpoints."""
+    for container_port, (address, host_port) in ports.items():
+        if host_port is None:
+            continue
+        protocol = container_port.partition("/")[2]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+            try:
+                probe.bind((address, host_port))
+            except OSError as exc:
+                raise LaunchFailure(
+                    f"DockerOptions.ports.{container_port}: host port {address}:{host_port} cannot be used "
+                    f"({exc.strerror}); choose another port, or null for any free one"
+                ) from None
+
+
+def _port_key(port: str) -> tuple[int, str] | int:
+    number, proto = port.split("/")
+    return int(number) if proto == "tcp" else (int(number), proto)
+
+
+def _port_bindings(ports: dict[str, list[Any]]) -> dict[str, tuple[str, int | None]]:
+    return {port: (ip, host_port) for port, (ip, host_port) in ports.items()}
+
+
+def _gpu_requests(gpus: list[str]) -> list[DeviceRequest] | None:
+    return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])] if gpus else None

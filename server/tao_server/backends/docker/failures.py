@@ -1,0 +1,129 @@
+"""The engine's errors as the daemon's own: BackendError, LaunchFailure with `docker run`'s exit codes.
+
+docker-py raises its own exceptions, `requests`' and plain OSErrors from its sockets, also from
+inside the iterators it returns; every call into it goes through `engine_errors` so that none of
+them leaves this package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import docker.errors
+import requests.exceptions
+
+from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, LaunchFailure
+
+# The engine is unreachable or answered with an error: the launcher failed, not the task.
+_ENGINE_EXCEPTIONS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+# What docker-init (tini) prints, as PID 1, when the task's program cannot be executed.
+_INIT_EXEC_FAILURE = re.compile(rb"^\[FATAL tini \(\d+\)\] exec (.+?) failed: (.+?)\r?\n")
+
+# RLIMIT_* numbers as runc reports them ("error setting rlimit type 8").
+_RLIMIT_NAMES = {
+    0: "cpu", 1: "fsize", 2: "data", 3: "stack", 4: "core", 5: "rss", 6: "nproc", 7: "nofile",
+    8: "memlock", 10: "locks", 11: "sigpending", 12: "msgqueue", 13: "nice", 14: "rtprio", 15: "rttime",
+}  # fmt: skip
+
+T = TypeVar("T")
+
+
+@contextmanager
+def engine_errors(doing: str) -> Iterator[None]:
+    """Raise the engine's own exceptions as BackendError, saying what the daemon was doing."""
+    try:
+        yield
+    except (BackendError, LaunchFailure):
+        raise
+    except _ENGINE_EXCEPTIONS as exc:
+        raise BackendError(f"Docker engine error while {doing}: {explain(exc)}") from None
+
+
+def guarded(items: Iterator[T], doing: str) -> Iterator[T]:
+    """`items` with the engine's exceptions raised as BackendError, also those raised between items."""
+    with engine_errors(doing):
+        yield from items
+
+
+def explain(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc) or type(exc).__name__
+
+
+def exec_failure(program: str, reason: str) -> LaunchFailure | None:
+    """`docker run`'s 127 for an entrypoint that does not exist, 126 for one that cannot be executed."""
+    lowered = reason.lower()
+    if "not found" in lowered or "no such file" in lowered:
+        return LaunchFailure(f"the task's entrypoint {program!r} does not exist in the image ({reason})", NOT_FOUND)
+    if "permission denied" in lowered:
+        return LaunchFailure(f"the task's entrypoint {program!r} cannot be executed ({reason})", CANNOT_EXECUTE)
+    return None
+
+
+def init_exec_failure(exit_code: int, output_head: bytes) -> LaunchFailure | None:
+    """The init that runs as PID 1 reports an entrypoint it could not exec; name it as docker run would."""
+    if exit_code not in (CANNOT_EXECUTE, NOT_FOUND):
+        return None
+    match = _INIT_EXEC_FAILURE.match(output_head)
+    if match is None:
+        return None
+    program, reason = (part.decode(errors="replace") for part in match.groups())
+    return exec_failure(program, reason)
+
+
+def start_failure(exc: docker.errors.APIError) -> LaunchFailure:
+    """Map the engine's start error to docker run's exit codes and a message naming the cause."""
+    message = explain(exc)
+    exec_error = re.search(r'exec: "([^"]*)": (.*?)(?::\s*unknown)?$', message)
+    if exec_error and (failure := exec_failure(*exec_error.groups())):
+        return failure
+    rlimit = re.search(r"error setting rlimit type (\d+): (operation not permitted|invalid argument)", message)
+    if rlimit:
+        name = _RLIMIT_NAMES.get(int(rlimit.group(1)), f"type {rlimit.group(1)}")
+        return LaunchFailure(
+            f"the engine refused DockerOptions.ulimits.{name}: the host does not allow that limit "
+            f"({rlimit.group(2)}); use a value within the host's hard limit"
+        )
+    return LaunchFailure(f"the engine could not start the container: {message}")
+
+
+def registry_failure(image: str, registry: str, message: str) -> LaunchFailure:
+    """The engine's pull error as a message that says what went wrong and what to do."""
+    lowered = message.lower()
+    if _is_unauthorized(lowered):
+        hint = " (or set NGC_API_KEY for the daemon)" if registry == "nvcr.io" else ""
+        return LaunchFailure(f"registry {registry} refused access to {image} (unauthorized); log in with `tao login {registry}`{hint}")
+    if "no space left on device" in lowered:
+        return LaunchFailure(f"the daemon's host ran out of disk space while pulling {image}: {message}")
+    if "digest" in lowered and ("mismatch" in lowered or "did not match" in lowered or "verification failed" in lowered):
+        return LaunchFailure(f"digest mismatch for {image}: the registry served content that does not match the pinned digest ({message})")
+    if any(word in lowered for word in ("manifest unknown", "not found", "name unknown", "does not exist")):
+        return LaunchFailure(f"image {image} was not found in registry {registry}; check the name, tag or digest in the task manifest ({message})")
+    if _is_unreachable(lowered):
+        return LaunchFailure(f"registry {registry} is unreachable while pulling {image}: {message}")
+    return LaunchFailure(f"cannot pull image {image}: {message}")
+
+
+def login_failure(registry: str, message: str) -> str:
+    """Why a registry refused a login, as `tao login` shows it."""
+    lowered = message.lower()
+    if _is_unauthorized(lowered):
+        return f"registry {registry} refused the login (unauthorized); check the username and password"
+    if _is_unreachable(lowered):
+        return f"registry {registry} is unreachable: {message}"
+    return f"registry {registry} refused the login: {message}"
+
+
+def _is_unauthorized(lowered: str) -> bool:
+    words = ("unauthorized", "authentication required", "no basic auth credentials", "access denied", "denied:", "incorrect username or password")
+    return any(word in lowered for word in words)
+
+
+def _is_unreachable(lowered: str) -> bool:
+    words = ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable", "tls handshake", "timeout")
+    return any(word in lowered for word in words)

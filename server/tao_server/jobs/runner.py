@@ -1,0 +1,359 @@
+"""The job runner: owns each job from `queued` to its end, on whichever backend runs it.
+
+One worker thread per job prepares its run (pulling the image when the backend keeps images),
+starts it, copies its output into the job's log file, waits for the exit and releases the run.
+Jobs wait in `queued` while all workers are busy; jobs that need GPUs wait in the scheduler's
+line without a worker. The runner speaks the backend contract (backends/base.py) only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tao_server.access.caller import owner_of
+from tao_server.access.mount_pins import MountPins
+from tao_server.backends import Backend, LaunchSpec, Mount, OutputStream, Run
+from tao_server.errors import LAUNCHER_FAILURE, BackendError, ImageMissing, LaunchFailure
+from tao_server.images.credentials import login_owner
+from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.jobs.events import EventLog
+from tao_server.jobs.logs import LogStore
+from tao_server.jobs.scheduler import GpuScheduler
+from tao_server.jobs.store import JobStore
+from tao_server.models import Job, JobStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ActiveJob:
+    cancel: threading.Event = field(default_factory=threading.Event)
+    run: Run | None = None
+    finished: bool = False
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        backend: Backend,
+        logs: LogStore,
+        events: EventLog,
+        puller: ImagePuller | None,
+        gpus: GpuScheduler,
+        max_running: int,
+        stop_timeout: float,
+        pins: MountPins | None = None,
+    ) -> None:
+        self._gpus = gpus
+        self._pins = pins or MountPins(None)
+        self._store = store
+        self._backend = backend
+        self._logs = logs
+        self._events = events
+        self._puller = puller
+        self._stop_timeout = stop_timeout
+        self._workers = _WorkerPool(max_running, "job")
+        # Jobs holding GPUs run apart: each holds at least one device, so this pool never makes one wait.
+        self._gpu_workers = _WorkerPool(len(gpus.inventory), "gpu-job")
+        self._closing = False
+        # Stops run apart from the workers, so a cancel is never stuck behind queued jobs.
+        self._control = _WorkerPool(4, "job-stop")
+        self._active: dict[str, _ActiveJob] = {}
+        self._lock = threading.Lock()
+
+    # -- what the job service calls ---------------------------------------------------------
+
+    def enqueue(self, job: Job) -> None:
+        self._track(job.id)
+        if not job.gpu_request:
+            self._workers.submit(self._run, job.id, [])
+            return
+        if not self._gpus.can_ever_fit(job.gpu_request):
+            have = ", ".join(self._gpus.inventory) or "none"
+            self._finish(
+                job.id, JobStatus.error, LAUNCHER_FAILURE, f"the job asks for GPUs ({job.gpu_request}) this host does not have (its GPUs: {have})"
+            )
+            return
+        # The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
+        self._gpus.request(job.id, job.gpu_request, lambda devices: self._hand_over(job.id, devices), job.owner_uid, job.gpu_cap)
+        if self._store.get(job.id).status.terminal:  # cancelled between its insert and its place in line
+            self.forget(job.id)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a pulling, starting or running job to stop; its worker records the end."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is None:
+            return
+        active.cancel.set()
+        if active.run is not None:
+            self._control.submit(self._stop, active.run)
+
+    def forget(self, job_id: str) -> None:
+        """A queued job was cancelled before it started: free its place in line, wake its followers."""
+        if not self._gpus.withdraw(job_id):
+            self._gpus.release(job_id)  # granted just now: the worker it was handed to will find it cancelled
+        active = self._wake_followers(job_id, untrack=True)
+        if active is not None:
+            active.cancel.set()
+
+    def is_finished(self, job_id: str) -> bool:
+        """Whether the job's end is recorded: its followers may stop once they have read its whole log."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is not None:
+            return active.finished
+        job = self._store.find(job_id)
+        return job is None or job.status.terminal
+
+    def shutdown(self) -> None:
+        """Stop taking work. Runs go on; the next daemon adopts them, and starts the queued jobs."""
+        self._closing = True
+        self._workers.shutdown()
+        self._gpu_workers.shutdown()
+        self._control.shutdown()
+
+    # -- start-up reconciliation ----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Match the table with the runs the backend still has from this daemon, after a restart."""
+        adopted = {found.job_id: found for found in self._backend.adopt()}
+        requeued = []
+        for job in self._store.active():
+            found = adopted.pop(job.id, None)
+            if job.cancel_requested:  # asked to stop before the restart: finish what was asked
+                if found is not None:
+                    found.run.release()
+                self._finish(job.id, JobStatus.cancelled, found.exit_code if found else None)
+            elif found is not None and (found.running or found.exit_code is not None):
+                log.info("resuming job %s (run %s)", job.id, found.run.run_id[:12])
+                self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
+                self._store.update(job.id, status=JobStatus.running, container_id=found.run.run_id)
+                self._track(job.id).run = found.run
+                (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, found.run)
+            elif job.status == JobStatus.running:
+                self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
+            else:  # queued, or stopped before its run started: start again from the top
+                if found is not None:
+                    found.run.release()
+                self._store.update(job.id, status=JobStatus.queued, container_id=None)
+                requeued.append(job)
+        # Only now that every resumed job holds its devices again may queued ones be given any.
+        for job in requeued:
+            self.enqueue(job)
+        for found in adopted.values():
+            log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
+            found.run.release()
+
+    # -- worker side ----------------------------------------------------------------------------
+
+    def _track(self, job_id: str) -> _ActiveJob:
+        with self._lock:
+            return self._active.setdefault(job_id, _ActiveJob())
+
+    def _hand_over(self, job_id: str, devices: list[str]) -> None:
+        if not self._closing:
+            self._gpu_workers.submit(self._run, job_id, devices)
+
+    def _run(self, job_id: str, devices: list[str]) -> None:
+        if self._closing:
+            return  # still queued in the table: the next daemon starts it
+        self._guarded(job_id, lambda job_id, active: self._start_and_follow(job_id, active, devices))
+
+    def _resume(self, job_id: str, run: Run) -> None:
+        def follow(job_id: str, active: _ActiveJob) -> None:
+            self._follow_to_end(job_id, run, active, run.output(self._logs.size(job_id)))
+
+        self._guarded(job_id, follow)
+
+    def _guarded(self, job_id: str, body: Callable[[str, _ActiveJob], None]) -> None:
+        """Run `body` for the job; whatever goes wrong, record an end and leave no run behind."""
+        active = self._track(job_id)
+        try:
+            body(job_id, active)
+        except LaunchFailure as failure:
+            self._abandon(active)
+            self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+        except BackendError as exc:
+            log.warning("job %s: %s", job_id, exc.message)
+            self._abandon(active)
+            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, exc.message)
+        except Exception as exc:  # the worker must record every end, or the job would hang in `running`
+            log.exception("job %s failed inside the launcher", job_id)
+            self._abandon(active)
+            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
+        finally:
+            self._done(job_id)
+
+    def _start_and_follow(self, job_id: str, active: _ActiveJob, devices: list[str]) -> None:
+        job = self._store.get(job_id)
+        job.gpus = devices
+        if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
+            return  # cancelled while it waited; _done frees the devices
+        try:
+            run = self._prepare(job_id, job, active)
+            if run is None:
+                return
+            run.start()
+        finally:
+            self._pins.release(job_id)  # a started run holds its own copy of the mounts
+        self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
+        if active.cancel.is_set():  # the cancel arrived before the run was known
+            self._control.submit(self._stop, run)
+        self._follow_to_end(job_id, run, active, run.output(0))
+
+    def _prepare(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:
+        """The job's run, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
+        if job.pull_policy == "always" and not self._pull(job_id, job, active):
+            return None
+        # As late as possible: a source swapped for a symlink while the job waited must not count.
+        spec = _launch_spec(job, self._pins.prepare(job.id, job.mounts, confined=not owner_of(job).admin))
+        try:
+            run = self._backend.prepare(spec)
+        except ImageMissing:
+            if job.pull_policy == "never":
+                raise LaunchFailure(
+                    f"image {job.image} is not on the engine and the job's pull policy is never; "
+                    f"pull it first (`tao pull {job.task}`) or run with --pull missing"
+                ) from None
+            if not self._pull(job_id, job, active):
+                return None
+            run = self._backend.prepare(spec)
+        active.run = run
+        if active.cancel.is_set():
+            run.release()
+            self._finish(job_id, JobStatus.cancelled, None)
+            return None
+        return run
+
+    def _pull(self, job_id: str, job: Job, active: _ActiveJob) -> bool:
+        """Pull the job's image, its progress recorded as job events; False, the job cancelled, when a cancel came first."""
+        if self._puller is None:
+            return True  # the backend keeps no images: it fetches them itself when the job starts
+        self._store.update(job_id, status=JobStatus.pulling)
+        record = ProgressRecorder(lambda data: self._events.append(job_id, "pull", data), job.image)
+        try:
+            pulled = self._puller.pull(job.image, login_owner(owner_of(job)), record, stop_when=active.cancel.is_set)
+        except LaunchFailure:
+            if not active.cancel.is_set():
+                raise
+            pulled = False  # the pull broke off after the job was cancelled: that is the end to record
+        if not pulled or active.cancel.is_set():
+            self._finish(job_id, JobStatus.cancelled, None)
+            return False
+        self._events.append(job_id, "pull", {"image": job.image, "layer": "", "status": "pulled"})
+        self._store.update(job_id, status=JobStatus.starting)
+        return True
+
+    def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob, output: OutputStream) -> None:
+        self._copy_output(job_id, output)
+        end = run.wait()
+        if active.cancel.is_set():
+            # A cancel promises nothing is left behind once the job reads cancelled.
+            run.release()
+            self._finish(job_id, JobStatus.cancelled, end.exit_code)
+            return
+        if end.failure is not None:
+            self._finish(job_id, JobStatus.error, end.exit_code, end.failure)
+        else:
+            self._finish(job_id, JobStatus.succeeded if end.exit_code == 0 else JobStatus.failed, end.exit_code)
+        # The exit code is recorded: the waiting client need not also wait for the backend's cleanup.
+        # Should this release fail, the next start-up's reconcile releases the run.
+        active.run = None
+        try:
+            run.release()
+        except BackendError as exc:
+            log.warning("job %s: could not release run %s: %s", job_id, run.run_id[:12], exc.message)
+
+    def _abandon(self, active: _ActiveJob) -> None:
+        """After a failure, stop and release the job's run, so nothing runs on unwatched."""
+        if active.run is None:
+            return
+        try:
+            active.run.release()
+        except BackendError as exc:
+            log.warning("could not release run %s: %s", active.run.run_id[:12], exc.message)
+
+    def _copy_output(self, job_id: str, output: OutputStream) -> None:
+        writer = self._logs.writer(job_id)
+        try:
+            for chunk in output:
+                writer.write(chunk)
+        finally:
+            writer.close()
+
+    def _stop(self, run: Run) -> None:
+        try:
+            run.cancel(self._stop_timeout)
+        except BackendError as exc:
+            log.warning("could not stop run %s: %s", run.run_id[:12], exc.message)
+
+    def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
+        """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""
+        self._store.finish(job_id, status, exit_code, error)
+        self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
+        self._events.forget(job_id)
+        self._wake_followers(job_id, untrack=False)
+
+    def _done(self, job_id: str) -> None:
+        self._gpus.release(job_id)
+        self._wake_followers(job_id, untrack=True)
+
+    def _wake_followers(self, job_id: str, *, untrack: bool) -> _ActiveJob | None:
+        """Mark the job finished for its followers and wake them; `untrack` also drops it from the active set."""
+        with self._lock:
+            active = self._active.pop(job_id, None) if untrack else self._active.get(job_id)
+        if active is not None:
+            active.finished = True
+        self._logs.notify(job_id)
+        return active
+
+
+class _WorkerPool:
+    """Daemon threads taking calls in FIFO order.
+
+    Daemon threads, unlike ThreadPoolExecutor's, do not hold the process open at exit while they
+    follow a job that runs for days: the job lives on and the next daemon adopts it.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._calls.put((fn, args))
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._calls.put(None)
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            fn, args = call
+            try:
+                fn(*args)
+            except Exception:  # a worker must outlive one bad call
+                log.exception("background call %s failed", getattr(fn, "__name__", fn))
+
+
+def _launch_spec(job: Job, mounts: list[dict[str, Any]]) -> LaunchSpec:
+    return LaunchSpec(
+        job_id=job.id,
+        image=job.image,
+        command=job.command,
+        mounts=[Mount(m["source"], m["destination"], m["read_only"]) for m in mounts],
+        envs=job.envs,
+        options=job.docker_options,
+        devices=job.gpus,
+        owner_uid=job.owner_uid,
+        owner_gid=job.owner_gid,
+    )
+

@@ -1,0 +1,207 @@
+"""The job service: submit, look up, list, cancel and read jobs. Routes call this; the runner executes.
+
+Every call that shows or changes a job takes the caller: a user sees and stops only their own
+jobs, and another user's job answers exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from tao_server.access.admission import Admission, run_as_caller
+from tao_server.access.caller import Caller
+from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
+from tao_server.images.manifest import Manifest, TaskSpec
+from tao_server.jobs import gpus, launch_config
+from tao_server.jobs.events import EventLog
+from tao_server.jobs.logs import READ_CHUNK, Heartbeat, LogStore
+from tao_server.jobs.runner import JobRunner
+from tao_server.jobs.scheduler import GpuScheduler
+from tao_server.jobs.store import JobStore
+from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
+
+_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
+MAX_PAGE = 500
+# The fields that make two submissions the same job: a retried submission with one id is harmless.
+_SAME_JOB_FIELDS = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "pull_policy")
+
+
+def new_job_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def task_command(spec: TaskSpec, subtask: str | None, args: list[str]) -> list[str]:
+    """The argv the container runs, as a list: never joined into a shell string.
+
+    `tao <task> run CMD...` runs CMD itself in the task's image, as NVIDIA's launcher does.
+    """
+    if subtask == "run":
+        if not args:
+            raise InvalidRequest("`run` needs a command to run in the task's image", field="args")
+        return list(args)
+    return [spec.name, *([subtask] if subtask is not None else []), *args]
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        logs: LogStore,
+        events: EventLog,
+        manifest: Manifest,
+        scheduler: GpuScheduler,
+        admission: Admission,
+        pull_policy: str = "missing",
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._logs = logs
+        self._events = events
+        self._manifest = manifest
+        self._scheduler = scheduler
+        self._admission = admission
+        self._pull_policy = pull_policy
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool]:
+        """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
+        job = self._build(request, caller)
+        if request.id is not None and (existing := self._store.find(request.id)) is not None:
+            return _same_or_conflict(existing, job), False
+        for _ in range(5):
+            try:
+                job = self._store.insert(job)
+                break
+            except DuplicateJobId:
+                if request.id is not None:
+                    return _same_or_conflict(self._store.get(request.id), job), False
+                job.id = new_job_id()
+        self._logs.create(job.id)
+        self._runner.enqueue(job)
+        return job, True
+
+    def get(self, job_id: str, caller: Caller) -> Job:
+        """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing."""
+        job = self._store.find(job_id)
+        if job is None or not caller.may_see(job):
+            raise JobNotFound.for_id(job_id)
+        return job
+
+    def public(self, job: Job) -> JobPublic:
+        """The job as the API shows it, with its place in the GPU line while it waits there."""
+        shown = JobPublic.model_validate(job)
+        if job.status == JobStatus.queued and job.gpu_request:
+            shown.gpu_queue_position = self._scheduler.position(job.id)
+        return shown
+
+    def page(
+        self, caller: Caller, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None
+    ) -> tuple[list[Job], str | None]:
+        """The caller's jobs (every job for an admin), newest first, and the cursor of the next page."""
+        if container_id is not None and not container_id.strip():
+            raise InvalidRequest("container_id must not be empty", field="container_id")
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
+        before = None
+        if cursor is not None:
+            if not (cursor.isdecimal() and cursor.isascii() and int(cursor) < 2**63):
+                raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
+            before = int(cursor)
+        owner = None if caller.admin else caller.uid
+        jobs = self._store.page(statuses, limit + 1, before, container_id, owner)
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return jobs, (str(jobs[-1].seq) if more and jobs else None)
+
+    def cancel(self, job_id: str, caller: Caller) -> Job:
+        job = self.get(job_id, caller)
+        if job.status.terminal:
+            return job
+        if self._store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
+            self._runner.forget(job_id)
+        else:
+            self._store.update(job_id, cancel_requested=True)
+            self._runner.cancel(job_id)
+        return self._store.get(job_id)
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (for `tao info`)."""
+        return self._store.counts()
+
+    def gpu_view(self, caller: Caller) -> list[dict[str, Any]]:
+        """Each GPU, free or held; which job holds it only for those who may see that job."""
+        shown = []
+        for index, holder in self._scheduler.holders().items():
+            held_by = self._store.find(holder) if holder is not None else None
+            visible = held_by is not None and caller.may_see(held_by)
+            shown.append({"index": index, "held": holder is not None, "job": holder if visible else None})
+        return shown
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def read_log(self, job_id: str, caller: Caller, offset: int) -> Iterator[bytes]:
+        """The job's output from byte `offset`, as it is now."""
+        self.get(job_id, caller)
+        return self._log_chunks(job_id, offset)
+
+    def follow_log(self, job_id: str, caller: Caller, offset: int, heartbeat: float | None) -> AsyncIterator[bytes | Heartbeat]:
+        """The job's output from `offset` as it is written, until the job's end is recorded and read."""
+        self.get(job_id, caller)
+        return self._logs.follow(job_id, offset, lambda: self._runner.is_finished(job_id), heartbeat)
+
+    def events(self, job_id: str, caller: Caller, after: int) -> list[dict[str, Any]]:
+        """The job's events (such as image pull progress) after number `after`."""
+        self.get(job_id, caller)
+        return self._events.after(job_id, after)
+
+    def _log_chunks(self, job_id: str, offset: int) -> Iterator[bytes]:
+        try:
+            with open(self._logs.path(job_id), "rb") as f:
+                f.seek(offset)
+                while chunk := f.read(READ_CHUNK):
+                    yield chunk
+        except FileNotFoundError:
+            return
+
+    # -- building a job -----------------------------------------------------------------------------
+
+    def _build(self, request: JobCreate, caller: Caller) -> Job:
+        for index, arg in enumerate(request.args):
+            if "\0" in arg:
+                raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
+        spec = self._manifest.resolve(request.group, request.task)
+        config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
+        gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
+        gpu_cap = None
+        if caller.admin:
+            run_as_caller(caller, config.docker_options)
+        else:
+            wanted = self._scheduler.size(gpu_request) if gpu_request else 0
+            gpu_cap = self._admission.admit(caller, config.mounts, config.docker_options, config.envs, wanted)
+        return Job(
+            id=request.id or new_job_id(),
+            group=spec.group,
+            task=spec.name,
+            subtask=request.subtask,
+            args=request.args,
+            command=task_command(spec, request.subtask, request.args),
+            image=spec.image.reference,
+            mounts=config.mounts,
+            envs=config.envs,
+            docker_options=config.docker_options,
+            gpu_request=gpu_request,
+            pull_policy=request.pull or self._pull_policy,
+            owner_uid=caller.uid,
+            owner_gid=caller.gid,
+            gpu_cap=gpu_cap,
+        )
+
+
+def _same_or_conflict(existing: Job, wanted: Job) -> Job:
+    if any(getattr(existing, name) != getattr(wanted, name) for name in _SAME_JOB_FIELDS):
+        raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
+    return existing

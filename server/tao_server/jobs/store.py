@@ -1,0 +1,97 @@
+"""Reads and writes of the job table. Every state change is a short transaction."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from tao_server.errors import DuplicateJobId, JobNotFound
+from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
+
+
+_INSERTED_COLUMNS = [column.name for column in Job.__table__.columns if column.name != "seq"]  # type: ignore[attr-defined]
+_INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # SQLite admits one writer at a time and makes the others sleep and retry; queueing the
+        # daemon's own writers here instead keeps submissions fast under concurrency.
+        self._write_lock = threading.Lock()
+
+    def insert(self, job: Job) -> Job:
+        # A Core insert: the ORM's unit of work costs ten times the write itself on this hot path.
+        values = {name: getattr(job, name) for name in _INSERTED_COLUMNS}
+        with self._write_lock, self.engine.begin() as connection:
+            try:
+                inserted = connection.execute(_INSERT_JOB, values).inserted_primary_key
+            except IntegrityError:
+                raise DuplicateJobId(f"job id {job.id!r} is already taken", field="id") from None
+        job.seq = inserted[0] if inserted is not None else None
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with Session(self.engine, expire_on_commit=False) as session:
+            job = session.exec(select(Job).where(Job.id == job_id)).first()
+        if job is None:
+            raise JobNotFound.for_id(job_id)
+        return job
+
+    def find(self, job_id: str) -> Job | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.exec(select(Job).where(Job.id == job_id)).first()
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        with self._write_lock, Session(self.engine) as session:
+            session.exec(update(Job).where(col(Job.id) == job_id).values(**fields))
+            session.commit()
+
+    def transition(self, job_id: str, expected: Iterable[JobStatus], **fields: Any) -> bool:
+        """Apply `fields` only while the job is in one of `expected`; False when it was not (a lost race)."""
+        with self._write_lock, Session(self.engine) as session:
+            result = session.exec(
+                update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields)
+            )
+            session.commit()
+            return result.rowcount == 1
+
+    def finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
+        self.update(job_id, status=status, exit_code=exit_code, error=error, finished_at=utcnow())
+
+    def page(
+        self,
+        statuses: list[JobStatus] | None,
+        limit: int,
+        before_seq: int | None,
+        container_id: str | None = None,
+        owner_uid: int | None = None,
+    ) -> list[Job]:
+        """Newest first; `before_seq` is the cursor from the previous page."""
+        query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
+        if statuses:
+            query = query.where(col(Job.status).in_(statuses))
+        if before_seq is not None:
+            query = query.where(col(Job.seq) < before_seq)
+        if container_id is not None:
+            query = query.where(col(Job.container_id).startswith(container_id))
+        if owner_uid is not None:
+            query = query.where(col(Job.owner_uid) == owner_uid)
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    def active(self) -> list[Job]:
+        query = select(Job).where(col(Job.status).in_(list(ACTIVE_STATUSES))).order_by(col(Job.seq))
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()
+        return {JobStatus(status).value: count for status, count in rows}

@@ -1,0 +1,85 @@
+"""What `tao info` and `GET /v1/tasks` show: the daemon, its manifest, the backend, GPUs and images."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from tao_server import __version__
+from tao_server.access.caller import Caller
+from tao_server.backends import Backend
+from tao_server.errors import BackendError
+from tao_server.images.manifest import Manifest, TaskImage
+from tao_server.images.service import ImageService
+from tao_server.jobs.service import JobService
+from tao_server.models import TaskPublic, TasksPublic
+from tao_server.settings import Settings
+
+
+class SystemService:
+    def __init__(
+        self,
+        settings: Settings,
+        manifest: Manifest,
+        backend: Backend,
+        jobs: JobService,
+        images: ImageService | None,
+        started_at: datetime,
+        addresses: list[str],
+    ) -> None:
+        self._settings = settings
+        self._manifest = manifest
+        self._backend = backend
+        self._jobs = jobs
+        self._images = images
+        self._started_at = started_at
+        self._addresses = addresses
+
+    def tasks(self) -> TasksPublic:
+        manifest = self._manifest
+        return TasksPublic(
+            manifest_source=manifest.source,
+            toolkit_version=manifest.toolkit_version,
+            groups=manifest.groups,
+            tasks=[
+                TaskPublic(group=spec.group, name=spec.name, image=spec.image.reference, subtasks=list(spec.subtasks))
+                for spec in manifest.tasks.values()
+            ],
+        )
+
+    def info(self, caller: Caller, verbose: bool) -> dict[str, Any]:
+        """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths."""
+        manifest = self._manifest
+        body: dict[str, Any] = {
+            "daemon": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "addresses": self._addresses,
+                "data_dir": str(self._settings.data_dir),
+                "started_at": self._started_at.isoformat(),
+                "jobs": self._jobs.counts(),
+            },
+            "manifest": {
+                "source": manifest.source,
+                "format_version": manifest.format_version,
+                "toolkit_version": manifest.toolkit_version,
+                "groups": manifest.groups,
+            },
+            "gpu_mode": self._settings.gpu_mode,
+            "gpus": self._jobs.gpu_view(caller),
+        }
+        try:
+            body["engine"] = self._backend.describe()
+        except BackendError as exc:
+            body["engine"] = {"error": f"the {self._backend.name} backend does not answer: {exc.message}"}
+        body["images"] = [self._image(image, verbose) for image in manifest.images()]
+        return body
+
+    def _image(self, image: TaskImage, verbose: bool) -> dict[str, Any]:
+        tasks = sorted({spec.name for spec in self._manifest.tasks.values() if spec.image == image})
+        entry: dict[str, Any] = {"reference": image.reference, "tasks": tasks}
+        if verbose:
+            local = self._images.local(image.reference) if self._images is not None else None
+            entry["local"] = {"id": local.id, "size": local.size, "digests": local.digests} if local is not None else None
+        return entry

@@ -1,0 +1,7 @@
+"""What tests of the daemon, and of code built on it, need.
+
+fake_backend.py (an in-memory backend for `create_app(settings, backend=...)` and the backend
+contract suite), daemon.py (a real `tao-server` process and the `tao` CLI against it, shared by
+the integration tests and the benchmarks), registry.py (a real registry on 127.0.0.1, and a relay
+that holds a download until the test lets it go). Imported by tests only: never by the daemon.
+"""

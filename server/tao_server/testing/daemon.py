@@ -1,0 +1,169 @@
+"""A real `tao-server` process on a Unix socket in a directory of its own, and the means to drive it.
+
+The one harness the integration tests and the benchmarks share: nothing is mocked, the daemon
+is the installed `tao-server`, and `tao` is the installed CLI run with no TTY and no stdin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+LABEL_DAEMON = "org.tao-launcher.daemon"
+LABEL_JOB = "org.tao-launcher.job"
+
+
+def executable(name: str) -> str:
+    """An installed command: beside this interpreter (the project's venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed; run scripts/prepare first")
+    return found
+
+
+class Daemon:
+    """A `tao-server` under `root`: its socket in root/run, data in root/data, and root/home as HOME for `tao`."""
+
+    def __init__(self, root: Path, manifest: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.socket = root / "run" / "tao.sock"
+        self.data_dir = root / "data"
+        self.home = root / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.manifest = manifest
+        self.extra_args = extra_args
+        self.extra_env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"unix://{self.socket}"
+
+    # -- the process ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> Daemon:
+        """Start the daemon and return once it answers /healthz."""
+        command = [
+            executable("tao-server"), "--data-dir", str(self.data_dir), "--socket", str(self.socket),
+            "--manifest", str(self.manifest), "--stop-timeout", "5", "--gpus", "none", *self.extra_args,
+        ]  # fmt: skip
+        with open(self.root / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **self.extra_env}, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tao-server exited {self.process.returncode}:\n{self.server_log()[-3000:]}")
+            try:
+                with self.http() as client:
+                    if client.get("/healthz").status_code == 200:
+                        return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"tao-server did not answer within {timeout:.0f} s:\n{self.server_log()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def discard(self) -> None:
+        """Stop the daemon, remove its containers and its directory."""
+        self.stop()
+        self.remove_containers()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def server_log(self) -> str:
+        return (self.root / "server.log").read_text(errors="replace")
+
+    def daemon_id(self) -> str | None:
+        path = self.data_dir / "daemon-id"
+        return path.read_text().strip() if path.exists() else None
+
+    def containers(self) -> list[str]:
+        """Ids of this daemon's containers, running or not (from the engine, through the docker CLI)."""
+        daemon_id = self.daemon_id()
+        if daemon_id is None:
+            return []
+        listed = subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={LABEL_DAEMON}={daemon_id}"], capture_output=True, text=True)
+        return listed.stdout.split()
+
+    def remove_containers(self) -> None:
+        # A removal already under way (the daemon finishing a job) is not an error: -f, and the rest ignored.
+        if containers := self.containers():
+            subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+
+    def token(self, *args: str) -> str:
+        """A bearer token made with `tao-server token create ARGS` against this daemon's data dir."""
+        made = subprocess.run(
+            [executable("tao-server"), "token", "create", "--data-dir", str(self.data_dir), *args], capture_output=True, timeout=60, check=True
+        )
+        return made.stdout.decode().strip()
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tao", timeout=30)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One call as the daemon's user; the JSON answer, or RuntimeError for an error status."""
+        with self.http() as client:
+            response = client.request(method, path, json=body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        with self.http() as client:
+            job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        return job
+
+    def wait_for_status(self, job_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        job = self.job(job_id)
+        while job["status"] not in statuses:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} stayed {job['status']}, never reached {statuses}")
+            time.sleep(0.05)
+            job = self.job(job_id)
+        return job
+
+    def wait_for_output(self, job_id: str, text: bytes, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in (self.data_dir / "logs" / f"{job_id}.log").read_bytes():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} never printed {text!r}")
+            time.sleep(0.05)
+
+    # -- the `tao` CLI --------------------------------------------------------------------------
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """An environment for `tao` against this daemon: its address, no autostart, root/home as HOME."""
+        env = {key: value for key, value in os.environ.items() if key not in ("LAUNCHER_MOUNTS", "TAO_HOST")}
+        env.update(HOME=str(self.home), TAO_HOST=self.address, TAO_NO_AUTOSTART="1")
+        env.update(extra)
+        return env
+
+    def tao(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run the real `tao` CLI against this daemon with no TTY and no stdin."""
+        return subprocess.run([executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+    def popen_tao(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )

@@ -1,0 +1,185 @@
+"""A real Docker registry (Debian's docker-registry) on 127.0.0.1 with htpasswd logins, for pull tests.
+
+The engine treats registries on 127.0.0.0/8 as insecure, so plain HTTP with basic auth works
+without certificates. `HeldBlobs` sits in front of one and holds a blob's download until the
+test lets it go, so a test can see a pull in progress however fast the machine is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+
+USERNAME = "tao"
+PASSWORD = "s3cret-pass"
+
+
+class Registry:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.host = f"127.0.0.1:{port}"
+        self.log_path = root / "registry.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Registry:
+        binary = shutil.which("docker-registry")
+        assert binary, "docker-registry is not installed; scripts/prepare installs it"
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (self.root / "htpasswd").write_text(f"{USERNAME}:{hashed}\n")
+        (self.root / "config.yml").write_text(
+            "version: 0.1\n"
+            "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n"
+            f"auth:\n  htpasswd:\n    realm: tao-test\n    path: {self.root / 'htpasswd'}\n"
+        )
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([binary, "serve", str(self.root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://{self.host}/v2/").status_code == 401:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"docker-registry did not start: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def push(self, local_image: str, name: str) -> tuple[str, str]:
+        """Push `local_image` as NAME; returns (reference, digest). Logs the engine out again afterwards."""
+        reference = f"{self.host}/{name}"
+        _docker("login", self.host, "-u", USERNAME, "--password-stdin", input=PASSWORD)
+        try:
+            _docker("tag", local_image, reference)
+            _docker("push", reference)
+            digest = _docker("inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", reference).split()
+        finally:
+            _docker("logout", self.host)
+        pinned = next(d for d in digest if d.startswith(reference.rsplit(":", 1)[0] + "@"))
+        return reference, pinned.split("@", 1)[1]
+
+    def blob_downloads(self, digest: str) -> int:
+        """How many times the registry served blob `digest` in full."""
+        return sum(1 for line in self.log_path.read_text(errors="replace").splitlines() if "GET /v2/" in line and f"/blobs/{digest}" in line and '" 200 ' in line)
+
+
+def _docker(*args: str, input: str | None = None) -> str:
+    result = subprocess.run(["docker", *args], input=input, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def remove_local(*references: str) -> None:
+    subprocess.run(["docker", "rmi", "-f", *references], capture_output=True)
+
+
+def build_variant(base: str, tag: str, root: Path, size: int = 8 * 1024 * 1024) -> str:
+    """An image with one layer of its own (random bytes), so a pull really downloads something."""
+    context = root / f"context-{tag.replace('/', '_').replace(':', '_')}"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "blob").write_bytes(os.urandom(size))
+    (context / "Dockerfile").write_text(f"FROM {base}\nCOPY blob /opt/blob\n")
+    _docker("build", "-q", "-t", tag, str(context))
+    return tag
+
+
+def layer_digests(registry: Registry, repository: str, tag: str) -> list[str]:
+    """The blob digests of an image's layers, as the registry stores them."""
+    response = httpx.get(
+        f"http://{registry.host}/v2/{repository}/manifests/{tag}",
+        auth=(USERNAME, PASSWORD),
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    response.raise_for_status()
+    return [layer["digest"] for layer in response.json()["layers"]]
+
+
+class HeldBlobs:
+    """A TCP relay in front of a registry that holds the answer to a download of one blob until `release()`.
+
+    Everything else passes at once, so the engine sees the manifest and starts the pull; the
+    held layer's bytes wait. A test can then watch the pull in progress, with no assumption
+    about how fast the machine or the disk is, and let it finish when it has seen what it needs.
+    """
+
+    def __init__(self, upstream: str, blob_digest: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+        self._marker = f"/blobs/{blob_digest}".encode()
+        self._released = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.held = threading.Event()  # set once a download of the blob has been asked for and held
+        threading.Thread(target=self._accept, name="held-blobs", daemon=True).start()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self._released.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            asked = threading.Event()  # this connection asked for the held blob
+            threading.Thread(target=self._requests, args=(client, upstream, asked), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, asked), daemon=True).start()
+
+    def _requests(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+        seen = b""
+        for data in _chunks(source):
+            seen = seen[-len(self._marker) :] + data
+            if self._marker in seen and not self._released.is_set():
+                asked.set()
+            target.sendall(data)
+        _close(target, source)
+
+    def _answers(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+        for data in _chunks(source):
+            if asked.is_set():
+                self.held.set()
+                self._released.wait()
+            target.sendall(data)
+        _close(target, source)
+
+
+def _chunks(sock: socket.socket) -> Iterator[bytes]:
+    """The data arriving on `sock` until it closes or breaks."""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        yield data
+
+
+def _close(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()

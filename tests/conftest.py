@@ -1,0 +1,37 @@
+"""What every kind of test may share: the real Docker engine and the toolkit image built locally.
+
+Tests that need the engine fail, never skip, when none answers: `bash .ci/run` starts one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "tao-test/toolkit:1"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    import docker
+
+    client = docker.from_env()
+    try:
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"these tests need a running Docker engine ({exc}); `bash .ci/run` starts one")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def toolkit_image(docker_client: Any) -> str:
+    """The sample toolkit image (examples/sample-toolkit), built from busybox with no registry."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), IMAGE], check=True, stdout=subprocess.DEVNULL)
+    return IMAGE

@@ -1,0 +1,255 @@
+"""The backend contract (tao_server/backends/base.py): what every backend must do, checked the same way for each.
+
+Each test runs against the Docker backend on the real engine and against the in-memory fake.
+A new backend joins by adding itself to `Engine` below: its runs must pass every test here.
+The programs are the sample toolkit's task script (examples/sample-toolkit/task.sh), which the
+test image carries and the fake emulates.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tao_server.backends import Backend, LaunchSpec, Run
+from tao_server.errors import ImageMissing
+from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+
+# Arguments a shell would split, glob, expand or choke on: each must arrive exactly as sent.
+HOSTILE_ARGS = [
+    "plain", "two words", "", " leading and trailing ", "quote'single", 'quote"double', "$HOME", "$(id)", "`id`",
+    "*", "?", "[a-z]", "~", "a;b", "a|b", "a&&b", "> out", "\\", "\\n", "new\nline", "tab\there", "-e", "--flag=value",
+    "é ü ß 日本語 🙂", "=", "%s%n", "{}", "a" * 4096,
+]  # fmt: skip
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL in the cancel tests; the programs never end by themselves
+
+
+class Engine:
+    """One backend kind under test: how to make a backend on it (a new one is a restarted daemon) and clean up."""
+
+    def __init__(self, kind: str, image: str, make: Callable[[str], Backend], clean: Callable[[str], None]) -> None:
+        self.kind = kind
+        self.image = image
+        self._make = make
+        self._clean = clean
+        self.daemon_id = f"contract-{uuid.uuid4().hex[:12]}"
+        self._backends: list[Backend] = []
+        self._daemon_ids: set[str] = set()
+
+    def backend(self, daemon_id: str | None = None) -> Backend:
+        """A backend as a daemon with this id makes it; a second one with the same id is that daemon restarted."""
+        backend = self._make(daemon_id or self.daemon_id)
+        self._backends.append(backend)
+        self._daemon_ids.add(daemon_id or self.daemon_id)
+        return backend
+
+    def close(self) -> None:
+        for backend in self._backends:
+            backend.close()
+        for daemon_id in self._daemon_ids:  # what any daemon of this test left, released by a last one
+            last = self._make(daemon_id)
+            for found in last.adopt():
+                found.run.release()
+            last.close()
+            self._clean(daemon_id)
+
+
+@pytest.fixture(params=["fake", "docker"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    if request.param == "fake":
+        fake = FakeEngine(images=["tao-test/toolkit:1"])
+        made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None)
+    else:
+        image = request.getfixturevalue("toolkit_image")
+        docker_client = request.getfixturevalue("docker_client")
+        from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
+
+        def clean(daemon_id: str) -> None:
+            for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon_id}"}):
+                container.remove(force=True)
+
+        made = Engine("docker", image, lambda daemon_id: DockerBackend(daemon_id, gpu_mode="env"), clean)
+    yield made
+    made.close()
+
+
+def _spec(engine: Engine, *command: str, job_id: str | None = None, **extra: Any) -> LaunchSpec:
+    return LaunchSpec(job_id=job_id or uuid.uuid4().hex[:10], image=engine.image, command=list(command), **extra)
+
+
+def _started(backend: Backend, spec: LaunchSpec) -> Run:
+    run = backend.prepare(spec)
+    run.start()
+    return run
+
+
+def _all_output(run: Run, offset: int = 0) -> bytes:
+    return b"".join(run.output(offset))
+
+
+def _read_until(run: Run, wanted: bytes) -> tuple[bytes, Iterator[bytes]]:
+    """Output up to and including the chunk that holds `wanted`, and the rest of the stream to read on."""
+    chunks = iter(run.output(0))
+    seen = b""
+    for chunk in chunks:
+        seen += chunk
+        if wanted in seen:
+            return seen, chunks
+    raise AssertionError(f"the run ended without printing {wanted!r}: {seen!r}")
+
+
+# -- argv and exit codes ------------------------------------------------------------------------------
+
+
+def test_argv_reaches_the_program_as_a_list_byte_for_byte(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "argv", *HOSTILE_ARGS))
+    output = _all_output(run)
+    assert run.wait().exit_code == 0
+    assert output == b"".join(arg.encode() + b"\0" for arg in HOSTILE_ARGS)
+
+
+@pytest.mark.parametrize("code", [0, 1, 3, 42, 255])
+def test_the_exit_code_is_the_programs_own(engine: Engine, code: int) -> None:
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "exit", str(code)))
+    assert _all_output(run) == f"exiting with {code}\n".encode()
+    end = run.wait()
+    assert (end.exit_code, end.failure) == (code, None)
+
+
+def test_a_missing_entrypoint_is_127_and_says_so(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "missing"))
+    _all_output(run)
+    end = run.wait()
+    assert end.exit_code == 127
+    assert end.failure is not None and "'missing' does not exist in the image" in end.failure
+
+
+def test_an_entrypoint_that_cannot_run_is_126_and_says_so(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "not_executable"))
+    _all_output(run)
+    end = run.wait()
+    assert end.exit_code == 126
+    assert end.failure is not None and "'not_executable' cannot be executed" in end.failure
+
+
+def test_a_missing_image_is_image_missing(engine: Engine) -> None:
+    spec = LaunchSpec(job_id=uuid.uuid4().hex[:10], image="tao-test/absent:never", command=["detectnet_v2", "exit", "0"])
+    with pytest.raises(ImageMissing):
+        engine.backend().prepare(spec)
+
+
+def test_the_environment_and_user_reach_the_program(engine: Engine) -> None:
+    envs = {"TAO_ONE": "1", "TAO_SPACES": "a b  c", "TAO_EMPTY": ""}
+    env_run = _started(engine.backend(), _spec(engine, "detectnet_v2", "env", *envs, envs=envs))
+    assert _all_output(env_run) == b"TAO_ONE=1\nTAO_SPACES=a b  c\nTAO_EMPTY=\n"
+    id_run = _started(engine.backend(), _spec(engine, "detectnet_v2", "id", options={"user": "1234:5678"}))
+    assert _all_output(id_run) == b"uid=1234 gid=5678\n"
+
+
+# -- output ---------------------------------------------------------------------------------------------
+
+
+def test_output_is_complete_and_in_order(engine: Engine) -> None:
+    count = 50_000
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "lines", str(count)))
+    output = _all_output(run)
+    assert run.wait().exit_code == 0
+    expected = "".join(f"{n} the quick brown fox jumps over the lazy dog\n" for n in range(1, count + 1)).encode()
+    assert len(output) == len(expected)
+    assert output == expected
+
+
+def test_stdout_and_stderr_arrive_merged_in_one_output(engine: Engine) -> None:
+    # Each stream keeps its own order; across the two none is promised: Docker reads the
+    # container's stdout and stderr pipes apart, as `docker run` does.
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "stderr"))
+    assert sorted(_all_output(run).splitlines(keepends=True)) == [b"to stderr\n", b"to stdout\n"]
+
+
+def test_output_can_be_read_again_from_an_offset_until_released(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "lines", "100"))
+    whole = _all_output(run)
+    assert run.wait().exit_code == 0
+    for offset in (0, 1, 45, len(whole) - 1, len(whole)):
+        assert _all_output(run, offset) == whole[offset:]
+
+
+# -- cancel -----------------------------------------------------------------------------------------------
+
+
+def test_cancel_sends_sigterm_and_the_program_answers_it(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "sleep", "600"))
+    seen, rest = _read_until(run, b"sleeping 600\n")
+    run.cancel(GRACE)
+    seen += b"".join(rest)
+    end = run.wait()
+    assert end.exit_code == 143
+    assert seen == b"sleeping 600\ngot SIGTERM\n"
+
+
+def test_cancel_kills_a_program_that_ignores_sigterm_after_the_grace_period(engine: Engine) -> None:
+    run = _started(engine.backend(), _spec(engine, "detectnet_v2", "stubborn", "600"))
+    _read_until(run, b"ignoring SIGTERM\n")
+    run.cancel(GRACE)
+    assert run.wait().exit_code == 137
+
+
+def test_a_run_prepared_but_never_started_is_released_without_running(engine: Engine) -> None:
+    backend = engine.backend()
+    run = backend.prepare(_spec(engine, "detectnet_v2", "exit", "0"))
+    run.cancel(GRACE)
+    run.release()
+    run.release()  # idempotent
+    assert [found for found in backend.adopt() if found.run.run_id == run.run_id] == []
+
+
+# -- adoption after a daemon restart -------------------------------------------------------------------
+
+
+def test_a_restarted_daemon_adopts_its_runs_running_and_ended(engine: Engine) -> None:
+    before = engine.backend()
+    sleeping = _started(before, _spec(engine, "detectnet_v2", "sleep", "600", job_id="job-sleeping"))
+    _read_until(sleeping, b"sleeping 600\n")
+    ended = _started(before, _spec(engine, "detectnet_v2", "exit", "4", job_id="job-ended"))
+    _all_output(ended)
+    assert ended.wait().exit_code == 4
+    created = before.prepare(_spec(engine, "detectnet_v2", "exit", "0", job_id="job-created"))
+    before.close()  # the daemon goes away; its runs do not
+
+    after = engine.backend()
+    found = {each.job_id: each for each in after.adopt()}
+    assert set(found) == {"job-sleeping", "job-ended", "job-created"}
+    assert (found["job-sleeping"].running, found["job-sleeping"].exit_code) == (True, None)
+    assert (found["job-ended"].running, found["job-ended"].exit_code) == (False, 4)
+    assert (found["job-created"].running, found["job-created"].exit_code) == (False, None)
+    assert found["job-created"].run.run_id == created.run_id
+
+    # The adopted run's output goes on from where the old daemon's copy stopped, and ends with it.
+    adopted = found["job-sleeping"].run
+    rest: list[bytes] = []
+    reader = threading.Thread(target=lambda: rest.extend(adopted.output(len(b"sleeping 600\n"))))
+    reader.start()
+    adopted.cancel(GRACE)
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    assert b"".join(rest) == b"got SIGTERM\n"
+    assert adopted.wait().exit_code == 143
+    assert found["job-ended"].run.wait().exit_code == 4
+
+    for each in found.values():
+        each.run.release()
+    assert after.adopt() == []
+
+
+def test_a_daemon_adopts_only_its_own_runs(engine: Engine) -> None:
+    mine = engine.backend()
+    run = _started(mine, _spec(engine, "detectnet_v2", "exit", "0", job_id="job-mine"))
+    _all_output(run)
+    run.wait()
+    other = engine.backend(daemon_id=f"{engine.daemon_id}-other")
+    assert other.adopt() == []
+    assert [found.job_id for found in mine.adopt()] == ["job-mine"]

@@ -1,0 +1,50 @@
+"""/v1/jobs/{id}/logs in process: text from an offset, the follow stream, and the websocket."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from tests.inprocess.conftest import Daemon
+
+
+def test_logs_read_from_any_offset(daemon: Daemon) -> None:
+    job = daemon.admin.submit("detectnet_v2", "lines", "50")
+    daemon.admin.wait_for(job["id"], "succeeded")
+    whole = daemon.admin.logs(job["id"])
+    assert whole.count(b"\n") == 50
+    for offset in (0, 1, 100, len(whole), len(whole) + 10):
+        assert daemon.admin.logs(job["id"], offset) == whole[offset:]
+    for bad in (-1, 2**62 + 1):
+        answer = daemon.admin.get(f"/v1/jobs/{job['id']}/logs", params={"offset": bad})
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "offset"
+
+
+def test_following_returns_the_whole_output_once_the_job_ends(daemon: Daemon) -> None:
+    job = daemon.admin.submit("detectnet_v2", "hold", "follow")
+    daemon.admin.wait_for(job["id"], "running")
+    followed: list[bytes] = []
+    reader = threading.Thread(target=lambda: followed.append(daemon.admin.get(f"/v1/jobs/{job['id']}/logs", params={"follow": "true"}).content))
+    reader.start()
+    daemon.engine.release("follow")
+    reader.join(timeout=30)
+    assert followed == [b"holding follow\n"]
+
+
+def test_the_websocket_replays_sends_heartbeats_and_ends_with_the_status(daemon: Daemon) -> None:
+    job = daemon.admin.submit("detectnet_v2", "hold", "ws")
+    daemon.admin.wait_for(job["id"], "running")
+    with daemon.client.websocket_connect(f"/v1/jobs/{job['id']}/logs", headers=daemon.admin.headers) as ws:
+        assert ws.receive_bytes() == b"holding ws\n"
+        assert ws.receive_json() == {"type": "heartbeat"}  # quiet for a heartbeat interval
+        daemon.engine.release("ws")
+        end = ws.receive_json()
+    assert end == {"type": "end", "status": "succeeded", "exit_code": 0, "error": None}
+
+
+def test_the_websocket_starts_at_an_offset(daemon: Daemon) -> None:
+    job = daemon.admin.submit("detectnet_v2", "exit", "9")
+    daemon.admin.wait_for(job["id"], "failed")
+    with daemon.client.websocket_connect(f"/v1/jobs/{job['id']}/logs?offset=8", headers=daemon.admin.headers) as ws:
+        assert ws.receive_bytes() == b"with 9\n"
+        assert json.loads(ws.receive_text()) == {"type": "end", "status": "failed", "exit_code": 9, "error": None}
