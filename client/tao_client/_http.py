@@ -2,7 +2,7 @@
 
 `tao` pays for every import on every start. http.client alone costs about 20 ms (it pulls in
 ssl and the email package); the few requests the CLI makes need far less: a request line,
-JSON bodies, and Content-Length or chunked responses, read whole or as a stream.
+JSON bodies, and Content-Length, chunked or close-delimited responses, read whole or as a stream.
 One idle connection is kept for reuse; streams get a connection of their own.
 """
 
@@ -12,8 +12,16 @@ import json
 import socket
 from urllib.parse import urlencode, urlsplit
 
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Generator, Mapping
+    from io import BufferedReader
+    from typing import Any
+
 STREAM_CHUNK = 256 * 1024
 _NO_TIMEOUT_GIVEN = -1.0
+_NO_BODY_STATUSES = (204, 304)  # their answers end with the head, whatever the headers say (RFC 9112, 6.3)
+_CUT_SHORT = "the connection closed in the middle of a response"
 
 
 class TransportError(Exception):
@@ -40,15 +48,16 @@ class Response:
         self.request = f"{method} {path}"
         self.status_code, self.headers = _read_head(connection.reader)
         self.content = b""
-        self._length = int(self.headers["content-length"]) if "content-length" in self.headers else None
-        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        bodyless = self.status_code in _NO_BODY_STATUSES
+        self._length = 0 if bodyless else _content_length(self.headers)
+        self._chunked = not bodyless and self.headers.get("transfer-encoding", "").lower() == "chunked"
         self.reusable = self.headers.get("connection", "").lower() != "close" and (self._chunked or self._length is not None)
 
     @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
-    def json(self): # type: ignore[no-untyped-def]
+    def json(self) -> Any:
         return json.loads(self.content)
 
     @property
@@ -59,7 +68,7 @@ class Response:
         self.content = b"".join(self.iter_bytes(close=False))
         return self.content
 
-    def iter_bytes(self, close: bool = True):  # type: ignore[no-untyped-def]
+    def iter_bytes(self, close: bool = True) -> Generator[bytes, None, None]:
         """The body as it arrives: chunk by chunk when chunked, else in pieces of up to STREAM_CHUNK."""
         reader = self._connection.reader
         try:
@@ -67,8 +76,8 @@ class Response:
                 while True:
                     line = reader.readline()
                     if not line:
-                        raise TransportError("the connection closed in the middle of a response")
-                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                        raise TransportError(_CUT_SHORT)
+                    size = _chunk_size(line)
                     if size == 0:
                         while reader.readline() not in (b"\r\n", b"\n", b""):
                             pass  # trailers
@@ -76,14 +85,15 @@ class Response:
                     chunk = reader.read(size)
                     reader.readline()
                     if len(chunk) < size:
-                        raise TransportError("the connection closed in the middle of a response")
+                        raise TransportError(_CUT_SHORT)
                     yield chunk
             elif self._length is not None:
                 remaining = self._length
                 while remaining:
-                    chunk = reader.read(min(remaining, STREAM_CHUNK))
+                    # read1: what has arrived, without waiting for a whole STREAM_CHUNK.
+                    chunk = reader.read1(min(remaining, STREAM_CHUNK))
                     if not chunk:
-                        raise TransportError("the connection closed in the middle of a response")
+                        raise TransportError(_CUT_SHORT)
                     remaining -= len(chunk)
                     yield chunk
             else:
@@ -100,7 +110,9 @@ class Response:
 
 
 class Transport:
-    def __init__(self, base_url: str, socket_path: str | None, timeout: float, token: str | None = None, ca_cert: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, socket_path: str | None, timeout: float, token: str | None = None, ca_cert: str | None = None
+    ) -> None:
         self._socket_path = socket_path
         # Only TCP needs a token: on the Unix socket the kernel tells the daemon who is calling.
         self._authorization = f"Authorization: Bearer {token}\r\n" if token and socket_path is None else ""
@@ -119,7 +131,16 @@ class Transport:
             self._idle.close()
             self._idle = None
 
-    def request(self, method: str, path: str, *, params=None, json_body=None, stream: bool = False, timeout=_NO_TIMEOUT_GIVEN) -> Response:  # type: ignore[no-untyped-def]
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        stream: bool = False,
+        timeout: float | None = _NO_TIMEOUT_GIVEN,
+    ) -> Response:
         """Send one request; the body is read in full unless `stream`. timeout=None waits forever."""
         target = self._prefix + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         body = b"" if json_body is None else json.dumps(json_body).encode()
@@ -136,27 +157,37 @@ class Transport:
                 pass  # the server had closed it while idle: the request never arrived, send it again
         return self._exchange(self._connect(wait), message, method, path, stream, wait, reused=False)
 
-    def _exchange(self, connection: _Connection, message: bytes, method: str, path: str, stream: bool, wait: float | None, reused: bool) -> Response:
+    def _exchange(
+        self, connection: _Connection, message: bytes, method: str, path: str, stream: bool, wait: float | None, reused: bool
+    ) -> Response:
         try:
-            connection.sock.settimeout(wait)
-            connection.sock.sendall(message)
-            response = Response(connection, method, path)
-        except (_StaleConnection, BrokenPipeError, ConnectionResetError) as exc:
-            connection.close()
-            if reused:
-                raise _StaleConnection from None
-            raise TransportError(_describe(exc) if isinstance(exc, OSError) else "the daemon closed the connection without answering") from None
-        except OSError as exc:
-            connection.close()
-            raise TransportError(_describe(exc)) from None
-        if stream and response.is_success:
-            return response
-        response.read()
+            response = self._start(connection, message, method, path, wait, reused)
+            if stream and response.is_success:
+                return response  # its reader owns the connection now, and closes it
+            response.read()
+        except BaseException:
+            connection.close()  # a connection left in the middle of an exchange is never reused
+            raise
         if response.reusable and not stream:
             self._idle = connection
         else:
             connection.close()
         return response
+
+    def _start(self, connection: _Connection, message: bytes, method: str, path: str, wait: float | None, reused: bool) -> Response:
+        """Send the request and read the head of the answer."""
+        try:
+            connection.sock.settimeout(wait)
+            connection.sock.sendall(message)
+            return Response(connection, method, path)
+        except (_StaleConnection, BrokenPipeError, ConnectionResetError) as exc:
+            if reused:
+                raise _StaleConnection from None
+            raise TransportError(
+                _describe(exc) if isinstance(exc, OSError) else "the daemon closed the connection without answering"
+            ) from None
+        except OSError as exc:
+            raise TransportError(_describe(exc)) from None
 
     def _connect(self, wait: float | None) -> _Connection:
         try:
@@ -175,18 +206,37 @@ class Transport:
         return _Connection(sock)
 
 
-def _read_head(reader) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _read_head(reader: BufferedReader) -> tuple[int, dict[str, str]]:
     status_line = reader.readline(65537)
     if not status_line:
         raise _StaleConnection
     parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not (len(parts[1]) == 3 and parts[1].isdigit()):
         raise TransportError(f"not an HTTP response: {status_line[:80]!r}")
     headers: dict[str, str] = {}
-    while (line := reader.readline(65537)) not in (b"\r\n", b"\n", b""):
+    while (line := reader.readline(65537)) not in (b"\r\n", b"\n"):
+        if not line:
+            raise TransportError(_CUT_SHORT)
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(parts[1]), headers
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    if "content-length" not in headers:
+        return None
+    value = headers["content-length"]
+    if not value.isdigit():
+        raise TransportError(f"not an HTTP response: Content-Length {value[:80]!r}")
+    return int(value)
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk's first line, in hex; extensions (`;name=value`) are ignored."""
+    digits = line.split(b";", 1)[0].strip()
+    if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+        raise TransportError(f"not an HTTP response: chunk size {line[:80]!r}")
+    return int(digits, 16)
 
 
 def _describe(exc: BaseException) -> str:

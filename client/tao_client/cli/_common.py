@@ -6,6 +6,7 @@ import sys
 
 TYPE_CHECKING = False  # typing costs an import the CLI does not need at run time
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NoReturn
 
     from tao_client.client import Client
@@ -62,3 +63,10 @@ def error(message: str) -> None:
 def fail(message: str, code: int = EXIT_LAUNCHER) -> NoReturn:
     error(message)
     sys.exit(code)
+
+
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, two spaces apart; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

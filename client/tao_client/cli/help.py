@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from tao_client.cli import commands
 from tao_client.cli._common import LauncherOptions, connect
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -13,20 +14,10 @@ if TYPE_CHECKING:
 USAGE = """\
 usage: tao [launcher options] <task> <subtask> [args...]
        tao [launcher options] <group> <task> <subtask> [args...]
-       tao {list,stop,info,logs} ...
+       tao {verbs} ...
 
 Launcher for TAO Toolkit: runs each task in its container through the tao daemon,
 streams its output, and exits with the task's exit code."""
-
-COMMANDS = """\
-commands:
-  list                  jobs queued and running (--all adds finished ones, --json)
-  stop                  stop jobs: tao stop JOB_ID... | --container_id ID... | --all
-  info                  the daemon, its task manifest, the Docker engine and GPUs
-  logs                  a job's output: tao logs JOB_ID [-f]
-  pull                  pull the images of tasks ahead of time: tao pull TASK...
-  images                the manifest's images: present or not, size, digest, tasks
-  login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)"""
 
 OPTIONS = """\
 launcher options (before the task):
@@ -45,8 +36,8 @@ launcher options (before the task):
 def print_help(options: LauncherOptions) -> int:
     from tao_client._errors import TaoClientError
 
-    print(USAGE, end="\n\n")
-    print(COMMANDS, end="\n\n")
+    print(format_usage(), end="\n\n")
+    print(format_commands(), end="\n\n")
     try:
         with connect(options) as client:
             print(format_tasks(client.tasks()), end="\n\n")
@@ -54,6 +45,14 @@ def print_help(options: LauncherOptions) -> int:
         print(f"tasks:\n  (unavailable: {exc.message})", end="\n\n")
     print(OPTIONS)
     return 0
+
+
+def format_usage() -> str:
+    return USAGE.format(verbs="{" + ",".join(command.name for command in commands.COMMANDS) + "}")
+
+
+def format_commands() -> str:
+    return "\n".join(["commands:", *(f"  {names:<21} {summary}" for names, summary in commands.help_lines())])
 
 
 def format_tasks(tasks: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`tao [launcher options] <task> <subtask> [args...]`, `tao <group> <task> ...`, and the management verbs.
+"""`tao [launcher options] <task> <subtask> [args...]`, `tao <group> <task> ...`, and the verbs of `commands`.
 
 Everything after the subtask reaches the task unchanged, so this parses by hand rather than with
 argparse, which would claim options such as `--help` that belong to the task.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
+from tao_client.cli import commands
 from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
 
-COMMANDS = ("list", "stop", "info", "logs", "pull", "images", "login", "logout")
 _VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull")
 PULL_POLICIES = ("missing", "always", "never")
 
@@ -45,10 +45,8 @@ def run(argv: list[str]) -> int:
             from tao_client.cli.help import print_help
 
             return print_help(options)
-        if words[0] in COMMANDS:
-            from tao_client.cli import manage
-
-            return manage.dispatch(options, words[0], words[1:])
+        if (command := commands.find(words[0])) is not None:
+            return commands.dispatch(options, command, words[1:])
         from tao_client.cli.task import run_task
 
         return run_task(options, words)

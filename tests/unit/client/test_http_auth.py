@@ -2,49 +2,38 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-from pathlib import Path
+import queue
+from contextlib import closing
 
-from tao_client._http import Transport
+from tests.unit.client.scripted_server import WAIT, ScriptedServer, reply, reply_and_close
 
-
-def _serve_once(listener: socket.socket, heads: list[bytes]) -> threading.Thread:
-    def answer() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += connection.recv(4096)
-            heads.append(head)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    return thread
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
 
 
-def test_token_goes_in_an_authorization_header_over_tcp():
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        heads: list[bytes] = []
-        server = _serve_once(listener, heads)
-        port = listener.getsockname()[1]
-        transport = Transport(f"http://127.0.0.1:{port}", None, 5, token="tao_abc_secret")
+def _three_requests(server: ScriptedServer, token: str | None) -> None:
+    """A first request, one on the kept connection, and one sent again after the server closed that connection."""
+    after: queue.Queue[None] = queue.Queue()
+    server.script(reply(OK), reply_and_close(OK, after=after), reply(OK))
+    with closing(server.transport(token=token)) as transport:
         assert transport.request("GET", "/v1/jobs").status_code == 200
-        transport.close()
-        server.join(5)
-    assert b"\r\nAuthorization: Bearer tao_abc_secret\r\n" in heads[0]
-
-
-def test_no_token_is_sent_on_the_unix_socket(tmp_path: Path):
-    path = str(tmp_path / "tao.sock")
-    with socket.socket(socket.AF_UNIX) as listener:
-        listener.bind(path)
-        listener.listen()
-        heads: list[bytes] = []
-        server = _serve_once(listener, heads)
-        transport = Transport("http://tao", path, 5, token="tao_abc_secret")
         assert transport.request("GET", "/v1/jobs").status_code == 200
-        transport.close()
-        server.join(5)
-    assert b"Authorization" not in heads[0]
+        after.put(None)
+        assert server.closed.get(timeout=WAIT) == 1
+        assert transport.request("POST", "/v1/jobs/j/cancel").status_code == 200
+    assert server.connections == [1, 1, 2]
+
+
+def test_token_goes_in_an_authorization_header_over_tcp(tcp_server: ScriptedServer) -> None:
+    _three_requests(tcp_server, "tao_abc_secret")
+    for seen in tcp_server.requests:
+        assert b"\r\nAuthorization: Bearer tao_abc_secret\r\n" in seen.head
+
+
+def test_no_authorization_header_over_tcp_without_a_token(tcp_server: ScriptedServer) -> None:
+    _three_requests(tcp_server, None)
+    assert not any(b"Authorization" in seen.head for seen in tcp_server.requests)
+
+
+def test_no_token_is_sent_on_the_unix_socket(unix_server: ScriptedServer) -> None:
+    _three_requests(unix_server, "tao_abc_secret")
+    assert not any(b"Authorization" in seen.head for seen in unix_server.requests)

@@ -1,0 +1,78 @@
+"""The `tao` verbs, in one table that drives parsing, dispatch and `tao --help`.
+
+Each row names a verb, says what it does in one line of `tao --help`, and names the module under
+`tao_client.cli` that implements it, with that module's parser factory and handler. A parser
+factory takes no arguments and returns a `tao_client.cli._parser.Parser`; a handler takes the
+connected `Client` and the parsed arguments and returns the exit code. Neighbouring rows with the
+same summary share one line of `tao --help` ("login, logout").
+
+The table is plain strings: `tao --help` and task runs read it without importing argparse or any
+verb module; `dispatch` imports only the module of the verb it runs.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from tao_client.cli._common import LauncherOptions
+
+
+class Command:
+    """One verb: its name, its summary in `tao --help`, and where its parser and handler live."""
+
+    __slots__ = ("handler", "module", "name", "parser", "summary")
+
+    def __init__(self, name: str, summary: str, module: str, parser: str, handler: str) -> None:
+        self.name = name
+        self.summary = summary
+        self.module = module
+        self.parser = parser
+        self.handler = handler
+
+    def __repr__(self) -> str:
+        return f"Command({self.name!r}, tao_client.cli.{self.module}.{self.handler})"
+
+
+_LOGINS = "store or forget your registry login: tao login nvcr.io (--list shows yours)"
+
+COMMANDS = (
+    Command("list", "jobs queued and running (--all adds finished ones, --json)", "jobs", "list_parser", "list_jobs"),
+    Command("stop", "stop jobs: tao stop JOB_ID... | --container_id ID... | --all", "jobs", "stop_parser", "stop_jobs"),
+    Command("info", "the daemon, its task manifest, the Docker engine and GPUs", "info", "info_parser", "show_info"),
+    Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
+    Command("pull", "pull the images of tasks ahead of time: tao pull TASK...", "images", "pull_parser", "pull_images"),
+    Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
+    Command("login", _LOGINS, "images", "login_parser", "login"),
+    Command("logout", _LOGINS, "images", "logout_parser", "logout"),
+)
+
+_BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def find(name: str) -> Command | None:
+    """The verb called `name`, or None when `name` is not a verb (it is then a task)."""
+    return _BY_NAME.get(name)
+
+
+def help_lines() -> list[tuple[str, str]]:
+    """(names, summary) for each line of `tao --help`, in table order."""
+    lines: list[tuple[str, str]] = []
+    for command in COMMANDS:
+        if lines and lines[-1][1] == command.summary:
+            lines[-1] = (f"{lines[-1][0]}, {command.name}", command.summary)
+        else:
+            lines.append((command.name, command.summary))
+    return lines
+
+
+def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int:
+    """Parse the verb's arguments (a usage mistake exits 125 before any connection), then run it."""
+    from importlib import import_module
+
+    from tao_client.cli._common import connect
+
+    module = import_module(f"tao_client.cli.{command.module}")
+    parsed = getattr(module, command.parser)().parse_args(args)
+    with connect(options) as client:
+        code: int = getattr(module, command.handler)(client, parsed)
+    return code

@@ -1,0 +1,58 @@
+"""`tao info`: the daemon, its task manifest, the Docker engine and GPUs."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+
+from tao_client.cli._parser import Parser
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tao_client.client import Client
+
+
+def info_parser() -> Parser:
+    parser = Parser(prog="tao info", description="The daemon, its task manifest, the Docker engine and GPUs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show each image's local presence and size")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def show_info(client: Client, args: Namespace) -> int:
+    info = client.info(verbose=args.verbose)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    daemon, manifest, engine = info["daemon"], info["manifest"], info["engine"]
+    print(f"daemon:    {client.address.url} (tao-server {daemon['version']}, pid {daemon['pid']})")
+    print(f"data dir:  {daemon['data_dir']}")
+    print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
+    if "error" in engine:
+        print(f"engine:    {engine['error']}")
+    else:
+        print(f"engine:    Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})")
+    gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]
+    print(f"gpus:      {', '.join(gpus) if gpus else 'none'}{' [' + info['gpu_mode'] + ' mode]' if gpus else ''}")
+    counts = daemon["jobs"]
+    print(f"jobs:      {', '.join(f'{status} {count}' for status, count in sorted(counts.items())) or 'none yet'}")
+    print("images:")
+    for image in info["images"]:
+        print(f"  {image['reference']}{_local(image) if args.verbose else ''}")
+        print(f"    tasks: {', '.join(image['tasks'])}")
+    return 0
+
+
+def _local(image: dict[str, Any]) -> str:
+    local = image.get("local")
+    if not local:
+        return "  (not pulled)"
+    return f"  ({local['size'] / 1e9:.2f} GB, {local['id'][:19]})"
+
+
+def _gpu_holder(gpu: dict[str, Any]) -> str:
+    if gpu.get("job"):
+        return f"job {gpu['job']}"
+    return "another user's job" if gpu.get("held") else "free"

@@ -1,0 +1,117 @@
+"""`tao list`, `tao stop` and `tao logs`: the jobs the daemon holds."""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+
+from tao_client.cli._common import EXIT_LAUNCHER, error, print_table
+from tao_client.cli._parser import Parser
+from tao_client.cli.attach import attach
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from tao_client.client import Client
+
+
+# -- list ------------------------------------------------------------------------------------------
+
+
+def list_parser() -> Parser:
+    parser = Parser(prog="tao list", description="Jobs queued and running, oldest first.")
+    parser.add_argument("-a", "--all", action="store_true", help="include finished jobs")
+    parser.add_argument("--json", action="store_true", help="one JSON array, as the REST API returns jobs")
+    parser.add_argument("-n", "--limit", type=int, default=None, help="show at most this many (the newest)")
+    return parser
+
+
+def list_jobs(client: Client, args: Namespace) -> int:
+    from tao_client.client import ACTIVE_STATUSES
+
+    found = []
+    for job in client.jobs(None if args.all else ACTIVE_STATUSES):
+        found.append(job)
+        if args.limit is not None and len(found) >= args.limit:
+            break
+    found.reverse()
+    if args.json:
+        print(json.dumps([job.data for job in found], indent=2))
+        return 0
+    rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "CONTAINER")]
+    rows += [
+        (
+            job.id,
+            " ".join(part for part in (job.data["group"], job.data["task"], job.data["subtask"]) if part),
+            job.status + (f" (GPU line #{job.data['gpu_queue_position']})" if job.data.get("gpu_queue_position") else ""),
+            "" if job.exit_code is None else str(job.exit_code),
+            job.data["created_at"][:19].replace("T", " "),
+            (job.data["container_id"] or "")[:12],
+        )
+        for job in found
+    ]
+    print_table(rows)
+    return 0
+
+
+# -- stop ------------------------------------------------------------------------------------------
+
+
+def stop_parser() -> Parser:
+    parser = Parser(prog="tao stop", description="Stop jobs; waits until their containers are gone.")
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    parser.add_argument(
+        "--container_id", "--container-id", nargs="+", default=[], metavar="ID", help="stop the jobs running in these containers"
+    )
+    parser.add_argument("--all", action="store_true", help="stop every queued and running job")
+    parser.add_argument("--no-wait", action="store_true", help="return once the stop is requested")
+    return parser
+
+
+def stop_jobs(client: Client, args: Namespace) -> int:
+    from tao_client._errors import ApiError
+    from tao_client.client import ACTIVE_STATUSES
+
+    if not (args.job_ids or args.container_id or args.all):
+        error("tao stop needs JOB_ID..., --container_id ID... or --all")
+        return EXIT_LAUNCHER
+    targets = list(args.job_ids)
+    status = 0
+    for container_id in args.container_id:
+        matches = [job.id for job in client.jobs(container_id=container_id)] if container_id.strip() else []
+        if len(matches) != 1:
+            error(f"container id {container_id!r} matches {'no job' if not matches else 'several jobs: ' + ', '.join(matches)}")
+            status = 1
+            continue
+        targets += matches
+    if args.all:
+        targets += [job.id for job in client.jobs(ACTIVE_STATUSES)]
+    cancelled = []
+    for job_id in dict.fromkeys(targets):
+        try:
+            cancelled.append(client.cancel(job_id))
+        except ApiError as exc:
+            error(exc.message)
+            status = 1
+    for job in cancelled:
+        final = job if args.no_wait else client.wait_until_done(job.id)
+        print(f"{final.id}: {final.status}")
+    return status
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+def logs_parser() -> Parser:
+    parser = Parser(prog="tao logs", description="A job's output. With -f, follow it to the end and exit with the job's exit code.")
+    parser.add_argument("job_id", metavar="JOB_ID")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C detaches; the job goes on)")
+    return parser
+
+
+def show_logs(client: Client, args: Namespace) -> int:
+    if args.follow:
+        return attach(client, args.job_id, cancel_on_signal=False)
+    sys.stdout.buffer.write(client.logs(args.job_id))
+    sys.stdout.buffer.flush()
+    return 0
