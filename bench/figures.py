@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import signal
 import sqlite3
 import statistics
@@ -12,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from harness import IMAGE, Daemon, Figure, alternate, bench_daemon, percentile, rss_mb, timed, tool
 
@@ -71,7 +72,13 @@ def ctrl_c(daemon: Daemon, scale: Scale) -> Figure:
     client = docker.from_env()
     samples, exits = [], []
     for run in range(scale.ctrl_c_runs):
-        process = subprocess.Popen([tool("tao"), "detectnet_v2", "sleep", str(900 + run)], env=daemon.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [tool("tao"), "detectnet_v2", "sleep", str(900 + run)],
+            env=daemon.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert process.stdout is not None
         process.stdout.readline()  # "sleeping N": the task runs
         job = next(j for j in daemon.request("GET", "/v1/jobs?status=running")["jobs"] if j["args"] == [str(900 + run)])
@@ -101,7 +108,15 @@ def submissions(scale: Scale) -> Figure:
                 spans = pool.starmap(_post_many, [(str(daemon.socket), per_client)] * 8)
                 rates.append(8 * per_client / (max(end for _, end in spans) - min(start for start, _ in spans)))
         queued = daemon.request("GET", "/v1/jobs?status=queued&limit=1")["jobs"]
-        return Figure("4", "submissions accepted per second (8 clients)", "jobs/s", rates, ">= 300/s", min(rates) >= 300, extra={"jobs_per_round": 8 * per_client, "still_queued": bool(queued)})
+        return Figure(
+            "4",
+            "submissions accepted per second (8 clients)",
+            "jobs/s",
+            rates,
+            ">= 300/s",
+            min(rates) >= 300,
+            extra={"jobs_per_round": 8 * per_client, "still_queued": bool(queued)},
+        )
     finally:
         daemon.discard()
 
@@ -133,7 +148,10 @@ def start_rate(scale: Scale, concurrency: int = 8) -> Figure:
         ours, docker = [], []
         for _ in range(2 if scale.start_jobs >= 100 else 1):
             started = time.perf_counter()
-            ids = [daemon.request("POST", "/v1/jobs", {"task": "detectnet_v2", "subtask": "exit", "args": ["0"]})["id"] for _ in range(scale.start_jobs)]
+            ids = [
+                daemon.request("POST", "/v1/jobs", {"task": "detectnet_v2", "subtask": "exit", "args": ["0"]})["id"]
+                for _ in range(scale.start_jobs)
+            ]
             while daemon.request("GET", "/v1/jobs?status=queued&status=pulling&status=starting&status=running&limit=1")["jobs"]:
                 time.sleep(0.02)
             ours.append(time.perf_counter() - started)
@@ -144,7 +162,15 @@ def start_rate(scale: Scale, concurrency: int = 8) -> Figure:
             with ThreadPoolExecutor(concurrency) as pool:
                 list(pool.map(lambda _: timed(["docker", "run", "--rm", IMAGE, "detectnet_v2", "exit", "0"]), range(scale.start_jobs)))
             docker.append(time.perf_counter() - started)
-        figure = Figure("5", f"{scale.start_jobs} short jobs at once (concurrency {concurrency}): tao vs docker run --rm", "s", ours, "ratio <= 1.25", None, baseline=docker)
+        figure = Figure(
+            "5",
+            f"{scale.start_jobs} short jobs at once (concurrency {concurrency}): tao vs docker run --rm",
+            "s",
+            ours,
+            "ratio <= 1.25",
+            None,
+            baseline=docker,
+        )
         figure.met = figure.summary()["ratio"] <= 1.25
         return figure
     finally:
@@ -163,11 +189,13 @@ def _docker_logs_follow(size: int, attempts: int = 3) -> float:
     """
     for _ in range(attempts):
         started = time.perf_counter()
-        container = subprocess.run(["docker", "run", "-d", IMAGE, *_producer(size)], capture_output=True, text=True, check=True).stdout.strip()
+        container = subprocess.run(
+            ["docker", "run", "-d", IMAGE, *_producer(size)], capture_output=True, text=True, check=True
+        ).stdout.strip()
         received = 0
         with subprocess.Popen(["docker", "logs", "-f", container], stdout=subprocess.PIPE) as logs:
             assert logs.stdout is not None
-            while chunk := logs.stdout.read1(1 << 20):
+            while chunk := os.read(logs.stdout.fileno(), 1 << 20):
                 received += len(chunk)
         elapsed = time.perf_counter() - started
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
@@ -210,11 +238,27 @@ def log_throughput(scale: Scale) -> list[Figure]:
     try:
         docker_single = [_docker_logs_follow(scale.log_bytes) for _ in range(2)]
         ours_single = [_followed_job(daemon, scale.log_bytes, 1)[0] for _ in range(2)]
-        single = Figure("6a", f"log throughput, 1 websocket follower, {scale.log_bytes >> 20} MiB", "MB/s", ours_single, ">= 0.8x docker logs -f", None, baseline=docker_single)
+        single = Figure(
+            "6a",
+            f"log throughput, 1 websocket follower, {scale.log_bytes >> 20} MiB",
+            "MB/s",
+            ours_single,
+            ">= 0.8x docker logs -f",
+            None,
+            baseline=docker_single,
+        )
         single.met = single.summary()["ratio"] >= 0.8
         docker_small = [_docker_logs_follow(scale.follower_bytes) for _ in range(2)]
         ours_many = _followed_job(daemon, scale.follower_bytes, scale.followers)
-        many = Figure("6b", f"log throughput, each of {scale.followers} followers, {scale.follower_bytes >> 20} MiB", "MB/s", ours_many, ">= 0.5x docker logs -f, each", None, baseline=docker_small)
+        many = Figure(
+            "6b",
+            f"log throughput, each of {scale.followers} followers, {scale.follower_bytes >> 20} MiB",
+            "MB/s",
+            ours_many,
+            ">= 0.5x docker logs -f, each",
+            None,
+            baseline=docker_small,
+        )
         many.met = min(ours_many) / statistics.median(docker_small) >= 0.5
         return [single, many]
     finally:
@@ -234,8 +278,24 @@ def list_latency_and_memory(scale: Scale) -> list[Figure]:
         pid = daemon.process.pid  # type: ignore[union-attr]
         first, deep = _list_timings(daemon, scale)
         figures = [
-            Figure("7a", f"GET /v1/jobs?limit=50, first page, {scale.table_jobs} jobs", "s", first, "p99 < 20 ms", percentile(first, 0.99) < 0.020, extra={"p99": round(percentile(first, 0.99), 6)}),
-            Figure("7b", f"GET /v1/jobs?limit=50, deep page, {scale.table_jobs} jobs", "s", deep, "p99 < 20 ms", percentile(deep, 0.99) < 0.020, extra={"p99": round(percentile(deep, 0.99), 6)}),
+            Figure(
+                "7a",
+                f"GET /v1/jobs?limit=50, first page, {scale.table_jobs} jobs",
+                "s",
+                first,
+                "p99 < 20 ms",
+                percentile(first, 0.99) < 0.020,
+                extra={"p99": round(percentile(first, 0.99), 6)},
+            ),
+            Figure(
+                "7b",
+                f"GET /v1/jobs?limit=50, deep page, {scale.table_jobs} jobs",
+                "s",
+                deep,
+                "p99 < 20 ms",
+                percentile(deep, 0.99) < 0.020,
+                extra={"p99": round(percentile(deep, 0.99), 6)},
+            ),
         ]
         loaded = rss_mb(pid)
         after_rounds = []
@@ -245,17 +305,41 @@ def list_latency_and_memory(scale: Scale) -> list[Figure]:
             after_rounds.append(rss_mb(pid))
         growth = after_rounds[-1] - after_rounds[0]
         figures.append(Figure("8a", "daemon RSS idle", "MB", idle, "< 100 MB", idle[0] < 100))
-        figures.append(Figure("8b", f"daemon RSS after {scale.table_jobs} jobs listed and {scale.followers} followers, 3 rounds", "MB", after_rounds, "no growth after followers leave", growth < 5, extra={"after_listing": round(loaded, 1), "growth_round1_to_3": round(growth, 1)}))
+        figures.append(
+            Figure(
+                "8b",
+                f"daemon RSS after {scale.table_jobs} jobs listed and {scale.followers} followers, 3 rounds",
+                "MB",
+                after_rounds,
+                "no growth after followers leave",
+                growth < 5,
+                extra={"after_listing": round(loaded, 1), "growth_round1_to_3": round(growth, 1)},
+            )
+        )
         return figures
     finally:
         daemon.discard()
 
 
 def _fill_table(db_path, count: int) -> None:  # type: ignore[no-untyped-def]
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    row = ("detectnet_v2", "train", '["-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]',
-           '["detectnet_v2", "train", "-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]', IMAGE, "succeeded", 0,
-           "[]", "{}", '{"shm_size": 67108864}', "[]", 0, now, now, now)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    row = (
+        "detectnet_v2",
+        "train",
+        '["-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]',
+        '["detectnet_v2", "train", "-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]',
+        IMAGE,
+        "succeeded",
+        0,
+        "[]",
+        "{}",
+        '{"shm_size": 67108864}',
+        "[]",
+        0,
+        now,
+        now,
+        now,
+    )
     with sqlite3.connect(db_path) as connection:
         connection.executemany(
             "INSERT INTO job (id, task, subtask, args, command, image, status, exit_code, mounts, envs, docker_options, gpus, cancel_requested, created_at, started_at, finished_at)"
@@ -303,11 +387,26 @@ def cold_pull(scale: Scale) -> Figure:
         reference, _ = registry.push(variant, "tao/bench:1")
         remove_local(variant)
         manifest = root / "manifest.json"
-        manifest.write_text(json.dumps({"format_version": 2.0, "dockers": {"tao/bench": {"1": {"docker_registry": registry.host, "tasks": ["detectnet_v2"]}}}}))
+        manifest.write_text(
+            json.dumps(
+                {"format_version": 2.0, "dockers": {"tao/bench": {"1": {"docker_registry": registry.host, "tasks": ["detectnet_v2"]}}}}
+            )
+        )
         daemon = bench_daemon(manifest=manifest).start()
         try:
-            subprocess.run([tool("tao"), "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), env=daemon.env(), check=True, capture_output=True)
-            subprocess.run(["docker", "login", registry.host, "-u", USERNAME, "--password-stdin"], input=PASSWORD.encode(), check=True, capture_output=True)
+            subprocess.run(
+                [tool("tao"), "login", registry.host, "-u", USERNAME, "--password-stdin"],
+                input=PASSWORD.encode(),
+                env=daemon.env(),
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(
+                ["docker", "login", registry.host, "-u", USERNAME, "--password-stdin"],
+                input=PASSWORD.encode(),
+                check=True,
+                capture_output=True,
+            )
 
             def ours() -> float:
                 remove_local(reference)
@@ -321,7 +420,15 @@ def cold_pull(scale: Scale) -> Figure:
         finally:
             subprocess.run(["docker", "logout", registry.host], capture_output=True)
             daemon.discard()
-        figure = Figure("9", f"cold pull ({scale.pull_layer_bytes >> 20} MiB layer) and start: tao vs docker pull + docker run", "s", mine, "ratio (issue 4 note)", None, baseline=theirs)
+        figure = Figure(
+            "9",
+            f"cold pull ({scale.pull_layer_bytes >> 20} MiB layer) and start: tao vs docker pull + docker run",
+            "s",
+            mine,
+            "ratio (issue 4 note)",
+            None,
+            baseline=theirs,
+        )
         figure.met = None
         return figure
     finally:

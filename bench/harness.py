@@ -37,7 +37,7 @@ def build_image() -> None:
 class Figure:
     """One measured figure: samples in seconds (or another unit), with a target to compare against."""
 
-    number: int
+    number: str  # "2", "6a": as the README's table numbers them
     name: str
     unit: str
     samples: list[float]

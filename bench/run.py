@@ -1,8 +1,8 @@
 """Run the launcher's benchmarks against a real Docker engine and write bench/results/latest.json.
 
-    bash bench/run            # every figure at full size (about 15 minutes on 2 cores)
-    bash bench/run --quick    # small sizes, a smoke test that the scripts still work
-    bash bench/run --only 2,7 # some figures
+bash bench/run            # every figure at full size (about 15 minutes on 2 cores)
+bash bench/run --quick    # small sizes, a smoke test that the scripts still work
+bash bench/run --only 2,7 # some figures
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import figures  # bench/ is the script's directory, first on sys.path
-from harness import ROOT, Figure, bench_daemon, build_image, tool
+from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9")  # 7 also measures 8 (memory), on the same daemon
 
@@ -50,7 +50,12 @@ def main() -> None:
     finally:
         shared.discard()
 
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick, "machine": _machine(), "figures": [f.summary() for f in results]}
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": _machine(),
+        "figures": [f.summary() for f in results],
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output}")

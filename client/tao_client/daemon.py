@@ -16,7 +16,7 @@ START_TIMEOUT = 30.0
 class Address:
     """Where the daemon listens: `url` for people, `socket_path` when it is a Unix socket."""
 
-    __slots__ = ("url", "socket_path")
+    __slots__ = ("socket_path", "url")
 
     def __init__(self, url: str, socket_path: str | None = None) -> None:
         self.url = url
@@ -73,7 +73,10 @@ def start_local(address: Address) -> None:
     if address.socket_path is None or os.environ.get("TAO_NO_AUTOSTART"):
         raise DaemonUnreachable(address.url, "nothing answers there")
     if find_spec("tao_server") is None:
-        raise DaemonUnreachable(address.url, "nothing answers there, and this install has no daemon to start: pip install 'tao-launcher[server]', or set TAO_HOST")
+        raise DaemonUnreachable(
+            address.url,
+            "nothing answers there, and this install has no daemon to start: pip install 'tao-launcher[server]', or set TAO_HOST",
+        )
     path = address.socket_path
     run_dir = os.path.dirname(path)
     os.makedirs(run_dir, mode=0o700, exist_ok=True)

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -116,7 +116,7 @@ def _start(
         jobs=job_service,
         images=image_service,
         tokens=TokenStore(engine),
-        system=SystemService(settings, manifest, backend, job_service, image_service, datetime.now(timezone.utc), addresses),
+        system=SystemService(settings, manifest, backend, job_service, image_service, datetime.now(UTC), addresses),
     )
     runner.reconcile()
     return services

@@ -23,24 +23,51 @@ if TYPE_CHECKING:  # the settings stack is imported only once the flags are read
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tao-server", description="The TAO launcher daemon: runs TAO tasks in Docker for the `tao` CLI and HTTP clients.")
+    parser = argparse.ArgumentParser(
+        prog="tao-server", description="The TAO launcher daemon: runs TAO tasks in Docker for the `tao` CLI and HTTP clients."
+    )
     parser.add_argument("--data-dir", type=Path, help="SQLite database and job logs (default: $TAO_DATA_DIR or ~/.local/share/tao)")
-    parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)")
+    parser.add_argument(
+        "--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)"
+    )
     parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
-    parser.add_argument("--socket-mode", help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)")
-    parser.add_argument("--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group")
+    parser.add_argument(
+        "--socket-mode",
+        help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)",
+    )
+    parser.add_argument(
+        "--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group"
+    )
     parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
     parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
     parser.add_argument("--tls-cert", type=Path, help="serve TCP over TLS with this certificate (PEM); needs --tls-key")
     parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
-    parser.add_argument("--insecure", action="store_true", default=None, help="allow a TCP address other than loopback without TLS (tokens still travel in clear)")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a TCP address other than loopback without TLS (tokens still travel in clear)",
+    )
     parser.add_argument("--policy", type=Path, help="what jobs of users other than admins may ask for (TOML; see README)")
-    parser.add_argument("--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)")
+    parser.add_argument(
+        "--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)"
+    )
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
-    parser.add_argument("--gpu-mode", choices=["request", "env"], help="request: a Docker device request per job (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime")
-    parser.add_argument("--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs")
+    parser.add_argument(
+        "--gpu-mode",
+        choices=["request", "env"],
+        help="request: a Docker device request per job (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime",
+    )
+    parser.add_argument(
+        "--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs"
+    )
     parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
-    parser.add_argument("--pull", dest="pull_policy", choices=["missing", "always", "never"], help="when jobs pull their image, unless they say otherwise (default: missing)")
+    parser.add_argument(
+        "--pull",
+        dest="pull_policy",
+        choices=["missing", "always", "never"],
+        help="when jobs pull their image, unless they say otherwise (default: missing)",
+    )
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--version", action="version", version=f"tao-server {__version__}")
     return parser
@@ -88,7 +115,7 @@ def serve(settings: Settings) -> int:
     # The database and logs hold job arguments and environments: for this user's eyes only.
     os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _lock = _lock_data_dir(settings.data_dir)  # noqa: F841  (held for the process's life)
+    _lock = _lock_data_dir(settings.data_dir)
     try:
         backend = backends.connect(daemon_id(settings.data_dir), settings.docker_host, settings.max_running_jobs, settings.gpu_mode)
     except TaoError as exc:

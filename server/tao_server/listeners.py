@@ -26,8 +26,6 @@ except ImportError:  # httptools not installed: the pure-Python parser
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
 
 
-
-
 class TlsAwareServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, tls_sockets: list[socket.socket], tls: ssl.SSLContext | None) -> None:
         super().__init__(config)

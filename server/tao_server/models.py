@@ -6,8 +6,8 @@ view (`JobPublic`) share; `JobCreate` is the request body.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer
@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     queued = "queued"
     pulling = "pulling"
     starting = "starting"
@@ -40,7 +40,7 @@ PullPolicy = Literal["missing", "always", "never"]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class JobBase(SQLModel):
@@ -119,7 +119,7 @@ class JobPublic(JobBase):
     def _as_utc(self, value: datetime | None) -> str | None:
         if value is None:
             return None
-        aware = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return aware.isoformat().replace("+00:00", "Z")
 
 

@@ -49,12 +49,17 @@ def main(argv: list[str]) -> int:
             return _fail("a token acting as gid 0 gets root's group on the box; make it with --admin, or give another --gid")
         token, text = store.create(args.user, uid, gid, args.admin)
         print(text)
-        print(f"token {token.id} for {args.user} (uid {uid}, gid {gid}{', admin' if args.admin else ''}); "
-              "it is shown only now: the daemon keeps its hash", file=sys.stderr)
+        print(
+            f"token {token.id} for {args.user} (uid {uid}, gid {gid}{', admin' if args.admin else ''}); "
+            "it is shown only now: the daemon keeps its hash",
+            file=sys.stderr,
+        )
     elif args.verb == "list":
         print(f"{'ID':<14}{'USER':<20}{'UID:GID':<14}{'ADMIN':<7}CREATED")
         for token in store.list():
-            print(f"{token.id:<14}{token.user:<20}{f'{token.uid}:{token.gid}':<14}{'yes' if token.admin else 'no':<7}{token.created_at:%Y-%m-%d %H:%M}")
+            print(
+                f"{token.id:<14}{token.user:<20}{f'{token.uid}:{token.gid}':<14}{'yes' if token.admin else 'no':<7}{token.created_at:%Y-%m-%d %H:%M}"
+            )
     else:
         missing = [token_id for token_id in args.ids if not store.revoke(token_id)]
         if missing:

@@ -85,7 +85,12 @@ def test_what_the_policy_does_not_grant_is_a_403_naming_the_field(daemon: Daemon
     error = answer.json()["error"]
     assert (error["code"], error["field"]) == ("refused_by_policy", field)
     assert "uid 1001" in error["message"]
-    assert daemon.admin.post("/v1/jobs", json={"task": "detectnet_v2", "subtask": "exit", "args": ["0"], "launch_config": {"DockerOptions": options}}).status_code == 201
+    assert (
+        daemon.admin.post(
+            "/v1/jobs", json={"task": "detectnet_v2", "subtask": "exit", "args": ["0"], "launch_config": {"DockerOptions": options}}
+        ).status_code
+        == 201
+    )
 
 
 def test_the_policys_gpu_cap_holds_per_user(start_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +99,9 @@ def test_the_policys_gpu_cap_holds_per_user(start_daemon, tmp_path: Path) -> Non
     daemon = start_daemon(gpus="0,1", policy=policy)
     refused = daemon.alice.post("/v1/jobs", json={"task": "detectnet_v2", "gpus": "2"})
     assert refused.status_code == 403
-    assert refused.json()["error"]["message"] == f"gpus: this job asks for 2 GPUs, but {policy} lets uid 1001 (alice) hold at most 1 at once"
+    assert (
+        refused.json()["error"]["message"] == f"gpus: this job asks for 2 GPUs, but {policy} lets uid 1001 (alice) hold at most 1 at once"
+    )
     first = daemon.alice.submit("detectnet_v2", "hold", "a1", gpus="1")
     daemon.alice.wait_for(first["id"], "running")
     second = daemon.alice.submit("detectnet_v2", "exit", "0", gpus="1")  # waits: alice is at her cap

@@ -55,7 +55,11 @@ def test_run_runs_the_command_itself(daemon: Daemon) -> None:
     assert daemon.admin.wait_for(job["id"], "failed")["exit_code"] == 5
     refused = daemon.admin.post("/v1/jobs", json={"task": "unet", "subtask": "run", "args": []})
     assert refused.status_code == 422
-    assert refused.json()["error"] == {"code": "invalid_request", "message": "`run` needs a command to run in the task's image", "field": "args"}
+    assert refused.json()["error"] == {
+        "code": "invalid_request",
+        "message": "`run` needs a command to run in the task's image",
+        "field": "args",
+    }
 
 
 def test_cancelling_a_running_job_stops_it_and_releases_its_run(daemon: Daemon) -> None:
@@ -146,7 +150,13 @@ def test_listing_pages_newest_first_and_filters(daemon: Daemon) -> None:
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"limit": 0}, "limit"), ({"limit": 501}, "limit"), ({"cursor": "abc"}, "cursor"), ({"container_id": " "}, "container_id"), ({"status": "done"}, "status.0")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"cursor": "abc"}, "cursor"),
+        ({"container_id": " "}, "container_id"),
+        ({"status": "done"}, "status.0"),
+    ],
 )
 def test_bad_list_parameters_are_422(daemon: Daemon, params: dict, field: str) -> None:  # type: ignore[type-arg]
     answer = daemon.admin.get("/v1/jobs", params=params)
@@ -156,7 +166,12 @@ def test_bad_list_parameters_are_422(daemon: Daemon, params: dict, field: str) -
 
 def test_an_unknown_job_is_a_404_on_every_route(daemon: Daemon) -> None:
     expected = {"code": "job_not_found", "message": "no job 'nope'; `tao list --all` shows the known jobs", "field": "id"}
-    for method, path in [("GET", "/v1/jobs/nope"), ("POST", "/v1/jobs/nope/cancel"), ("GET", "/v1/jobs/nope/logs"), ("GET", "/v1/jobs/nope/events")]:
+    for method, path in [
+        ("GET", "/v1/jobs/nope"),
+        ("POST", "/v1/jobs/nope/cancel"),
+        ("GET", "/v1/jobs/nope/logs"),
+        ("GET", "/v1/jobs/nope/events"),
+    ]:
         answer = daemon.client.request(method, path, headers=daemon.admin.headers)
         assert answer.status_code == 404, path
         assert answer.json()["error"] == expected

@@ -24,7 +24,9 @@ def test_following_returns_the_whole_output_once_the_job_ends(daemon: Daemon) ->
     job = daemon.admin.submit("detectnet_v2", "hold", "follow")
     daemon.admin.wait_for(job["id"], "running")
     followed: list[bytes] = []
-    reader = threading.Thread(target=lambda: followed.append(daemon.admin.get(f"/v1/jobs/{job['id']}/logs", params={"follow": "true"}).content))
+    reader = threading.Thread(
+        target=lambda: followed.append(daemon.admin.get(f"/v1/jobs/{job['id']}/logs", params={"follow": "true"}).content)
+    )
     reader.start()
     daemon.engine.release("follow")
     reader.join(timeout=30)

@@ -8,12 +8,10 @@ websockets. The engine and the toolkit image come from tests/conftest.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +19,29 @@ from typing import Any
 
 import pytest
 
-from tao_server.testing.daemon import LABEL_DAEMON, LABEL_JOB, Daemon, executable
+from tao_server.testing.daemon import LABEL_JOB, Daemon, executable
 
 SEED_TASKS = [
-    "augment", "classification", "detectnet_v2", "dssd", "emotionnet", "faster_rcnn", "fpenet",
-    "gazenet", "gesturenet", "heartratenet", "retinanet", "speech_to_text", "ssd", "text_classification",
-    "converter", "token_classification", "unet", "yolo_v3", "yolo_v4", "yolo_v4_tiny",
+    "augment",
+    "classification",
+    "detectnet_v2",
+    "dssd",
+    "emotionnet",
+    "faster_rcnn",
+    "fpenet",
+    "gazenet",
+    "gesturenet",
+    "heartratenet",
+    "retinanet",
+    "speech_to_text",
+    "ssd",
+    "text_classification",
+    "converter",
+    "token_classification",
+    "unet",
+    "yolo_v3",
+    "yolo_v4",
+    "yolo_v4_tiny",
 ]
 # Tasks the manifest maps to the image although the image cannot run them as asked.
 BROKEN_TASKS = ["missing", "not_executable"]
@@ -37,7 +52,11 @@ def manifest_v2(image: str) -> dict[str, Any]:
     return {
         "format_version": 2.0,
         "toolkit_version": "test",
-        "dockers": {repository: {tag: {"docker_registry": "", "tasks": SEED_TASKS + BROKEN_TASKS, "subtasks": {"detectnet_v2": ["argv", "exit", "train"]}}}},
+        "dockers": {
+            repository: {
+                tag: {"docker_registry": "", "tasks": SEED_TASKS + BROKEN_TASKS, "subtasks": {"detectnet_v2": ["argv", "exit", "train"]}}
+            }
+        },
     }
 
 
@@ -142,7 +161,7 @@ def unprivileged_user() -> tuple[str, int, int]:
 def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """A factory for daemons whose socket every local user may reach (--socket-mode 0666).
 
-    Each gets `shared_root`, a world-readable directory for the files other users need.
+    Each gets a world-readable `home` (HOME for `tao`), for the files other users need.
     """
     import tempfile
 
@@ -152,7 +171,7 @@ def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
         root = Path(tempfile.mkdtemp(prefix="tao-shared-"))  # pytest's tmp_path is closed to other users
         root.chmod(0o755)
         daemon = new_daemon("--socket-mode", "0666", *args, root=root / "daemon", manifest=manifest).start()
-        daemon.shared_root = root  # type: ignore[attr-defined]
+        daemon.home = root
         made.append((daemon, root))
         return daemon
 
@@ -184,8 +203,10 @@ def tao_as(
     stdin: dict[str, Any] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", membership, executable("tao"), *args],
-        env=daemon.env(HOME=str(daemon.shared_root), **(env or {})),  # type: ignore[attr-defined]
-        capture_output=True, timeout=120, **stdin,
+        env=daemon.env(HOME=str(daemon.home), **(env or {})),
+        capture_output=True,
+        timeout=120,
+        **stdin,
     )
 
 

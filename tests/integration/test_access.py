@@ -48,7 +48,7 @@ def test_the_socket_group_decides_who_may_connect(new_daemon, unprivileged_user,
     root.chmod(0o755)
     try:
         daemon = new_daemon("--socket-mode", "0660", "--socket-group", group, root=root / "daemon").start()
-        daemon.shared_root = root
+        daemon.home = root
         socket_stat = os.stat(daemon.socket)
         assert (socket_stat.st_mode & 0o777, socket_stat.st_gid) == (0o660, gid)
         member = tao_as(daemon, unprivileged_user, "list", groups=[gid])

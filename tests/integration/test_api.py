@@ -62,11 +62,17 @@ def test_errors_are_json_with_a_message_and_the_field(daemon: Daemon) -> None:
     with daemon.http() as client:
         missing = client.get("/v1/jobs/nosuchjob")
         assert missing.status_code == 404
-        assert missing.json()["error"] == {"code": "job_not_found", "message": "no job 'nosuchjob'; `tao list --all` shows the known jobs", "field": "id"}
+        assert missing.json()["error"] == {
+            "code": "job_not_found",
+            "message": "no job 'nosuchjob'; `tao list --all` shows the known jobs",
+            "field": "id",
+        }
         bad_args = client.post("/v1/jobs", json={"task": "ssd", "args": "not a list"})
         assert bad_args.status_code == 422
         assert bad_args.json()["error"]["field"] == "args"
-        bad_config = client.post("/v1/jobs", json={"task": "ssd", "launch_config": {"Envs": {}}, "launch_config_source": "/home/me/.tao_mounts.json"})
+        bad_config = client.post(
+            "/v1/jobs", json={"task": "ssd", "launch_config": {"Envs": {}}, "launch_config_source": "/home/me/.tao_mounts.json"}
+        )
         assert bad_config.status_code == 422
         error = bad_config.json()["error"]
         assert error["code"] == "invalid_launch_config" and error["field"] == "Envs"
@@ -83,7 +89,7 @@ def test_list_filters_by_status_and_pages_with_a_cursor(daemon: Daemon) -> None:
     cursor = None
     with daemon.http() as client:
         while True:
-            params = {"limit": 2, "status": "succeeded", **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"limit": 2, "status": "succeeded", **({"cursor": cursor} if cursor else {})}
             page = client.get("/v1/jobs", params=params).json()
             assert len(page["jobs"]) <= 2
             assert all(job["status"] == "succeeded" for job in page["jobs"])
@@ -156,7 +162,15 @@ def test_openapi_docs_are_served(daemon: Daemon) -> None:
     with daemon.http() as client:
         assert client.get("/docs").status_code == 200
         paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/logs", "/v1/tasks", "/v1/info", "/healthz"} <= set(paths)
+    assert {
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/jobs/{job_id}/logs",
+        "/v1/tasks",
+        "/v1/info",
+        "/healthz",
+    } <= set(paths)
 
 
 def test_hostile_inputs_are_refused_with_the_field(daemon: Daemon) -> None:

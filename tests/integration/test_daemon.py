@@ -59,7 +59,9 @@ def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Pa
     env = {key: value for key, value in os.environ.items() if key not in ("TAO_HOST", "TAO_NO_AUTOSTART", "LAUNCHER_MOUNTS")}
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), TAO_DATA_DIR=str(data_dir), TAO_MANIFEST=str(manifest_file))
     try:
-        result = subprocess.run([executable("tao"), "detectnet_v2", "exit", "0"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        result = subprocess.run(
+            [executable("tao"), "detectnet_v2", "exit", "0"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout == b"exiting with 0\n"
         assert (runtime / "tao" / "tao.sock").is_socket()
@@ -78,7 +80,8 @@ def test_second_daemon_on_the_same_data_dir_is_refused(new_daemon) -> None:  # t
     first = new_daemon().start()
     second = subprocess.run(
         [executable("tao-server"), "--data-dir", str(first.data_dir), "--socket", str(first.root / "other.sock")],
-        capture_output=True, timeout=30,
+        capture_output=True,
+        timeout=30,
     )
     assert second.returncode == 2
     assert f"already uses the data dir {first.data_dir}".encode() in second.stderr
@@ -86,10 +89,13 @@ def test_second_daemon_on_the_same_data_dir_is_refused(new_daemon) -> None:  # t
 
 def test_broken_manifest_stops_the_daemon_with_a_clear_message(tmp_path: Path) -> None:
     manifest = tmp_path / "config.json"
-    manifest.write_text('{"format_version": 2.0, "dockers": {"nvidia/tao/tao-toolkit": {"v1": {"docker_registry": "nvcr.io", "tasks": "detectnet_v2"}}}}')
+    manifest.write_text(
+        '{"format_version": 2.0, "dockers": {"nvidia/tao/tao-toolkit": {"v1": {"docker_registry": "nvcr.io", "tasks": "detectnet_v2"}}}}'
+    )
     result = subprocess.run(
         [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(tmp_path / "s.sock"), "--manifest", str(manifest)],
-        capture_output=True, timeout=30,
+        capture_output=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert f"{manifest}: dockers.nvidia/tao/tao-toolkit.v1.tasks: expected a list of task names".encode() in result.stderr
@@ -99,14 +105,18 @@ def test_broken_manifest_stops_the_daemon_with_a_clear_message(tmp_path: Path) -
 def test_grouped_manifest_takes_the_group_grammar(new_daemon, tmp_path: Path, toolkit_image: str) -> None:  # type: ignore[no-untyped-def]
     repository, tag = toolkit_image.rsplit(":", 1)
     manifest = tmp_path / "grouped.json"
-    manifest.write_text(json.dumps({
-        "format_version": 3.0,
-        "toolkit_version": "5.0.0",
-        "task_group": {
-            "model": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2", "yolo_v4"]}}}},
-            "deploy": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2"]}}}},
-        },
-    }))
+    manifest.write_text(
+        json.dumps(
+            {
+                "format_version": 3.0,
+                "toolkit_version": "5.0.0",
+                "task_group": {
+                    "model": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2", "yolo_v4"]}}}},
+                    "deploy": {"dockers": {repository: {tag: {"docker_registry": "", "tasks": ["detectnet_v2"]}}}},
+                },
+            }
+        )
+    )
     daemon = new_daemon(manifest=manifest).start()
     grouped = daemon.tao("deploy", "detectnet_v2", "exit", "2")
     assert grouped.returncode == 2
@@ -148,7 +158,9 @@ def test_help_and_list_do_not_import_the_server_stack(daemon: Daemon) -> None:
 def test_socket_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
-    result = subprocess.run([executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(precious)], capture_output=True, timeout=30)
+    result = subprocess.run(
+        [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(precious)], capture_output=True, timeout=30
+    )
     assert result.returncode == 2
     assert b"exists and is not a socket" in result.stderr
     assert precious.read_text() == "keep me"
@@ -157,7 +169,8 @@ def test_socket_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
 def test_tcp_beyond_loopback_needs_tls_or_insecure(tmp_path: Path) -> None:
     result = subprocess.run(
         [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--no-socket", "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True, timeout=30,
+        capture_output=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert b"refusing to listen on 0.0.0.0 without TLS" in result.stderr

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tao_server.testing.daemon import Daemon, LABEL_DAEMON
+from tao_server.testing.daemon import LABEL_DAEMON, Daemon
 from tests.integration.conftest import job_id_of
 
 pytestmark = pytest.mark.integration

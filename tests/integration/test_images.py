@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
-from tests.integration.conftest import free_port, job_id_of, local_account, tao_as
 from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, Registry, build_variant, layer_digests, remove_local
+from tests.integration.conftest import free_port, job_id_of, local_account, tao_as
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,10 @@ def _manifest(path: Path, registry: Registry | HeldBlobs, digest: str | None = N
 def _login(daemon: Daemon, host: str, password: str = PASSWORD) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [executable("tao"), "login", host, "-u", USERNAME, "--password-stdin"],
-        input=password.encode() + b"\n", env=daemon.env(), capture_output=True, timeout=60,
+        input=password.encode() + b"\n",
+        env=daemon.env(),
+        capture_output=True,
+        timeout=60,
     )
 
 

@@ -90,7 +90,7 @@ def _dockerd_memlock_unlimited() -> bool:
     for pid in os.listdir("/proc"):
         try:
             if pid.isdigit() and Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
-                line = next(l for l in Path(f"/proc/{pid}/limits").read_text().splitlines() if l.startswith("Max locked memory"))
+                line = next(row for row in Path(f"/proc/{pid}/limits").read_text().splitlines() if row.startswith("Max locked memory"))
                 return line.split()[-2] == "unlimited"
         except OSError:
             continue
@@ -146,16 +146,36 @@ def test_host_network_serves_on_127_0_0_1(daemon: Daemon, tmp_path: Path) -> Non
 BAD_CONFIGS = [
     pytest.param('{\n  "Mounts": [\n    {"source": "/tmp",, }\n  ]\n}', "line 3, column 23: invalid JSON", id="malformed-json"),
     pytest.param({"Mount": []}, "Mount: unknown key 'Mount'; valid keys here: Mounts, Envs, DockerOptions", id="unknown-top-level-key"),
-    pytest.param({"DockerOptions": {"shm": "1G"}}, "DockerOptions.shm: unknown key 'shm'; valid keys here: shm_size, ulimits, user, ports", id="unknown-option"),
-    pytest.param({"Mounts": [{"source": "/does/not/exist", "destination": "/x"}]}, 'Mounts[0].source: "/does/not/exist" does not exist', id="missing-source"),
-    pytest.param({"Mounts": [{"source": "/tmp", "destination": "relative"}]}, 'Mounts[0].destination: "relative" must be an absolute path', id="relative-destination"),
+    pytest.param(
+        {"DockerOptions": {"shm": "1G"}},
+        "DockerOptions.shm: unknown key 'shm'; valid keys here: shm_size, ulimits, user, ports",
+        id="unknown-option",
+    ),
+    pytest.param(
+        {"Mounts": [{"source": "/does/not/exist", "destination": "/x"}]},
+        'Mounts[0].source: "/does/not/exist" does not exist',
+        id="missing-source",
+    ),
+    pytest.param(
+        {"Mounts": [{"source": "/tmp", "destination": "relative"}]},
+        'Mounts[0].destination: "relative" must be an absolute path',
+        id="relative-destination",
+    ),
     pytest.param({"Mounts": {"source": "/tmp"}}, "Mounts: expected a list of {source, destination} objects", id="mounts-not-a-list"),
-    pytest.param({"Envs": [{"variable": "1BAD", "value": "x"}]}, 'Envs[0].variable: "1BAD" is not a valid variable name', id="bad-env-name"),
+    pytest.param(
+        {"Envs": [{"variable": "1BAD", "value": "x"}]}, 'Envs[0].variable: "1BAD" is not a valid variable name', id="bad-env-name"
+    ),
     pytest.param({"DockerOptions": {"shm_size": "16Q"}}, 'DockerOptions.shm_size: "16Q" is not a size', id="bad-shm-size"),
-    pytest.param({"DockerOptions": {"ulimits": {"memlok": -1}}}, 'DockerOptions.ulimits.memlok: "memlok" is not a ulimit; valid names: core', id="bad-ulimit-name"),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"memlok": -1}}},
+        'DockerOptions.ulimits.memlok: "memlok" is not a ulimit; valid names: core',
+        id="bad-ulimit-name",
+    ),
     pytest.param({"DockerOptions": {"user": "a b"}}, 'DockerOptions.user: "a b" must be "uid", "uid:gid"', id="bad-user"),
     pytest.param({"DockerOptions": {"ports": {"8888": 70000}}}, "DockerOptions.ports.8888: 70000 must be a host port", id="bad-port"),
-    pytest.param({"DockerOptions": {"privileged": "yes"}}, 'DockerOptions.privileged: expected true or false, got a string "yes"', id="bad-bool"),
+    pytest.param(
+        {"DockerOptions": {"privileged": "yes"}}, 'DockerOptions.privileged: expected true or false, got a string "yes"', id="bad-bool"
+    ),
 ]
 
 
@@ -194,10 +214,10 @@ def test_the_daemons_own_data_dir_cannot_be_mounted(daemon: Daemon, tmp_path: Pa
 
 def test_files_a_task_writes_belong_to_the_caller_not_root(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     _, uid, gid = unprivileged_user
-    results = shared_daemon.shared_root / "results"  # type: ignore[attr-defined]
+    results = shared_daemon.home / "results"
     results.mkdir()
     os.chown(results, uid, gid)
-    mounts = write_mounts(shared_daemon.shared_root / "mounts.json", {"Mounts": [{"source": str(results), "destination": "/workspace/results"}]})  # type: ignore[attr-defined]
+    mounts = write_mounts(shared_daemon.home / "mounts.json", {"Mounts": [{"source": str(results), "destination": "/workspace/results"}]})  # type: ignore[attr-defined]
     mounts.chmod(0o644)
     result = tao_as(shared_daemon, unprivileged_user, "--mounts", str(mounts), "detectnet_v2", "train", "-r", "/workspace/results/run")
     assert result.returncode == 0, result.stderr

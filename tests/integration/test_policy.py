@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def _config(daemon: Daemon, name: str, config: dict[str, Any]) -> dict[str, str]:
     """The env that points `tao` at a launcher config other users can read."""
-    path = daemon.shared_root / f"{name}.json"  # type: ignore[attr-defined]
+    path = daemon.home / f"{name}.json"
     path.write_text(json.dumps(config))
     path.chmod(0o644)
     return {"LAUNCHER_MOUNTS": str(path)}
@@ -54,7 +54,10 @@ def test_each_escalation_is_refused_naming_field_value_and_rule(shared_daemon: D
         refused = tao_as(shared_daemon, unprivileged_user, "unet", "run", "true", env=env)
         assert refused.returncode == 125, (option, refused.stderr)
         assert message in refused.stderr, (option, refused.stderr)
-        assert f"need the '{option}' grant, which the default policy (no --policy file) does not give uid {unprivileged_user[1]}".encode() in refused.stderr
+        assert (
+            f"need the '{option}' grant, which the default policy (no --policy file) does not give uid {unprivileged_user[1]}".encode()
+            in refused.stderr
+        )
     assert json.loads(shared_daemon.tao("list", "--all", "--json").stdout) == []  # nothing refused was recorded
     # The daemon's own user is not bound: it could run any container through Docker anyway.
     env = _config(shared_daemon, "admin", {"DockerOptions": {"cap_add": ["NET_ADMIN"]}})
@@ -63,7 +66,9 @@ def test_each_escalation_is_refused_naming_field_value_and_rule(shared_daemon: D
 
 def test_running_as_yourself_needs_no_grant(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     _, uid, gid = unprivileged_user
-    env = _config(shared_daemon, "self", {"DockerOptions": {"user": f"{uid}:{gid}", "ports": {"8888": None}, "security_opt": ["no-new-privileges"]}})
+    env = _config(
+        shared_daemon, "self", {"DockerOptions": {"user": f"{uid}:{gid}", "ports": {"8888": None}, "security_opt": ["no-new-privileges"]}}
+    )
     result = tao_as(shared_daemon, unprivileged_user, "unet", "run", "id", "-u", env=env)
     assert (result.returncode, result.stdout) == (0, f"{uid}\n".encode()), result.stderr
 
@@ -72,7 +77,16 @@ def test_a_users_job_cannot_gain_privileges_inside_its_container(shared_daemon: 
     _, uid, gid = unprivileged_user
     # A bare uid would run with gid 0, root's group: the job gets the caller's own gid instead.
     env = _config(shared_daemon, "bare", {"DockerOptions": {"user": str(uid)}})
-    result = tao_as(shared_daemon, unprivileged_user, "unet", "run", "sh", "-c", "id -u; id -g; grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status", env=env)
+    result = tao_as(
+        shared_daemon,
+        unprivileged_user,
+        "unet",
+        "run",
+        "sh",
+        "-c",
+        "id -u; id -g; grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().split("\n")
     assert lines[:2] == [str(uid), str(gid)]
@@ -91,7 +105,7 @@ def test_a_source_that_contains_engine_paths_is_refused(shared_daemon: Daemon, u
 
 
 def test_mounts_must_be_readable_by_the_caller_through_every_link(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
-    root = shared_daemon.shared_root  # type: ignore[attr-defined]
+    root = shared_daemon.home
     vault = root / "vault"  # root's, 0700: the user cannot get in
     (vault / "data").mkdir(parents=True)
     vault.chmod(0o700)
@@ -121,7 +135,7 @@ def test_mounts_must_be_readable_by_the_caller_through_every_link(shared_daemon:
 
 def test_a_source_swapped_for_a_link_while_queued_is_not_mounted(shared_daemons, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     daemon = shared_daemons("--max-running-jobs", "1")
-    root = daemon.shared_root
+    root = daemon.home
     (root / "vault").mkdir()
     (root / "vault").chmod(0o700)
     (root / "vault" / "secret.txt").write_text("root's secret\n")
@@ -155,9 +169,7 @@ def test_policy_grants_and_mount_roots(shared_daemons, unprivileged_user, test_g
         elsewhere = _user_dir(base, "elsewhere", unprivileged_user)
         policy = base / "policy.toml"
         policy.write_text(
-            f'[default]\nmount_roots = ["{data}"]\n\n'
-            f'[user.{name}]\nallow = ["cap_add"]\n\n'
-            f'[group.{group}]\nallow = ["ipc"]\n'
+            f'[default]\nmount_roots = ["{data}"]\n\n[user.{name}]\nallow = ["cap_add"]\n\n[group.{group}]\nallow = ["ipc"]\n'
         )
         daemon = shared_daemons("--policy", str(policy))
 
@@ -177,7 +189,10 @@ def test_policy_grants_and_mount_roots(shared_daemons, unprivileged_user, test_g
         outside = _config(daemon, "outside", {"Mounts": [{"source": str(elsewhere), "destination": "/data"}]})
         refused = tao_as(daemon, unprivileged_user, "unet", "run", "true", env=outside)
         assert refused.returncode == 125
-        assert f"Mounts[0].source: '{elsewhere}' is outside the mount roots {policy} allows uid {uid} ({name}): {data}".encode() in refused.stderr
+        assert (
+            f"Mounts[0].source: '{elsewhere}' is outside the mount roots {policy} allows uid {uid} ({name}): {data}".encode()
+            in refused.stderr
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -220,7 +235,8 @@ def test_a_broken_policy_stops_the_daemon_with_the_reason(tmp_path: Path, text: 
     policy.write_text(text)
     result = subprocess.run(
         [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(tmp_path / "tao.sock"), "--policy", str(policy)],
-        capture_output=True, timeout=60,
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert str(policy).encode() in result.stderr

@@ -45,7 +45,11 @@ def test_sample_training_run_streams_output_and_succeeds(daemon: Daemon) -> None
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().splitlines()
     assert lines[0] == "detectnet_v2 train: spec=/etc/passwd results=/tmp/results"
-    assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/3 - loss: 0.71", "Epoch 2/3 - loss: 0.52", "Epoch 3/3 - loss: 0.33"]
+    assert [line for line in lines if line.startswith("Epoch")] == [
+        "Epoch 1/3 - loss: 0.71",
+        "Epoch 2/3 - loss: 0.52",
+        "Epoch 3/3 - loss: 0.33",
+    ]
     assert lines[-1] == "training finished"
 
 

@@ -88,7 +88,11 @@ def test_tao_rides_out_a_daemon_restart(new_daemon) -> None:  # type: ignore[no-
 
 
 def test_a_task_that_exits_0_on_sigterm_still_reads_as_cancelled(daemon: Daemon) -> None:
-    job_id = daemon.tao("-d", "unet", "run", "sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done").stdout.decode().strip()
+    job_id = (
+        daemon.tao("-d", "unet", "run", "sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done")
+        .stdout.decode()
+        .strip()
+    )
     daemon.wait_for_output(job_id, b"ready")
     follower = daemon.popen_tao("logs", "-f", job_id)
     assert daemon.tao("stop", job_id).returncode == 0

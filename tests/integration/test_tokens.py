@@ -56,7 +56,9 @@ def test_tcp_needs_a_valid_token_and_revocation_is_immediate(tcp_daemon: Daemon)
     token = tcp_daemon.token("--user", "root", "--admin")
     assert tcp_daemon.tao("ssd", "exit", "0", env=_tcp_env(tcp_daemon, token)).returncode == 0
     token_id = token.split("_")[1]
-    listed = subprocess.run([executable("tao-server"), "token", "list", "--data-dir", str(tcp_daemon.data_dir)], capture_output=True, check=True)
+    listed = subprocess.run(
+        [executable("tao-server"), "token", "list", "--data-dir", str(tcp_daemon.data_dir)], capture_output=True, check=True
+    )
     assert token_id.encode() in listed.stdout
     subprocess.run([executable("tao-server"), "token", "revoke", token_id, "--data-dir", str(tcp_daemon.data_dir)], check=True)
     revoked = tcp_daemon.tao("list", env=_tcp_env(tcp_daemon, token))
@@ -123,9 +125,28 @@ def test_log_websocket_over_tcp_needs_the_token(tcp_daemon: Daemon) -> None:
 def test_tls_listener_beyond_loopback(new_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     port = free_port()
     # All addresses, so the refusal rule for non-loopback listeners applies; the test only connects to 127.0.0.1.

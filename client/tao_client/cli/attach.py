@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from tao_client.cli.progress import PullWatcher
-
     from tao_client.client import Client, Job
 
 

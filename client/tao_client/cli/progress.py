@@ -64,7 +64,9 @@ class RichView:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=Console(stderr=True), transient=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=Console(stderr=True), transient=False
+        )
         self._tasks: dict[str, Any] = {}
         self._progress.start()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tao_client import launch_config
 from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
 from tao_client.cli.attach import attach

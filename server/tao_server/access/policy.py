@@ -107,7 +107,9 @@ class Policy:
             sources=tuple(f"[{name}]" for name, _ in sections),
         )
 
-    def check(self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any], envs: dict[str, str] | None = None) -> Rules:
+    def check(
+        self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any], envs: dict[str, str] | None = None
+    ) -> Rules:
         """Refuse what the caller's rules do not grant; the rules, for the GPU cap."""
         rules = self.rules_for(caller)
         for name in envs or {}:
@@ -204,7 +206,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
 
 
 def _is_own_user(caller: Caller, user: str) -> bool:
-    """"uid" or "uid:gid" naming the caller and one of their groups; names may mean anything in an image."""
+    """ "uid" or "uid:gid" naming the caller and one of their groups; names may mean anything in an image."""
     uid, _, gid = user.partition(":")
     if uid != str(caller.uid):
         return False

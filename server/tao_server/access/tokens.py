@@ -53,14 +53,16 @@ class TokenStore:
         """The caller a presented token acts as; None for a malformed, unknown or revoked one."""
         if not text.startswith(PREFIX):
             return None
-        token_id, _, secret = text[len(PREFIX):].partition("_")
+        token_id, _, secret = text[len(PREFIX) :].partition("_")
         if not token_id or not secret:
             return None
         with Session(self._engine) as session:
             token = session.get(ApiToken, token_id)
         if token is None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
             return None
-        return Caller(uid=token.uid, gid=token.gid, admin=token.admin, groups=_local_groups(token.user, token.uid, token.gid), name=token.user)
+        return Caller(
+            uid=token.uid, gid=token.gid, admin=token.admin, groups=_local_groups(token.user, token.uid, token.gid), name=token.user
+        )
 
 
 def _digest(secret: str) -> str:

@@ -100,7 +100,9 @@ class CredentialStore:
         except FileNotFoundError:
             return {}
         except json.JSONDecodeError as exc:
-            raise CredentialFileUnreadable(f"{self.path} is not JSON ({exc}); fix or remove it, then log in again with `tao login`") from None
+            raise CredentialFileUnreadable(
+                f"{self.path} is not JSON ({exc}); fix or remove it, then log in again with `tao login`"
+            ) from None
         if "version" not in stored:
             return {DAEMON_KEY: stored} if stored else {}  # the flat file of a daemon before per-user logins
         if stored["version"] != FORMAT_VERSION:

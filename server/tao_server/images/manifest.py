@@ -112,12 +112,18 @@ def parse(text: str, source: str) -> Manifest:
 
 def _format_version(reader: _Reader, data: dict[str, Any]) -> str:
     if "format_version" not in data:
-        raise ManifestError(f"{reader.source}: format_version: missing; expected 1.0, 2.0 or 3.0", field="format_version", source=reader.source)
+        raise ManifestError(
+            f"{reader.source}: format_version: missing; expected 1.0, 2.0 or 3.0", field="format_version", source=reader.source
+        )
     raw = data["format_version"]
     # NVIDIA's files write 2.0 as a number; accept the few exact spellings, nothing rounded.
     version = _FORMAT_VERSIONS.get(raw) if not isinstance(raw, bool) and isinstance(raw, (int, float, str)) else None
     if version is None:
-        raise ManifestError(f"{reader.source}: format_version: {raw!r} is not supported; expected 1.0, 2.0 or 3.0", field="format_version", source=reader.source)
+        raise ManifestError(
+            f"{reader.source}: format_version: {raw!r} is not supported; expected 1.0, 2.0 or 3.0",
+            field="format_version",
+            source=reader.source,
+        )
     return version
 
 
@@ -145,13 +151,17 @@ def _add_tag(reader: _Reader, manifest: Manifest, group: str | None, image_name:
     )
     tasks = entry.get("tasks")
     if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
-        raise ManifestError(f"{reader.source}: {key}.tasks: expected a list of task names, got {tasks!r}", field=f"{key}.tasks", source=reader.source)
+        raise ManifestError(
+            f"{reader.source}: {key}.tasks: expected a list of task names, got {tasks!r}", field=f"{key}.tasks", source=reader.source
+        )
     subtasks = entry.get("subtasks", {})
     reader.expect(subtasks, dict, f"{key}.subtasks", "an object mapping task names to lists of subtasks")
     for task in tasks:
         known = subtasks.get(task, [])
         if not isinstance(known, list) or not all(isinstance(s, str) for s in known):
-            raise ManifestError(f"{reader.source}: {key}.subtasks.{task}: expected a list of names", field=f"{key}.subtasks.{task}", source=reader.source)
+            raise ManifestError(
+                f"{reader.source}: {key}.subtasks.{task}: expected a list of names", field=f"{key}.subtasks.{task}", source=reader.source
+            )
         # A task listed twice in one group: the first entry wins, as in NVIDIA's launcher order.
         manifest.tasks.setdefault((group, task), TaskSpec(group, task, image, tuple(known)))
 

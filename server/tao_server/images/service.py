@@ -11,8 +11,8 @@ from tao_server.access.caller import Caller
 from tao_server.backends import ImageStore, ImageSummary
 from tao_server.errors import BackendError, InvalidRequest, LaunchFailure, PolicyRefusal
 from tao_server.images.credentials import CredentialStore, describe_owner, login_owner
-from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.images.manifest import Manifest, TaskImage
+from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.models import CredentialPublic, ImagePublic
 
 
@@ -74,28 +74,35 @@ class ImageService:
 
     def _pull_lines(self, references: list[str], owner: int | None) -> Iterator[bytes]:
         for reference in references:
-            updates: queue.SimpleQueue[dict[str, object] | None] = queue.SimpleQueue()
-            outcome: dict[str, str | None] = {"error": None}
+            yield from self._pull_one(reference, owner)
 
-            def pull(reference: str = reference) -> None:
-                try:
-                    self._puller.pull(reference, owner, ProgressRecorder(updates.put, reference))
-                except (LaunchFailure, BackendError) as failure:
-                    outcome["error"] = failure.message
-                finally:
-                    updates.put(None)
+    def _pull_one(self, reference: str, owner: int | None) -> Iterator[bytes]:
+        """One image's pull, in a thread of its own, as progress lines and a last "done" line."""
+        updates: queue.SimpleQueue[dict[str, object] | None] = queue.SimpleQueue()
+        outcome: dict[str, str | None] = {"error": None}
 
-            threading.Thread(target=pull, daemon=True).start()
-            while (update := updates.get()) is not None:
-                yield (json.dumps({"type": "progress", **update}) + "\n").encode()
-            yield (json.dumps({"type": "done", "image": reference, "error": outcome["error"]}) + "\n").encode()
+        def pull() -> None:
+            try:
+                self._puller.pull(reference, owner, ProgressRecorder(updates.put, reference))
+            except (LaunchFailure, BackendError) as failure:
+                outcome["error"] = failure.message
+            finally:
+                updates.put(None)
+
+        threading.Thread(target=pull, daemon=True).start()
+        while (update := updates.get()) is not None:
+            yield (json.dumps({"type": "progress", **update}) + "\n").encode()
+        yield (json.dumps({"type": "done", "image": reference, "error": outcome["error"]}) + "\n").encode()
 
     # -- registry logins --------------------------------------------------------------------------
 
     def logins(self, caller: Caller) -> list[CredentialPublic]:
         """The caller's own logins: a user never sees another's, nor the daemon's shared ones."""
         owner = login_owner(caller)
-        return [CredentialPublic(registry=registry, username=username, owner_uid=owner) for registry, username in self._credentials.registries(owner)]
+        return [
+            CredentialPublic(registry=registry, username=username, owner_uid=owner)
+            for registry, username in self._credentials.registries(owner)
+        ]
 
     def login(self, caller: Caller, registry: str, username: str, password: str) -> CredentialPublic:
         """Check the login with the registry, then keep it for the caller's pulls from that registry.
@@ -115,5 +122,7 @@ class ImageService:
         owner = login_owner(caller)
         username = self._credentials.remove(owner, registry)
         if username is None:
-            raise InvalidRequest(f"{describe_owner(owner)} has no stored login for {registry}; `tao login --list` shows the stored ones", field="registry")
+            raise InvalidRequest(
+                f"{describe_owner(owner)} has no stored login for {registry}; `tao login --list` shows the stored ones", field="registry"
+            )
         return CredentialPublic(registry=registry, username=username, owner_uid=owner)

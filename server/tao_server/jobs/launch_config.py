@@ -20,8 +20,21 @@ TOP_LEVEL_KEYS = ("Mounts", "Envs", "DockerOptions")
 MOUNT_KEYS = ("source", "destination", "read_only")
 ENV_KEYS = ("variable", "value")
 ULIMIT_NAMES = (
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
-    "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 )
 IPC_MODES = ("private", "shareable", "host", "none")
 MAX_CPUS = 4096
@@ -82,7 +95,11 @@ def _mounts(check: _Checker, raw: Any, protected: ProtectedPaths) -> list[dict[s
             check.fail(f"{key}.destination", destination, "must be an absolute path inside the container")
         destination = "/" + os.path.normpath(destination).lstrip("/")  # normpath keeps a leading "//"
         if any(within(destination, d) for d in _RUNTIME_DESTINATIONS):
-            check.fail(f"{key}.destination", destination, "is where the NVIDIA container runtime looks for the devices to give; ask for GPUs with `tao --gpus N`")
+            check.fail(
+                f"{key}.destination",
+                destination,
+                "is where the NVIDIA container runtime looks for the devices to give; ask for GPUs with `tao --gpus N`",
+            )
         if destination in destinations:
             check.fail(f"{key}.destination", destination, f"is already the destination of Mounts[{destinations[destination]}]")
         destinations[destination] = index
@@ -106,7 +123,11 @@ def _envs(check: _Checker, raw: Any) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             check.fail(f"{key}.value", value, "must be a string or a number")
         if name == "NVIDIA_VISIBLE_DEVICES":
-            check.fail(f"{key}.variable", name, "is set by the daemon from the GPUs it gives the job; ask for GPUs with `tao --gpus N` or `--gpu-index`")
+            check.fail(
+                f"{key}.variable",
+                name,
+                "is set by the daemon from the GPUs it gives the job; ask for GPUs with `tao --gpus N` or `--gpu-index`",
+            )
         if isinstance(value, str) and "\0" in value:
             check.fail(f"{key}.value", value, "contains a NUL byte, which an environment variable cannot hold")
         envs[name] = value if isinstance(value, str) else str(value)

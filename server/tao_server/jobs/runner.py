@@ -77,7 +77,10 @@ class JobRunner:
         if not self._gpus.can_ever_fit(job.gpu_request):
             have = ", ".join(self._gpus.inventory) or "none"
             self._finish(
-                job.id, JobStatus.error, LAUNCHER_FAILURE, f"the job asks for GPUs ({job.gpu_request}) this host does not have (its GPUs: {have})"
+                job.id,
+                JobStatus.error,
+                LAUNCHER_FAILURE,
+                f"the job asks for GPUs ({job.gpu_request}) this host does not have (its GPUs: {have})",
             )
             return
         # The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
@@ -356,4 +359,3 @@ def _launch_spec(job: Job, mounts: list[dict[str, Any]]) -> LaunchSpec:
         owner_uid=job.owner_uid,
         owner_gid=job.owner_gid,
     )
-

@@ -172,7 +172,9 @@ class JobService:
     def _build(self, request: JobCreate, caller: Caller) -> Job:
         for index, arg in enumerate(request.args):
             if "\0" in arg:
-                raise InvalidRequest(f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]")
+                raise InvalidRequest(
+                    f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]"
+                )
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
         gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)

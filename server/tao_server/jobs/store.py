@@ -14,7 +14,6 @@ from sqlmodel import Session, col, select
 from tao_server.errors import DuplicateJobId, JobNotFound
 from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
 
-
 _INSERTED_COLUMNS = [column.name for column in Job.__table__.columns if column.name != "seq"]  # type: ignore[attr-defined]
 _INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]
 
@@ -56,9 +55,7 @@ class JobStore:
     def transition(self, job_id: str, expected: Iterable[JobStatus], **fields: Any) -> bool:
         """Apply `fields` only while the job is in one of `expected`; False when it was not (a lost race)."""
         with self._write_lock, Session(self.engine) as session:
-            result = session.exec(
-                update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields)
-            )
+            result = session.exec(update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields))
             session.commit()
             return result.rowcount == 1
 

@@ -100,7 +100,9 @@ class Daemon:
         daemon_id = self.daemon_id()
         if daemon_id is None:
             return []
-        listed = subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={LABEL_DAEMON}={daemon_id}"], capture_output=True, text=True)
+        listed = subprocess.run(
+            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={LABEL_DAEMON}={daemon_id}"], capture_output=True, text=True
+        )
         return listed.stdout.split()
 
     def remove_containers(self) -> None:
@@ -111,7 +113,10 @@ class Daemon:
     def token(self, *args: str) -> str:
         """A bearer token made with `tao-server token create ARGS` against this daemon's data dir."""
         made = subprocess.run(
-            [executable("tao-server"), "token", "create", "--data-dir", str(self.data_dir), *args], capture_output=True, timeout=60, check=True
+            [executable("tao-server"), "token", "create", "--data-dir", str(self.data_dir), *args],
+            capture_output=True,
+            timeout=60,
+            check=True,
         )
         return made.stdout.decode().strip()
 
@@ -161,7 +166,9 @@ class Daemon:
 
     def tao(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run the real `tao` CLI against this daemon with no TTY and no stdin."""
-        return subprocess.run([executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        return subprocess.run(
+            [executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
+        )
 
     def popen_tao(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(

@@ -141,7 +141,9 @@ class FakeBackend:
         return FakeRun(self, self.engine._create(self.daemon_id, spec))
 
     def adopt(self) -> list[AdoptedRun]:
-        return [AdoptedRun(p.spec.job_id, FakeRun(self, p), p.state == "running", p.exit_code) for p in self.engine._owned_by(self.daemon_id)]
+        return [
+            AdoptedRun(p.spec.job_id, FakeRun(self, p), p.state == "running", p.exit_code) for p in self.engine._owned_by(self.daemon_id)
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "version": "1", "api_version": "1", "os": "linux", "arch": "fake"}
@@ -224,7 +226,9 @@ class _Output:
         while True:
             with process.changed:
                 process.changed.wait_for(
-                    lambda: self._closed or self._backend_closed.is_set() or len(process.output) > self._position or process.state == "exited"
+                    lambda: (
+                        self._closed or self._backend_closed.is_set() or len(process.output) > self._position or process.state == "exited"
+                    )
                 )
                 if self._closed:
                     return

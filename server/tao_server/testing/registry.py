@@ -75,7 +75,11 @@ class Registry:
 
     def blob_downloads(self, digest: str) -> int:
         """How many times the registry served blob `digest` in full."""
-        return sum(1 for line in self.log_path.read_text(errors="replace").splitlines() if "GET /v2/" in line and f"/blobs/{digest}" in line and '" 200 ' in line)
+        return sum(
+            1
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if "GET /v2/" in line and f"/blobs/{digest}" in line and '" 200 ' in line
+        )
 
 
 def _docker(*args: str, input: str | None = None) -> str:

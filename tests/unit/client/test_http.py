@@ -204,7 +204,7 @@ def test_a_request_is_sent_again_once_only(server: ScriptedServer) -> None:
         assert transport.request("GET", "/one").content == b"one"
         after.put(None)
         assert server.closed.get(timeout=WAIT) == 1
-        with pytest.raises(TransportError, match="^the daemon closed the connection without answering$"):
+        with pytest.raises(TransportError, match=r"^the daemon closed the connection without answering$"):
             transport.request("GET", "/two")
     assert server.lines == [(1, "GET /one HTTP/1.1"), (2, "GET /two HTTP/1.1")]
 
@@ -213,7 +213,7 @@ def test_a_fresh_connection_closed_without_an_answer_is_an_error(server: Scripte
     server.script(hang_up())
     with (
         closing(server.transport()) as transport,
-        pytest.raises(TransportError, match="^the daemon closed the connection without answering$"),
+        pytest.raises(TransportError, match=r"^the daemon closed the connection without answering$"),
     ):
         transport.request("GET", "/v1/info")
     assert server.connections == [1]
@@ -267,7 +267,7 @@ NOT_HTTP = {
 def test_an_answer_that_is_not_http_is_an_error_and_its_connection_is_closed(server: ScriptedServer, answer: bytes) -> None:
     server.script(reply(answer))  # the server keeps the connection open
     with closing(server.transport()) as transport:
-        with pytest.raises(TransportError, match="^not an HTTP response"):
+        with pytest.raises(TransportError, match=r"^not an HTTP response"):
             transport.request("GET", "/v1/info")
         assert server.hangups.get(timeout=WAIT) == 1
 

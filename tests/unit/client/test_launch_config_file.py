@@ -81,7 +81,10 @@ def test_unreadable_path_is_an_error(home):
 
 
 def test_tilde_in_mount_source_is_expanded(home):
-    raw = {"Mounts": [{"source": "~/data", "destination": "~/data"}, {"source": "/abs", "destination": "/abs"}], "Envs": [{"variable": "A", "value": "~"}]}
+    raw = {
+        "Mounts": [{"source": "~/data", "destination": "~/data"}, {"source": "/abs", "destination": "/abs"}],
+        "Envs": [{"variable": "A", "value": "~"}],
+    }
     path = write_json(home / ".tao_mounts.json", raw)
     config, source = read()
     assert source == str(path)

@@ -106,7 +106,7 @@ def test_the_file_is_private_to_the_daemons_user(store: CredentialStore) -> None
 
 def test_an_unreadable_file_names_itself_and_what_to_do(store: CredentialStore) -> None:
     store.path.write_text("{not json")
-    with pytest.raises(CredentialFileUnreadable, match="credentials.json is not JSON.*remove it"):
+    with pytest.raises(CredentialFileUnreadable, match=r"credentials\.json is not JSON.*remove it"):
         store.login_for(ALICE, REGISTRY)
     store.path.write_text(json.dumps({"version": 3, "users": {}}))
     with pytest.raises(CredentialFileUnreadable, match="format version 3"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tao_server.errors import InvalidLaunchConfig
 from tao_server.access.paths import ProtectedPaths
+from tao_server.errors import InvalidLaunchConfig
 from tao_server.jobs.launch_config import DEFAULT_SHM_SIZE, parse_size, validate
 
 SOURCE = "/home/user/.tao_mounts.json"
@@ -164,18 +164,25 @@ ERRORS = [
     pytest.param({"Mounts": ["/data"]}, "Mounts[0]", '"/data"', id="mount-not-object"),
     pytest.param({"Mounts": [{"destination": "/data"}]}, "Mounts[0].source", "is missing", id="mount-missing-source"),
     pytest.param({"Mounts": [{"source": "data", "destination": "/data"}]}, "Mounts[0].source", '"data"', id="relative-source"),
+    pytest.param(lambda d: {"Mounts": [{"source": f"{d}/nope", "destination": "/data"}]}, "Mounts[0].source", "/nope", id="missing-source"),
     pytest.param(
-        lambda d: {"Mounts": [{"source": f"{d}/nope", "destination": "/data"}]}, "Mounts[0].source", "/nope", id="missing-source"
+        lambda d: {"Mounts": [{"source": d, "destination": "data"}]}, "Mounts[0].destination", '"data"', id="relative-destination"
     ),
-    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "data"}]}, "Mounts[0].destination", '"data"', id="relative-destination"),
     pytest.param(
         lambda d: {"Mounts": [{"source": d, "destination": "/data"}, {"source": d, "destination": "/data/"}]},
         "Mounts[1].destination",
         '"/data"',
         id="duplicate-destination",
     ),
-    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "/d", "mode": "ro"}]}, "Mounts[0].mode", "mode", id="unknown-mount-key"),
-    pytest.param(lambda d: {"Mounts": [{"source": d, "destination": "/d", "read_only": "yes"}]}, "Mounts[0].read_only", '"yes"', id="read-only-not-bool"),
+    pytest.param(
+        lambda d: {"Mounts": [{"source": d, "destination": "/d", "mode": "ro"}]}, "Mounts[0].mode", "mode", id="unknown-mount-key"
+    ),
+    pytest.param(
+        lambda d: {"Mounts": [{"source": d, "destination": "/d", "read_only": "yes"}]},
+        "Mounts[0].read_only",
+        '"yes"',
+        id="read-only-not-bool",
+    ),
     pytest.param({"Envs": {"A": "1"}}, "Envs", '{"A": "1"}', id="envs-not-list"),
     pytest.param({"Envs": [{"variable": "1X", "value": "a"}]}, "Envs[0].variable", '"1X"', id="bad-variable-name"),
     pytest.param({"Envs": [{"variable": "A-B", "value": "a"}]}, "Envs[0].variable", '"A-B"', id="dash-in-variable-name"),
@@ -192,14 +199,18 @@ ERRORS = [
     pytest.param({"DockerOptions": {"cpus": 0}}, "DockerOptions.cpus", "0", id="zero-cpus"),
     pytest.param({"DockerOptions": {"ulimits": {"nofile": True}}}, "DockerOptions.ulimits.nofile", "true", id="bool-ulimit"),
     pytest.param({"DockerOptions": {"ulimits": {"memlok": -1}}}, "DockerOptions.ulimits.memlok", '"memlok"', id="unknown-ulimit"),
-    pytest.param({"DockerOptions": {"ulimits": {"nofile": "2048:1024"}}}, "DockerOptions.ulimits.nofile", '"2048:1024"', id="soft-above-hard"),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"nofile": "2048:1024"}}}, "DockerOptions.ulimits.nofile", '"2048:1024"', id="soft-above-hard"
+    ),
     pytest.param(
         {"DockerOptions": {"ulimits": {"nofile": {"soft": 10, "hard": 5}}}},
         "DockerOptions.ulimits.nofile",
         '{"soft": 10, "hard": 5}',
         id="soft-above-hard-object",
     ),
-    pytest.param({"DockerOptions": {"ulimits": {"nofile": "-1:1024"}}}, "DockerOptions.ulimits.nofile", '"-1:1024"', id="unlimited-soft-finite-hard"),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"nofile": "-1:1024"}}}, "DockerOptions.ulimits.nofile", '"-1:1024"', id="unlimited-soft-finite-hard"
+    ),
     pytest.param({"DockerOptions": {"ulimits": {"nofile": -2}}}, "DockerOptions.ulimits.nofile", "-2", id="ulimit-below-minus-one"),
     pytest.param({"DockerOptions": {"ulimits": {"nofile": "abc"}}}, "DockerOptions.ulimits.nofile", '"abc"', id="ulimit-not-number"),
     pytest.param({"DockerOptions": {"ulimits": [1]}}, "DockerOptions.ulimits", "[1]", id="ulimits-not-object"),
@@ -208,7 +219,9 @@ ERRORS = [
     pytest.param({"DockerOptions": {"ports": {"http": 80}}}, "DockerOptions.ports.http", '"http"', id="bad-port-key"),
     pytest.param({"DockerOptions": {"ports": {"70000": 80}}}, "DockerOptions.ports.70000", '"70000"', id="container-port-out-of-range"),
     pytest.param({"DockerOptions": {"ports": {"8888": 70000}}}, "DockerOptions.ports.8888", "70000", id="host-port-out-of-range"),
-    pytest.param({"DockerOptions": {"ports": {"8888": "localhost:80"}}}, "DockerOptions.ports.8888", '"localhost:80"', id="host-not-address"),
+    pytest.param(
+        {"DockerOptions": {"ports": {"8888": "localhost:80"}}}, "DockerOptions.ports.8888", '"localhost:80"', id="host-not-address"
+    ),
     pytest.param({"DockerOptions": {"ports": {"8888": True}}}, "DockerOptions.ports.8888", "true", id="bool-host-port"),
     pytest.param({"DockerOptions": {"privileged": "yes"}}, "DockerOptions.privileged", '"yes"', id="privileged-not-bool"),
     pytest.param({"DockerOptions": {"network": "my net"}}, "DockerOptions.network", '"my net"', id="bad-network"),
@@ -315,7 +328,9 @@ def test_an_allowed_source_is_stored_resolved(tmp_path):
     assert config.mounts[0]["source"] == str(real)
 
 
-@pytest.mark.parametrize("destination", ["/var/run/nvidia-container-devices/all", "/run/nvidia-container-devices", "//run/nvidia-container-devices/0"])
+@pytest.mark.parametrize(
+    "destination", ["/var/run/nvidia-container-devices/all", "/run/nvidia-container-devices", "//run/nvidia-container-devices/0"]
+)
 def test_destinations_the_nvidia_runtime_reads_are_refused(tmp_path, destination):
     error = error_for({"Mounts": [{"source": str(tmp_path), "destination": destination}]})
     assert error.field == "Mounts[0].destination"

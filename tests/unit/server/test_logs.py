@@ -54,7 +54,9 @@ def test_writers_append_to_earlier_output(store):
     assert store.read(JOB) == b"first\nsecond\n"
 
 
-@pytest.mark.parametrize(("offset", "limit", "expected"), [(0, None, b"0123456789"), (4, None, b"456789"), (4, 3, b"456"), (10, None, b""), (99, None, b"")])
+@pytest.mark.parametrize(
+    ("offset", "limit", "expected"), [(0, None, b"0123456789"), (4, None, b"456789"), (4, 3, b"456"), (10, None, b""), (99, None, b"")]
+)
 def test_read_from_offset(store, offset, limit, expected):
     write(store, b"0123456789")
     assert store.read(JOB, offset, limit) == expected

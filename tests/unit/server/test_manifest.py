@@ -35,15 +35,36 @@ V2 = {
 V3 = {
     "format_version": "3.0",
     "task_group": {
-        "model": {"dockers": {"nvidia/tao/tao-toolkit": {"5.0.0-pyt": {"docker_registry": "nvcr.io", "tasks": ["dino", "classification_pyt"]}}}},
-        "dataset": {"dockers": {"nvidia/tao/tao-toolkit": {"5.0.0-data": {"docker_registry": "nvcr.io", "tasks": ["augmentation", "dino"]}}}},
+        "model": {
+            "dockers": {"nvidia/tao/tao-toolkit": {"5.0.0-pyt": {"docker_registry": "nvcr.io", "tasks": ["dino", "classification_pyt"]}}}
+        },
+        "dataset": {
+            "dockers": {"nvidia/tao/tao-toolkit": {"5.0.0-data": {"docker_registry": "nvcr.io", "tasks": ["augmentation", "dino"]}}}
+        },
     },
 }
 
 BUNDLED_TASKS = [
-    "augment", "classification", "detectnet_v2", "dssd", "emotionnet", "faster_rcnn", "fpenet", "gazenet",
-    "gesturenet", "heartratenet", "retinanet", "speech_to_text", "ssd", "text_classification", "converter",
-    "token_classification", "unet", "yolo_v3", "yolo_v4", "yolo_v4_tiny",
+    "augment",
+    "classification",
+    "detectnet_v2",
+    "dssd",
+    "emotionnet",
+    "faster_rcnn",
+    "fpenet",
+    "gazenet",
+    "gesturenet",
+    "heartratenet",
+    "retinanet",
+    "speech_to_text",
+    "ssd",
+    "text_classification",
+    "converter",
+    "token_classification",
+    "unet",
+    "yolo_v3",
+    "yolo_v4",
+    "yolo_v4_tiny",
 ]
 
 
@@ -205,7 +226,9 @@ PARSE_ERRORS = [
         id="v1-tag-missing",
     ),
     pytest.param({"format_version": 3.0, "dockers": {}}, "task_group", "missing", id="v3-task-group-missing"),
-    pytest.param({"format_version": 3.0, "task_group": {"model": {}}}, "task_group.model.dockers", "missing", id="v3-group-dockers-missing"),
+    pytest.param(
+        {"format_version": 3.0, "task_group": {"model": {}}}, "task_group.model.dockers", "missing", id="v3-group-dockers-missing"
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from tao_server.jobs.scheduler import GpuScheduler
 
@@ -141,8 +142,12 @@ def test_request_sizes():
 def test_grants_go_out_in_line_order_without_a_thread_per_waiting_job():
     gpus = GpuScheduler(["0"])
     granted: list[tuple[str, list[str]]] = []
+
+    def to(job: str) -> Callable[[list[str]], None]:
+        return lambda devices: granted.append((job, devices))
+
     for job in ("a", "b", "c"):
-        gpus.request(job, "count:1", lambda devices, job=job: granted.append((job, devices)))
+        gpus.request(job, "count:1", to(job))
     assert granted == [("a", ["0"])]
     assert [gpus.position(job) for job in ("b", "c")] == [1, 2]
     assert gpus.withdraw("b")

@@ -28,7 +28,15 @@ def test_a_token_names_its_caller_and_only_its_hash_is_stored(tokens: TokenStore
     assert secret.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t[4:], lambda t: "tao_", lambda t: t.split("_", 2)[0] + "_" + t.split("_", 2)[1]])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: t[4:],
+        lambda t: "tao_",
+        lambda t: t.split("_", 2)[0] + "_" + t.split("_", 2)[1],
+    ],
+)
 def test_a_wrong_token_names_nobody(tokens: TokenStore, mangle):  # type: ignore[no-untyped-def]
     _, text = tokens.create("alice", 1001, 1001)
     assert tokens.caller_for(mangle(text)) is None

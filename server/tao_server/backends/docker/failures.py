@@ -103,7 +103,9 @@ def registry_failure(image: str, registry: str, message: str) -> LaunchFailure:
     if "digest" in lowered and ("mismatch" in lowered or "did not match" in lowered or "verification failed" in lowered):
         return LaunchFailure(f"digest mismatch for {image}: the registry served content that does not match the pinned digest ({message})")
     if any(word in lowered for word in ("manifest unknown", "not found", "name unknown", "does not exist")):
-        return LaunchFailure(f"image {image} was not found in registry {registry}; check the name, tag or digest in the task manifest ({message})")
+        return LaunchFailure(
+            f"image {image} was not found in registry {registry}; check the name, tag or digest in the task manifest ({message})"
+        )
     if _is_unreachable(lowered):
         return LaunchFailure(f"registry {registry} is unreachable while pulling {image}: {message}")
     return LaunchFailure(f"cannot pull image {image}: {message}")
@@ -120,7 +122,14 @@ def login_failure(registry: str, message: str) -> str:
 
 
 def _is_unauthorized(lowered: str) -> bool:
-    words = ("unauthorized", "authentication required", "no basic auth credentials", "access denied", "denied:", "incorrect username or password")
+    words = (
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "access denied",
+        "denied:",
+        "incorrect username or password",
+    )
     return any(word in lowered for word in words)
 
 
