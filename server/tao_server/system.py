@@ -72,7 +72,7 @@ class SystemService:
         try:
             body["engine"] = self._backend.describe()
         except BackendError as exc:
-            body["engine"] = {"error": f"the {self._backend.name} backend does not answer: {exc.message}"}
+            body["engine"] = {"error": exc.message}
         body["images"] = [self._image(image, verbose) for image in manifest.images()]
         return body
 

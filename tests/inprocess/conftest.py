@@ -70,9 +70,23 @@ class Caller:
         assert response.status_code == 200, response.text
         return response.content
 
+    def wait_for_logs(self, job_id: str, expected: bytes, timeout: float = 30) -> None:
+        """Poll until the job's log holds exactly `expected` (a safety timeout only)."""
+        deadline = time.monotonic() + timeout
+        while (logs := self.logs(job_id)) != expected:
+            assert time.monotonic() < deadline, f"job {job_id}'s log stayed {logs!r}, never {expected!r}"
+            time.sleep(0.005)
+
 
 class Daemon:
     """An app in process with its fake engine, and a Caller for each token user."""
+
+    def wait_until_released(self, timeout: float = 30) -> None:
+        """Poll until the engine holds no run: the runner releases a run just after recording its end."""
+        deadline = time.monotonic() + timeout
+        while self.engine.runs():
+            assert time.monotonic() < deadline, f"runs never released: {self.engine.runs()}"
+            time.sleep(0.005)
 
     def __init__(self, client: TestClient, engine: FakeEngine, settings: Settings) -> None:
         self.client = client
@@ -115,7 +129,9 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
             manifest=manifest,
             gpus=settings.pop("gpus", "none"),
             gpu_mode="env",
-            stop_timeout=1,
+            # Long enough that a task answering SIGTERM is never killed first, however loaded the
+            # machine; a cancel returns as soon as the task has ended, so it costs nothing.
+            stop_timeout=60,
             heartbeat_interval=0.2,
             **settings,
         )

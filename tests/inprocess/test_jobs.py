@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import pytest
 
 from tests.inprocess.conftest import IMAGE, Daemon
@@ -17,9 +20,9 @@ def test_a_job_goes_from_queued_through_running_to_succeeded(daemon: Daemon) -> 
     daemon.engine.release("go")
     done = daemon.admin.wait_for(submitted["id"], "succeeded", "failed", "error", "cancelled")
     assert (done["status"], done["exit_code"], done["error"]) == ("succeeded", 0, None)
-    assert done["finished_at"] >= done["started_at"] >= done["created_at"]
-    assert daemon.admin.logs(submitted["id"]) == b"holding go\n"
-    assert daemon.engine.runs() == []  # released once the exit code was recorded
+    assert _time(done["finished_at"]) >= _time(done["started_at"]) >= _time(done["created_at"])
+    assert daemon.admin.logs(submitted["id"]) == b"holding go\nreleased go\n"
+    daemon.wait_until_released()  # just after the exit code was recorded
 
 
 @pytest.mark.parametrize(
@@ -221,7 +224,12 @@ def test_a_job_cancelled_while_its_image_is_pulled_ends_cancelled_and_never_runs
     daemon.admin.wait_for(job["id"], "pulling")
     daemon.admin.post(f"/v1/jobs/{job['id']}/cancel")
     assert daemon.admin.wait_for(job["id"], "cancelled")["exit_code"] is None
-    daemon.engine.pull_gate.set()
+    daemon.engine.pull_gate.set()  # the pull goes on without the job, and ends
+    deadline = time.monotonic() + 30
+    while IMAGE not in daemon.engine.images:
+        assert time.monotonic() < deadline, "the pull never ended"
+        time.sleep(0.005)
+    assert daemon.admin.job(job["id"])["status"] == "cancelled"
     assert daemon.engine.launched == []
 
 
@@ -232,3 +240,7 @@ def test_an_admins_job_runs_as_the_admin_unless_it_names_a_user(daemon: Daemon) 
     assert named["docker_options"]["user"] == "4242:4242"
     daemon.admin.wait_for(named["id"], "succeeded")
     assert daemon.admin.logs(named["id"]) == b"uid=4242 gid=4242\n"
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

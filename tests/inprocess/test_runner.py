@@ -26,7 +26,7 @@ def test_gpu_jobs_wait_in_line_first_come_first_served(start_daemon) -> None:  #
 def test_a_restarted_daemon_adopts_a_running_job_and_keeps_every_byte(start_daemon) -> None:  # type: ignore[no-untyped-def]
     first: Daemon = start_daemon()
     job = first.admin.submit("detectnet_v2", "hold", "restart")
-    first.admin.wait_for(job["id"], "running")
+    first.admin.wait_for_logs(job["id"], b"holding restart\n")
     first.stop()
     assert first.engine.running() == [job["id"]]  # the run outlives the daemon
 
@@ -35,21 +35,21 @@ def test_a_restarted_daemon_adopts_a_running_job_and_keeps_every_byte(start_daem
     second.engine.release("restart")
     done = second.admin.wait_for(job["id"], "succeeded")
     assert done["exit_code"] == 0
-    assert second.admin.logs(job["id"]) == b"holding restart\n"  # neither lost nor written twice
-    assert second.engine.runs() == []
+    assert second.admin.logs(job["id"]) == b"holding restart\nreleased restart\n"  # neither lost nor written twice
+    second.wait_until_released()
 
 
 def test_a_job_that_ended_while_the_daemon_was_down_gets_its_exit_code(start_daemon) -> None:  # type: ignore[no-untyped-def]
     first: Daemon = start_daemon()
     job = first.admin.submit("detectnet_v2", "hold", "down")
-    first.admin.wait_for(job["id"], "running")
+    first.admin.wait_for_logs(job["id"], b"holding down\n")
     first.stop()
-    first.engine.release("down")  # ends with nobody watching
+    first.engine.release("down")  # prints and ends with nobody watching
 
     second: Daemon = start_daemon()
     done = second.admin.wait_for(job["id"], "succeeded")
     assert done["exit_code"] == 0
-    assert second.admin.logs(job["id"]) == b"holding down\n"
+    assert second.admin.logs(job["id"]) == b"holding down\nreleased down\n"  # what it printed meanwhile too
 
 
 def test_queued_jobs_start_after_a_restart(start_daemon) -> None:  # type: ignore[no-untyped-def]

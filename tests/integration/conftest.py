@@ -83,7 +83,7 @@ def job_containers(docker_client: Any, job_id: str) -> list[str]:
     return [c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})]
 
 
-def containers_gone(docker_client: Any, job_id: str, timeout: float = 10) -> bool:
+def containers_gone(docker_client: Any, job_id: str, timeout: float = 30) -> bool:
     """After a normal end the daemon removes the container just after recording the exit code."""
     deadline = time.monotonic() + timeout
     while job_containers(docker_client, job_id):
@@ -91,6 +91,31 @@ def containers_gone(docker_client: Any, job_id: str, timeout: float = 10) -> boo
             return False
         time.sleep(0.05)
     return True
+
+
+class Gates:
+    """Files a job's shell waits for, in a directory its launcher config mounts at /gates.
+
+    The test decides when the job goes on (`open`), instead of guessing how long a sleep lasts.
+    """
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.mounts = write_mounts(root.parent / "gates.json", {"Mounts": [{"source": str(root), "destination": "/gates"}]})
+
+    @staticmethod
+    def wait(name: str) -> str:
+        """A shell snippet that returns once the gate `name` is open."""
+        return f"while [ ! -e /gates/{name} ]; do sleep 0.05; done"
+
+    def open(self, name: str) -> None:
+        (self.root / name).touch()
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Gates:
+    return Gates(tmp_path / "gates")
 
 
 @pytest.fixture(scope="module")

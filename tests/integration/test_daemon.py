@@ -19,20 +19,26 @@ from tests.integration.conftest import containers_gone, free_port, job_container
 pytestmark = pytest.mark.integration
 
 
-def test_restart_resumes_a_running_job_and_records_one_that_ended_while_down(new_daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_restart_resumes_a_running_job_and_records_one_that_ended_while_down(new_daemon, docker_client, gates) -> None:  # type: ignore[no-untyped-def]
     daemon = new_daemon().start()
-    long_job = job_id_of(daemon.tao("-d", "unet", "run", "sh", "-c", "echo one; sleep 4; echo two; exit 4"))
-    short_job = job_id_of(daemon.tao("-d", "unet", "run", "sh", "-c", "echo quick; sleep 0.5; exit 9"))
+    long_job = job_id_of(
+        daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo one; {gates.wait('long')}; echo two; exit 4")
+    )
+    short_job = job_id_of(
+        daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo quick; {gates.wait('short')}; echo done; exit 9")
+    )
     daemon.wait_for_output(long_job, b"one")
     daemon.wait_for_output(short_job, b"quick")
     daemon.stop(signal.SIGKILL)  # no chance to clean up
-    time.sleep(1)  # the short job ends while no daemon watches
-    assert len(job_containers(docker_client, short_job)) == 1
+    gates.open("short")  # the short job ends while no daemon watches
+    [container] = job_containers(docker_client, short_job)
+    assert docker_client.api.wait(container, timeout=60)["StatusCode"] == 9
 
     daemon.start()
     short = daemon.wait_for_status(short_job, ("failed",), timeout=30)
     assert short["exit_code"] == 9
-    assert daemon.tao("logs", short_job).stdout == b"quick\n"
+    assert daemon.tao("logs", short_job).stdout == b"quick\ndone\n"
+    gates.open("long")  # the long job ran across the restart
     followed = daemon.tao("logs", "-f", long_job)
     assert followed.returncode == 4
     assert followed.stdout == b"one\ntwo\n"  # nothing lost, nothing repeated
@@ -41,13 +47,15 @@ def test_restart_resumes_a_running_job_and_records_one_that_ended_while_down(new
 
 def test_queued_jobs_survive_a_restart(new_daemon) -> None:  # type: ignore[no-untyped-def]
     daemon = new_daemon("--max-running-jobs", "1").start()
-    blocker = job_id_of(daemon.tao("-d", "ssd", "sleep", "2"))
+    blocker = job_id_of(daemon.tao("-d", "ssd", "sleep", "600"))
     waiting = job_id_of(daemon.tao("-d", "ssd", "exit", "6"))
     daemon.wait_for_status(blocker, ("running",))
     assert daemon.job(waiting)["status"] == "queued"
     daemon.stop(signal.SIGTERM)
     daemon.start()
-    assert daemon.wait_for_status(waiting, ("failed",), timeout=30)["exit_code"] == 6
+    assert daemon.job(waiting)["status"] == "queued"  # still behind the blocker, which the new daemon adopted
+    assert daemon.tao("stop", blocker).returncode == 0
+    assert daemon.wait_for_status(waiting, ("failed",), timeout=60)["exit_code"] == 6
 
 
 def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
@@ -134,7 +142,7 @@ def test_tcp_listener_serves_the_same_api(new_daemon) -> None:  # type: ignore[n
     port = free_port()
     daemon = new_daemon("--host", "127.0.0.1", "--port", str(port)).start()
     url = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/healthz", timeout=30).json() == {"status": "ok"}
     token = daemon.token("--user", "root", "--admin")
     result = daemon.tao("ssd", "exit", "3", env=daemon.env(TAO_HOST=url, TAO_TOKEN=token))
     assert result.returncode == 3

@@ -38,9 +38,15 @@ def _visible_devices(docker_client: Any, container_id: str) -> list[str]:
     return values[0].split(",") if values else []
 
 
-def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Each job holds a lock named after its device while it runs: a second holder of the same
+    # device at the same moment cannot take it, and says so, however the jobs' timing falls.
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    config = {"Mounts": [{"source": str(locks), "destination": "/locks"}]}
+    claim = "mkdir /locks/gpu$NVIDIA_VISIBLE_DEVICES || echo CLASH; sleep 0.3; rmdir /locks/gpu$NVIDIA_VISIBLE_DEVICES"
     with ThreadPoolExecutor(10) as pool:
-        jobs = list(pool.map(lambda _: _submit(gpu_daemon, "1", "sh", "-c", "sleep 0.3"), range(50)))
+        jobs = list(pool.map(lambda _: _submit(gpu_daemon, "1", "sh", "-c", claim, launch_config=config), range(50)))
     clashes, most_running, samples = [], 0, 0
     done = threading.Event()
 
@@ -64,14 +70,15 @@ def test_fifty_concurrent_jobs_never_share_a_device(gpu_daemon: Daemon, docker_c
         done.set()
         watcher.join()
     assert [job["status"] for job in finals] == ["succeeded"] * 50
-    assert samples >= 20, "the watcher stopped early"
+    assert [gpu_daemon.tao("logs", job["id"]).stdout for job in finals] == [b""] * 50
+    assert samples >= 1, "the watcher never looked"
     assert clashes == []
     assert 1 <= most_running <= 4
     assert all(len(job["gpus"]) == 1 and job["gpus"][0] in "0123" for job in finals)
 
 
 def test_a_queued_job_starts_when_a_gpu_frees_and_shows_its_place(gpu_daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
-    holder = _submit(gpu_daemon, "all", "sh", "-c", "sleep 60")
+    holder = _submit(gpu_daemon, "all", "sh", "-c", "sleep 600")
     gpu_daemon.wait_for_status(holder["id"], ("running",))
     waiting = _submit(gpu_daemon, "1", "sh", "-c", "echo got $NVIDIA_VISIBLE_DEVICES")
     time.sleep(0.3)
@@ -88,9 +95,9 @@ def test_a_queued_job_starts_when_a_gpu_frees_and_shows_its_place(gpu_daemon: Da
 
 
 def test_first_come_first_served_and_cancelling_frees_a_place(gpu_daemon: Daemon) -> None:
-    holder = _submit(gpu_daemon, "3", "sh", "-c", "sleep 60")  # one device stays free
+    holder = _submit(gpu_daemon, "3", "sh", "-c", "sleep 600")  # one device stays free
     gpu_daemon.wait_for_status(holder["id"], ("running",))
-    large = _submit(gpu_daemon, "2", "sh", "-c", "sleep 60")
+    large = _submit(gpu_daemon, "2", "sh", "-c", "sleep 600")
     small = _submit(gpu_daemon, "1", "sh", "-c", "echo small ran")
     time.sleep(0.5)
     assert gpu_daemon.job(large["id"])["gpu_queue_position"] == 1
@@ -108,7 +115,7 @@ def test_exact_indices_and_jobs_without_gpus(gpu_daemon: Daemon, docker_client) 
     assert _visible_devices(docker_client, running["container_id"]) == ["1", "3"]
     none = gpu_daemon.tao("--gpus", "none", "unet", "run", "sh", "-c", "echo [$NVIDIA_VISIBLE_DEVICES]")
     assert none.stdout == b"[void]\n"  # an image's NVIDIA_VISIBLE_DEVICES=all must not reach the box's GPUs
-    job = gpu_daemon.job(job_id_of(gpu_daemon.tao("-d", "--gpus", "none", "unet", "run", "sleep", "5")))
+    job = gpu_daemon.job(job_id_of(gpu_daemon.tao("-d", "--gpus", "none", "unet", "run", "sleep", "600")))
     job = gpu_daemon.wait_for_status(job["id"], ("running",))
     assert not docker_client.api.inspect_container(job["container_id"])["HostConfig"].get("DeviceRequests")
     gpu_daemon.tao("stop", picked, job["id"])
@@ -125,12 +132,13 @@ def test_asking_more_gpus_than_the_box_has_fails_at_once(gpu_daemon: Daemon) -> 
 
 def test_jobs_waiting_for_gpus_take_no_worker(new_daemon) -> None:  # type: ignore[no-untyped-def]
     daemon = new_daemon("--gpus", "0", "--gpu-mode", "env", "--max-running-jobs", "2").start()
-    holder = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "sleep", "60"))
+    holder = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "sleep", "600"))
     daemon.wait_for_status(holder, ("running",))
     waiting = [job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "run", "true")) for _ in range(3)]
-    # More jobs wait for the GPU than there are workers; a job without GPUs still runs at once.
-    cpu_only = daemon.tao("--gpus", "none", "unet", "run", "echo", "ran", timeout=30)  # the holder sleeps 60 s
+    # More jobs wait for the GPU than there are workers; a job without GPUs still runs meanwhile.
+    cpu_only = daemon.tao("--gpus", "none", "unet", "run", "echo", "ran", timeout=120)
     assert (cpu_only.returncode, cpu_only.stdout) == (0, b"ran\n")
+    assert daemon.job(holder)["status"] == "running"
     assert [daemon.job(job_id)["gpu_queue_position"] for job_id in waiting] == [1, 2, 3]
     daemon.tao("stop", holder)
     for job_id in waiting:

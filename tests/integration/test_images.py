@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,11 +82,13 @@ def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(new_daemon
         assert f"Login stored for {relay.host} ({USERNAME})".encode() in login.stdout
 
         tao = daemon.popen_tao("detectnet_v2", "exit", "0")
-        shown = _stderr_until(tao, f"tao: pulling {held_reference}".encode())  # plain progress lines without a terminal
+        stderr = _Lines(tao)
+        stderr.until(f"tao: pulling {held_reference}".encode())  # plain progress lines without a terminal
         assert relay.held.wait(60), "the engine never asked for the layer"
         relay.release()
-        stdout, stderr = tao.communicate(timeout=120)
-        assert tao.returncode == 0, shown + stderr
+        assert tao.stdout is not None
+        stdout = tao.stdout.read()
+        assert tao.wait(timeout=120) == 0, stderr.rest()
         assert stdout == b"exiting with 0\n"
 
         job = json.loads(daemon.tao("list", "--all", "--json").stdout)[-1]
@@ -101,24 +102,35 @@ def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(new_daemon
         remove_local(held_reference)
 
 
-def _stderr_until(process: subprocess.Popen[bytes], wanted: bytes, timeout: float = 120) -> bytes:
-    """What the process wrote to stderr up to the line that holds `wanted`; fails if it ends or goes quiet first."""
-    lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    stream = process.stderr
-    assert stream is not None
+class _Lines:
+    """A process's stderr, line by line, read in a thread as it comes."""
 
-    def read() -> None:
-        for line in iter(stream.readline, b""):
-            lines.put(line)
-        lines.put(b"")  # the end
+    def __init__(self, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+        self._lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._timeout = timeout
+        self.seen = b""
+        stream = process.stderr
+        assert stream is not None
 
-    threading.Thread(target=read, daemon=True).start()
-    seen = b""
-    while wanted not in seen:
-        line = lines.get(timeout=timeout)
-        assert line, f"the process ended without printing {wanted!r}; its stderr: {seen!r}"
-        seen += line
-    return seen
+        def read() -> None:
+            for line in iter(stream.readline, b""):
+                self._lines.put(line)
+            self._lines.put(b"")  # the end
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def until(self, wanted: bytes) -> None:
+        """Read up to the line that holds `wanted`; fail if the process ends or goes quiet first."""
+        while wanted not in self.seen:
+            line = self._lines.get(timeout=self._timeout)
+            assert line, f"the process ended without printing {wanted!r}; its stderr: {self.seen!r}"
+            self.seen += line
+
+    def rest(self) -> bytes:
+        """Everything it wrote, once it has ended."""
+        while line := self._lines.get(timeout=self._timeout):
+            self.seen += line
+        return self.seen
 
 
 def test_logins_are_kept_secret(pulling_daemon: Daemon, registry) -> None:  # type: ignore[no-untyped-def]
@@ -159,13 +171,16 @@ def test_concurrent_jobs_share_one_pull(pulling_daemon: Daemon, registry) -> Non
     reg, _, _, own_layer = registry
     assert _login(pulling_daemon, reg.host).returncode == 0
     before = reg.blob_downloads(own_layer)
-    with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda task: pulling_daemon.tao(task, "exit", "0"), ["detectnet_v2", "yolo_v4", "detectnet_v2"]))
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    with _registry_paused(reg):  # the pull cannot end before all three jobs ask for the image
+        runs = [pulling_daemon.popen_tao(task, "exit", "0") for task in ["detectnet_v2", "yolo_v4", "detectnet_v2"]]
+        deadline = time.monotonic() + 60
+        while len(shared := [job for job in _jobs(pulling_daemon) if _shared(pulling_daemon, job["id"])]) < 2:
+            assert time.monotonic() < deadline, "the second and third jobs never joined the first one's pull"
+            time.sleep(0.05)
+    results = [(run.communicate(timeout=120), run.returncode) for run in runs]
+    assert [code for _, code in results] == [0, 0, 0], [err for (_, err), _ in results]
     assert reg.blob_downloads(own_layer) - before == 1
-    jobs = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)
-    waited = [job for job in jobs if any("already running" in e["status"] for e in _events(pulling_daemon, job["id"]))]
-    assert len(waited) == 2
+    assert len(shared) == 2 and len(_jobs(pulling_daemon)) == 3
 
 
 def test_pinned_digest_is_pulled_and_a_different_local_image_is_not_used(new_daemon, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
@@ -256,11 +271,10 @@ def _registry_paused(registry: Registry) -> Iterator[None]:
         registry.process.send_signal(signal.SIGCONT)
 
 
-def _wait_for_event(daemon: Daemon, job_id: str, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(text in event["status"] for event in _events(daemon, job_id)):
-        assert time.monotonic() < deadline, f"job {job_id} never had an event saying {text!r}"
-        time.sleep(0.05)
+def _jobs(daemon: Daemon) -> list[dict[str, Any]]:
+    with daemon.http() as client:
+        jobs: list[dict[str, Any]] = client.get("/v1/jobs").json()["jobs"]
+    return jobs
 
 
 def _shared(daemon: Daemon, job_id: str) -> bool:
@@ -329,7 +343,11 @@ def test_the_daemons_login_serves_users_without_their_own_and_its_pulls_are_shar
         mine = job_id_of(daemon.tao("-d", "detectnet_v2", "exit", "0"))
         daemon.wait_for_status(mine, ("pulling",))
         theirs = job_id_of(tao_as(daemon, bob, "-d", "yolo_v4", "exit", "0"))
-        _wait_for_event(daemon, theirs, "already running")  # the same login, so the same pull
+        # The same login, so the same pull: whichever job asked first owns it, the other waits on it.
+        deadline = time.monotonic() + 30
+        while not (_shared(daemon, mine) or _shared(daemon, theirs)):
+            assert time.monotonic() < deadline, "the two jobs never shared a pull"
+            time.sleep(0.05)
     for job_id in (mine, theirs):
         assert daemon.wait_for_status(job_id, ("succeeded", "failed", "error"))["status"] == "succeeded"
     assert reg.blob_downloads(own_layer) - before == 1

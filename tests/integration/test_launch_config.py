@@ -131,7 +131,7 @@ def test_host_network_serves_on_127_0_0_1(daemon: Daemon, tmp_path: Path) -> Non
     mounts = write_mounts(tmp_path / "net.json", {"DockerOptions": {"network": "host"}})
     job_id = job_id_of(daemon.tao("-d", "ssd", "serve", str(port), env=daemon.env(LAUNCHER_MOUNTS=str(mounts))))
     daemon.wait_for_output(job_id, f"serving on {port}".encode())
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:

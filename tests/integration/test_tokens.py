@@ -40,9 +40,9 @@ def _tcp_env(daemon: Daemon, token: str | None, **extra: str) -> dict[str, str]:
 
 def test_tcp_needs_a_valid_token_and_revocation_is_immediate(tcp_daemon: Daemon) -> None:
     url = tcp_daemon.url  # type: ignore[attr-defined]
-    assert httpx.get(f"{url}/healthz").status_code == 200  # health checks carry no token
+    assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200  # health checks carry no token
     for path in ("/v1/jobs", "/v1/info", "/v1/tasks", "/v1/images", "/v1/credentials"):
-        refused = httpx.get(f"{url}{path}")
+        refused = httpx.get(f"{url}{path}", timeout=30)
         assert refused.status_code == 401, path
         assert refused.headers["www-authenticate"] == "Bearer"
         assert refused.json()["error"]["code"] == "unauthorized"
@@ -110,7 +110,7 @@ def test_log_websocket_over_tcp_needs_the_token(tcp_daemon: Daemon) -> None:
     address = tcp_daemon.url.replace("http://", "ws://") + f"/v1/jobs/{job_id}/logs"  # type: ignore[attr-defined]
 
     async def follow(headers: dict[str, str]) -> dict[str, object]:
-        async with websockets.connect(address, additional_headers=headers) as socket:
+        async with websockets.connect(address, additional_headers=headers, open_timeout=60) as socket:
             while True:
                 frame = await socket.recv()
                 if isinstance(frame, str) and (message := json.loads(frame))["type"] == "end":
@@ -159,7 +159,7 @@ def test_tls_listener_beyond_loopback(new_daemon, tmp_path: Path) -> None:  # ty
     assert untrusted.returncode == 125
     assert b"certificate verify failed" in untrusted.stderr and b"set TAO_CA_CERT" in untrusted.stderr
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz")  # plain HTTP gets nothing from the TLS port
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)  # plain HTTP gets nothing from the TLS port
     assert daemon.tao("list").returncode == 0  # the Unix socket stays plain
 
 
@@ -199,7 +199,7 @@ def test_a_token_users_gpu_cap_holds_while_their_jobs_wait(new_daemon, tmp_path:
 def test_users_may_pull_only_the_manifests_images(tcp_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     users = {"Authorization": f"Bearer {tcp_daemon.token('--user', unprivileged_user[0])}"}
     url = tcp_daemon.url  # type: ignore[attr-defined]
-    refused = httpx.post(f"{url}/v1/images/pull", json={"images": ["127.0.0.1:5999/private/model:1"]}, headers=users)
+    refused = httpx.post(f"{url}/v1/images/pull", timeout=30, json={"images": ["127.0.0.1:5999/private/model:1"]}, headers=users)
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "refused_by_policy"
     assert "is not an image of this daemon's manifest" in refused.json()["error"]["message"]

@@ -30,10 +30,7 @@ def show_info(client: Client, args: Namespace) -> int:
     print(f"daemon:    {client.address.url} (tao-server {daemon['version']}, pid {daemon['pid']})")
     print(f"data dir:  {daemon['data_dir']}")
     print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
-    if "error" in engine:
-        print(f"engine:    {engine['error']}")
-    else:
-        print(f"engine:    Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})")
+    print(f"engine:    {_engine(engine)}")
     gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]
     print(f"gpus:      {', '.join(gpus) if gpus else 'none'}{' [' + info['gpu_mode'] + ' mode]' if gpus else ''}")
     counts = daemon["jobs"]
@@ -43,6 +40,15 @@ def show_info(client: Client, args: Namespace) -> int:
         print(f"  {image['reference']}{_local(image) if args.verbose else ''}")
         print(f"    tasks: {', '.join(image['tasks'])}")
     return 0
+
+
+def _engine(engine: dict[str, Any]) -> str:
+    """The backend in a line: Docker's version and platform; another backend's own keys as they come."""
+    if "error" in engine:
+        return str(engine["error"])
+    if engine.get("backend", "docker") == "docker":
+        return f"Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})"
+    return ", ".join(f"{key} {value}" for key, value in engine.items())
 
 
 def _local(image: dict[str, Any]) -> str:

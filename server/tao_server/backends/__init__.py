@@ -18,6 +18,7 @@ from tao_server.backends.base import (
     OutputStream,
     Run,
     RunExit,
+    RunState,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "OutputStream",
     "Run",
     "RunExit",
+    "RunState",
     "connect",
 ]
 

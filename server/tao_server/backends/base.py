@@ -4,14 +4,20 @@ The runner knows jobs, not containers. A backend takes a `LaunchSpec` (image, ar
 environment, options, devices, owner) and gives back a `Run`, a handle on that job's execution:
 
     run = backend.prepare(spec)      # everything short of starting: may raise ImageMissing
-    run.start()                      # from here the job runs; its output is captured from byte 0
+    run.start()                      # once; from here the job runs, its output captured from byte 0
     for chunk in run.output(offset): # the output from `offset`, as it comes, until the run ends
         ...
     end = run.wait()                 # RunExit: the exit code, and why the entrypoint failed if it did
-    run.cancel(grace)                # SIGTERM, then SIGKILL after `grace` seconds
-    run.release()                    # free what the run left (a stopped container); idempotent
+    run.cancel(grace)                # SIGTERM, then SIGKILL after `grace` seconds; returns once it ended
+    run.release()                    # kill it if it still runs, then free what it holds; idempotent
 
-    backend.adopt()                  # after a daemon restart: each run this daemon left, running or ended
+    backend.adopt()                  # after a daemon restart: each run this daemon left, in any state
+
+The order of calls: `output` and `wait` only after `start` (any number of times each, also
+after the run ended: output can be read again from any offset until the run is released);
+`cancel` at any time (on a run not started it does nothing); `release` at any time, and after it
+nothing but `release`. `wait` names an entrypoint that could not run whether or not anyone read
+the output first.
 
 Errors are the backend's own types from tao_server.errors: BackendError when the engine fails or
 cannot be reached, LaunchFailure (exit code 125/126/127) when the job cannot start, ImageMissing
@@ -36,13 +42,20 @@ How the two engines fit:
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before
 the task can print a byte. Either way `start` returning means the job is the backend's to run.
+Slurm's `release` is `scancel` (then the script goes): it must not leave a job running unwatched.
+
+What the job core still assumes, to be moved behind the contract when Slurm arrives: GPUs are
+the daemon host's own (jobs/gpus.py) and `LaunchSpec.devices` names them; a job reads `running`
+from the moment `start` returns (for Slurm: submitted, maybe pending); mount pins are for a
+backend on this host (`mount_namespace_pid`); pull progress events are Docker's JSON lines;
+`run_id` exists from `prepare` on (Slurm's job id comes with `sbatch`: the script's path would do).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -105,13 +118,18 @@ class Run(Protocol):
     def release(self) -> None: ...
 
 
+# A run as adoption finds it: prepared but never started, active (queued on the backend or
+# running), or exited.
+RunState = Literal["prepared", "active", "exited"]
+
+
 @dataclass(frozen=True)
 class AdoptedRun:
-    """A run found after a restart. `exit_code` is None while it runs, and for one never started."""
+    """A run found after a restart; `exit_code` is set for an exited one only."""
 
     job_id: str
     run: Run
-    running: bool
+    state: RunState
     exit_code: int | None
 
 

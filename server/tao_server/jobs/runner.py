@@ -134,13 +134,15 @@ class JobRunner:
                 if found is not None:
                     found.run.release()
                 self._finish(job.id, JobStatus.cancelled, found.exit_code if found else None)
-            elif found is not None and (found.running or found.exit_code is not None):
+            elif found is not None and found.state != "prepared":  # it ran: follow it, or record how it ended
                 log.info("resuming job %s (run %s)", job.id, found.run.run_id[:12])
                 self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
                 self._store.update(job.id, status=JobStatus.running, container_id=found.run.run_id)
                 self._track(job.id).run = found.run
                 (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, found.run)
             elif job.status == JobStatus.running:
+                if found is not None:
+                    found.run.release()
                 self._finish(job.id, JobStatus.error, LAUNCHER_FAILURE, "the job's container disappeared while the daemon was down")
             else:  # queued, or stopped before its run started: start again from the top
                 if found is not None:

@@ -13,7 +13,8 @@ output and wait never return, so only the new daemon records what happens next.
 Every program name but `missing` (127) and `not_executable` (126) runs the sample task script
 (examples/sample-toolkit/task.sh) for `<task> <subtask> [args...]`: argv, exit N, stderr, id,
 env NAME..., lines N, sleep S (answers SIGTERM), stubborn S (ignores it). One subtask exists
-only here: `hold NAME` prints "holding NAME" and waits until the test calls `engine.release(NAME)`.
+only here: `hold NAME` prints "holding NAME", waits until the test calls `engine.release(NAME)`,
+then prints "released NAME" and exits 0 (or answers SIGTERM with 143 while it waits).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from tao_server.backends import AdoptedRun, ImageSummary, LaunchSpec, OutputStream, RunExit
+from tao_server.backends import AdoptedRun, ImageSummary, LaunchSpec, OutputStream, RunExit, RunState
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, ImageMissing, LaunchFailure, LoginRefused
 
 KILLED = 137  # 128 + SIGKILL, as the engine reports a killed task
@@ -141,9 +142,8 @@ class FakeBackend:
         return FakeRun(self, self.engine._create(self.daemon_id, spec))
 
     def adopt(self) -> list[AdoptedRun]:
-        return [
-            AdoptedRun(p.spec.job_id, FakeRun(self, p), p.state == "running", p.exit_code) for p in self.engine._owned_by(self.daemon_id)
-        ]
+        states: dict[str, RunState] = {"created": "prepared", "running": "active", "exited": "exited"}
+        return [AdoptedRun(p.spec.job_id, FakeRun(self, p), states[p.state], p.exit_code) for p in self.engine._owned_by(self.daemon_id)]
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "version": "1", "api_version": "1", "os": "linux", "arch": "fake"}
@@ -195,10 +195,10 @@ class FakeRun:
     def cancel(self, grace: float) -> None:
         """SIGTERM, then SIGKILL once `grace` seconds pass; returns when the run has exited."""
         process = self._process
-        process.terminate.set()
         with process.changed:
             if process.state == "created":
                 return
+            process.terminate.set()
             if process.changed.wait_for(lambda: process.state == "exited", timeout=grace):
                 return
         process.signal_kill()
@@ -378,6 +378,7 @@ def _hold(task: _Task, args: list[str]) -> int:
     gate = task.engine._gate(args[0])
     for _ in range(int(_SAFETY_TIMEOUT * 20)):
         if gate.wait(0.05):
+            task.say(f"released {args[0]}\n")
             return 0
         if task.process.terminate.is_set():
             task.say("got SIGTERM\n")

@@ -147,10 +147,10 @@ class HeldBlobs:
                 return
             upstream = socket.create_connection(self._upstream)
             asked = threading.Event()  # this connection asked for the held blob
-            threading.Thread(target=self._requests, args=(client, upstream, asked), daemon=True).start()
+            threading.Thread(target=self._asks, args=(client, upstream, asked), daemon=True).start()
             threading.Thread(target=self._answers, args=(upstream, client, asked), daemon=True).start()
 
-    def _requests(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+    def _asks(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
         seen = b""
         for data in _chunks(source):
             seen = seen[-len(self._marker) :] + data

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from tao_client._http import Transport
 
-WAIT = 5.0  # a safety net only: every wait in these tests ends on an event long before this
+WAIT = 30.0  # a safety net only: every wait in these tests ends on an event long before this
 
 
 class Seen:

@@ -11,7 +11,7 @@ import pytest
 from tao_server.jobs.logs import HEARTBEAT, Heartbeat, LogStore
 
 JOB = "abcd2345"
-TIMEOUT = 5.0
+TIMEOUT = 30.0  # a safety net only: each wait ends on an event
 
 
 @pytest.fixture

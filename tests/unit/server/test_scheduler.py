@@ -33,7 +33,7 @@ def _acquire_in_background(
     return thread
 
 
-def _wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
@@ -48,7 +48,7 @@ def test_a_waiting_job_starts_when_devices_free():
     _wait_until(lambda: gpus.position("small") == 1)
     assert "small" not in got
     gpus.release("big")
-    waiter.join(timeout=5)
+    waiter.join(timeout=30)
     assert got["small"] == ["0"]
 
 
@@ -63,8 +63,8 @@ def test_a_small_job_never_overtakes_an_earlier_large_one():
     time.sleep(0.3)
     assert got == {}  # the free device waits for the job at the head of the line
     gpus.release("running")
-    large.join(timeout=5)
-    small.join(timeout=5)
+    large.join(timeout=30)
+    small.join(timeout=30)
     assert got == {"large": ["0", "1"], "small": ["2"]}
 
 
@@ -78,11 +78,11 @@ def test_a_cancelled_waiter_leaves_the_line():
     second = _acquire_in_background(gpus, "second", "count:1", got)
     _wait_until(lambda: gpus.position("second") == 2)
     stop.set()
-    first.join(timeout=5)
+    first.join(timeout=30)
     assert got["first"] is None
     _wait_until(lambda: gpus.position("second") == 1)
     gpus.release("running")
-    second.join(timeout=5)
+    second.join(timeout=30)
     assert got["second"] == ["0"]
 
 
@@ -130,7 +130,7 @@ def test_a_job_at_its_owners_cap_waits_without_holding_up_the_line():
     assert gpus.acquire("bob-1", "count:2", _never, owner=1002, cap=2) == ["1", "2"]
     assert "alice-2" not in got
     gpus.release("alice-1")
-    capped.join(timeout=5)
+    capped.join(timeout=30)
     assert got["alice-2"] == ["0"]
 
 

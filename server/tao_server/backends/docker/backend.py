@@ -5,6 +5,8 @@ docker-py is synchronous; the runner calls it from worker threads, never from th
 
 from __future__ import annotations
 
+import math
+import os
 import socket
 from typing import Any
 
@@ -13,15 +15,16 @@ import docker.errors
 from docker.types import DeviceRequest, Mount, Ulimit
 
 from tao_server.access.peer import ucred
-from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit
-from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, start_failure
+from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit, RunState
+from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
-from tao_server.backends.docker.stream import AttachedStream, Output
-from tao_server.errors import BackendError, ImageMissing, LaunchFailure
+from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output
+from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
 
 LABEL_DAEMON = "org.tao-launcher.daemon"
 LABEL_JOB = "org.tao-launcher.job"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 
 
 class DockerBackend:
@@ -32,25 +35,19 @@ class DockerBackend:
         # "request": a device request per job (nvidia-container-toolkit); "env": NVIDIA_VISIBLE_DEVICES
         # alone, for engines whose default runtime is nvidia.
         self.gpu_mode = gpu_mode
-        self._connection: dict[str, Any] = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
-        with engine_errors(f"connecting to the engine at {self.address}"):
+        self.address = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
+        with reaching(self.address):
+            self._connection: dict[str, Any] = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
             self._api = docker.APIClient(**self._connection, max_pool_size=pool_size)
-            # Output streams stay open as long as their job runs: a client without a read timeout.
-            self._streams = docker.APIClient(**self._connection, version=self._api.api_version, max_pool_size=pool_size, timeout=None)
         self.images = DockerImages(self._api, self._connection)
-
-    @property
-    def address(self) -> str:
-        return str(self._connection.get("base_url") or "unix:///var/run/docker.sock")
 
     def ping(self) -> None:
         """Raise BackendError unless the engine answers."""
-        with engine_errors(f"connecting to the engine at {self.address}"):
+        with reaching(self.address):
             self._api.ping()
 
     def close(self) -> None:
         self._api.close()
-        self._streams.close()
 
     def prepare(self, spec: LaunchSpec) -> DockerRun:
         """The job's container, created but not started; ImageMissing when the engine lacks its image."""
@@ -62,7 +59,7 @@ class DockerBackend:
                 raise ImageMissing(spec.image) from None
             except docker.errors.APIError as exc:
                 raise LaunchFailure(f"the engine refused to create the container: {explain(exc)}") from None
-        return DockerRun(self._api, self._streams, created["Id"], tty=bool(spec.options.get("tty", False)))
+        return DockerRun(self._api, created["Id"], tty=bool(spec.options.get("tty", False)))
 
     def adopt(self) -> list[AdoptedRun]:
         """The containers this daemon's jobs left, running or ended, after a restart."""
@@ -70,10 +67,11 @@ class DockerBackend:
         with engine_errors("listing this daemon's containers"):
             for summary in self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"}):
                 state = self._api.inspect_container(summary["Id"])["State"]
-                run = DockerRun(self._api, self._streams, summary["Id"], tty=False)
+                run = DockerRun(self._api, summary["Id"], tty=False)
+                status = _RUN_STATES.get(str(state.get("Status")), "active")
                 # A created-but-never-started container has no meaningful exit code.
-                exit_code = state.get("ExitCode") if state.get("Status") == "exited" else None
-                found.append(AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), run, bool(state.get("Running")), exit_code))
+                exit_code = state.get("ExitCode") if status == "exited" else None
+                found.append(AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), run, status, exit_code))
         return found
 
     def describe(self) -> dict[str, Any]:
@@ -138,9 +136,8 @@ class DockerBackend:
 class DockerRun:
     """One job's container."""
 
-    def __init__(self, api: docker.APIClient, streams: docker.APIClient, container_id: str, tty: bool) -> None:
+    def __init__(self, api: docker.APIClient, container_id: str, tty: bool) -> None:
         self._api = api
-        self._streams = streams  # the client without a read timeout
         self.container_id = container_id
         self._tty = tty
         self._attached: AttachedStream | None = None
@@ -153,7 +150,8 @@ class DockerRun:
     def start(self) -> None:
         """Attach to the container's output, then start it: not a byte of it is missed."""
         with engine_errors(f"attaching to container {self.container_id[:12]}"):
-            sock = self._streams.attach_socket(self.container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
+            # The socket after the upgrade has no read timeout: a task may be quiet for hours.
+            sock = self._api.attach_socket(self.container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
         self._attached = AttachedStream(sock, self._tty)
         try:
             with engine_errors(f"starting container {self.container_id[:12]}"):
@@ -179,7 +177,11 @@ class DockerRun:
     def wait(self) -> RunExit:
         with engine_errors(f"waiting for container {self.container_id[:12]}"):
             exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
-        failure = init_exec_failure(exit_code, bytes(self._head))
+        head = bytes(self._head)
+        if exit_code in (CANNOT_EXECUTE, NOT_FOUND) and not head:  # nobody read the output: ask the engine
+            with engine_errors(f"reading the log of container {self.container_id[:12]}"):
+                head = self._api.logs(self.container_id, stdout=True, stderr=True, stream=False)[:HEAD_SIZE]
+        failure = init_exec_failure(exit_code, head)
         if failure is not None:
             return RunExit(failure.exit_code, failure.message)
         return RunExit(exit_code)
@@ -187,7 +189,8 @@ class DockerRun:
     def cancel(self, grace: float) -> None:
         with engine_errors(f"stopping container {self.container_id[:12]}"):
             try:
-                self._api.stop(self.container_id, timeout=max(0, round(grace)))
+                # The engine counts whole seconds: round up, so the task gets at least its grace.
+                self._api.stop(self.container_id, timeout=math.ceil(max(0.0, grace)))
             except docker.errors.NotFound:
                 pass
 
@@ -197,6 +200,11 @@ class DockerRun:
                 self._api.remove_container(self.container_id, force=True)
             except docker.errors.NotFound:
                 pass
+
+
+# The engine's container states as the contract's run states; the others ("running", "paused",
+# "restarting", "removing") are active: the container is there and not done.
+_RUN_STATES: dict[str, RunState] = {"created": "prepared", "exited": "exited", "dead": "exited"}
 
 
 def socket_path(address: str) -> str | None:

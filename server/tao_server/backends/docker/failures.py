@@ -43,6 +43,15 @@ def engine_errors(doing: str) -> Iterator[None]:
         raise BackendError(f"Docker engine error while {doing}: {explain(exc)}") from None
 
 
+@contextmanager
+def reaching(address: str) -> Iterator[None]:
+    """Raise a failure to connect to the engine as BackendError naming its address."""
+    try:
+        yield
+    except _ENGINE_EXCEPTIONS as exc:
+        raise BackendError(f"cannot reach the Docker engine at {address}: {explain(exc)}") from None
+
+
 def guarded(items: Iterator[T], doing: str) -> Iterator[T]:
     """`items` with the engine's exceptions raised as BackendError, also those raised between items."""
     with engine_errors(doing):

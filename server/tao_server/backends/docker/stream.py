@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 READ_SIZE = 256 * 1024
@@ -21,6 +21,12 @@ class AttachedStream:
         self._tty = tty
 
     def close(self) -> None:
+        # docker-py hangs the attach request's response on the socket it returns, so that it is not
+        # collected; the socket object alone does not own the connection. Closing the response does,
+        # at once, instead of whenever the collector finds the cycle between them.
+        response = getattr(self._sock, "_response", None)
+        if response is not None:
+            response.close()
         self._sock.close()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -46,14 +52,15 @@ class AttachedStream:
 
 
 class Output:
-    """A run's output from byte `offset`: the first `offset` bytes of `chunks` are dropped.
+    """A run's output from byte `offset`, out of `chunks`, which start at the output's first byte.
 
-    Keeps the first bytes it sees, so the run can tell an entrypoint the init could not exec.
+    Fills `head` with the output's first HEAD_SIZE bytes as they pass, by their place in the
+    output: so the run can tell an entrypoint the init could not exec, however often it is read.
     """
 
-    def __init__(self, chunks: Iterator[bytes], offset: int, close: Any, head: bytearray) -> None:
+    def __init__(self, chunks: Iterator[bytes], offset: int, close: Callable[[], None], head: bytearray) -> None:
         self._chunks = chunks
-        self._skip = offset
+        self._offset = offset
         self._close = close
         self._head = head
 
@@ -61,12 +68,11 @@ class Output:
         self._close()
 
     def __iter__(self) -> Iterator[bytes]:
+        position = 0  # of the chunk's first byte in the whole output
         for chunk in self._chunks:
-            if len(self._head) < HEAD_SIZE:
-                self._head += chunk[: HEAD_SIZE - len(self._head)]
-            if self._skip:
-                dropped = min(self._skip, len(chunk))
-                chunk, self._skip = chunk[dropped:], self._skip - dropped
-                if not chunk:
-                    continue
-            yield chunk
+            if position <= len(self._head) < HEAD_SIZE:
+                self._head += chunk[len(self._head) - position : HEAD_SIZE - position]
+            start = max(0, self._offset - position)
+            position += len(chunk)
+            if start < len(chunk):
+                yield chunk[start:] if start else chunk
