@@ -1,3 +1,15 @@
-"""The TAO launcher daemon: a REST service that runs TAO Toolkit tasks in Docker containers."""
+"""The TAO launcher daemon: a REST service that runs TAO Toolkit tasks on a backend (Docker today).
+
+    api/        routes: parse, call a service, shape the answer
+    jobs/       the job core: service, runner, store, GPU line, logs, events
+    images/     the task manifest, registry logins, shared pulls
+    access/     who is calling and what they may do
+    backends/   where jobs run: the contract, and Docker behind it
+    testing/    a fake backend and a real-daemon harness, for tests and benchmarks
+
+Imports point down this list's dependencies: api -> jobs, images, access; jobs -> images, access,
+the backend contract; images -> access, the backend contract; access and backends -> errors and
+models. app.py composes them; errors.py, models.py and settings.py are shared by all.
+"""
 
 __version__ = "0.1.0"
