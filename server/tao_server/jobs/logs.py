@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from tao_server import memory
@@ -53,6 +53,16 @@ class LogStore:
                 return f.read() if limit is None else f.read(limit)
         except FileNotFoundError:
             return b""
+
+    def chunks(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
+        """The log from byte `offset` as it is now, a chunk at a time; nothing for a job without one."""
+        try:
+            with open(self.path(job_id), "rb") as f:
+                f.seek(offset)
+                while chunk := f.read(READ_CHUNK):
+                    yield chunk
+        except FileNotFoundError:
+            return
 
     def notify(self, job_id: str) -> None:
         """Wake the followers of `job_id` (new bytes, or the job ended)."""

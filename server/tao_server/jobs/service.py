@@ -16,7 +16,7 @@ from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNo
 from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.jobs import gpus, launch_config
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.logs import READ_CHUNK, Heartbeat, LogStore
+from tao_server.jobs.logs import Heartbeat, LogStore
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
@@ -146,7 +146,7 @@ class JobService:
     def read_log(self, job_id: str, caller: Caller, offset: int) -> Iterator[bytes]:
         """The job's output from byte `offset`, as it is now."""
         self.get(job_id, caller)
-        return self._log_chunks(job_id, offset)
+        return self._logs.chunks(job_id, offset)
 
     def follow_log(self, job_id: str, caller: Caller, offset: int, heartbeat: float | None) -> AsyncIterator[bytes | Heartbeat]:
         """The job's output from `offset` as it is written, until the job's end is recorded and read."""
@@ -157,15 +157,6 @@ class JobService:
         """The job's events (such as image pull progress) after number `after`."""
         self.get(job_id, caller)
         return self._events.after(job_id, after)
-
-    def _log_chunks(self, job_id: str, offset: int) -> Iterator[bytes]:
-        try:
-            with open(self._logs.path(job_id), "rb") as f:
-                f.seek(offset)
-                while chunk := f.read(READ_CHUNK):
-                    yield chunk
-        except FileNotFoundError:
-            return
 
     # -- building a job -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tao_server.jobs.logs import HEARTBEAT, Heartbeat, LogStore
+from tao_server.jobs.logs import HEARTBEAT, READ_CHUNK, Heartbeat, LogStore
 
 JOB = "abcd2345"
 TIMEOUT = 30.0  # a safety net only: each wait ends on an event
@@ -65,6 +65,17 @@ def test_read_from_offset(store, offset, limit, expected):
 def test_unknown_job_reads_empty(store):
     assert store.read("nosuchjob") == b""
     assert store.size("nosuchjob") == 0
+
+
+def test_chunks_read_the_log_as_it_is_from_an_offset(store):
+    big = b"x" * (READ_CHUNK + 10)
+    writer = store.writer("job1")
+    writer.write(big)
+    writer.close()
+    assert [len(chunk) for chunk in store.chunks("job1")] == [READ_CHUNK, 10]
+    assert b"".join(store.chunks("job1", READ_CHUNK + 5)) == b"x" * 5
+    assert list(store.chunks("job1", len(big) + 1)) == []
+    assert list(store.chunks("nosuchjob")) == []
 
 
 def test_follower_receives_everything_a_writer_thread_writes(store):
