@@ -5,6 +5,7 @@ Tests that need the engine fail, never skip, when none answers: `bash .ci/run` s
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE = "tao-test/toolkit:1"
+# Another tag keeps test runs of several checkouts on one engine from rebuilding each other's image.
+IMAGE = os.environ.get("TAO_TEST_IMAGE", "tao-test/toolkit:1")
 
 
 @pytest.fixture(scope="session")

@@ -45,9 +45,18 @@ case "$sub" in
     echo "ignoring SIGTERM"
     sleep "$1" &
     wait $! ;;
+  ticks)
+    trap 'echo "got SIGTERM"; exit 143' TERM
+    i=1
+    while [ "$i" -le "$1" ]; do
+      echo "tick $i"
+      sleep "$2" &
+      wait $!
+      i=$((i + 1))
+    done ;;
   lines) seq 1 "$1" | sed 's/$/ the quick brown fox jumps over the lazy dog/' ;;
   serve) echo "serving on $1"; nc -l -p "$1" -e echo "hello from $task" ;;
   ""|-h|--help)
-    echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,stubborn,lines,serve} [args...]" ;;
+    echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,stubborn,ticks,lines,serve} [args...]" ;;
   *) echo "$task: unknown subtask '$sub'" >&2; exit 2 ;;
 esac

@@ -116,7 +116,7 @@ def _start(
         jobs=job_service,
         images=image_service,
         tokens=TokenStore(engine),
-        system=SystemService(settings, manifest, backend, job_service, image_service, datetime.now(UTC), addresses),
+        system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),
     )
     runner.reconcile()
     return services

@@ -18,7 +18,9 @@ from travel with it, so `tao` can name them.
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
-    ├── BackendError                502  the backend (the Docker engine, a cluster) failed or cannot be reached
+    ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
+    │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
         └── ImageMissing                 the backend lacks the job's image: pull it, then prepare the job again
 
@@ -132,11 +134,28 @@ class CredentialFileUnreadable(TaoError):
     code = "credential_file_unreadable"
 
 
+class StorageFull(TaoError):
+    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path."""
+
+    code = "storage_full"
+    http_status = 507
+
+
 class BackendError(TaoError):
-    """The backend that runs jobs failed an operation or cannot be reached."""
+    """The backend that runs jobs failed an operation."""
 
     code = "backend_error"
     http_status = 502
+
+
+class BackendUnavailable(BackendError):
+    """The backend does not answer at all (connection refused, reset, timed out).
+
+    Not a job's end: the runner keeps such jobs as they are and takes them up again once it answers.
+    """
+
+    code = "backend_unavailable"
+    http_status = 503
 
 
 class LaunchFailure(TaoError):

@@ -114,6 +114,8 @@ class JobPublic(JobBase):
 
     # For a queued job waiting for GPUs: its place in line (1 = next).
     gpu_queue_position: int | None = None
+    # Why an active job does not advance now, such as "backend unreachable since ...": it goes on once that clears.
+    condition: str | None = None
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:

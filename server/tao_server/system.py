@@ -12,6 +12,7 @@ from tao_server.backends import Backend
 from tao_server.errors import BackendError
 from tao_server.images.manifest import Manifest, TaskImage
 from tao_server.images.service import ImageService
+from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.service import JobService
 from tao_server.models import TaskPublic, TasksPublic
 from tao_server.settings import Settings
@@ -25,6 +26,7 @@ class SystemService:
         backend: Backend,
         jobs: JobService,
         images: ImageService | None,
+        health: BackendHealth,
         started_at: datetime,
         addresses: list[str],
     ) -> None:
@@ -33,8 +35,14 @@ class SystemService:
         self._backend = backend
         self._jobs = jobs
         self._images = images
+        self._health = health
         self._started_at = started_at
         self._addresses = addresses
+
+    def health(self) -> dict[str, str]:
+        """/healthz: the daemon answers; "degraded" while its backend does not."""
+        outage = self._health.describe()
+        return {"status": "ok"} if outage is None else {"status": "degraded", "backend": f"{self._backend.name} {outage}"}
 
     def tasks(self) -> TasksPublic:
         manifest = self._manifest
@@ -73,6 +81,8 @@ class SystemService:
             body["engine"] = self._backend.describe()
         except BackendError as exc:
             body["engine"] = {"error": exc.message}
+        if (outage := self._health.describe()) is not None:
+            body["engine"]["error"] = f"the {self._backend.name} backend is {outage}; running jobs wait for it"
         body["images"] = [self._image(image, verbose) for image in manifest.images()]
         return body
 

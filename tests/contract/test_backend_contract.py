@@ -8,15 +8,19 @@ test image carries and the fake emulates.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tao_server.backends import Backend, LaunchSpec, Run
-from tao_server.errors import ImageMissing
+from tao_server.errors import BackendUnavailable, ImageMissing
+from tao_server.testing.engine_proxy import EngineProxy
 from tao_server.testing.fake_backend import FakeBackend, FakeEngine
 
 # Arguments a shell would split, glob, expand or choke on: each must arrive exactly as sent.
@@ -33,13 +37,22 @@ SHORT_GRACE = 2.0
 
 
 class Engine:
-    """One backend kind under test: how to make a backend on it (a new one is a restarted daemon) and clean up."""
+    """One backend kind under test: how to make a backend on it (a new one is a restarted daemon),
+    how to take it out of reach for a while, and how to clean up."""
 
-    def __init__(self, kind: str, image: str, make: Callable[[str], Backend], clean: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        image: str,
+        make: Callable[[str], Backend],
+        clean: Callable[[str], None],
+        outage: Callable[[], AbstractContextManager[None]],
+    ) -> None:
         self.kind = kind
         self.image = image
         self._make = make
         self._clean = clean
+        self.outage = outage
         self.daemon_id = f"contract-{uuid.uuid4().hex[:12]}"
         self._backends: list[Backend] = []
         self._daemon_ids: set[str] = set()
@@ -66,19 +79,24 @@ class Engine:
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param == "fake":
         fake = FakeEngine(images=["tao-test/toolkit:1"])
-        made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None)
-    else:
-        image = request.getfixturevalue("toolkit_image")
-        docker_client = request.getfixturevalue("docker_client")
-        from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
+        made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None, fake.outage)
+        yield made
+        made.close()
+        return
+    image = request.getfixturevalue("toolkit_image")
+    docker_client = request.getfixturevalue("docker_client")
+    from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
 
-        def clean(daemon_id: str) -> None:
-            for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon_id}"}):
-                container.remove(force=True)
+    def clean(daemon_id: str) -> None:
+        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon_id}"}):
+            container.remove(force=True)
 
-        made = Engine("docker", image, lambda daemon_id: DockerBackend(daemon_id, gpu_mode="env"), clean)
+    # The backend reaches the engine through a relay the test can cut: an outage on demand.
+    proxy = EngineProxy(Path(tempfile.mkdtemp(prefix="tao-engine-")) / "docker.sock")
+    made = Engine("docker", image, lambda daemon_id: DockerBackend(daemon_id, proxy.address, gpu_mode="env"), clean, proxy.outage)
     yield made
     made.close()
+    proxy.close()
 
 
 def _spec(engine: Engine, *command: str, job_id: str | None = None, **extra: Any) -> LaunchSpec:
@@ -284,3 +302,42 @@ def test_a_daemon_adopts_only_its_own_runs(engine: Engine) -> None:
     other = engine.backend(daemon_id=f"{engine.daemon_id}-other")
     assert other.adopt() == []
     assert [found.job_id for found in mine.adopt()] == ["job-mine"]
+
+
+# -- an outage ------------------------------------------------------------------------------------------
+
+
+def test_an_outage_breaks_what_was_in_flight_and_the_run_found_again_goes_on_with_nothing_lost(engine: Engine) -> None:
+    backend = engine.backend()
+    run = _started(backend, _spec(engine, "detectnet_v2", "ticks", "100000", "0.02", job_id="job-outage"))
+    seen, chunks = _read_until(run, b"tick 2\n")
+    with engine.outage():
+        seen += _until_unavailable(chunks)  # a stream being read breaks: it never just ends early
+        with pytest.raises(BackendUnavailable):
+            backend.ping()
+        with pytest.raises(BackendUnavailable):
+            backend.find("job-outage")
+    backend.ping()
+    found = backend.find("job-outage")
+    assert found is not None and (found.job_id, found.state) == ("job-outage", "active")  # the run went on
+    rest: list[bytes] = []
+    reader = threading.Thread(target=lambda: rest.extend(found.run.output(len(seen))))
+    reader.start()
+    found.run.cancel(GRACE)
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    lines = (seen + b"".join(rest)).decode().splitlines()
+    assert lines[-1] == "got SIGTERM"
+    assert lines[:-1] == [f"tick {n}" for n in range(1, len(lines))]  # none lost, none twice
+    assert found.run.wait().exit_code == 143
+
+
+def _until_unavailable(chunks: Iterator[bytes]) -> bytes:
+    """What the stream still gives until it raises BackendUnavailable (it must, not just end)."""
+    seen = b""
+    try:
+        for chunk in chunks:
+            seen += chunk
+    except BackendUnavailable:
+        return seen
+    raise AssertionError(f"the output ended during the outage instead of raising BackendUnavailable (after {seen[-40:]!r})")

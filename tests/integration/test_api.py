@@ -9,6 +9,7 @@ import pytest
 from websockets.sync.client import unix_connect
 
 from tao_server.testing.daemon import Daemon
+from tests.conftest import IMAGE
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def test_submit_answers_at_once_with_a_queued_job(new_daemon) -> None:  # type: 
     job = _submit(daemon, task="detectnet_v2", subtask="exit", args=["0"])
     assert job["status"] == "queued"
     assert job["command"] == ["detectnet_v2", "exit", "0"]
-    assert job["image"] == "tao-test/toolkit:1"
+    assert job["image"] == IMAGE
     # The container runs as the caller, whom the daemon knows from the socket (SO_PEERCRED).
     assert job["docker_options"] == {"shm_size": 64 * 1024**2, "user": f"{os.getuid()}:{os.getgid()}"}
     assert daemon.tao("stop", blocker["id"]).returncode == 0

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tao_server.testing.daemon import Daemon
+from tests.conftest import IMAGE
 from tests.integration.conftest import job_containers, job_id_of
 
 pytestmark = pytest.mark.integration
@@ -75,11 +76,11 @@ def test_info_names_daemon_manifest_engine_and_gpus(daemon: Daemon, docker_clien
     assert f"manifest:  {daemon.manifest} (format 2.0, toolkit test)" in text
     assert f"engine:    Docker {docker_client.version()['Version']}" in text
     assert "gpus:      none" in text
-    assert "tao-test/toolkit:1" in text
+    assert IMAGE in text
 
     info = json.loads(daemon.tao("info", "--verbose", "--json").stdout)
     assert info["daemon"]["addresses"] == [daemon.address]
-    assert info["images"][0]["reference"] == "tao-test/toolkit:1"
+    assert info["images"][0]["reference"] == IMAGE
     assert info["images"][0]["local"]["id"].startswith("sha256:")
     assert "detectnet_v2" in info["images"][0]["tasks"]
 

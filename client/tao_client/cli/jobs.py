@@ -12,6 +12,8 @@ from tao_client.cli.attach import attach
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from tao_client.client import Client
 
 
@@ -43,7 +45,7 @@ def list_jobs(client: Client, args: Namespace) -> int:
         (
             job.id,
             " ".join(part for part in (job.data["group"], job.data["task"], job.data["subtask"]) if part),
-            job.status + (f" (GPU line #{job.data['gpu_queue_position']})" if job.data.get("gpu_queue_position") else ""),
+            job.status + _waiting(job.data),
             "" if job.exit_code is None else str(job.exit_code),
             job.data["created_at"][:19].replace("T", " "),
             (job.data["container_id"] or "")[:12],
@@ -55,6 +57,13 @@ def list_jobs(client: Client, args: Namespace) -> int:
 
 
 # -- stop ------------------------------------------------------------------------------------------
+
+
+def _waiting(job: dict[str, Any]) -> str:
+    """Why a job does not advance, beside its status: its place in the GPU line, or the backend's outage."""
+    if job.get("condition"):
+        return f" ({job['condition']})"
+    return f" (GPU line #{job['gpu_queue_position']})" if job.get("gpu_queue_position") else ""
 
 
 def stop_parser() -> Parser:

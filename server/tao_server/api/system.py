@@ -14,8 +14,9 @@ health = APIRouter(tags=["system"])  # answers everyone: load balancers carry no
 
 
 @health.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(services: ServicesDep) -> dict[str, str]:
+    """The daemon answers: "ok", or "degraded" with why while its backend is out of reach (jobs wait for it)."""
+    return services.system.health()
 
 
 @router.get("/v1/tasks", response_model=TasksPublic)

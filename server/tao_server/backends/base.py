@@ -12,6 +12,8 @@ environment, options, devices, owner) and gives back a `Run`, a handle on that j
     run.release()                    # kill it if it still runs, then free what it holds; idempotent
 
     backend.adopt()                  # after a daemon restart: each run this daemon left, in any state
+    backend.find(job_id)             # the one run of a job, after the backend was out of reach
+    backend.ping()                   # BackendUnavailable unless the backend answers
 
 The order of calls: `output` and `wait` only after `start` (any number of times each, also
 after the run ended: output can be read again from any offset until the run is released);
@@ -19,9 +21,15 @@ after the run ended: output can be read again from any offset until the run is r
 nothing but `release`. `wait` names an entrypoint that could not run whether or not anyone read
 the output first.
 
-Errors are the backend's own types from tao_server.errors: BackendError when the engine fails or
-cannot be reached, LaunchFailure (exit code 125/126/127) when the job cannot start, ImageMissing
-when the image must be pulled first. Image management (pull, login, digests) is a capability: a
+Errors are the backend's own types from tao_server.errors: BackendUnavailable when the engine
+cannot be reached at all, BackendError when it answers with a failure, LaunchFailure (exit code
+125/126/127) when the job cannot start, ImageMissing when the image must be pulled first.
+
+An outage is not an end. While the backend is out of reach, calls on it and on its runs raise
+BackendUnavailable, also from inside an output stream that was being read: a stream never just
+stops early. The runs themselves go on (they belong to the engine). Once `ping` answers again,
+`find(job_id)` gives a fresh handle on the job's run, whose `output(offset)` resumes at the
+byte the daemon has and whose `wait` gives the true exit code. Image management (pull, login, digests) is a capability: a
 backend that has images offers an `ImageStore` as `backend.images`, others leave it None.
 
 How the two engines fit:
@@ -171,6 +179,14 @@ class Backend(Protocol):
     def prepare(self, spec: LaunchSpec) -> Run: ...
 
     def adopt(self) -> list[AdoptedRun]: ...
+
+    def find(self, job_id: str) -> AdoptedRun | None:
+        """The run this daemon made for `job_id`, in whatever state; None when the backend has none."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the backend answers; BackendUnavailable when it does not."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """What `tao info` shows of the backend (engine version, cluster); raises BackendError."""

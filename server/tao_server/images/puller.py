@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tao_server.backends import ImageStore
-from tao_server.errors import BackendError, CredentialFileUnreadable, LaunchFailure
+from tao_server.errors import BackendError, BackendUnavailable, CredentialFileUnreadable, LaunchFailure
 from tao_server.images.credentials import CredentialStore, RegistryLogin
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ class _Pull:
         self.image = image
         self.login = login
         self.done = threading.Event()
-        self.error: LaunchFailure | None = None
+        # Why it failed: the pull's own failure, or an outage (the waiting jobs wait it out and ask again).
+        self.error: LaunchFailure | BackendUnavailable | None = None
         self.listeners: list[Progress] = []
 
 
@@ -86,7 +87,7 @@ class ImagePuller:
                 for listener in listeners:
                     listener(event)
             log.info("pulled %s with %s in %.1f s", pull.image, key[1], time.monotonic() - started)
-        except LaunchFailure as failure:
+        except (LaunchFailure, BackendUnavailable) as failure:
             pull.error = failure
         except BackendError as exc:
             pull.error = LaunchFailure(exc.message)

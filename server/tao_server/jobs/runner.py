@@ -4,6 +4,11 @@ One worker thread per job prepares its run (pulling the image when the backend k
 starts it, copies its output into the job's log file, waits for the exit and releases the run.
 Jobs wait in `queued` while all workers are busy; jobs that need GPUs wait in the scheduler's
 line without a worker. The runner speaks the backend contract (backends/base.py) only.
+
+A backend out of reach (BackendUnavailable) ends no job: the worker reports it (health.py),
+waits until the backend answers, finds the job's run again and goes on from the byte its log
+has. Meanwhile nothing new starts, the job keeps its status and GPUs, and a cancel asked for is
+carried out once the backend answers.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from typing import Any
 
 from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
-from tao_server.backends import Backend, LaunchSpec, Mount, OutputStream, Run
-from tao_server.errors import LAUNCHER_FAILURE, BackendError, ImageMissing, LaunchFailure
+from tao_server.backends import AdoptedRun, Backend, LaunchSpec, Mount, OutputStream, Run
+from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.jobs.events import EventLog
+from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
@@ -58,6 +64,7 @@ class JobRunner:
         self._events = events
         self._puller = puller
         self._stop_timeout = stop_timeout
+        self.health = BackendHealth(backend.ping)
         self._workers = _WorkerPool(max_running, "job")
         # Jobs holding GPUs run apart: each holds at least one device, so this pool never makes one wait.
         self._gpu_workers = _WorkerPool(len(gpus.inventory), "gpu-job")
@@ -96,7 +103,7 @@ class JobRunner:
             return
         active.cancel.set()
         if active.run is not None:
-            self._control.submit(self._stop, active.run)
+            self._control.submit(self._stop, job_id, active.run)
 
     def forget(self, job_id: str) -> None:
         """A queued job was cancelled before it started: free its place in line, wake its followers."""
@@ -105,6 +112,15 @@ class JobRunner:
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
+
+    def condition(self, job_id: str) -> str | None:
+        """Why an active job does not advance, when it is the backend's fault: "backend unreachable since ..."."""
+        described = self.health.describe()
+        if described is None:
+            return None
+        with self._lock:
+            active = self._active.get(job_id)
+        return f"backend {described}" if active is not None and not active.finished else None
 
     def is_finished(self, job_id: str) -> bool:
         """Whether the job's end is recorded: its followers may stop once they have read its whole log."""
@@ -172,10 +188,7 @@ class JobRunner:
         self._guarded(job_id, lambda job_id, active: self._start_and_follow(job_id, active, devices))
 
     def _resume(self, job_id: str, run: Run) -> None:
-        def follow(job_id: str, active: _ActiveJob) -> None:
-            self._follow_to_end(job_id, run, active, run.output(self._logs.size(job_id)))
-
-        self._guarded(job_id, follow)
+        self._guarded(job_id, lambda job_id, active: self._follow_to_end(job_id, run, active))
 
     def _guarded(self, job_id: str, body: Callable[[str, _ActiveJob], None]) -> None:
         """Run `body` for the job; whatever goes wrong, record an end and leave no run behind."""
@@ -197,21 +210,56 @@ class JobRunner:
             self._done(job_id)
 
     def _start_and_follow(self, job_id: str, active: _ActiveJob, devices: list[str]) -> None:
+        # Nothing new starts while the backend is out of reach: the job stays queued until it answers.
+        if not self.health.wait_until_up(stop_when=active.cancel.is_set):
+            return  # cancelled while queued: the service recorded that end
         job = self._store.get(job_id)
         job.gpus = devices
         if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
             return  # cancelled while it waited; _done frees the devices
-        try:
-            run = self._prepare(job_id, job, active)
-            if run is None:
-                return
-            run.start()
-        finally:
-            self._pins.release(job_id)  # a started run holds its own copy of the mounts
+        run = self._started(job_id, job, active)
+        if run is None:
+            return
         self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
         if active.cancel.is_set():  # the cancel arrived before the run was known
-            self._control.submit(self._stop, run)
-        self._follow_to_end(job_id, run, active, run.output(0))
+            self._control.submit(self._stop, job_id, run)
+        self._follow_to_end(job_id, run, active)
+
+    def _started(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:
+        """The job's run, started; None when the job was cancelled or failed first (its end recorded).
+
+        Nothing starts while the backend is out of reach. An outage in the middle is waited out;
+        then the backend says how far the run got (nothing, made, started), and this goes on from there.
+        """
+        while True:
+            if not self.health.wait_until_up(stop_when=active.cancel.is_set):
+                self._finish(job_id, JobStatus.cancelled, None)
+                return None
+            try:
+                run = self._prepare(job_id, job, active)
+                if run is not None:
+                    run.start()
+                return run
+            except BackendUnavailable as exc:
+                found = self._found_again(job_id, exc)
+                if found is not None and found.state != "prepared":
+                    active.run = found.run
+                    return found.run  # it did start: follow it
+                if found is not None:  # made but not started: make it again from the top
+                    self._release(job_id, found.run)
+                active.run = None
+            finally:
+                self._pins.release(job_id)  # a started run holds its own copy of the mounts
+
+    def _found_again(self, job_id: str, outage: BackendUnavailable) -> AdoptedRun | None:
+        """Once the backend answers again after `outage`: the job's run as it has it, or None."""
+        while True:
+            self.health.lost(outage.message)
+            self.health.wait_until_up()
+            try:
+                return self._backend.find(job_id)
+            except BackendUnavailable as again:
+                outage = again
 
     def _prepare(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:
         """The job's run, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
@@ -256,12 +304,26 @@ class JobRunner:
         self._store.update(job_id, status=JobStatus.starting)
         return True
 
-    def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob, output: OutputStream) -> None:
-        self._copy_output(job_id, output)
-        end = run.wait()
+    def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob) -> None:
+        """Copy the run's output to the log from the byte it has, to the end; record how it ended."""
+        while True:
+            try:
+                self._copy_output(job_id, run.output(self._logs.size(job_id)))
+                end = run.wait()
+                break
+            except BackendUnavailable as exc:
+                found = self._found_again(job_id, exc)
+                if found is None or found.state == "prepared":
+                    self._finish(
+                        job_id, JobStatus.error, LAUNCHER_FAILURE, "the job's container vanished while the engine was out of reach"
+                    )
+                    return
+                run = active.run = found.run
+                if active.cancel.is_set():  # asked for during the outage: carry it out now
+                    self._control.submit(self._stop, job_id, run)
         if active.cancel.is_set():
             # A cancel promises nothing is left behind once the job reads cancelled.
-            run.release()
+            self._release(job_id, run)
             self._finish(job_id, JobStatus.cancelled, end.exit_code)
             return
         if end.failure is not None:
@@ -269,12 +331,23 @@ class JobRunner:
         else:
             self._finish(job_id, JobStatus.succeeded if end.exit_code == 0 else JobStatus.failed, end.exit_code)
         # The exit code is recorded: the waiting client need not also wait for the backend's cleanup.
-        # Should this release fail, the next start-up's reconcile releases the run.
         active.run = None
-        try:
-            run.release()
-        except BackendError as exc:
-            log.warning("job %s: could not release run %s: %s", job_id, run.run_id[:12], exc.message)
+        self._release(job_id, run)
+
+    def _release(self, job_id: str, run: Run) -> None:
+        """Release the run, waiting out an outage; should the backend refuse, the next reconcile tries again."""
+        while True:
+            try:
+                run.release()
+                return
+            except BackendUnavailable as exc:
+                found = self._found_again(job_id, exc)
+                if found is None:
+                    return
+                run = found.run
+            except BackendError as exc:
+                log.warning("job %s: could not release run %s: %s", job_id, run.run_id[:12], exc.message)
+                return
 
     def _abandon(self, active: _ActiveJob) -> None:
         """After a failure, stop and release the job's run, so nothing runs on unwatched."""
@@ -293,11 +366,20 @@ class JobRunner:
         finally:
             writer.close()
 
-    def _stop(self, run: Run) -> None:
-        try:
-            run.cancel(self._stop_timeout)
-        except BackendError as exc:
-            log.warning("could not stop run %s: %s", run.run_id[:12], exc.message)
+    def _stop(self, job_id: str, run: Run) -> None:
+        """Cancel the run; a cancel asked for during an outage is carried out once the backend answers."""
+        while True:
+            try:
+                run.cancel(self._stop_timeout)
+                return
+            except BackendUnavailable as exc:
+                found = self._found_again(job_id, exc)
+                if found is None:
+                    return
+                run = found.run
+            except BackendError as exc:
+                log.warning("could not stop run %s: %s", run.run_id[:12], exc.message)
+                return
 
     def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""

@@ -96,6 +96,8 @@ class JobService:
         shown = JobPublic.model_validate(job)
         if job.status == JobStatus.queued and job.gpu_request:
             shown.gpu_queue_position = self._scheduler.position(job.id)
+        if not job.status.terminal:
+            shown.condition = self._runner.condition(job.id)
         return shown
 
     def page(

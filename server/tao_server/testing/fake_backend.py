@@ -12,7 +12,9 @@ output and wait never return, so only the new daemon records what happens next.
 
 Every program name but `missing` (127) and `not_executable` (126) runs the sample task script
 (examples/sample-toolkit/task.sh) for `<task> <subtask> [args...]`: argv, exit N, stderr, id,
-env NAME..., lines N, sleep S (answers SIGTERM), stubborn S (ignores it). One subtask exists
+env NAME..., lines N, sleep S (answers SIGTERM), stubborn S (ignores it), ticks N S (a line every S
+seconds, N times; answers SIGTERM). `engine.outage()` takes the engine out of reach: every call and
+every output stream being read raises BackendUnavailable while the runs go on. One subtask exists
 only here: `hold NAME` prints "holding NAME", waits until the test calls `engine.release(NAME)`,
 then prints "released NAME" and exits 0 (or answers SIGTERM with 143 while it waits).
 """
@@ -23,11 +25,12 @@ import hashlib
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from tao_server.backends import AdoptedRun, ImageSummary, LaunchSpec, OutputStream, RunExit, RunState
-from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, ImageMissing, LaunchFailure, LoginRefused
+from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendUnavailable, ImageMissing, LaunchFailure, LoginRefused
 
 KILLED = 137  # 128 + SIGKILL, as the engine reports a killed task
 TERMINATED = 143  # 128 + SIGTERM, as the sample task exits when it answers SIGTERM
@@ -81,6 +84,7 @@ class FakeEngine:
         self.pull_gate = threading.Event()  # pulls wait for it: cleared, a test controls when they finish
         self.pull_gate.set()
         self._runs: dict[str, _Process] = {}
+        self._down = threading.Event()
         self._gates: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -98,6 +102,37 @@ class FakeEngine:
         """The job ids of the runs the engine still has, in any state."""
         with self._lock:
             return [p.spec.job_id for p in self._runs.values()]
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """The engine out of reach for the block: calls fail, streams being read break, runs go on."""
+        self._down.set()
+        with self._lock:
+            processes = list(self._runs.values())
+        for process in processes:
+            with process.changed:
+                process.changed.notify_all()
+        try:
+            yield
+        finally:
+            self._down.clear()
+
+    def answer(self) -> None:
+        """BackendUnavailable while the engine is out of reach, as a connection refused would be."""
+        if self._down.is_set():
+            raise BackendUnavailable("the fake engine does not answer")
+
+    @property
+    def down(self) -> bool:
+        return self._down.is_set()
+
+    def remove(self, job_id: str) -> None:
+        """Kill and remove the job's run behind every daemon's back, as `docker rm -f` by someone else would."""
+        with self._lock:
+            found = [p for p in self._runs.values() if p.spec.job_id == job_id]
+        for process in found:
+            process.signal_kill()
+            self._remove(process.run_id)
 
     def kill_all(self) -> None:
         """SIGKILL every run, as removing every container would."""
@@ -137,15 +172,28 @@ class FakeBackend:
         self.closed = threading.Event()
 
     def prepare(self, spec: LaunchSpec) -> FakeRun:
+        self.engine.answer()
         if spec.image not in self.engine.images:
             raise ImageMissing(spec.image)
         return FakeRun(self, self.engine._create(self.daemon_id, spec))
 
     def adopt(self) -> list[AdoptedRun]:
+        self.engine.answer()
+        return [self._adopted(p) for p in self.engine._owned_by(self.daemon_id)]
+
+    def find(self, job_id: str) -> AdoptedRun | None:
+        self.engine.answer()
+        return next((self._adopted(p) for p in self.engine._owned_by(self.daemon_id) if p.spec.job_id == job_id), None)
+
+    def ping(self) -> None:
+        self.engine.answer()
+
+    def _adopted(self, process: _Process) -> AdoptedRun:
         states: dict[str, RunState] = {"created": "prepared", "running": "active", "exited": "exited"}
-        return [AdoptedRun(p.spec.job_id, FakeRun(self, p), states[p.state], p.exit_code) for p in self.engine._owned_by(self.daemon_id)]
+        return AdoptedRun(process.spec.job_id, FakeRun(self, process), states[process.state], process.exit_code)
 
     def describe(self) -> dict[str, Any]:
+        self.engine.answer()
         return {"backend": self.name, "version": "1", "api_version": "1", "os": "linux", "arch": "fake"}
 
     def protected_paths(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -173,6 +221,7 @@ class FakeRun:
         return self._process.run_id
 
     def start(self) -> None:
+        self._engine.answer()
         process = self._process
         with process.changed:
             if process.state != "created":
@@ -181,19 +230,23 @@ class FakeRun:
         threading.Thread(target=_execute, args=(self._engine, process), name=f"fake-{process.spec.job_id}", daemon=True).start()
 
     def output(self, offset: int = 0) -> OutputStream:
-        return _Output(self._process, offset, self._backend.closed)
+        self._engine.answer()
+        return _Output(self._engine, self._process, offset, self._backend.closed)
 
     def wait(self) -> RunExit:
+        self._engine.answer()
         process = self._process
         with process.changed:
-            process.changed.wait_for(lambda: process.state == "exited" or self._backend.closed.is_set())
+            process.changed.wait_for(lambda: process.state == "exited" or self._backend.closed.is_set() or self._engine.down)
         if self._backend.closed.is_set():
             _go_still()
+        self._engine.answer()
         with process.changed:
             return RunExit(process.exit_code if process.exit_code is not None else KILLED, process.failure)
 
     def cancel(self, grace: float) -> None:
         """SIGTERM, then SIGKILL once `grace` seconds pass; returns when the run has exited."""
+        self._engine.answer()
         process = self._process
         with process.changed:
             if process.state == "created":
@@ -205,12 +258,14 @@ class FakeRun:
 
     def release(self) -> None:
         """Remove the run, killing it if it still runs (`docker rm -f`)."""
+        self._engine.answer()
         self._process.signal_kill()
         self._engine._remove(self._process.run_id)
 
 
 class _Output:
-    def __init__(self, process: _Process, offset: int, backend_closed: threading.Event) -> None:
+    def __init__(self, engine: FakeEngine, process: _Process, offset: int, backend_closed: threading.Event) -> None:
+        self._engine = engine
         self._process = process
         self._position = offset
         self._closed = False
@@ -227,13 +282,18 @@ class _Output:
             with process.changed:
                 process.changed.wait_for(
                     lambda: (
-                        self._closed or self._backend_closed.is_set() or len(process.output) > self._position or process.state == "exited"
+                        self._closed
+                        or self._backend_closed.is_set()
+                        or self._engine.down
+                        or len(process.output) > self._position
+                        or process.state == "exited"
                     )
                 )
                 if self._closed:
                     return
             if self._backend_closed.is_set():
                 _go_still()
+            self._engine.answer()  # the connection to an engine out of reach breaks
             with process.changed:
                 chunk = bytes(process.output[self._position :])
                 if not chunk and process.state == "exited":
@@ -258,11 +318,13 @@ class FakeImages:
         return first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
 
     def summary(self, image: str) -> ImageSummary | None:
+        self._engine.answer()
         if image not in self._engine.images:
             return None
         return ImageSummary(id="sha256:" + hashlib.sha256(image.encode()).hexdigest(), size=1000 * len(image), digests=[])
 
     def pull(self, image: str, login: tuple[str, str] | None) -> Iterator[dict[str, Any]]:
+        self._engine.answer()
         registry = self.registry_of(image)
         if image in self._engine.missing_images:
             raise LaunchFailure(f"image {image} was not found in registry {registry}; check the name, tag or digest in the task manifest")
@@ -278,6 +340,7 @@ class FakeImages:
         self._engine.images.add(image)
 
     def check_login(self, registry: str, username: str, password: str) -> None:
+        self._engine.answer()
         if self._engine.logins.get(registry, (username, password)) != (username, password):
             raise LoginRefused(f"registry {registry} refused the login (unauthorized); check the username and password", field="password")
 
@@ -373,6 +436,15 @@ def _stubborn(task: _Task, args: list[str]) -> int:
     return KILLED if task.process.kill.is_set() else 0
 
 
+def _ticks(task: _Task, args: list[str]) -> int:
+    for tick in range(1, int(args[0]) + 1):
+        task.say(f"tick {tick}\n")
+        if task.terminated_within(float(args[1])):
+            task.say("got SIGTERM\n")
+            return TERMINATED
+    return 0
+
+
 def _hold(task: _Task, args: list[str]) -> int:
     task.say(f"holding {args[0]}\n")
     gate = task.engine._gate(args[0])
@@ -409,6 +481,7 @@ _SUBTASKS: dict[str, Callable[[_Task, list[str]], int]] = {
     "sleep": _sleep,
     "stubborn": _stubborn,
     "hold": _hold,
+    "ticks": _ticks,
     "train": _train,
     "": _usage,
     "-h": _usage,

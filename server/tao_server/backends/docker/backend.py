@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.types import DeviceRequest, Mount, Ulimit
 
 from tao_server.access.peer import ucred
@@ -25,6 +27,7 @@ LABEL_DAEMON = "org.tao-launcher.daemon"
 LABEL_JOB = "org.tao-launcher.job"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+_EXIT_RECORDED = 2.0  # seconds an ended stream may precede the exit the engine records
 
 
 class DockerBackend:
@@ -63,16 +66,23 @@ class DockerBackend:
 
     def adopt(self) -> list[AdoptedRun]:
         """The containers this daemon's jobs left, running or ended, after a restart."""
-        found = []
         with engine_errors("listing this daemon's containers"):
-            for summary in self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"}):
-                state = self._api.inspect_container(summary["Id"])["State"]
-                run = DockerRun(self._api, summary["Id"], tty=False)
-                status = _RUN_STATES.get(str(state.get("Status")), "active")
-                # A created-but-never-started container has no meaningful exit code.
-                exit_code = state.get("ExitCode") if status == "exited" else None
-                found.append(AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), run, status, exit_code))
-        return found
+            return [
+                self._adopted(summary) for summary in self._api.containers(all=True, filters={"label": f"{LABEL_DAEMON}={self.daemon_id}"})
+            ]
+
+    def find(self, job_id: str) -> AdoptedRun | None:
+        labels = [f"{LABEL_DAEMON}={self.daemon_id}", f"{LABEL_JOB}={job_id}"]
+        with engine_errors(f"looking for the container of job {job_id}"):
+            found = self._api.containers(all=True, filters={"label": labels})
+            return self._adopted(found[0]) if found else None
+
+    def _adopted(self, summary: dict[str, Any]) -> AdoptedRun:
+        state = self._api.inspect_container(summary["Id"])["State"]
+        status = _RUN_STATES.get(str(state.get("Status")), "active")
+        # A created-but-never-started container has no meaningful exit code.
+        exit_code = state.get("ExitCode") if status == "exited" else None
+        return AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), DockerRun(self._api, summary["Id"], tty=False), status, exit_code)
 
     def describe(self) -> dict[str, Any]:
         with engine_errors("asking the engine's version"):
@@ -167,12 +177,8 @@ class DockerRun:
     def output(self, offset: int = 0) -> OutputStream:
         """The output from byte `offset`: the attach stream of a run this daemon started, else the engine's log."""
         attached, self._attached = self._attached, None
-        if attached is not None:
-            return Output(guarded(iter(attached), "reading a container's output"), offset, attached.close, self._head)
-        with engine_errors(f"following the log of container {self.container_id[:12]}"):
-            # Replays from the first byte (this assumes the json-file log driver without rotation).
-            replay = self._api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True)
-        return Output(guarded(replay, "reading a container's log"), offset, replay.close, self._head)
+        streams = _Streams(self._api, self.container_id, attached)
+        return Output(streams.chunks(), offset, streams.close, self._head)
 
     def wait(self) -> RunExit:
         with engine_errors(f"waiting for container {self.container_id[:12]}"):
@@ -227,6 +233,58 @@ def engine_pid(address: str) -> int | None:
             return None
         pid, _uid, _gid = ucred(probe)
     return pid
+
+
+class _Streams:
+    """A container's whole output from byte 0, across the connections it takes to get it.
+
+    First the attach stream when this daemon started the container, else the engine's log. A
+    stream also ends when its connection is cut (an engine restart, a proxy that went away); if
+    the container still runs then, its log is read again from where the output had got to. An
+    engine that does not answer at all is BackendUnavailable, never a quiet end.
+    """
+
+    def __init__(self, api: docker.APIClient, container_id: str, attached: AttachedStream | None) -> None:
+        self._api = api
+        self._container_id = container_id
+        self._attached = attached
+        self._close: Callable[[], None] = attached.close if attached is not None else lambda: None
+
+    def close(self) -> None:
+        self._close()
+
+    def chunks(self) -> Iterator[bytes]:
+        delivered, skip = 0, 0
+        stream = guarded(iter(self._attached), "reading a container's output") if self._attached is not None else self._log()
+        while True:
+            for chunk in stream:
+                if skip:  # the log starts at byte 0 again: drop what was delivered already
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        continue
+                delivered += len(chunk)
+                yield chunk
+            if self._ended():
+                return
+            stream, skip = self._log(), delivered
+
+    def _log(self) -> Iterator[bytes]:
+        with engine_errors(f"following the log of container {self._container_id[:12]}"):
+            # From the first byte (this assumes the json-file log driver without rotation).
+            replay = self._api.logs(self._container_id, stdout=True, stderr=True, stream=True, follow=True)
+        self._close = replay.close
+        return guarded(replay, "reading a container's log")
+
+    def _ended(self) -> bool:
+        """Whether the container has stopped. A stream can end a moment before the engine records the
+        exit, so allow it that moment; a container still running after it had its stream cut."""
+        with engine_errors(f"asking whether container {self._container_id[:12]} still runs"):
+            try:
+                self._api.wait(self._container_id, timeout=_EXIT_RECORDED)
+            except requests.exceptions.ReadTimeout:
+                return False
+        return True
 
 
 def _visible_devices(gpus: list[str]) -> dict[str, str]:

@@ -1,12 +1,13 @@
-"""The engine's errors as the daemon's own: BackendError, LaunchFailure with `docker run`'s exit codes.
+"""The engine's errors as the daemon's own: BackendUnavailable, BackendError, LaunchFailure with `docker run`'s exit codes.
 
-docker-py raises its own exceptions, `requests`' and plain OSErrors from its sockets, also from
-inside the iterators it returns; every call into it goes through `engine_errors` so that none of
-them leaves this package.
+docker-py raises its own exceptions, `requests`' and `urllib3`'s, and plain OSErrors from its
+sockets, also from inside the iterators it returns; every call into it goes through
+`engine_errors` so that none of them leaves this package.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,24 @@ from typing import TypeVar
 
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
-from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, LaunchFailure
+from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, BackendUnavailable, LaunchFailure
 
-# The engine is unreachable or answered with an error: the launcher failed, not the task.
-_ENGINE_EXCEPTIONS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+# The engine answered with an error, or the client failed: the launcher failed, not the task.
+_ENGINE_EXCEPTIONS = (docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+# Nothing answers at all (an engine restarting, a socket gone, a connection cut): an outage.
+_UNREACHABLE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.TimeoutError,
+    http.client.IncompleteRead,
+    ConnectionError,
+    TimeoutError,
+    FileNotFoundError,
+)
 
 # What docker-init (tini) prints, as PID 1, when the task's program cannot be executed.
 _INIT_EXEC_FAILURE = re.compile(rb"^\[FATAL tini \(\d+\)\] exec (.+?) failed: (.+?)\r?\n")
@@ -39,6 +53,8 @@ def engine_errors(doing: str) -> Iterator[None]:
         yield
     except (BackendError, LaunchFailure):
         raise
+    except _UNREACHABLE as exc:
+        raise BackendUnavailable(f"the Docker engine does not answer ({doing}): {explain(exc)}") from None
     except _ENGINE_EXCEPTIONS as exc:
         raise BackendError(f"Docker engine error while {doing}: {explain(exc)}") from None
 
@@ -48,8 +64,8 @@ def reaching(address: str) -> Iterator[None]:
     """Raise a failure to connect to the engine as BackendError naming its address."""
     try:
         yield
-    except _ENGINE_EXCEPTIONS as exc:
-        raise BackendError(f"cannot reach the Docker engine at {address}: {explain(exc)}") from None
+    except (*_UNREACHABLE, *_ENGINE_EXCEPTIONS) as exc:
+        raise BackendUnavailable(f"cannot reach the Docker engine at {address}: {explain(exc)}") from None
 
 
 def guarded(items: Iterator[T], doing: str) -> Iterator[T]:
