@@ -90,11 +90,19 @@ def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Pa
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), TAO_DATA_DIR=str(data_dir), TAO_MANIFEST=str(manifest_file))
     try:
         result = subprocess.run(
-            [executable("tao"), "detectnet_v2", "exit", "0"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+            [executable("tao"), "detectnet_v2", "exit", "0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            umask=0o022,  # the usual one, under which files are readable by everyone unless made otherwise
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == b"exiting with 0\n"
         assert (runtime / "tao" / "tao.sock").is_socket()
+        # Job arguments and output can hold keys: the data dir and the daemon's log are private from the start.
+        assert (data_dir.stat().st_mode & 0o777) == 0o700
+        assert ((data_dir / "daemon.log").stat().st_mode & 0o777) == 0o600
         listed = subprocess.run([executable("tao"), "list", "--all", "--json"], env=env, capture_output=True, timeout=60)
         assert [job["status"] for job in json.loads(listed.stdout)] == ["succeeded"]
     finally:
