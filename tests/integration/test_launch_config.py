@@ -167,6 +167,16 @@ BAD_CONFIGS = [
     ),
     pytest.param({"DockerOptions": {"shm_size": "16Q"}}, 'DockerOptions.shm_size: "16Q" is not a size', id="bad-shm-size"),
     pytest.param(
+        '{"DockerOptions": {"shm_size": ' + "[" * 5000 + "]" * 5000 + "}}",
+        "nested too deeply: arrays and objects more than 100 levels inside each other",
+        id="nested-5000-deep",
+    ),
+    pytest.param(
+        '{"DockerOptions": {"shm_size": ' + "[" * 980 + "]" * 980 + "}}",  # Python parses this here, but not in the daemon
+        "nested too deeply: arrays and objects more than 100 levels inside each other",
+        id="nested-980-deep",
+    ),
+    pytest.param(
         {"DockerOptions": {"ulimits": {"memlok": -1}}},
         'DockerOptions.ulimits.memlok: "memlok" is not a ulimit; valid names: core',
         id="bad-ulimit-name",
