@@ -167,6 +167,21 @@ BAD_CONFIGS = [
     ),
     pytest.param({"DockerOptions": {"shm_size": "16Q"}}, 'DockerOptions.shm_size: "16Q" is not a size', id="bad-shm-size"),
     pytest.param(
+        {"DockerOptions": {"shm_size": "999999999999T"}},
+        'DockerOptions.shm_size: "999999999999T" is too large; the largest size allowed is 9223372036854775807 bytes',
+        id="shm-size-beyond-int64",
+    ),
+    pytest.param(
+        {"DockerOptions": {"mem_limit": "999999999999T"}},
+        'DockerOptions.mem_limit: "999999999999T" is too large; the largest size allowed is 9223372036854775807 bytes',
+        id="mem-limit-beyond-int64",
+    ),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"stack": 99999999999999999999999}}},
+        "DockerOptions.ulimits.stack: 99999999999999999999999 is too large; the largest limit allowed is 9223372036854775807",
+        id="ulimit-beyond-int64",
+    ),
+    pytest.param(
         '{"DockerOptions": {"shm_size": ' + "[" * 5000 + "]" * 5000 + "}}",
         "nested too deeply: arrays and objects more than 100 levels inside each other",
         id="nested-5000-deep",
