@@ -22,15 +22,28 @@ def read(path: str | os.PathLike[str] | None = None):  # type: ignore[no-untyped
     explicit = path is not None or bool(os.environ.get("LAUNCHER_MOUNTS"))
     path = os.path.expanduser(os.fspath(path)) if path is not None else _paths.mounts_file()
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
+        with open(path, "rb") as file:
+            content = file.read()
     except FileNotFoundError:
         if explicit:
             raise LaunchConfigError(f"{path}: launcher config file not found") from None
         return None, None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise LaunchConfigError(f"{path}: cannot read the launcher config: {exc}") from None
-    return _expand_home(_parse(text, path)), path
+    return _expand_home(_parse(_decode(content, path), path)), path
+
+
+def _decode(content: bytes, path: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = content.rfind(b"\n", 0, exc.start) + 1
+        line = content.count(b"\n", 0, exc.start) + 1
+        column = len(content[line_start : exc.start].decode("utf-8")) + 1  # in characters, as JSON errors count them
+        raise LaunchConfigError(
+            f"{path}: line {line}, column {column}: not valid UTF-8 (byte 0x{content[exc.start]:02x}); "
+            "a launcher config is JSON, which is UTF-8: save the file as UTF-8"
+        ) from None
 
 
 def _parse(text: str, path: str):  # type: ignore[no-untyped-def]

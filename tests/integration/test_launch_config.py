@@ -214,6 +214,21 @@ def test_bad_config_names_file_key_and_value(daemon: Daemon, tmp_path: Path, con
     assert "Traceback" not in stderr
 
 
+def test_a_mounts_file_that_is_not_utf8_is_refused_naming_line_and_column(daemon: Daemon, tmp_path: Path) -> None:
+    mounts = tmp_path / "latin1.json"
+    mounts.write_bytes(b'{\n  "Envs": [{"variable": "CITY", "value": "Montr\xe9al"}]\n}\n')  # saved as Latin-1
+    result = daemon.tao("--mounts", str(mounts), "detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"tao: error: {mounts}: line 2, column 48: not valid UTF-8 (byte 0xe9)".encode() in result.stderr, result.stderr
+
+
+def test_a_mounts_file_whose_name_is_not_utf8_is_named_readably(daemon: Daemon, tmp_path: Path) -> None:
+    mounts = write_mounts(tmp_path / os.fsdecode(b"caf\xe9.json"), {"DockerOptions": {"shm": "1G"}})
+    result = daemon.tao("--mounts", str(mounts), "detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"tao: error: {tmp_path}/caf\\xe9.json: DockerOptions.shm: unknown key 'shm'".encode() in result.stderr, result.stderr
+
+
 def test_missing_explicit_mounts_file_is_named(daemon: Daemon, tmp_path: Path) -> None:
     result = daemon.tao("--mounts", str(tmp_path / "nope.json"), "ssd", "exit", "0")
     assert result.returncode == 125

@@ -123,3 +123,15 @@ def test_a_number_too_long_for_python_is_an_error_naming_the_file(home):
     with pytest.raises(LaunchConfigError) as info:
         read()
     assert info.value.message == f"{path}: invalid JSON: a number with more than 4300 digits; no launcher config value needs one"
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_line_and_column(home):
+    path = home / ".tao_mounts.json"
+    path.write_bytes(
+        '{\n  "Envs": [{"variable": "A", "value": "naïve"},\n           {"variable": "B", "value": "caf'.encode() + b'\xe9"}]}'
+    )
+    with pytest.raises(LaunchConfigError) as info:
+        read()
+    assert info.value.message == (
+        f"{path}: line 3, column 43: not valid UTF-8 (byte 0xe9); a launcher config is JSON, which is UTF-8: save the file as UTF-8"
+    )
