@@ -85,8 +85,10 @@ def start_local(address: Address) -> None:
         if listening(address):
             return
         log_path = os.path.join(_paths.data_dir(), "daemon.log")
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        with open(log_path, "ab") as log:
+        # Private from the start, as the daemon makes everything in its data dir: the database
+        # and this log can hold job arguments, and those can hold keys.
+        os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tao_server", "--socket", path],
                 stdin=subprocess.DEVNULL,

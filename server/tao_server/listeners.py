@@ -6,13 +6,22 @@ request and websocket on it receives as `request.state.peer`.
 
 uvicorn applies one `ssl` setting to every socket it serves; the Unix socket must stay plain
 (the kernel already names its callers), so TLS listeners are added here with their own context.
+
+uvicorn raises SIGINT or SIGTERM again once it has shut down, to end the process as the signal
+would have; a signal killing the process skips `tao-server`'s own clean-up (cli.py removes the
+socket file) and reports the daemon as killed. Here a signal only asks the server to stop, and
+`tao-server` then ends normally, with status 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -24,6 +33,9 @@ try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
 except ImportError:  # httptools not installed: the pure-Python parser
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TlsAwareServer(uvicorn.Server):
@@ -40,6 +52,19 @@ class TlsAwareServer(uvicorn.Server):
         for sock in self.tls_sockets:
             server = await loop.create_server(self._new_protocol, sock=sock, ssl=self.tls, backlog=self.config.backlog)
             self.servers.append(server)  # closed with the others at shutdown
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the server (a second SIGINT at once), and are not raised again after."""
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _new_protocol(self, _loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
         # As uvicorn's own startup builds each connection's protocol.

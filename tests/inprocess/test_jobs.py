@@ -132,6 +132,30 @@ def test_a_launch_config_error_names_its_file(daemon: Daemon) -> None:
     assert error["message"].startswith("/home/me/.tao_mounts.json: DockerOptions.shm: unknown key 'shm'")
 
 
+_DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"task": "detectnet_v2", "launch_config": {"DockerOptions": {"shm_size": ' + _DEEP.encode() + b"}}}", "nested too deeply"),
+        (b'{"task": "detectnet_v2", "args": [' + _DEEP.encode() + b"]}", "nested too deeply"),
+        (b'{"task": "detectnet_v2", "launch_config": {"DockerOptions": {"shm_size": ' + b"1" * 5000 + b"}}}", "more than 4300 digits"),
+        (b'{"task": "detectnet_v2", "args": ["caf\xe9"]}', "cannot be decoded as utf-8 at byte 38: invalid continuation byte"),
+        (b'{"task": "detectnet_v2",, }', "Expecting property name enclosed in double quotes"),
+    ],
+    ids=["deep-launch-config", "deep-args", "long-number", "not-utf-8", "malformed"],
+)
+def test_a_body_that_is_not_json_python_can_read_is_a_422_and_records_nothing(daemon: Daemon, body: bytes, says: str) -> None:
+    answer = daemon.client.post("/v1/jobs", content=body, headers={**daemon.admin.headers, "Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["message"].startswith("the request body is not valid JSON: ")
+    assert says in error["message"]
+    assert daemon.admin.get("/v1/jobs").json()["jobs"] == []
+
+
 def test_listing_pages_newest_first_and_filters(daemon: Daemon) -> None:
     ids = [daemon.admin.submit("detectnet_v2", "exit", str(n))["id"] for n in range(7)]
     for job_id in ids:

@@ -84,6 +84,18 @@ def test_errors_are_json_with_a_message_and_the_field(daemon: Daemon) -> None:
         assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_task"
 
 
+def test_a_body_nested_too_deeply_to_parse_is_a_422_not_a_traceback(daemon: Daemon) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    body = f'{{"task": "ssd", "launch_config": {{"DockerOptions": {{"shm_size": {deep}}}}}, "launch_config_source": "/m.json"}}'
+    with daemon.http() as client:
+        answer = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == {
+        "code": "invalid_request",
+        "message": "the request body is not valid JSON: nested too deeply: arrays and objects about a thousand levels inside each other",
+    }
+
+
 def test_list_filters_by_status_and_pages_with_a_cursor(daemon: Daemon) -> None:
     ids = [_submit(daemon, task="ssd", subtask="exit", args=["0"])["id"] for _ in range(5)]
     for job_id in ids:

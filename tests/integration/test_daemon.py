@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -58,6 +58,28 @@ def test_queued_jobs_survive_a_restart(new_daemon) -> None:  # type: ignore[no-u
     assert daemon.wait_for_status(waiting, ("failed",), timeout=60)["exit_code"] == 6
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_daemon_cleanly_and_the_next_adopts_its_running_job(new_daemon, docker_client, gates, sig: int) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+    job_id = job_id_of(daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo up; {gates.wait('go')}; exit 3"))
+    daemon.wait_for_output(job_id, b"up")
+    process = daemon.process
+    assert process is not None
+    process.send_signal(sig)
+    assert process.wait(timeout=60) == 0  # neither killed by the signal (-15, -2) nor failed
+    assert not daemon.socket.exists()
+    assert "Traceback" not in daemon.server_log()
+    [container] = job_containers(docker_client, job_id)
+    assert docker_client.api.inspect_container(container)["State"]["Running"]  # the job outlives its daemon
+
+    daemon.start()
+    assert daemon.job(job_id)["status"] == "running"  # adopted, not failed
+    gates.open("go")
+    followed = daemon.tao("logs", "-f", job_id)
+    assert (followed.returncode, followed.stdout) == (3, b"up\n")
+    assert containers_gone(docker_client, job_id)
+
+
 def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     home.mkdir()
@@ -68,20 +90,47 @@ def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Pa
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), TAO_DATA_DIR=str(data_dir), TAO_MANIFEST=str(manifest_file))
     try:
         result = subprocess.run(
-            [executable("tao"), "detectnet_v2", "exit", "0"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+            [executable("tao"), "detectnet_v2", "exit", "0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            umask=0o022,  # the usual one, under which files are readable by everyone unless made otherwise
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == b"exiting with 0\n"
         assert (runtime / "tao" / "tao.sock").is_socket()
+        # Job arguments and output can hold keys: the data dir and the daemon's log are private from the start.
+        assert (data_dir.stat().st_mode & 0o777) == 0o700
+        assert ((data_dir / "daemon.log").stat().st_mode & 0o777) == 0o600
         listed = subprocess.run([executable("tao"), "list", "--all", "--json"], env=env, capture_output=True, timeout=60)
         assert [job["status"] for job in json.loads(listed.stdout)] == ["succeeded"]
     finally:
-        lock = data_dir / "daemon.lock"
-        if lock.exists() and lock.read_text().strip():
-            os.kill(int(lock.read_text()), signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while (runtime / "tao" / "tao.sock").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        ended = _terminate(data_dir)
+    assert ended, "the daemon tao started did not end within 60 s of SIGTERM"
+    assert not (runtime / "tao" / "tao.sock").exists()  # it ended cleanly, and its socket went with it
+
+
+def _terminate(data_dir: Path) -> bool:
+    """SIGTERM the daemon that holds `data_dir` (its pid is in daemon.lock); True once it has ended.
+
+    It is not this process's child, so it is waited for through a pidfd, which becomes readable
+    when the process ends.
+    """
+    lock = data_dir / "daemon.lock"
+    pid = lock.read_text().strip() if lock.exists() else ""
+    if not pid:
+        return True
+    try:
+        pidfd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        return True
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+        readable, _, _ = select.select([pidfd], [], [], 60)
+        return bool(readable)
+    finally:
+        os.close(pidfd)
 
 
 def test_second_daemon_on_the_same_data_dir_is_refused(new_daemon) -> None:  # type: ignore[no-untyped-def]

@@ -167,6 +167,31 @@ BAD_CONFIGS = [
     ),
     pytest.param({"DockerOptions": {"shm_size": "16Q"}}, 'DockerOptions.shm_size: "16Q" is not a size', id="bad-shm-size"),
     pytest.param(
+        {"DockerOptions": {"shm_size": "999999999999T"}},
+        'DockerOptions.shm_size: "999999999999T" is too large; the largest size allowed is 9223372036854775807 bytes',
+        id="shm-size-beyond-int64",
+    ),
+    pytest.param(
+        {"DockerOptions": {"mem_limit": "999999999999T"}},
+        'DockerOptions.mem_limit: "999999999999T" is too large; the largest size allowed is 9223372036854775807 bytes',
+        id="mem-limit-beyond-int64",
+    ),
+    pytest.param(
+        {"DockerOptions": {"ulimits": {"stack": 99999999999999999999999}}},
+        "DockerOptions.ulimits.stack: 99999999999999999999999 is too large; the largest limit allowed is 9223372036854775807",
+        id="ulimit-beyond-int64",
+    ),
+    pytest.param(
+        '{"DockerOptions": {"shm_size": ' + "[" * 5000 + "]" * 5000 + "}}",
+        "nested too deeply: arrays and objects more than 100 levels inside each other",
+        id="nested-5000-deep",
+    ),
+    pytest.param(
+        '{"DockerOptions": {"shm_size": ' + "[" * 980 + "]" * 980 + "}}",  # Python parses this here, but not in the daemon
+        "nested too deeply: arrays and objects more than 100 levels inside each other",
+        id="nested-980-deep",
+    ),
+    pytest.param(
         {"DockerOptions": {"ulimits": {"memlok": -1}}},
         'DockerOptions.ulimits.memlok: "memlok" is not a ulimit; valid names: core',
         id="bad-ulimit-name",
@@ -187,6 +212,21 @@ def test_bad_config_names_file_key_and_value(daemon: Daemon, tmp_path: Path, con
     stderr = result.stderr.decode()
     assert f"{mounts}: {message}" in stderr, stderr
     assert "Traceback" not in stderr
+
+
+def test_a_mounts_file_that_is_not_utf8_is_refused_naming_line_and_column(daemon: Daemon, tmp_path: Path) -> None:
+    mounts = tmp_path / "latin1.json"
+    mounts.write_bytes(b'{\n  "Envs": [{"variable": "CITY", "value": "Montr\xe9al"}]\n}\n')  # saved as Latin-1
+    result = daemon.tao("--mounts", str(mounts), "detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"tao: error: {mounts}: line 2, column 48: not valid UTF-8 (byte 0xe9)".encode() in result.stderr, result.stderr
+
+
+def test_a_mounts_file_whose_name_is_not_utf8_is_named_readably(daemon: Daemon, tmp_path: Path) -> None:
+    mounts = write_mounts(tmp_path / os.fsdecode(b"caf\xe9.json"), {"DockerOptions": {"shm": "1G"}})
+    result = daemon.tao("--mounts", str(mounts), "detectnet_v2", "exit", "0")
+    assert result.returncode == 125
+    assert f"tao: error: {tmp_path}/caf\\xe9.json: DockerOptions.shm: unknown key 'shm'".encode() in result.stderr, result.stderr
 
 
 def test_missing_explicit_mounts_file_is_named(daemon: Daemon, tmp_path: Path) -> None:

@@ -64,10 +64,14 @@ def test_stop_all_stops_every_active_job(daemon: Daemon, docker_client) -> None:
     assert daemon.tao("list").stdout.decode().splitlines()[1:] == []
 
 
-def test_stop_unknown_job_is_an_error(daemon: Daemon) -> None:
-    result = daemon.tao("stop", "nosuchjob")
-    assert result.returncode == 1
+def test_stop_unknown_job_is_a_launcher_error_and_the_others_still_stop(daemon: Daemon, docker_client) -> None:
+    job_id = job_id_of(daemon.tao("-d", "unet", "sleep", "60"))
+    daemon.wait_for_status(job_id, ("running",))
+    result = daemon.tao("stop", "nosuchjob", job_id)
+    assert result.returncode == 125  # as `tao logs nosuchjob`: the launcher failed, as docker run says it
     assert b"no job 'nosuchjob'" in result.stderr
+    assert result.stdout == f"{job_id}: cancelled\n".encode()
+    assert job_containers(docker_client, job_id) == []
 
 
 def test_info_names_daemon_manifest_engine_and_gpus(daemon: Daemon, docker_client) -> None:
@@ -104,7 +108,7 @@ def test_stop_with_an_empty_container_id_stops_nothing(daemon: Daemon, prefix: s
     job_id = job_id_of(daemon.tao("-d", "unet", "sleep", "60"))
     daemon.wait_for_status(job_id, ("running",))
     result = daemon.tao("stop", "--container_id", prefix)
-    assert result.returncode == 1
+    assert result.returncode == 125
     assert b"matches no job" in result.stderr
     assert daemon.job(job_id)["status"] == "running"
     daemon.tao("stop", job_id)

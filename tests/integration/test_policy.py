@@ -73,6 +73,21 @@ def test_running_as_yourself_needs_no_grant(shared_daemon: Daemon, unprivileged_
     assert (result.returncode, result.stdout) == (0, f"{uid}\n".encode()), result.stderr
 
 
+def test_running_as_your_own_name_on_the_host_runs_as_your_numbers(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
+    name, uid, gid = unprivileged_user  # useradd made a group of the same name; the image knows neither name
+    for user in (name, f"{name}:{name}"):
+        env = _config(shared_daemon, "by-name", {"DockerOptions": {"user": user}})
+        job_id = job_id_of(tao_as(shared_daemon, unprivileged_user, "-d", "unet", "run", "sh", "-c", "id -u; id -g", env=env))
+        job = shared_daemon.wait_for_status(job_id, ("succeeded", "failed", "error"))
+        assert job["docker_options"]["user"] == f"{uid}:{gid}", user  # the engine gets numbers, never the name
+        assert tao_as(shared_daemon, unprivileged_user, "logs", job_id).stdout == f"{uid}\n{gid}\n".encode(), user
+    refused = tao_as(
+        shared_daemon, unprivileged_user, "unet", "run", "true", env=_config(shared_daemon, "root", {"DockerOptions": {"user": "root"}})
+    )
+    assert refused.returncode == 125
+    assert b'DockerOptions.user: "root" is refused' in refused.stderr
+
+
 def test_a_users_job_cannot_gain_privileges_inside_its_container(shared_daemon: Daemon, unprivileged_user) -> None:  # type: ignore[no-untyped-def]
     _, uid, gid = unprivileged_user
     # A bare uid would run with gid 0, root's group: the job gets the caller's own gid instead.

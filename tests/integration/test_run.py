@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tao_server.testing.daemon import Daemon
@@ -38,6 +40,18 @@ def test_arguments_reach_the_task_byte_for_byte(daemon: Daemon) -> None:
     assert result.returncode == 0, result.stderr
     expected = b"".join(arg.encode() + b"\0" for arg in HOSTILE_ARGS)
     assert result.stdout == expected
+
+
+def test_an_argument_that_is_not_utf8_is_refused_naming_it_and_nothing_is_submitted(new_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+    not_utf8 = os.fsdecode(b"caf\xe9.jpg")  # as Python decodes it from argv: a lone surrogate for the byte 0xe9
+    result = daemon.tao("-d", "detectnet_v2", "run", "echo", not_utf8)
+    assert result.returncode == 125
+    assert b"tao: error: argument 5 'caf\\xe9.jpg' is not valid UTF-8" in result.stderr, result.stderr
+    job_id = daemon.tao("--id", not_utf8, "detectnet_v2", "exit", "0")
+    assert job_id.returncode == 125
+    assert b"tao: error: --id 'caf\\xe9.jpg' is not valid UTF-8" in job_id.stderr, job_id.stderr
+    assert daemon.tao("list", "--all", "--json").stdout == b"[]\n"  # nothing was submitted
 
 
 def test_sample_training_run_streams_output_and_succeeds(daemon: Daemon) -> None:

@@ -65,6 +65,20 @@ def fail(message: str, code: int = EXIT_LAUNCHER) -> NoReturn:
     sys.exit(code)
 
 
+def not_utf8(text: str) -> str | None:
+    """`text` with the bytes that are not UTF-8 written as \\xNN ('caf\\xe9.jpg'), or None when it is all UTF-8."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte: only a caller in Python makes one
+            return ascii(text)[1:-1]
+    return None
+
+
 def print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """Columns padded to their widest cell, two spaces apart; the first row is the header."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

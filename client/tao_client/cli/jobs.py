@@ -67,7 +67,10 @@ def _waiting(job: dict[str, Any]) -> str:
 
 
 def stop_parser() -> Parser:
-    parser = Parser(prog="tao stop", description="Stop jobs; waits until their containers are gone.")
+    parser = Parser(
+        prog="tao stop",
+        description="Stop jobs; waits until their containers are gone. Exits 125 if any job named is unknown (the others are still stopped).",
+    )
     parser.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     parser.add_argument(
         "--container_id", "--container-id", nargs="+", default=[], metavar="ID", help="stop the jobs running in these containers"
@@ -90,7 +93,7 @@ def stop_jobs(client: Client, args: Namespace) -> int:
         matches = [job.id for job in client.jobs(container_id=container_id)] if container_id.strip() else []
         if len(matches) != 1:
             error(f"container id {container_id!r} matches {'no job' if not matches else 'several jobs: ' + ', '.join(matches)}")
-            status = 1
+            status = EXIT_LAUNCHER
             continue
         targets += matches
     if args.all:
@@ -99,9 +102,9 @@ def stop_jobs(client: Client, args: Namespace) -> int:
     for job_id in dict.fromkeys(targets):
         try:
             cancelled.append(client.cancel(job_id))
-        except ApiError as exc:
+        except ApiError as exc:  # an unknown job: the others are stopped all the same
             error(exc.message)
-            status = 1
+            status = EXIT_LAUNCHER
     for job in cancelled:
         final = job if args.no_wait else client.wait_until_done(job.id)
         print(f"{final.id}: {final.status}")

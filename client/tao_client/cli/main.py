@@ -10,7 +10,7 @@ import os
 import sys
 
 from tao_client.cli import commands
-from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error
+from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error, not_utf8
 
 _VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull")
 PULL_POLICIES = ("missing", "always", "never")
@@ -38,6 +38,9 @@ def run(argv: list[str]) -> int:
 
         print(f"tao {__version__}")
         return 0
+    if (problem := undecodable_argument(argv, words, options)) is not None:
+        error(problem)
+        return EXIT_LAUNCHER
     from tao_client._errors import TaoClientError
 
     try:
@@ -80,6 +83,23 @@ def parse_launcher_options(argv: list[str]) -> tuple[LauncherOptions, list[str] 
         index += 1
         _set_option(options, name, value)
     return options, argv[index:]
+
+
+def undecodable_argument(argv: list[str], words: list[str], options: LauncherOptions) -> str | None:
+    """Why an argument bound for the daemon cannot reach it, or None.
+
+    Python decodes bytes in argv that are not UTF-8 to lone surrogates (surrogateescape), which
+    no UTF-8 text, and so no request, can carry. The words after the launcher options, `--id`
+    and `--gpus` go to the daemon; `--mounts` and `--host` are paths opened here, and may be any
+    bytes the file system takes.
+    """
+    first = len(argv) - len(words) + 1  # the first word's position on the command line, as the shell's $1
+    named = [(f"argument {first + index}", word) for index, word in enumerate(words)]
+    named += [(option, value) for option, value in (("--id", options.job_id), ("--gpus", options.gpus)) if value is not None]
+    for name, text in named:
+        if (shown := not_utf8(text)) is not None:
+            return f"{name} '{shown}' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
+    return None
 
 
 def _set_option(options: LauncherOptions, name: str, value: str) -> None:

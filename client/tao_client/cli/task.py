@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tao_client import launch_config
-from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
+from tao_client.cli._common import LauncherOptions, UsageError, connect, fail, not_utf8
 from tao_client.cli.attach import attach
 from tao_client.cli.help import print_task_help
 
@@ -33,7 +33,8 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
             args,
             group=group,
             launch_config=config,
-            launch_config_source=source,
+            # Only named in messages: a path that is not UTF-8 goes as its readable form, which a request can carry.
+            launch_config_source=source if source is None else (not_utf8(source) or source),
             gpus=options.gpus,
             gpu_indices=options.gpu_indices,
             job_id=options.job_id,

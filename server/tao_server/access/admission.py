@@ -12,7 +12,7 @@ from typing import Any
 
 from tao_server.access.caller import Caller
 from tao_server.access.paths import ProtectedPaths
-from tao_server.access.policy import Policy, Rules
+from tao_server.access.policy import Policy, Rules, own_user
 from tao_server.access.readable import unreadable
 from tao_server.errors import PolicyRefusal
 
@@ -56,14 +56,18 @@ def run_as_caller(caller: Caller, options: dict[str, Any]) -> None:
 def _confine(caller: Caller, options: dict[str, Any], rules: Rules) -> None:
     """Run a user's job as that user, with no way to gain privileges inside the container.
 
-    The job gets the caller's uid, gid and groups (a bare uid would run with gid 0, root's group).
+    The job gets the caller's uid, gid and groups, as numbers (a bare uid or name gets the
+    caller's gid: alone, a uid would run with gid 0, root's group).
     no-new-privileges makes setuid programs in the image harmless, and without the `user` grant
     the job keeps no capabilities: it is an ordinary process of its user, only in a container.
     """
-    if "user" not in options or "user" not in rules.allow:  # without the grant, it names the caller (policy.py)
-        gid = str(options.get("user", "")).partition(":")[2] or str(caller.gid)
+    if "user" not in options or "user" not in rules.allow:
+        # Without the grant the option names the caller (policy.py), maybe by the host's names:
+        # the engine gets the numbers, which the image's own passwd and group files cannot change.
+        own = own_user(caller, str(options["user"])) if "user" in options else None
+        gid = own[1] if own is not None and own[1] is not None else caller.gid
         options["user"] = f"{caller.uid}:{gid}"
-        if extra := [str(g) for g in caller.groups if str(g) != gid]:
+        if extra := [str(g) for g in caller.groups if g != gid]:
             options["group_add"] = extra
     security = options.setdefault("security_opt", [])
     if not any(opt.startswith("no-new-privileges") for opt in security):

@@ -2,7 +2,8 @@
 
 Admins (root and the daemon's own user) are not bound by it: they can already run anything
 through Docker. Everyone else gets, without a policy file or a grant in it:
-- containers that run as themselves (their uid and one of their groups);
+- containers that run as themselves (their uid and one of their groups, by number or by the
+  name the daemon's host gives them);
 - no `privileged`, networks but the default ones, the host's or other containers' IPC
   namespace, added capabilities, devices (nor NVIDIA_* variables that pick them), security
   options, or ulimits that raise scheduling priority or the process limit;
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,7 +196,7 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     ]
     gated_limits = {limit["name"]: limit["hard"] for limit in options.get("ulimits", []) if limit["name"] in _GATED_ULIMITS}
     return [
-        ("user", options.get("user"), "user" in options and not _is_own_user(caller, str(options["user"]))),
+        ("user", options.get("user"), "user" in options and own_user(caller, str(options["user"])) is None),
         ("privileged", True, bool(options.get("privileged"))),
         ("network", network, isinstance(network, str) and network not in _DEFAULT_NETWORKS),
         ("ipc", ipc, isinstance(ipc, str) and (ipc == "host" or ipc.startswith("container:"))),
@@ -205,12 +208,31 @@ def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, An
     ]
 
 
-def _is_own_user(caller: Caller, user: str) -> bool:
-    """ "uid" or "uid:gid" naming the caller and one of their groups; names may mean anything in an image."""
-    uid, _, gid = user.partition(":")
-    if uid != str(caller.uid):
-        return False
-    return not gid or (gid.isdecimal() and int(gid) in caller.all_groups)
+def own_user(caller: Caller, user: str) -> tuple[int, int | None] | None:
+    """(uid, gid or None) when `user` ("uid", "uid:gid", "name", "name:group") is the caller and one of their groups.
+
+    Names are looked up on the daemon's host (pwd, grp), whose accounts the caller's uid belongs
+    to; a name the host does not know is not the caller's. Inside an image the same name may be
+    anyone, so a job allowed this way runs with the numbers (admission.py), never the name.
+    """
+    name, _, group = user.partition(":")
+    uid = _host_id(name, lambda text: pwd.getpwnam(text).pw_uid)
+    if uid is None or uid != caller.uid:
+        return None
+    if not group:
+        return uid, None
+    gid = _host_id(group, lambda text: grp.getgrnam(text).gr_gid)
+    return (uid, gid) if gid is not None and gid in caller.all_groups else None
+
+
+def _host_id(text: str, look_up: Callable[[str], int]) -> int | None:
+    """A number as it is; a name as the host's account database knows it, None when it does not."""
+    if text.isdecimal():
+        return int(text)
+    try:
+        return look_up(text)
+    except KeyError:
+        return None
 
 
 def _shown(value: Any) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from tao_server.api.deps import CallerDep, ImageServiceDep
+from tao_server.api.routing import JsonRoute
 from tao_server.models import CredentialCreate, CredentialPublic
 
-router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
+router = APIRouter(prefix="/v1/credentials", tags=["credentials"], route_class=JsonRoute)
 
 
 @router.get("", response_model=list[CredentialPublic])

@@ -22,6 +22,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first.get("type") == "json_invalid":  # the body is not JSON at all: no field to name
+            message = f"the request body is not valid JSON: {first.get('ctx', {}).get('error')}"
+            return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message}})
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         field = ".".join(location) or None
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))

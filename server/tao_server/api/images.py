@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from tao_server.api.deps import CallerDep, ImageServiceDep
+from tao_server.api.routing import JsonRoute
 from tao_server.models import ImagePublic, PullRequest
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(prefix="/v1/images", tags=["images"], route_class=JsonRoute)
 
 
 @router.get("", response_model=list[ImagePublic])

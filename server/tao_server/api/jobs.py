@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from tao_server.api.deps import CallerDep, JobServiceDep
+from tao_server.api.routing import JsonRoute
 from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonRoute)
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
+from tao_server.api.routing import JsonRoute
 from tao_server.errors import TaoError
 from tao_server.jobs.logs import Heartbeat
 from tao_server.models import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["logs"])
+router = APIRouter(prefix="/v1/jobs", tags=["logs"], route_class=JsonRoute)
 
 MAX_OFFSET = 2**62  # past any log, and still a file position seek() accepts
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from")]

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from tao_server.api.deps import CallerDep, ServicesDep
+from tao_server.api.routing import JsonRoute
 from tao_server.models import TasksPublic
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=JsonRoute)
 health = APIRouter(tags=["system"])  # answers everyone: load balancers carry no token
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, NoReturn
 
 from tao_server.access.paths import ProtectedPaths, within
@@ -38,6 +39,9 @@ ULIMIT_NAMES = (
 )
 IPC_MODES = ("private", "shareable", "host", "none")
 MAX_CPUS = 4096
+# Sizes and ulimits are int64 in the engine's API (Docker's HostConfig, as Slurm's limits): a larger
+# one would pass here and fail at the engine, with a message that names no field.
+MAX_INT64 = 2**63 - 1
 
 # A mount here would pick GPUs (accept-nvidia-visible-devices-as-volume-mounts), past the scheduler.
 _RUNTIME_DESTINATIONS = ("/var/run/nvidia-container-devices", "/run/nvidia-container-devices")
@@ -155,7 +159,7 @@ def parse_size(value: Any) -> int | None:
     if not match:
         return None
     number, unit, _ = match.groups()
-    size = int(float(number) * _SIZE_UNITS[unit.lower()])
+    size = int(Decimal(number) * _SIZE_UNITS[unit.lower()])  # exact: a float would round large sizes
     return size if size > 0 else None
 
 
@@ -163,6 +167,8 @@ def _size(check: _Checker, value: Any, key: str) -> int:
     size = parse_size(value)
     if size is None:
         check.fail(key, value, 'is not a size; use bytes or a number with k, m, g or t (e.g. "16G")')
+    if size > MAX_INT64:
+        check.fail(key, value, f"is too large; the largest size allowed is {MAX_INT64} bytes (2^63 - 1, just under 8388608T)")
     return size
 
 
@@ -193,6 +199,8 @@ def _ulimit_values(check: _Checker, limit: Any, key: str) -> tuple[int, int]:
     soft, hard = pair
     if soft < -1 or hard < -1:
         check.fail(key, limit, "must be -1 (unlimited) or a non-negative number")
+    if soft > MAX_INT64 or hard > MAX_INT64:
+        check.fail(key, limit, f"is too large; the largest limit allowed is {MAX_INT64} (2^63 - 1), or -1 for unlimited")
     if hard != -1 and (soft == -1 or soft > hard):
         check.fail(key, limit, "has a soft limit above its hard limit")
     return soft, hard

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from tao_client.cli._common import LauncherOptions, UsageError
-from tao_client.cli.main import parse_launcher_options
+from tao_client.cli._common import LauncherOptions, UsageError, not_utf8
+from tao_client.cli.main import parse_launcher_options, undecodable_argument
 from tao_client.cli.task import split_words
 
 TASKS = {
@@ -118,3 +120,34 @@ def test_group_without_task_lists_the_groups_tasks(words):
     assert "tao model <task>" in message
     assert "classification_pyt, dino" in message
     assert "augmentation" not in message
+
+
+# --- arguments that are not UTF-8 ----------------------------------------------------------------
+
+CAFE_LATIN1 = os.fsdecode(b"caf\xe9.jpg")  # how Python hands over argv bytes that are not UTF-8
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("plain", None), ("café ☃", None), (CAFE_LATIN1, "caf\\xe9.jpg"), (os.fsdecode(b"\xff\xfe ok \xc3\xa9"), "\\xff\\xfe ok é")],
+)
+def test_not_utf8_shows_the_bytes_that_are_not(text, shown):
+    assert not_utf8(text) == shown
+
+
+def _problem(argv: list[str]) -> str | None:
+    options, words = parse_launcher_options(argv)
+    assert words is not None
+    return undecodable_argument(argv, words, options)
+
+
+def test_a_word_that_is_not_utf8_is_named_by_its_place_on_the_command_line():
+    assert _problem(["-d", "detectnet_v2", "run", "echo", CAFE_LATIN1]) == (
+        "argument 5 'caf\\xe9.jpg' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
+    )
+
+
+def test_launcher_options_sent_to_the_daemon_are_checked_and_local_paths_are_not():
+    assert (_problem(["--id", CAFE_LATIN1, "ssd", "train"]) or "").startswith("--id 'caf\\xe9.jpg' is not valid UTF-8")
+    assert (_problem([f"--gpus={CAFE_LATIN1}", "ssd", "train"]) or "").startswith("--gpus 'caf\\xe9.jpg' is not valid UTF-8")
+    assert _problem(["--mounts", CAFE_LATIN1, "--host", f"unix:///tmp/{CAFE_LATIN1}", "ssd", "train", "naïve"]) is None

@@ -96,3 +96,42 @@ def test_tilde_in_mount_source_is_expanded(home):
 def test_odd_shapes_are_passed_through_for_the_daemon_to_judge(home, raw):
     write_json(home / ".tao_mounts.json", raw)
     assert read()[0] == raw
+
+
+TOO_DEEP = "nested too deeply: arrays and objects more than 100 levels inside each other"
+
+
+@pytest.mark.parametrize("depth", [5000, 990, 101])
+def test_a_config_nested_too_deeply_is_an_error_naming_the_file(home, depth):
+    # 5000 levels are past what Python's decoder takes; 990 it takes here but cannot send, nor the daemon read.
+    path = home / ".tao_mounts.json"
+    path.write_text('{"DockerOptions": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}", encoding="utf-8")
+    with pytest.raises(LaunchConfigError) as info:
+        read()
+    assert info.value.message.startswith(f"{path}: {TOO_DEEP}; a launcher config nests objects 4 levels deep at most")
+
+
+def test_a_config_100_levels_deep_is_passed_to_the_daemon(home):
+    path = home / ".tao_mounts.json"
+    path.write_text('{"DockerOptions": ' + "[" * 99 + "]" * 99 + "}", encoding="utf-8")
+    assert read()[0] is not None
+
+
+def test_a_number_too_long_for_python_is_an_error_naming_the_file(home):
+    path = home / ".tao_mounts.json"
+    path.write_text('{"DockerOptions": {"shm_size": ' + "9" * 5000 + "}}", encoding="utf-8")
+    with pytest.raises(LaunchConfigError) as info:
+        read()
+    assert info.value.message == f"{path}: invalid JSON: a number with more than 4300 digits; no launcher config value needs one"
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_line_and_column(home):
+    path = home / ".tao_mounts.json"
+    path.write_bytes(
+        '{\n  "Envs": [{"variable": "A", "value": "naïve"},\n           {"variable": "B", "value": "caf'.encode() + b'\xe9"}]}'
+    )
+    with pytest.raises(LaunchConfigError) as info:
+        read()
+    assert info.value.message == (
+        f"{path}: line 3, column 43: not valid UTF-8 (byte 0xe9); a launcher config is JSON, which is UTF-8: save the file as UTF-8"
+    )

@@ -141,6 +141,8 @@ def test_ipc_container_mode_is_accepted():
         ("1t", 1024**4),
         (1048576, 1048576),
         ("100", 100),
+        ("8388607T", 8388607 * 1024**4),
+        ("9223372036854775807", 2**63 - 1),  # exact, where a float would round it up past the engine's limit
     ],
 )
 def test_parse_size_accepts(value, expected):
@@ -150,6 +152,25 @@ def test_parse_size_accepts(value, expected):
 @pytest.mark.parametrize("value", ["16Q", "", "G", "-1G", "0", "0.1", 0, -5, True, False, None, 1.5, [16]])
 def test_parse_size_rejects(value):
     assert parse_size(value) is None
+
+
+@pytest.mark.parametrize("option", ["shm_size", "mem_limit"])
+@pytest.mark.parametrize("value", ["999999999999T", "8388608T", "9223372036854775808", 2**63, 10**30])
+def test_a_size_above_what_the_engine_takes_is_refused_naming_the_field_and_the_largest(option, value):
+    error = error_for({"DockerOptions": {option: value}})
+    assert error.field == f"DockerOptions.{option}"
+    assert "is too large; the largest size allowed is 9223372036854775807 bytes" in error.message
+
+
+def test_the_largest_size_the_engine_takes_is_accepted():
+    assert options({"shm_size": 2**63 - 1, "mem_limit": "8388607T"}) == {"shm_size": 2**63 - 1, "mem_limit": 8388607 * 1024**4}
+
+
+@pytest.mark.parametrize("limit", [2**63, "1:9223372036854775808", {"soft": 1, "hard": 10**30}])
+def test_a_ulimit_above_what_the_engine_takes_is_refused(limit):
+    error = error_for({"DockerOptions": {"ulimits": {"stack": limit}}})
+    assert error.field == "DockerOptions.ulimits.stack"
+    assert "is too large; the largest limit allowed is 9223372036854775807" in error.message
 
 
 # --- errors ---------------------------------------------------------------------------------------

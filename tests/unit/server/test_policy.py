@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tao_server.access.admission import Admission
 from tao_server.access.caller import Caller
+from tao_server.access.paths import ProtectedPaths
 from tao_server.access.policy import GRANTS, Policy, load
 from tao_server.errors import PolicyError, PolicyRefusal
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
 ALICE = Caller(uid=os.getuid(), gid=os.getgid(), admin=False)  # the test's own account, judged as a plain user
+OTHER = next(entry.pw_name for entry in pwd.getpwall() if entry.pw_uid != os.getuid())  # another account on this host
+OTHER_GROUP = next(entry.gr_name for entry in grp.getgrall() if entry.gr_gid != os.getgid())  # a group ALICE is not in
 
 
 def _policy(tmp_path: Path, text: str) -> Policy:
@@ -54,7 +58,9 @@ def test_group_cap_applies_when_the_user_has_none(tmp_path: Path):
         ({"privileged": True}, "DockerOptions.privileged"),
         ({"user": "54321:54321"}, "DockerOptions.user"),  # someone else
         ({"user": f"{os.getuid()}:999999"}, "DockerOptions.user"),  # not one of the caller's groups
-        ({"user": "root"}, "DockerOptions.user"),  # a name can mean anyone inside an image
+        ({"user": OTHER}, "DockerOptions.user"),  # another account's name on the daemon's host
+        ({"user": "no-such-account-here"}, "DockerOptions.user"),  # a name the host does not know is nobody's own
+        ({"user": f"{ME}:{OTHER_GROUP}"}, "DockerOptions.user"),  # not one of the caller's groups, by name
         ({"network": "host"}, "DockerOptions.network"),
         ({"network": "container:other-users-job"}, "DockerOptions.network"),
         ({"ipc": "container:other-users-job"}, "DockerOptions.ipc"),
@@ -80,6 +86,9 @@ def test_escalations_are_refused_without_a_grant(options, field):  # type: ignor
     [
         {"user": str(os.getuid())},
         {"user": f"{os.getuid()}:{os.getgid()}"},
+        {"user": ME},  # the caller's own name on the daemon's host
+        {"user": f"{ME}:{MY_GROUP}"},
+        {"user": f"{os.getuid()}:{MY_GROUP}"},
         {"network": "none"},
         {"ipc": "private"},
         {"security_opt": ["no-new-privileges"]},
@@ -137,3 +146,10 @@ def test_a_broken_file_names_file_section_and_reason(tmp_path: Path, text: str, 
 def test_a_missing_file_is_named(tmp_path: Path):
     with pytest.raises(PolicyError, match="no such policy file"):
         load(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("user", [ME, f"{ME}:{MY_GROUP}", f"{os.getuid()}:{MY_GROUP}"])
+def test_a_users_own_name_runs_as_their_numbers_which_an_image_cannot_redefine(user: str):
+    options = {"user": user}
+    Admission(Policy(), ProtectedPaths()).admit(ALICE, [], options, {}, 0)
+    assert options["user"] == f"{os.getuid()}:{os.getgid()}"
