@@ -9,7 +9,7 @@
 
 Imports point down this list's dependencies: api -> jobs, images, access; jobs -> images, access,
 the backend contract; images -> access, the backend contract; access and backends -> errors and
-models. app.py composes them; errors.py, models.py and settings.py are shared by all.
+models. app.py composes them; errors.py, models.py, settings.py and input_checks.py are shared by all.
 """
 
 __version__ = "0.1.0"

@@ -25,6 +25,7 @@ from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
 from tao_server.api import credentials, errors, images, jobs, logs, system
+from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
 from tao_server.images import manifest as task_manifest
@@ -73,6 +74,7 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
     for module in (jobs, logs, images, credentials, system):
@@ -107,7 +109,7 @@ def _start(
     pins.sweep()
     runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)
     admission = Admission(policy, _protected_paths(settings, backend))
-    job_service = JobService(store, runner, logs_store, events, manifest, scheduler, admission, settings.pull_policy)
+    job_service = JobService(store, runner, logs_store, events, manifest, scheduler, admission, settings.pull_policy, settings.limits)
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
         settings=settings,

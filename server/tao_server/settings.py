@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tao_client import _paths
 from tao_server import db
 from tao_server.access.paths import is_loopback
+from tao_server.input_checks import RequestLimits
 
 
 class Settings(BaseSettings):
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # When a job's image is pulled, unless the job says otherwise: missing, always or never.
     pull_policy: Literal["missing", "always", "never"] = "missing"
+    # Bounds on what one request may hold: generous for real use, refused (413/422) before anything is stored.
+    max_request_bytes: int = Field(default=4 * 1024**2, ge=1024)
+    max_args: int = Field(default=4096, ge=1)
+    max_arg_bytes: int = Field(default=128 * 1024, ge=1)
+    max_envs: int = Field(default=1024, ge=0)
+    max_mounts: int = Field(default=256, ge=0)
     # nvcr.io's login for jobs whose owner has none and no shared login is stored (user $oauthtoken).
     ngc_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NGC_API_KEY", "ngc_api_key"))
 
@@ -65,6 +72,10 @@ class Settings(BaseSettings):
                 "give --tls-cert and --tls-key, bind to 127.0.0.1, or pass --insecure on a network you trust"
             )
         return self
+
+    @property
+    def limits(self) -> RequestLimits:
+        return RequestLimits(max_args=self.max_args, max_arg_bytes=self.max_arg_bytes, max_envs=self.max_envs, max_mounts=self.max_mounts)
 
     @property
     def tcp_address(self) -> str:

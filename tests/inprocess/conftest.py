@@ -37,8 +37,8 @@ class Caller:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(path, headers=self.headers, **kwargs)
 
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, headers=self.headers, **kwargs)
+    def post(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, headers={**self.headers, **(headers or {})}, **kwargs)
 
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.delete(path, headers=self.headers, **kwargs)

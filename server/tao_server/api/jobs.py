@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from tao_server.api.deps import CallerDep, JobServiceDep
 from tao_server.api.routing import JsonRoute
+from tao_server.input_checks import scrubbed
 from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonRoute)
@@ -59,4 +62,10 @@ def cancel_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
 def _json(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
     # Serialised once here: returning the model would make FastAPI validate all of it a second time.
     # `response_model` above still documents the shape in the OpenAPI schema.
-    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
+    try:
+        content = body.model_dump_json()
+    except PydanticSerializationError:
+        # A row stored before text was checked at the edge may hold a lone surrogate: show it with
+        # U+FFFD in its place rather than let one job break every listing that includes it.
+        content = json.dumps(scrubbed(body.model_dump(mode="python")), default=str)
+    return Response(content, status_code=status_code, media_type="application/json")

@@ -13,6 +13,7 @@ from tao_server.errors import BackendError, InvalidRequest, LaunchFailure, Polic
 from tao_server.images.credentials import CredentialStore, describe_owner, login_owner
 from tao_server.images.manifest import Manifest, TaskImage
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.input_checks import check_text
 from tao_server.models import CredentialPublic, ImagePublic
 
 
@@ -59,6 +60,9 @@ class ImageService:
         Each line is {"type": "progress", ...}, then {"type": "done", "image", "error"} per image.
         Checks everything before the first line, so a refusal is an HTTP error, not a line.
         """
+        for name, values in (("tasks", tasks), ("images", images)):
+            for index, value in enumerate(values):
+                check_text(value, f"{name}[{index}]")
         known = {image.reference for image in self._manifest.images()}
         for index, image in enumerate(images):
             if not caller.admin and image not in known:
@@ -110,6 +114,8 @@ class ImageService:
         The daemon's, root's and the daemon user's logins are the daemon's own: every job whose owner
         has no login for that registry pulls with them.
         """
+        for name, value in (("registry", registry), ("username", username), ("password", password)):
+            check_text(value, name)
         if not registry.strip() or "/" in registry.strip("/"):
             raise InvalidRequest(f"registry {registry!r} is not a registry host such as nvcr.io or 127.0.0.1:5000", field="registry")
         self._images.check_login(registry, username, password)

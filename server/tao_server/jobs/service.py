@@ -14,6 +14,7 @@ from tao_server.access.admission import Admission, run_as_caller
 from tao_server.access.caller import Caller
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
 from tao_server.images.manifest import Manifest, TaskSpec
+from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.jobs import gpus, launch_config
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.logs import Heartbeat, LogStore
@@ -55,7 +56,9 @@ class JobService:
         scheduler: GpuScheduler,
         admission: Admission,
         pull_policy: str = "missing",
+        limits: RequestLimits | None = None,
     ) -> None:
+        self._limits = limits or RequestLimits()
         self._store = store
         self._runner = runner
         self._logs = logs
@@ -163,11 +166,7 @@ class JobService:
     # -- building a job -----------------------------------------------------------------------------
 
     def _build(self, request: JobCreate, caller: Caller) -> Job:
-        for index, arg in enumerate(request.args):
-            if "\0" in arg:
-                raise InvalidRequest(
-                    f"args[{index}] contains a NUL byte, which no program can receive as an argument", field=f"args[{index}]"
-                )
+        _check_request(request, self._limits)
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
         gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
@@ -194,6 +193,21 @@ class JobService:
             owner_gid=caller.gid,
             gpu_cap=gpu_cap,
         )
+
+
+def _check_request(request: JobCreate, limits: RequestLimits) -> None:
+    """Refuse what the engine could not carry unchanged, or what passes the limits, before anything is looked up."""
+    check_args(request.args, limits)
+    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus"):
+        if (value := getattr(request, name)) is not None:
+            check_text(value, name)
+    for index, value in enumerate(request.gpu_indices or []):
+        check_text(value, f"gpu_indices[{index}]")
+    check_launch_config_size(request.launch_config, limits)
+    if isinstance(request.launch_config, dict):
+        for key, value in request.launch_config.items():
+            check_nested_text(key, "launch_config (a key)")
+            check_nested_text(value, key)
 
 
 def _same_or_conflict(existing: Job, wanted: Job) -> Job:
