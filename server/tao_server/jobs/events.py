@@ -7,10 +7,13 @@ the last number they saw, so a dashboard can poll and a late reader can replay.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class EventLog:
@@ -23,12 +26,17 @@ class EventLog:
         return self.root / f"{job_id}.events"
 
     def append(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Add an event; one the disk cannot take is lost with a warning (events are a courtesy, output is not)."""
         with self._lock:
             seq = self._next.get(job_id) or self._count(job_id) + 1
-            self._next[job_id] = seq + 1
             line = json.dumps({"seq": seq, "time": round(time.time(), 3), "type": kind, "data": data})
-            with open(self.path(job_id), "a") as file:
-                file.write(line + "\n")
+            try:
+                with open(self.path(job_id), "a") as file:
+                    file.write(line + "\n")
+            except OSError as exc:
+                log.warning("job %s: an event is lost, %s cannot be written: %s", job_id, self.path(job_id), exc.strerror)
+                return
+            self._next[job_id] = seq + 1
 
     def after(self, job_id: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         try:
@@ -36,7 +44,7 @@ class EventLog:
                 lines = file.readlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines[seq : seq + limit]]
+        return [event for line in lines[seq : seq + limit] if (event := _parsed(line)) is not None]
 
     def forget(self, job_id: str) -> None:
         """The job has ended: its counter need not stay in memory."""
@@ -49,3 +57,12 @@ class EventLog:
                 return sum(1 for _ in file)
         except FileNotFoundError:
             return 0
+
+
+def _parsed(line: str) -> dict[str, Any] | None:
+    """An event line; None for one a full disk cut short."""
+    try:
+        event: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from tao_server import memory
+from tao_server.errors import StorageFull
 
 READ_CHUNK = 256 * 1024
 
@@ -35,7 +36,11 @@ class LogStore:
         return self.root / f"{job_id}.log"
 
     def create(self, job_id: str) -> None:
-        self.path(job_id).touch()
+        """An empty log for a new job (an existing one is left as it is); StorageFull when the disk refuses."""
+        try:
+            self.path(job_id).touch()
+        except OSError as exc:
+            raise StorageFull(f"cannot create the job's log {self.path(job_id)}: {exc.strerror}; free space on that disk") from None
 
     def size(self, job_id: str) -> int:
         try:
@@ -145,15 +150,29 @@ class LogWriter:
     def __init__(self, store: LogStore, job_id: str) -> None:
         self._store = store
         self._job_id = job_id
-        self._file = open(store.path(job_id), "ab", buffering=0)
+        self._path = store.path(job_id)
+        try:
+            self._file = open(self._path, "ab", buffering=0)
+        except OSError as exc:
+            raise self._full(exc) from None
 
     @property
     def size(self) -> int:
         return self._file.tell()
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._store.notify(self._job_id)
+        """Append all of `data`; StorageFull (naming the log) when the disk takes only part or none of it."""
+        try:
+            written = self._file.write(data)
+            while written is not None and written < len(data):  # an unbuffered write may take only part
+                written += self._file.write(data[written:]) or 0
+        except OSError as exc:
+            raise self._full(exc) from None
+        finally:
+            self._store.notify(self._job_id)
+
+    def _full(self, exc: OSError) -> StorageFull:
+        return StorageFull(f"cannot write the job's log {self._path}: {exc.strerror}; free space on that disk")
 
     def close(self) -> None:
         self._file.close()

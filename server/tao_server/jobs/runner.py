@@ -23,7 +23,7 @@ from typing import Any
 from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
 from tao_server.backends import AdoptedRun, Backend, LaunchSpec, Mount, OutputStream, Run
-from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure
+from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.jobs.events import EventLog
@@ -31,6 +31,7 @@ from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
+from tao_server.jobs.unrecorded import UnrecordedEnds
 from tao_server.models import Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class JobRunner:
         self._gpus = gpus
         self._pins = pins or MountPins(None)
         self._store = store
+        self.ends = UnrecordedEnds(store)
         self._backend = backend
         self._logs = logs
         self._events = events
@@ -129,7 +131,7 @@ class JobRunner:
         if active is not None:
             return active.finished
         job = self._store.find(job_id)
-        return job is None or job.status.terminal
+        return job is None or job.status.terminal or self.ends.ended(job_id)
 
     def shutdown(self) -> None:
         """Stop taking work. Runs go on; the next daemon adopts them, and starts the queued jobs."""
@@ -198,6 +200,12 @@ class JobRunner:
         except LaunchFailure as failure:
             self._abandon(active)
             self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
+        except StorageFull as exc:  # the job can no longer be followed: stop it rather than let it run unwatched
+            log.error("job %s: %s", job_id, exc.message)
+            self._abandon(active)
+            self._finish(
+                job_id, JobStatus.error, LAUNCHER_FAILURE, f"{exc.message}; the job was stopped, and what it printed until then is kept"
+            )
         except BackendError as exc:
             log.warning("job %s: %s", job_id, exc.message)
             self._abandon(active)
@@ -382,8 +390,11 @@ class JobRunner:
                 return
 
     def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
-        """Record the end, then wake the job's followers at once: they need not wait for any cleanup."""
-        self._store.finish(job_id, status, exit_code, error)
+        """Record the end, then wake the job's followers at once: they need not wait for any cleanup.
+
+        An end the database cannot take now is kept in memory and written later (unrecorded.py).
+        """
+        self.ends.finish(job_id, status, exit_code, error)
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)
         self._wake_followers(job_id, untrack=False)

@@ -76,6 +76,8 @@ class JobService:
         if request.id is not None and (existing := self._store.find(request.id)) is not None:
             return _same_or_conflict(existing, job), False
         for _ in range(5):
+            # The log first: a job whose log cannot be made is never recorded (a full disk is a 507).
+            self._logs.create(job.id)
             try:
                 job = self._store.insert(job)
                 break
@@ -83,7 +85,6 @@ class JobService:
                 if request.id is not None:
                     return _same_or_conflict(self._store.get(request.id), job), False
                 job.id = new_job_id()
-        self._logs.create(job.id)
         self._runner.enqueue(job)
         return job, True
 
@@ -92,7 +93,7 @@ class JobService:
         job = self._store.find(job_id)
         if job is None or not caller.may_see(job):
             raise JobNotFound.for_id(job_id)
-        return job
+        return self._runner.ends.shown(job)
 
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line while it waits there."""
@@ -117,7 +118,7 @@ class JobService:
                 raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
             before = int(cursor)
         owner = None if caller.admin else caller.uid
-        jobs = self._store.page(statuses, limit + 1, before, container_id, owner)
+        jobs = [self._runner.ends.shown(job) for job in self._store.page(statuses, limit + 1, before, container_id, owner)]
         more = len(jobs) > limit
         jobs = jobs[:limit]
         return jobs, (str(jobs[-1].seq) if more and jobs else None)

@@ -1,17 +1,22 @@
-"""Reads and writes of the job table. Every state change is a short transaction."""
+"""Reads and writes of the job table. Every state change is a short transaction.
+
+A write the disk cannot take (full, read-only, failing) is StorageFull naming the database file;
+reads go on working.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from tao_server.errors import DuplicateJobId, JobNotFound
+from tao_server.errors import DuplicateJobId, JobNotFound, StorageFull
 from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
 
 _INSERTED_COLUMNS = [column.name for column in Job.__table__.columns if column.name != "seq"]  # type: ignore[attr-defined]
@@ -28,13 +33,27 @@ class JobStore:
     def insert(self, job: Job) -> Job:
         # A Core insert: the ORM's unit of work costs ten times the write itself on this hot path.
         values = {name: getattr(job, name) for name in _INSERTED_COLUMNS}
-        with self._write_lock, self.engine.begin() as connection:
+        with self._writing(), self.engine.begin() as connection:
             try:
                 inserted = connection.execute(_INSERT_JOB, values).inserted_primary_key
             except IntegrityError:
                 raise DuplicateJobId(f"job id {job.id!r} is already taken", field="id") from None
         job.seq = inserted[0] if inserted is not None else None
         return job
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time; a write the disk refuses is StorageFull, naming the file."""
+        with self._write_lock:
+            try:
+                yield
+            except OperationalError as exc:
+                reason = str(exc.orig)
+                if not any(word in reason for word in ("full", "disk I/O", "readonly", "read-only", "unable to open")):
+                    raise
+                raise StorageFull(
+                    f"cannot write the job table {self.engine.url.database}: {reason}; free space on that disk (jobs go on)"
+                ) from None
 
     def get(self, job_id: str) -> Job:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -48,13 +67,13 @@ class JobStore:
             return session.exec(select(Job).where(Job.id == job_id)).first()
 
     def update(self, job_id: str, **fields: Any) -> None:
-        with self._write_lock, Session(self.engine) as session:
+        with self._writing(), Session(self.engine) as session:
             session.exec(update(Job).where(col(Job.id) == job_id).values(**fields))
             session.commit()
 
     def transition(self, job_id: str, expected: Iterable[JobStatus], **fields: Any) -> bool:
         """Apply `fields` only while the job is in one of `expected`; False when it was not (a lost race)."""
-        with self._write_lock, Session(self.engine) as session:
+        with self._writing(), Session(self.engine) as session:
             result = session.exec(update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields))
             session.commit()
             return result.rowcount == 1
