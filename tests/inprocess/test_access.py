@@ -125,3 +125,21 @@ def test_the_gpu_view_names_only_jobs_the_caller_may_see(start_daemon) -> None: 
     admins = {gpu["index"]: gpu for gpu in daemon.admin.get("/v1/info").json()["gpus"]}
     assert admins[held]["job"] == job["id"]
     daemon.engine.release("gpu")
+
+
+def test_ids_users_choose_live_in_their_own_namespace_and_reveal_nothing(daemon: Daemon) -> None:
+    alices = daemon.alice.submit("detectnet_v2", "exit", "0", id="run1")
+    assert alices["id"] == "alice.run1"
+    bobs = daemon.bob.submit("detectnet_v2", "exit", "1", id="run1")  # no conflict: nothing learned of alice's
+    assert bobs["id"] == "bob.run1"
+    assert daemon.alice.job("run1")["id"] == "alice.run1"  # a user may leave the namespace out
+    assert daemon.bob.job("run1")["id"] == "bob.run1"
+    again = daemon.alice.submit("detectnet_v2", "exit", "0", id="alice.run1", expect=200)  # the same job: harmless
+    assert again["id"] == "alice.run1"
+    assert daemon.alice.post("/v1/jobs", json={"task": "detectnet_v2", "subtask": "exit", "args": ["2"], "id": "run1"}).status_code == 409
+    admins = daemon.admin.submit("detectnet_v2", "exit", "0", id="run1")
+    assert admins["id"] == "run1"  # admins name jobs as they like
+    assert daemon.admin.job("alice.run1")["owner_uid"] == 1001
+    assert daemon.bob.get("/v1/jobs/alice.run1").status_code == 404
+    long = daemon.alice.post("/v1/jobs", json={"task": "detectnet_v2", "id": "x" * 60})
+    assert (long.status_code, long.json()["error"]["field"]) == (422, "id")

@@ -6,12 +6,13 @@ jobs, and another user's job answers exactly like one that does not exist.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from tao_server.access.admission import Admission, run_as_caller
-from tao_server.access.caller import Caller
+from tao_server.access.caller import Caller, user_name_of
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
 from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
@@ -25,12 +26,32 @@ from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
+MAX_ID_LENGTH = 64
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
 _SAME_JOB_FIELDS = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "pull_policy")
 
 
 def new_job_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def namespaced_id(caller: Caller, chosen: str) -> str:
+    """The id a job gets when `caller` chooses `chosen`: as it is for admins, NAME.chosen for users.
+
+    Users never collide on the ids they choose, so none learns from a refusal which ids another
+    has used. Generated ids have no dot, so they never fall in a user's namespace either.
+    """
+    if caller.admin:
+        return chosen
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", caller.name or user_name_of(caller.uid) or f"u{caller.uid}")
+    prefix = f"{name}."
+    job_id = chosen if chosen.startswith(prefix) else prefix + chosen
+    if len(job_id) > MAX_ID_LENGTH:
+        raise InvalidRequest(
+            f"id: {job_id!r} (your chosen id in your namespace {prefix!r}) is {len(job_id)} characters; at most {MAX_ID_LENGTH}",
+            field="id",
+        )
+    return job_id
 
 
 def task_command(spec: TaskSpec, subtask: str | None, args: list[str]) -> list[str]:
@@ -73,7 +94,7 @@ class JobService:
     def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool]:
         """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
         job = self._build(request, caller)
-        if request.id is not None and (existing := self._store.find(request.id)) is not None:
+        if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return _same_or_conflict(existing, job), False
         for _ in range(5):
             # The log first: a job whose log cannot be made is never recorded (a full disk is a 507).
@@ -83,14 +104,19 @@ class JobService:
                 break
             except DuplicateJobId:
                 if request.id is not None:
-                    return _same_or_conflict(self._store.get(request.id), job), False
+                    return _same_or_conflict(self._store.get(job.id), job), False
                 job.id = new_job_id()
         self._runner.enqueue(job)
         return job, True
 
     def get(self, job_id: str, caller: Caller) -> Job:
-        """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing."""
+        """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing.
+
+        A user may name a job they chose the id of without its namespace: `run1` for `alice.run1`.
+        """
         job = self._store.find(job_id)
+        if (job is None or not caller.may_see(job)) and not caller.admin:
+            job = self._store.find(namespaced_id(caller, job_id))
         if job is None or not caller.may_see(job):
             raise JobNotFound.for_id(job_id)
         return self._runner.ends.shown(job)
@@ -178,7 +204,7 @@ class JobService:
             wanted = self._scheduler.size(gpu_request) if gpu_request else 0
             gpu_cap = self._admission.admit(caller, config.mounts, config.docker_options, config.envs, wanted)
         return Job(
-            id=request.id or new_job_id(),
+            id=namespaced_id(caller, request.id) if request.id is not None else new_job_id(),
             group=spec.group,
             task=spec.name,
             subtask=request.subtask,
