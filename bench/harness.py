@@ -88,11 +88,11 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def bench_daemon(*args: str, manifest: Path | None = None) -> Daemon:
+def bench_daemon(*args: str, manifest: Path | None = None, env: dict[str, str] | None = None) -> Daemon:
     """A daemon in a temp dir of its own with the sample manifest; `discard()` removes all of it."""
     root = Path(tempfile.mkdtemp(prefix="tao-bench-"))
     default_args = ("--log-level", "warning", "--stop-timeout", "10")
-    return Daemon(root, manifest or ROOT / "examples" / "sample-toolkit" / "manifest.json", *default_args, *args)
+    return Daemon(root, manifest or ROOT / "examples" / "sample-toolkit" / "manifest.json", *default_args, *args, env=env)
 
 
 def alternate(pairs: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[list[float], list[float]]:

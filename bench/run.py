@@ -17,22 +17,26 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import faults
 import figures  # bench/ is the script's directory, first on sys.path
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9")  # 7 also measures 8 (memory), on the same daemon
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14")  # 7 also measures 8 (memory), on the same daemon
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs: checks the scripts, not the targets")
-    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull)")
+    parser.add_argument(
+        "--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults)"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     wanted = {part.strip() for part in args.only.split(",")}
     if "8" in wanted:
         wanted.add("7")
     scale = figures.Scale.quick() if args.quick else figures.Scale.full()
+    fault_scale = faults.FaultScale.quick() if args.quick else faults.FaultScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -42,7 +46,7 @@ def main() -> None:
             if group not in wanted:
                 continue
             started = time.perf_counter()
-            produced = _run_group(group, shared, scale)
+            produced = _run_group(group, shared, scale) if group in figures.GROUPS else _run_fault(group, fault_scale)
             results += produced
             for figure in produced:
                 _print_row(figure)
@@ -62,6 +66,18 @@ def main() -> None:
     missed = [f.number for f in results if f.met is False]
     if missed and not args.quick:
         print(f"targets missed: {', '.join(missed)}")
+
+
+def _run_fault(group: str, scale: faults.FaultScale) -> list[Figure]:
+    if group == "10":
+        return faults.restart(scale)
+    if group == "11":
+        return [faults.outage(scale)]
+    if group == "12":
+        return [faults.burst(scale)]
+    if group == "13":
+        return [faults.hostile_body(scale)]
+    return [faults.gpu_handoff(scale)]
 
 
 def _run_group(group: str, shared: Daemon, scale: figures.Scale) -> list[Figure]:
