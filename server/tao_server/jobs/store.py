@@ -77,7 +77,8 @@ class JobStore:
         if before_seq is not None:
             query = query.where(col(Job.seq) < before_seq)
         if container_id is not None:
-            query = query.where(col(Job.container_id).startswith(container_id))
+            # autoescape: a `%` or `_` in what the caller typed is that character, never a LIKE wildcard.
+            query = query.where(col(Job.container_id).startswith(container_id, autoescape=True))
         if owner_uid is not None:
             query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine, expire_on_commit=False) as session:
