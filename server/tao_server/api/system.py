@@ -25,5 +25,9 @@ async def list_tasks(services: ServicesDep) -> TasksPublic:
 
 @router.get("/v1/info")
 def info(services: ServicesDep, caller: CallerDep, verbose: bool = False) -> dict[str, Any]:
-    """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths."""
+    """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths.
+
+    `daemon.jobs` counts the caller's own jobs; an admin's answer counts every job and adds the
+    daemon's `pid` and `data_dir`.
+    """
     return services.system.info(caller, verbose)

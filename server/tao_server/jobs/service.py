@@ -130,9 +130,9 @@ class JobService:
             self._runner.cancel(job_id)
         return self._store.get(job_id)
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status (for `tao info`)."""
-        return self._store.counts()
+    def counts(self, caller: Caller) -> dict[str, int]:
+        """How many of the jobs `caller` may see are in each status (for `tao info`): every job for an admin."""
+        return self._store.counts(None if caller.admin else caller.uid)
 
     def gpu_view(self, caller: Caller) -> list[dict[str, Any]]:
         """Each GPU, free or held; which job holds it only for those who may see that job."""

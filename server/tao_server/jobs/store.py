@@ -89,7 +89,11 @@ class JobStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, owner_uid: int | None = None) -> dict[str, int]:
+        """Jobs in each status: all of them, or those of `owner_uid`."""
+        query = select(Job.status, func.count()).group_by(Job.status)
+        if owner_uid is not None:
+            query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine) as session:
-            rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()
+            rows = session.exec(query).all()
         return {JobStatus(status).value: count for status, count in rows}
