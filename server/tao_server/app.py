@@ -24,7 +24,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, errors, images, jobs, logs, system
+from tao_server.api import credentials, docs, errors, images, jobs, logs, system
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -72,14 +72,19 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
         version=__version__,
         summary="Runs TAO Toolkit tasks in Docker containers and streams their logs.",
         lifespan=lifespan,
+        # Served by api/docs.py instead, to known callers only.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, logs, images, credentials, system):
-        app.include_router(module.router, dependencies=authenticated)
+    for module in (jobs, logs, images, credentials, system, docs):
+        app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
+    app.openapi = lambda: docs.document(app)  # type: ignore[method-assign]
     return app
 
 

@@ -10,6 +10,7 @@ from travel with it, so `tao` can name them.
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
+    ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
@@ -83,6 +84,13 @@ class PolicyRefusal(InvalidRequest):
 
     code = "refused_by_policy"
     http_status = 403
+
+
+class RequestTooLarge(TaoError):
+    """A request body over TAO_MAX_REQUEST_BYTES; refused before it is read."""
+
+    code = "request_too_large"
+    http_status = 413
 
 
 class Unauthorized(TaoError):

@@ -1,7 +1,8 @@
 """The job table and the API schemas built around it.
 
 The API never returns a table row: `JobBase` holds the fields a job's row (`Job`) and its API
-view (`JobPublic`) share; `JobCreate` is the request body.
+view (`JobPublic`) share; `JobCreate` is the request body. `ErrorResponse` is the body of every
+error answer.
 """
 
 from __future__ import annotations
@@ -191,6 +192,23 @@ class CredentialPublic(BaseModel):
     owner_uid: int | None = PydanticField(
         description="whose login it is; null: the daemon's own, used for every job whose owner has no login for the registry"
     )
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in words a user can act on, and a stable code a program can test."""
+
+    code: str = PydanticField(description="stable: `job_not_found`, `invalid_launch_config`, `refused_by_policy`, ...")
+    message: str
+    field: str | None = PydanticField(default=None, description="the parameter or key at fault; absent when the error names none")
+    source: str | None = PydanticField(
+        default=None, description="the file the value came from, such as ~/.tao_mounts.json; absent when none"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer: {"error": {"code", "message", "field"?, "source"?}}."""
+
+    error: ErrorDetail
 
 
 class ApiToken(SQLModel, table=True):

@@ -60,14 +60,7 @@ class SystemService:
         """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths."""
         manifest = self._manifest
         body: dict[str, Any] = {
-            "daemon": {
-                "version": __version__,
-                "pid": os.getpid(),
-                "addresses": self._addresses,
-                "data_dir": str(self._settings.data_dir),
-                "started_at": self._started_at.isoformat(),
-                "jobs": self._jobs.counts(),
-            },
+            "daemon": self._daemon(caller),
             "manifest": {
                 "source": manifest.source,
                 "format_version": manifest.format_version,
@@ -85,6 +78,18 @@ class SystemService:
             body["engine"]["error"] = f"the {self._backend.name} backend is {outage}; running jobs wait for it"
         body["images"] = [self._image(image, verbose) for image in manifest.images()]
         return body
+
+    def _daemon(self, caller: Caller) -> dict[str, Any]:
+        """The daemon; the caller's own job counts (everyone's for an admin), its process and data dir for admins only."""
+        daemon: dict[str, Any] = {
+            "version": __version__,
+            "addresses": self._addresses,
+            "started_at": self._started_at.isoformat(),
+            "jobs": self._jobs.counts(caller),
+        }
+        if caller.admin:
+            daemon.update(pid=os.getpid(), data_dir=str(self._settings.data_dir))
+        return daemon
 
     def _image(self, image: TaskImage, verbose: bool) -> dict[str, Any]:
         tasks = sorted({spec.name for spec in self._manifest.tasks.values() if spec.image == image})

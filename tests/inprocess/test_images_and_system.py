@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tests.inprocess.conftest import IMAGE, TASKS, Daemon
 
@@ -73,11 +74,23 @@ def test_tasks_and_info(daemon: Daemon) -> None:
     assert tasks["toolkit_version"] == "in-process"
     assert sorted(task["name"] for task in tasks["tasks"]) == sorted(TASKS)
     assert next(task for task in tasks["tasks"] if task["name"] == "detectnet_v2")["subtasks"] == ["argv", "exit", "train"]
-    job = daemon.admin.submit("detectnet_v2", "exit", "1")
-    daemon.admin.wait_for(job["id"], "failed")
+    job = daemon.alice.submit("detectnet_v2", "exit", "1")
+    daemon.alice.wait_for(job["id"], "failed")
     info = daemon.alice.get("/v1/info", params={"verbose": "true"}).json()
     assert info["daemon"]["jobs"] == {"failed": 1}
     assert info["engine"]["backend"] == "fake"
     assert info["gpus"] == [] and info["gpu_mode"] == "env"
     assert info["images"][0]["reference"] == IMAGE and info["images"][0]["local"]["id"].startswith("sha256:")
     assert daemon.alice.get("/v1/info").json()["images"][0].get("local") is None
+
+
+def test_info_shows_a_user_their_own_jobs_and_keeps_the_daemons_process_to_admins(daemon: Daemon) -> None:
+    for caller, code in ((daemon.alice, "1"), (daemon.alice, "0"), (daemon.bob, "2")):
+        caller.wait_for(caller.submit("detectnet_v2", "exit", code)["id"], "succeeded", "failed")
+    alices = daemon.alice.get("/v1/info").json()["daemon"]
+    assert alices["jobs"] == {"failed": 1, "succeeded": 1}
+    assert "pid" not in alices and "data_dir" not in alices
+    assert daemon.bob.get("/v1/info").json()["daemon"]["jobs"] == {"failed": 1}
+    admins = daemon.admin.get("/v1/info").json()["daemon"]
+    assert admins["jobs"] == {"failed": 2, "succeeded": 1}
+    assert admins["pid"] == os.getpid() and admins["data_dir"] == str(daemon.settings.data_dir)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import closing
 from datetime import datetime
 
 import pytest
@@ -175,12 +177,30 @@ def test_listing_pages_newest_first_and_filters(daemon: Daemon) -> None:
     assert [job["id"] for job in daemon.admin.get("/v1/jobs", params={"container_id": container[:12]}).json()["jobs"]] == [ids[0]]
 
 
+def test_a_container_id_prefix_is_literal_not_a_pattern(daemon: Daemon) -> None:
+    ids = [daemon.admin.submit("detectnet_v2", "exit", "0")["id"] for _ in range(3)]
+    for job_id in ids:
+        daemon.admin.wait_for(job_id, "succeeded")
+    # Backends name runs as they like; SQL LIKE would read `_` as any one character and `%` as any run of them.
+    with closing(sqlite3.connect(daemon.settings.db_path)) as db, db:
+        for job_id, container in zip(ids, ("run_1", "runx1", "run%2"), strict=True):
+            db.execute("UPDATE job SET container_id = ? WHERE id = ?", (container, job_id))
+
+    def matching(prefix: str) -> list[str]:
+        return [job["id"] for job in daemon.admin.get("/v1/jobs", params={"container_id": prefix}).json()["jobs"]]
+
+    assert matching("run_") == [ids[0]]
+    assert matching("run%") == [ids[2]]
+    assert matching("run") == list(reversed(ids))
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),
         ({"cursor": "abc"}, "cursor"),
+        ({"cursor": "9" * 5000}, "cursor"),  # past int()'s 4300 digits
         ({"container_id": " "}, "container_id"),
         ({"status": "done"}, "status.0"),
     ],

@@ -6,6 +6,8 @@ import json
 import threading
 from typing import Any
 
+import httpx
+
 from tests.inprocess.conftest import Daemon
 
 
@@ -19,6 +21,23 @@ def test_logs_read_from_any_offset(daemon: Daemon) -> None:
     for bad in (-1, 2**62 + 1):
         answer = daemon.admin.get(f"/v1/jobs/{job['id']}/logs", params={"offset": bad})
         assert answer.status_code == 422 and answer.json()["error"]["field"] == "offset"
+
+
+def test_an_offset_past_any_file_reads_nothing_and_ends_with_the_job(daemon: Daemon) -> None:
+    beyond = 2**44  # past ext4's largest file: seek() there fails with EINVAL
+    job = daemon.admin.submit("detectnet_v2", "hold", "far")
+    daemon.admin.wait_for_logs(job["id"], b"holding far\n")
+    assert daemon.admin.logs(job["id"], beyond) == b""
+    followed: list[httpx.Response] = []
+    path = f"/v1/jobs/{job['id']}/logs"
+    reader = threading.Thread(target=lambda: followed.append(daemon.admin.get(path, params={"offset": beyond, "follow": "true"})))
+    reader.start()
+    with daemon.client.websocket_connect(f"{path}?offset={beyond}", headers=daemon.admin.headers) as ws:
+        assert ws.receive_json() == {"type": "heartbeat"}  # nothing to send while the job runs
+        daemon.engine.release("far")
+        assert _until_end(ws) == [{"type": "end", "status": "succeeded", "exit_code": 0, "error": None}]
+    reader.join(timeout=30)
+    assert [(answer.status_code, answer.content) for answer in followed] == [(200, b"")]
 
 
 def test_following_returns_the_whole_output_once_the_job_ends(daemon: Daemon) -> None:

@@ -66,6 +66,33 @@ def test_tcp_needs_a_valid_token_and_revocation_is_immediate(tcp_daemon: Daemon)
     assert b"the bearer token is not valid" in revoked.stderr
 
 
+def test_the_api_reference_answers_token_holders_only(tcp_daemon: Daemon) -> None:
+    url = tcp_daemon.url  # type: ignore[attr-defined]
+    readers = {"Authorization": f"Bearer {tcp_daemon.token('--user', 'reader', '--uid', '4243', '--gid', '4243')}"}
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        for headers in ({}, {"Authorization": "Bearer tao_000000000000_guess"}):
+            refused = httpx.get(f"{url}{path}", headers=headers, timeout=30)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthorized"), path
+            assert "/v1/jobs" not in refused.text
+        assert httpx.get(f"{url}{path}", headers=readers, timeout=30).status_code == 200, path  # any user's token: not only admins'
+    document = httpx.get(f"{url}/openapi.json", headers=readers, timeout=30).json()
+    assert "/v1/jobs/{job_id}/logs" in document["paths"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_tao_info_shows_a_user_their_own_jobs_and_an_admin_the_daemon(tcp_daemon: Daemon) -> None:
+    users = _tcp_env(tcp_daemon, tcp_daemon.token("--user", "ci", "--uid", "1500", "--gid", "1500"))
+    admins = _tcp_env(tcp_daemon, tcp_daemon.token("--user", "root", "--admin"))
+    assert tcp_daemon.tao("ssd", "exit", "0", env=admins).returncode == 0
+    shown = tcp_daemon.tao("info", env=users)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout.decode()
+    assert f"daemon:    {tcp_daemon.url} (tao-server " in text and "jobs:      none yet" in text  # type: ignore[attr-defined]
+    assert ", pid " not in text and "data dir:" not in text
+    text = tcp_daemon.tao("info", env=admins).stdout.decode()
+    assert ", pid " in text and f"data dir:  {tcp_daemon.data_dir}" in text and "jobs:      succeeded 1" in text
+
+
 def test_the_daemon_keeps_only_a_hash_of_each_token(tcp_daemon: Daemon) -> None:
     token = tcp_daemon.token("--user", "root", "--admin")
     secret = token.split("_", 2)[2]  # tao_<id>_<secret>

@@ -27,8 +27,11 @@ def show_info(client: Client, args: Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     daemon, manifest, engine = info["daemon"], info["manifest"], info["engine"]
-    print(f"daemon:    {client.address.url} (tao-server {daemon['version']}, pid {daemon['pid']})")
-    print(f"data dir:  {daemon['data_dir']}")
+    # The pid and data dir come to admins only.
+    pid = f", pid {daemon['pid']}" if "pid" in daemon else ""
+    print(f"daemon:    {client.address.url} (tao-server {daemon['version']}{pid})")
+    if "data_dir" in daemon:
+        print(f"data dir:  {daemon['data_dir']}")
     print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
     print(f"engine:    {_engine(engine)}")
     gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]

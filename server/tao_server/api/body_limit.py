@@ -8,9 +8,10 @@ it came. Either way the answer is a 413 that names the limit and the setting tha
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tao_server.errors import RequestTooLarge
 
 
 class BodyLimit:
@@ -47,13 +48,10 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, declared: int | None) -> None:
         size = f"{declared} bytes" if declared is not None else f"more than {self.max_bytes} bytes"
-        error: dict[str, Any] = {
-            "code": "request_too_large",
-            "message": f"the request body is {size}; this daemon takes at most {self.max_bytes} (TAO_MAX_REQUEST_BYTES)",
-        }
-        body = json.dumps({"error": error}).encode()
+        refusal = RequestTooLarge(f"the request body is {size}; this daemon takes at most {self.max_bytes} (TAO_MAX_REQUEST_BYTES)")
+        body = json.dumps({"error": refusal.to_dict()}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": refusal.http_status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.openapi.models import HTTPBearer
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import HTTPConnection
 
@@ -50,21 +52,36 @@ def get_images(connection: HTTPConnection) -> ImageService:
     return images
 
 
-async def get_caller(connection: HTTPConnection) -> Caller:
-    """The caller: as the kernel names it on the Unix socket (access/peer.py), else by a bearer token."""
-    peer = getattr(connection.state, "peer", None)
-    if peer is not None:
-        return caller_from_peer(peer)
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
-            field="authorization",
+class CallerScheme(SecurityBase):
+    """Who is calling: as the kernel names them on the Unix socket (access/peer.py), else by a bearer token.
+
+    A security scheme to FastAPI, so the OpenAPI document shows the bearer token on every route
+    that names its caller, and only there.
+    """
+
+    def __init__(self) -> None:
+        self.scheme_name = "bearer"
+        self.model = HTTPBearer(
+            description="Over TCP, a token from `tao-server token create`. On the Unix socket the kernel names the caller: no token."
         )
-    caller = await run_in_threadpool(get_services(connection).tokens.caller_for, token.strip())
-    if caller is None:
-        raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
-    return caller
+
+    async def __call__(self, connection: HTTPConnection) -> Caller:
+        peer = getattr(connection.state, "peer", None)
+        if peer is not None:
+            return caller_from_peer(peer)
+        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
+                field="authorization",
+            )
+        caller = await run_in_threadpool(get_services(connection).tokens.caller_for, token.strip())
+        if caller is None:
+            raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
+        return caller
+
+
+get_caller = CallerScheme()
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,16 +1,64 @@
-"""The one place errors become HTTP responses: {"error": {"code", "message", "field"?}}."""
+"""The one place errors become HTTP responses: {"error": {"code", "message", "field"?, "source"?}}.
+
+`responses(...)` documents them: routers and routes name the statuses they may answer, and the
+descriptions and the body's schema come from here, once.
+"""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from tao_server.errors import TaoError
+from tao_server.models import ErrorResponse
 
 log = logging.getLogger(__name__)
+
+# What each error status means here; the codes that come with it are read from errors.py.
+_MEANINGS = {
+    400: "The body cannot be read at all (not UTF-8, not JSON)",
+    401: "Over TCP: no bearer token, or one that is not valid; for a login: the registry refused it",
+    403: "The policy does not grant the caller what the request asks for; `field` names what",
+    404: "No such job, or one the caller may not see: both answer the same",
+    409: "The job id is already used by a different job",
+    413: "The request body is over the daemon's size cap (TAO_MAX_REQUEST_BYTES); it was not read",
+    422: "A parameter or a body field is not valid; `field` names it (and `source` the file it came from)",
+    502: "The backend (the Docker engine) answered with a failure",
+    503: "The backend (the Docker engine) does not answer at all; jobs wait for it",
+    507: "The daemon cannot write its database or a file of its own (a full disk); `message` names the path",
+}
+
+
+def _codes(status: int) -> list[str]:
+    """The `code`s of the daemon's errors that answer with `status`."""
+    found, classes = [], [TaoError]
+    while classes:
+        cls = classes.pop(0)
+        classes += cls.__subclasses__()
+        if cls.http_status == status and cls.code not in found:
+            found.append(cls.code)
+    return found or [_framework_code(status)]
+
+
+def _framework_code(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "_")
+
+
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": f"{meaning}. Codes: {', '.join(f'`{code}`' for code in _codes(status))}."}
+    for status, meaning in _MEANINGS.items()
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers for `statuses`, for a router's or a route's `responses=`."""
+    return {status: ERROR_RESPONSES[status] for status in statuses}
 
 
 def install(app: FastAPI) -> None:
@@ -32,6 +80,12 @@ def install(app: FastAPI) -> None:
         if field:
             body["field"] = field
         return JSONResponse(status_code=422, content={"error": body})
+
+    @app.exception_handler(HTTPException)
+    async def _framework(_request: Request, exc: HTTPException) -> JSONResponse:
+        # The framework's own refusals (a body it cannot parse, an unknown path, a wrong method), in the same shape.
+        body = {"code": _framework_code(exc.status_code), "message": str(exc.detail)}
+        return JSONResponse(status_code=exc.status_code, content={"error": body}, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

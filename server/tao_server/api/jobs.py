@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from tao_server.api.deps import CallerDep, JobServiceDep
+from tao_server.api.errors import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.input_checks import scrubbed
 from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
@@ -17,7 +18,15 @@ from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonRoute)
 
 
-@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": JobPublic, "description": "The job this `id` already names, for the same request"},
+        **responses(400, 403, 409, 413, 422, 507),
+    },
+)
 def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Response:
     """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job.
 
@@ -27,7 +36,7 @@ def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Re
     return _json(jobs.public(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=responses(422))
 def list_jobs(
     jobs: JobServiceDep,
     caller: CallerDep,
@@ -41,19 +50,19 @@ def list_jobs(
     return _json(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
 def get_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
     return _json(jobs.public(jobs.get(job_id, caller)))
 
 
-@router.get("/{job_id}/events", response_model=JobEvents)
+@router.get("/{job_id}/events", response_model=JobEvents, responses=responses(404, 422))
 def job_events(job_id: str, jobs: JobServiceDep, caller: CallerDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
     """Events after number `after`, such as image pull progress; poll with the last `next_after`."""
     events = [JobEvent.model_validate(event) for event in jobs.events(job_id, caller, after)]
     return _json(JobEvents(events=events, next_after=events[-1].seq if events else after))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED, responses=responses(404, 507))
 def cancel_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
     """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
     return _json(jobs.public(jobs.cancel(job_id, caller)), status.HTTP_202_ACCEPTED)

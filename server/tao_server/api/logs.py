@@ -10,10 +10,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
+from tao_server.api.errors import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.errors import TaoError
 from tao_server.jobs.logs import Heartbeat
@@ -21,17 +22,34 @@ from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"], route_class=JsonRoute)
 
-MAX_OFFSET = 2**62  # past any log, and still a file position seek() accepts
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from")]
-MEDIA_TYPE = "text/plain; charset=utf-8"
+MAX_OFFSET = 2**62  # past any log, and below 2**63, where a file position overflows (jobs/logs.py reads past the end as nothing)
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from; past the end: no bytes")]
 
 
-@router.get("/{job_id}/logs", response_class=StreamingResponse)
-def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> StreamingResponse:
-    """The job's output from `offset`; with `follow`, the stream stays open until the job ends."""
+class LogText(StreamingResponse):
+    """A job's output as it was written: text, in whatever bytes the task printed."""
+
+    media_type = "text/plain"  # Starlette adds "; charset=utf-8"
+
+
+# The 200 is documented by hand: a response class with its own media type would lend it to the JSON errors too.
+@router.get(
+    "/{job_id}/logs",
+    response_class=Response,
+    responses={200: {"description": "The output", "content": {"text/plain": {"schema": {"type": "string"}}}}, **responses(404, 422)},
+)
+def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> LogText:
+    """The job's output from byte `offset`; with `follow`, the stream stays open until the job ends.
+
+    The same path is a websocket (`ws://`, and the same token over TCP). It replays from `offset`
+    and follows: the output as binary frames, the text frame `{"type": "heartbeat"}` while the
+    job is quiet, and when the job ends the text frame
+    `{"type": "end", "status", "exit_code", "error"}`, then a normal close. For a job the caller
+    may not see: `{"type": "error", "code", "message", "field"}`, and close code 4404.
+    """
     if follow:
-        return StreamingResponse(_without_heartbeats(jobs.follow_log(job_id, caller, offset, heartbeat=None)), media_type=MEDIA_TYPE)
-    return StreamingResponse(jobs.read_log(job_id, caller, offset), media_type=MEDIA_TYPE)
+        return LogText(_without_heartbeats(jobs.follow_log(job_id, caller, offset, heartbeat=None)))
+    return LogText(jobs.read_log(job_id, caller, offset))
 
 
 @router.websocket("/{job_id}/logs")

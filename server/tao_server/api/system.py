@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tao_server.api.deps import CallerDep, ServicesDep
+from tao_server.api.errors import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.models import TasksPublic
 
@@ -25,7 +26,11 @@ async def list_tasks(services: ServicesDep) -> TasksPublic:
     return services.system.tasks()
 
 
-@router.get("/v1/info")
+@router.get("/v1/info", responses=responses(422))
 def info(services: ServicesDep, caller: CallerDep, verbose: bool = False) -> dict[str, Any]:
-    """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths."""
+    """The daemon, its manifest, the backend and the GPUs. Asks the backend: not for hot paths.
+
+    `daemon.jobs` counts the caller's own jobs; an admin's answer counts every job and adds the
+    daemon's `pid` and `data_dir`.
+    """
     return services.system.info(caller, verbose)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tao_server.access.caller import Caller
-from tao_server.errors import CredentialFileUnreadable
+from tao_server.errors import CredentialFileUnreadable, StorageFull
 
 NGC_REGISTRY = "nvcr.io"
 NGC_USERNAME = "$oauthtoken"
@@ -114,11 +114,14 @@ class CredentialStore:
 
     def _write(self, users: dict[str, Logins]) -> None:
         temporary = self.path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a temporary file left behind keeps its mode; the secrets must not
-        with os.fdopen(fd, "w") as file:
-            json.dump({"version": FORMAT_VERSION, "users": users}, file, indent=2, sort_keys=True)
-        os.replace(temporary, self.path)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # a temporary file left behind keeps its mode; the secrets must not
+            with os.fdopen(fd, "w") as file:
+                json.dump({"version": FORMAT_VERSION, "users": users}, file, indent=2, sort_keys=True)
+            os.replace(temporary, self.path)  # all or nothing: a full disk leaves the old file whole
+        except OSError as exc:
+            raise StorageFull(f"cannot write the stored logins {self.path}: {exc.strerror}; free space on that disk") from None
 
 
 def _key(owner: int | None) -> str:

@@ -1,15 +1,18 @@
 """Per-job log files: one writer per job appends, any number of readers replay and follow.
 
 Readers never touch Docker: they read the file the job's writer fills, so a reader can attach late,
-reconnect at an offset, or read a job that finished long ago, all the same way.
+reconnect at an offset, or read a job that finished long ago, all the same way. An offset past the
+largest file the filesystem can hold (ext4: 16 TiB) is simply past the end: it reads no bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from tao_server import memory
 from tao_server.errors import StorageFull
@@ -54,7 +57,8 @@ class LogStore:
     def read(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
         try:
             with open(self.path(job_id), "rb") as f:
-                f.seek(offset)
+                if not _seek(f, offset):
+                    return b""
                 return f.read() if limit is None else f.read(limit)
         except FileNotFoundError:
             return b""
@@ -63,7 +67,8 @@ class LogStore:
         """The log from byte `offset` as it is now, a chunk at a time; nothing for a job without one."""
         try:
             with open(self.path(job_id), "rb") as f:
-                f.seek(offset)
+                if not _seek(f, offset):
+                    return
                 while chunk := f.read(READ_CHUNK):
                     yield chunk
         except FileNotFoundError:
@@ -110,9 +115,10 @@ class LogStore:
         heartbeat: float | None,
     ) -> AsyncIterator[bytes | Heartbeat]:
         with open(self.path(job_id), "rb") as f:
-            f.seek(offset)
+            # An offset no file can reach reads nothing, ever: the follower just waits for the end.
+            read: Callable[[], bytes] = (lambda: f.read(READ_CHUNK)) if _seek(f, offset) else (lambda: b"")
             while True:
-                chunk = f.read(READ_CHUNK)
+                chunk = read()
                 if chunk:
                     yield chunk
                     continue
@@ -121,12 +127,12 @@ class LogStore:
                     self._waiters.setdefault(job_id, set()).add(waiter)
                 try:
                     # Re-check after registering, so a write or the end in between is not missed.
-                    chunk = f.read(READ_CHUNK)
+                    chunk = read()
                     if chunk:
                         yield chunk
                         continue
                     if finished():
-                        chunk = f.read(READ_CHUNK)
+                        chunk = read()
                         if not chunk:
                             return
                         yield chunk
@@ -142,6 +148,17 @@ class LogStore:
                             waiters.discard(waiter)
                             if not waiters:
                                 del self._waiters[job_id]
+
+
+def _seek(f: BinaryIO, offset: int) -> bool:
+    """Move to `offset`; False when no file on this filesystem can be that long (EINVAL), so nothing is there."""
+    try:
+        f.seek(offset)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    return True
 
 
 class LogWriter:

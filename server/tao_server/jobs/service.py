@@ -27,6 +27,7 @@ from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
 MAX_ID_LENGTH = 64
+MAX_CURSOR_DIGITS = len(str(2**63 - 1))  # a cursor is a row's seq, an SQLite integer
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
 _SAME_JOB_FIELDS = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "pull_policy")
 
@@ -140,8 +141,9 @@ class JobService:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
         before = None
         if cursor is not None:
-            if not (cursor.isdecimal() and cursor.isascii() and int(cursor) < 2**63):
-                raise InvalidRequest(f"cursor {cursor!r} is not one this server issued", field="cursor")
+            # The length first: int() refuses strings of more than 4300 digits with a ValueError.
+            if not (cursor.isdecimal() and cursor.isascii() and len(cursor) <= MAX_CURSOR_DIGITS and int(cursor) < 2**63):
+                raise InvalidRequest(f"cursor {cursor[:40]!r} is not one this server issued", field="cursor")
             before = int(cursor)
         owner = None if caller.admin else caller.uid
         jobs = [self._runner.ends.shown(job) for job in self._store.page(statuses, limit + 1, before, container_id, owner)]
@@ -160,9 +162,9 @@ class JobService:
             self._runner.cancel(job_id)
         return self._store.get(job_id)
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status (for `tao info`)."""
-        return self._store.counts()
+    def counts(self, caller: Caller) -> dict[str, int]:
+        """How many of the jobs `caller` may see are in each status (for `tao info`): every job for an admin."""
+        return self._store.counts(None if caller.admin else caller.uid)
 
     def gpu_view(self, caller: Caller) -> list[dict[str, Any]]:
         """Each GPU, free or held; which job holds it only for those who may see that job."""

@@ -96,7 +96,8 @@ class JobStore:
         if before_seq is not None:
             query = query.where(col(Job.seq) < before_seq)
         if container_id is not None:
-            query = query.where(col(Job.container_id).startswith(container_id))
+            # autoescape: a `%` or `_` in what the caller typed is that character, never a LIKE wildcard.
+            query = query.where(col(Job.container_id).startswith(container_id, autoescape=True))
         if owner_uid is not None:
             query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine, expire_on_commit=False) as session:
@@ -107,7 +108,11 @@ class JobStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, owner_uid: int | None = None) -> dict[str, int]:
+        """Jobs in each status: all of them, or those of `owner_uid`."""
+        query = select(Job.status, func.count()).group_by(Job.status)
+        if owner_uid is not None:
+            query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine) as session:
-            rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()
+            rows = session.exec(query).all()
         return {JobStatus(status).value: count for status, count in rows}

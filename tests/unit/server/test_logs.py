@@ -62,6 +62,14 @@ def test_read_from_offset(store, offset, limit, expected):
     assert store.read(JOB, offset, limit) == expected
 
 
+def test_an_offset_past_the_largest_file_reads_nothing(store):
+    # 2**44 is past ext4's largest file, where seek() fails with EINVAL; elsewhere it is past the end: nothing either way.
+    write(store, b"0123456789")
+    assert store.read(JOB, 2**44) == b""
+    assert list(store.chunks(JOB, 2**44)) == []
+    assert asyncio.run(asyncio.wait_for(collect(store, 2**44, lambda: True), TIMEOUT)) == b""
+
+
 def test_unknown_job_reads_empty(store):
     assert store.read("nosuchjob") == b""
     assert store.size("nosuchjob") == 0
