@@ -36,20 +36,26 @@ class Services:
     system: SystemService
 
 
-def get_services(connection: HTTPConnection) -> Services:
+# The dependencies below only look things up: async, so that FastAPI runs them on the event loop
+# instead of sending each request through the thread pool, where a burst of submissions would
+# make even /healthz queue for a thread.
+
+
+async def get_services(connection: HTTPConnection) -> Services:
     services: Services = connection.app.state.services
     return services
 
 
-def get_jobs(connection: HTTPConnection) -> JobService:
-    return get_services(connection).jobs
+async def get_jobs(connection: HTTPConnection) -> JobService:
+    services: Services = connection.app.state.services
+    return services.jobs
 
 
-def get_images(connection: HTTPConnection) -> ImageService:
-    images = get_services(connection).images
-    if images is None:
-        raise InvalidRequest(f"the {get_services(connection).backend.name} backend keeps no images; its jobs fetch their own")
-    return images
+async def get_images(connection: HTTPConnection) -> ImageService:
+    services: Services = connection.app.state.services
+    if services.images is None:
+        raise InvalidRequest(f"the {services.backend.name} backend keeps no images; its jobs fetch their own")
+    return services.images
 
 
 class CallerScheme(SecurityBase):
@@ -75,7 +81,8 @@ class CallerScheme(SecurityBase):
                 "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
                 field="authorization",
             )
-        caller = await run_in_threadpool(get_services(connection).tokens.caller_for, token.strip())
+        services: Services = connection.app.state.services
+        caller = await run_in_threadpool(services.tokens.caller_for, token.strip())
         if caller is None:
             raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
         return caller
