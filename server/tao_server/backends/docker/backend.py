@@ -152,6 +152,10 @@ class DockerRun:
         self._tty = tty
         self._attached: AttachedStream | None = None
         self._head = bytearray()
+        self._exit_code: int | None = None  # learnt at the end of the output, so that wait() need not ask again
+
+    def _exited(self, exit_code: int) -> None:
+        self._exit_code = exit_code
 
     @property
     def run_id(self) -> str:
@@ -177,12 +181,14 @@ class DockerRun:
     def output(self, offset: int = 0) -> OutputStream:
         """The output from byte `offset`: the attach stream of a run this daemon started, else the engine's log."""
         attached, self._attached = self._attached, None
-        streams = _Streams(self._api, self.container_id, attached)
+        streams = _Streams(self._api, self.container_id, attached, self._exited)
         return Output(streams.chunks(), offset, streams.close, self._head)
 
     def wait(self) -> RunExit:
-        with engine_errors(f"waiting for container {self.container_id[:12]}"):
-            exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
+        exit_code = self._exit_code
+        if exit_code is None:  # the output was not read to its end, which learns the exit code on the way
+            with engine_errors(f"waiting for container {self.container_id[:12]}"):
+                exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
         head = bytes(self._head)
         if exit_code in (CANNOT_EXECUTE, NOT_FOUND) and not head:  # nobody read the output: ask the engine
             with engine_errors(f"reading the log of container {self.container_id[:12]}"):
@@ -244,10 +250,11 @@ class _Streams:
     engine that does not answer at all is BackendUnavailable, never a quiet end.
     """
 
-    def __init__(self, api: docker.APIClient, container_id: str, attached: AttachedStream | None) -> None:
+    def __init__(self, api: docker.APIClient, container_id: str, attached: AttachedStream | None, exited: Callable[[int], None]) -> None:
         self._api = api
         self._container_id = container_id
         self._attached = attached
+        self._exited = exited
         self._close: Callable[[], None] = attached.close if attached is not None else lambda: None
 
     def close(self) -> None:
@@ -281,9 +288,10 @@ class _Streams:
         exit, so allow it that moment; a container still running after it had its stream cut."""
         with engine_errors(f"asking whether container {self._container_id[:12]} still runs"):
             try:
-                self._api.wait(self._container_id, timeout=_EXIT_RECORDED)
+                ended = self._api.wait(self._container_id, timeout=_EXIT_RECORDED)
             except requests.exceptions.ReadTimeout:
                 return False
+        self._exited(int(ended["StatusCode"]))
         return True
 
 
