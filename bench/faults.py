@@ -147,9 +147,9 @@ def hostile_body(scale: FaultScale) -> Figure:
         idle = rss_mb(daemon.process.pid)
         size = scale.hostile_mb * 1024**2
         declared = b"POST /v1/jobs HTTP/1.1\r\nHost: tao\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size
-        statuses = [_send_body(daemon, declared, scale.hostile_mb, b"x" * 1024**2)]
+        statuses = [_status(daemon.send_raw(declared, (b"x" * 1024**2 for _ in range(scale.hostile_mb))))]
         chunked = b"POST /v1/jobs HTTP/1.1\r\nHost: tao\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        statuses.append(_send_body(daemon, chunked, scale.hostile_mb, b"100000\r\n" + b"y" * 1024**2 + b"\r\n"))
+        statuses.append(_status(daemon.send_raw(chunked, (b"100000\r\n" + b"y" * 1024**2 + b"\r\n" for _ in range(scale.hostile_mb)))))
         after = rss_mb(daemon.process.pid)
     finally:
         daemon.discard()
@@ -294,20 +294,5 @@ def _submit_many(daemon: Daemon, count: int, failures: list[int]) -> None:
     connection.close()
 
 
-def _send_body(daemon: Daemon, head: bytes, chunks: int, chunk: bytes) -> int:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60)
-        sock.connect(str(daemon.socket))
-        sock.sendall(head)
-        for _ in range(chunks):
-            try:
-                sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-        answer = b""
-        try:
-            while data := sock.recv(65536):
-                answer += data
-        except ConnectionResetError:
-            pass
+def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,39 @@ def free_port() -> int:
 def make_daemon(root: Path, manifest: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:
     """A daemon for the tests: heartbeats every half second, so quiet streams show theirs quickly."""
     return Daemon(root, manifest, *args, env={"TAO_HEARTBEAT_INTERVAL": "0.5", **(env or {})})
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait for `condition`; the timeout is a safety net, never a bet on how fast something is."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def job_log(daemon: Daemon, job_id: str) -> bytes:
+    """The job's log file as the daemon wrote it."""
+    return (daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()
+
+
+def running_job(daemon: Daemon) -> str:
+    """The id of the (only) running job, once there is one: for jobs started by an attached `tao`."""
+    found: list[str] = []
+
+    def started() -> bool:
+        with daemon.http() as client:
+            found[:] = [job["id"] for job in client.get("/v1/jobs", params={"status": "running"}).json()["jobs"]]
+        return bool(found)
+
+    until(started, "a job runs", timeout=60)
+    return found[0]
+
+
+def consecutive_ticks(output: bytes) -> None:
+    """The sample task's `ticks` output, ended by SIGTERM: every line once, in order."""
+    lines = output.decode().splitlines()
+    assert lines[-1] == "got SIGTERM", lines[-3:]
+    assert lines[:-1] == [f"tick {n}" for n in range(1, len(lines))], "a line was lost or written twice"
 
 
 def job_containers(docker_client: Any, job_id: str) -> list[str]:

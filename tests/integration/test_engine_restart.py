@@ -13,13 +13,13 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tao_server.testing.daemon import Daemon
-from tests.integration.conftest import job_id_of
+from tests.integration.conftest import consecutive_ticks, job_id_of, job_log, running_job, until
 
 pytestmark = pytest.mark.integration
 
@@ -76,39 +76,21 @@ def own_engine(toolkit_image: str) -> Iterator[OwnEngine]:
     shutil.rmtree(engine.root, ignore_errors=True)
 
 
-def _until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
-
-
-def _log(daemon: Daemon, job_id: str) -> bytes:
-    return (daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()
-
-
-def _consecutive_ticks(output: bytes) -> list[str]:
-    lines = output.decode().splitlines()
-    assert lines[-1] == "got SIGTERM", lines[-3:]
-    assert lines[:-1] == [f"tick {n}" for n in range(1, len(lines))], "a line was lost or written twice"
-    return lines
-
-
 def test_an_engine_restart_ends_the_job_with_its_containers_true_exit_code(new_daemon, own_engine: OwnEngine) -> None:  # type: ignore[no-untyped-def]
     daemon: Daemon = new_daemon(env={"TAO_DOCKER_HOST": own_engine.address}).start()
     attached = daemon.popen_tao("detectnet_v2", "ticks", "100000", "0.01")
-    job_id = _running(daemon)
-    _until(lambda: b"tick 5\n" in _log(daemon, job_id), "the job ticks")
+    job_id = running_job(daemon)
+    until(lambda: b"tick 5\n" in job_log(daemon, job_id), "the job ticks")
     own_engine.stop()  # without live-restore, the engine stops the container (SIGTERM) as it goes
-    _until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
+    until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
     assert daemon.job(job_id)["status"] == "running"
     own_engine.start(live_restore=False)
     final = daemon.wait_for_status(job_id, ("failed", "succeeded", "error", "cancelled"))
     assert (final["status"], final["exit_code"]) == ("failed", 143)  # what the container really did
     out, err = attached.communicate(timeout=120)
     assert attached.returncode == 143, err
-    _consecutive_ticks(out)
-    assert out == _log(daemon, job_id)
+    consecutive_ticks(out)
+    assert out == job_log(daemon, job_id)
 
 
 def test_with_live_restore_the_job_runs_on_across_the_engine_restart(new_daemon, own_engine: OwnEngine) -> None:  # type: ignore[no-untyped-def]
@@ -116,26 +98,14 @@ def test_with_live_restore_the_job_runs_on_across_the_engine_restart(new_daemon,
     own_engine.start(live_restore=True)
     daemon: Daemon = new_daemon(env={"TAO_DOCKER_HOST": own_engine.address}).start()
     job_id = job_id_of(daemon.tao("-d", "detectnet_v2", "ticks", "100000", "0.01"))
-    _until(lambda: b"tick 5\n" in _log(daemon, job_id), "the job ticks")
+    until(lambda: b"tick 5\n" in job_log(daemon, job_id), "the job ticks")
     own_engine.stop()  # the container runs on without its engine
-    _until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
+    until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
     own_engine.start(live_restore=True)
-    _until(lambda: daemon.job(job_id).get("condition") is None, "the daemon sees the engine again")
-    logged = len(_log(daemon, job_id))
-    _until(lambda: len(_log(daemon, job_id)) > logged + 50, "the output is copied again")
+    until(lambda: daemon.job(job_id).get("condition") is None, "the daemon sees the engine again")
+    logged = len(job_log(daemon, job_id))
+    until(lambda: len(job_log(daemon, job_id)) > logged + 50, "the output is copied again")
     assert daemon.tao("stop", job_id).returncode == 0
     final = daemon.job(job_id)
     assert (final["status"], final["exit_code"]) == ("cancelled", 143)
-    _consecutive_ticks(_log(daemon, job_id))
-
-
-def _running(daemon: Daemon) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with daemon.http() as client:
-            running = client.get("/v1/jobs", params={"status": "running"}).json()["jobs"]
-        if running:
-            job_id: str = running[0]["id"]
-            return job_id
-        time.sleep(0.05)
-    raise AssertionError("no job started")
+    consecutive_ticks(job_log(daemon, job_id))

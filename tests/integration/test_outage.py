@@ -15,7 +15,7 @@ import pytest
 
 from tao_server.testing.daemon import Daemon
 from tao_server.testing.engine_proxy import EngineProxy
-from tests.integration.conftest import job_containers, job_id_of
+from tests.integration.conftest import consecutive_ticks, job_containers, job_id_of, job_log, running_job, until
 
 pytestmark = pytest.mark.integration
 
@@ -36,38 +36,21 @@ def proxied(new_daemon, proxy: EngineProxy) -> Callable[..., Daemon]:  # type: i
     return start
 
 
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
-
-
-def _log(daemon: Daemon, job_id: str) -> bytes:
-    return (daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()
-
-
 def _health(daemon: Daemon) -> dict[str, Any]:
     with daemon.http() as client:
         health: dict[str, Any] = client.get("/healthz").json()
     return health
 
 
-def _consecutive_ticks(output: bytes) -> None:
-    lines = output.decode().splitlines()
-    assert lines[-1] == "got SIGTERM", lines[-3:]
-    assert lines[:-1] == [f"tick {n}" for n in range(1, len(lines))], "a line was lost or written twice"
-
-
 @pytest.mark.parametrize("seconds", [0.3, 5, 30])
 def test_running_jobs_wait_out_an_outage_and_lose_nothing(proxied, proxy: EngineProxy, seconds: float) -> None:  # type: ignore[no-untyped-def]
     daemon = proxied()
     attached = daemon.popen_tao("detectnet_v2", "ticks", "100000", "0.01")
-    job_id = _running_job(daemon)
-    _until(lambda: b"tick 5\n" in _log(daemon, job_id), "the job ticks")
+    job_id = running_job(daemon)
+    until(lambda: b"tick 5\n" in job_log(daemon, job_id), "the job ticks")
     with proxy.outage():
         if seconds >= 5:  # long enough to look at
-            _until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
+            until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
             during = daemon.job(job_id)
             assert (during["status"], during["exit_code"]) == ("running", None)
             assert during["condition"].startswith("backend unreachable since ")
@@ -78,14 +61,14 @@ def test_running_jobs_wait_out_an_outage_and_lose_nothing(proxied, proxy: Engine
             assert daemon.job(later)["status"] == "queued"  # nothing new starts meanwhile
             assert attached.poll() is None  # the attached client keeps waiting
         time.sleep(seconds)
-    _until(lambda: _health(daemon) == {"status": "ok"}, "the daemon sees the engine again")
-    logged = len(_log(daemon, job_id))
-    _until(lambda: len(_log(daemon, job_id)) > logged + 50, "the output is copied again")
+    until(lambda: _health(daemon) == {"status": "ok"}, "the daemon sees the engine again")
+    logged = len(job_log(daemon, job_id))
+    until(lambda: len(job_log(daemon, job_id)) > logged + 50, "the output is copied again")
     assert daemon.tao("stop", job_id).returncode == 0
     out, err = attached.communicate(timeout=120)
     assert attached.returncode == 143, err  # cancelled: the client says so, as with Ctrl-C
-    _consecutive_ticks(out)
-    assert _log(daemon, job_id) == out  # the client printed exactly what the daemon kept
+    consecutive_ticks(out)
+    assert job_log(daemon, job_id) == out  # the client printed exactly what the daemon kept
     final = daemon.job(job_id)
     assert (final["status"], final["exit_code"]) == ("cancelled", 143)
     if seconds >= 5:
@@ -98,14 +81,14 @@ def test_a_stop_during_an_outage_is_carried_out_when_the_engine_answers(proxied,
     daemon.wait_for_output(job_id, b"sleeping 600\n")
     with proxy.outage():
         stop = daemon.popen_tao("stop", job_id)
-        _until(lambda: daemon.job(job_id)["cancel_requested"], "the stop is recorded")
+        until(lambda: daemon.job(job_id)["cancel_requested"], "the stop is recorded")
         assert daemon.job(job_id)["status"] == "running"
         assert stop.poll() is None  # `tao stop` waits for the job's end
     out, err = stop.communicate(timeout=120)
     assert stop.returncode == 0, err
     assert out.decode().strip() == f"{job_id}: cancelled"
     assert daemon.job(job_id)["exit_code"] == 143
-    assert _log(daemon, job_id) == b"sleeping 600\ngot SIGTERM\n"
+    assert job_log(daemon, job_id) == b"sleeping 600\ngot SIGTERM\n"
     assert job_containers(docker_client, job_id) == []
 
 
@@ -114,13 +97,13 @@ def test_a_container_removed_during_an_outage_ends_its_job_saying_so(proxied, pr
     job_id = job_id_of(daemon.tao("-d", "detectnet_v2", "sleep", "600"))
     daemon.wait_for_output(job_id, b"sleeping 600\n")
     with proxy.outage():
-        _until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
+        until(lambda: daemon.job(job_id).get("condition") is not None, "the outage shows on the job")
         for container in job_containers(docker_client, job_id):  # the real engine, not through the relay
             docker_client.api.remove_container(container, force=True)
     final = daemon.wait_for_status(job_id, ("error",))
     assert final["exit_code"] == 125
     assert "vanished while the engine was out of reach" in final["error"]
-    assert _log(daemon, job_id) == b"sleeping 600\n"
+    assert job_log(daemon, job_id) == b"sleeping 600\n"
 
 
 def test_a_job_keeps_its_gpu_through_an_outage(proxied, proxy: EngineProxy, docker_client) -> None:  # type: ignore[no-untyped-def]
@@ -129,22 +112,10 @@ def test_a_job_keeps_its_gpu_through_an_outage(proxied, proxy: EngineProxy, dock
     daemon.wait_for_output(holder, b"sleeping 600\n")
     waiting = job_id_of(daemon.tao("-d", "--gpus", "1", "unet", "run", "sh", "-c", "echo got $NVIDIA_VISIBLE_DEVICES"))
     with proxy.outage():
-        _until(lambda: daemon.job(holder).get("condition") is not None, "the outage shows on the job")
+        until(lambda: daemon.job(holder).get("condition") is not None, "the outage shows on the job")
         assert daemon.job(holder)["gpus"] == ["0"]
         assert daemon.job(waiting)["status"] == "queued"  # the GPU is not handed to another job
     assert daemon.job(waiting)["gpu_queue_position"] == 1
     assert daemon.tao("stop", holder).returncode == 0
     assert daemon.wait_for_status(waiting, ("succeeded",))["gpus"] == ["0"]
-    assert _log(daemon, waiting) == b"got 0\n"
-
-
-def _running_job(daemon: Daemon) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with daemon.http() as client:
-            running = client.get("/v1/jobs", params={"status": "running"}).json()["jobs"]
-        if running:
-            job_id: str = running[0]["id"]
-            return job_id
-        time.sleep(0.05)
-    raise AssertionError("no job started")
+    assert job_log(daemon, waiting) == b"got 0\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon
-from tests.integration.conftest import containers_gone, job_id_of
+from tests.integration.conftest import containers_gone, job_id_of, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")]
 
@@ -61,13 +60,6 @@ def small_disks() -> Iterator[Callable[[Path, int], SmallDisk]]:
     yield make
     for disk in made:
         disk.unmount()
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
 
 
 def test_a_full_log_disk_ends_the_job_naming_the_log_and_keeps_its_output(new_daemon, small_disks, tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +111,7 @@ def test_a_full_data_disk_refuses_submissions_keeps_reads_and_recovers(new_daemo
     assert daemon.tao("list", "--all").returncode == 0
 
     disk.free()
-    _until(lambda: _stored_status(daemon, ticking) == "error", "the kept end is written once there is room")
+    until(lambda: _stored_status(daemon, ticking) == "error", "the kept end is written once there is room")
     again = daemon.tao("detectnet_v2", "exit", "0")
     assert (again.returncode, again.stdout) == (0, b"exiting with 0\n")
 

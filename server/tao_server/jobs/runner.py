@@ -344,9 +344,17 @@ class JobRunner:
 
     def _release(self, job_id: str, run: Run) -> None:
         """Release the run, waiting out an outage; should the backend refuse, the next reconcile tries again."""
+        self._on_run(job_id, run, "release", lambda run: run.release())
+
+    def _stop(self, job_id: str, run: Run) -> None:
+        """Cancel the run; a cancel asked for during an outage is carried out once the backend answers."""
+        self._on_run(job_id, run, "stop", lambda run: run.cancel(self._stop_timeout))
+
+    def _on_run(self, job_id: str, run: Run, doing: str, act: Callable[[Run], None]) -> None:
+        """`act` on the job's run; during an outage, wait and act on the run found again. A refusal is logged."""
         while True:
             try:
-                run.release()
+                act(run)
                 return
             except BackendUnavailable as exc:
                 found = self._found_again(job_id, exc)
@@ -354,7 +362,7 @@ class JobRunner:
                     return
                 run = found.run
             except BackendError as exc:
-                log.warning("job %s: could not release run %s: %s", job_id, run.run_id[:12], exc.message)
+                log.warning("job %s: could not %s run %s: %s", job_id, doing, run.run_id[:12], exc.message)
                 return
 
     def _abandon(self, active: _ActiveJob) -> None:
@@ -373,21 +381,6 @@ class JobRunner:
                 writer.write(chunk)
         finally:
             writer.close()
-
-    def _stop(self, job_id: str, run: Run) -> None:
-        """Cancel the run; a cancel asked for during an outage is carried out once the backend answers."""
-        while True:
-            try:
-                run.cancel(self._stop_timeout)
-                return
-            except BackendUnavailable as exc:
-                found = self._found_again(job_id, exc)
-                if found is None:
-                    return
-                run = found.run
-            except BackendError as exc:
-                log.warning("could not stop run %s: %s", run.run_id[:12], exc.message)
-                return
 
     def _finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup.

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,28 @@ class Daemon:
         if response.status_code >= 300:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
         return response.json() if response.content else None
+
+    def send_raw(self, head: bytes, body: Iterable[bytes]) -> bytes:
+        """Send a request head and then body pieces until the daemon answers and closes; its raw answer.
+
+        For requests no HTTP client would send: a body larger than any limit, declared or chunked.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(60)
+            sock.connect(str(self.socket))
+            sock.sendall(head)
+            for piece in body:
+                try:
+                    sock.sendall(piece)
+                except (BrokenPipeError, ConnectionResetError):
+                    break  # it answered and closed: it read no more than it had to
+            answer = b""
+            try:
+                while data := sock.recv(65536):
+                    answer += data
+            except ConnectionResetError:
+                pass  # closed with our unread body still queued: what it answered before is here
+        return answer
 
     def job(self, job_id: str) -> dict[str, Any]:
         with self.http() as client:
