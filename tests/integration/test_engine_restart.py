@@ -59,6 +59,12 @@ class OwnEngine:
             self.process.wait(timeout=120)
         self.process = None
 
+    def unmount(self) -> None:
+        """dockerd leaves its data root bind-mounted on itself: take that (and anything under it) away."""
+        mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for point in sorted((p for p in mounted if p.startswith(str(self.root))), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+
     def remove_all(self) -> None:
         listed = subprocess.run(["docker", "-H", self.address, "ps", "-aq"], capture_output=True, text=True).stdout.split()
         if listed:
@@ -73,6 +79,7 @@ def own_engine(toolkit_image: str) -> Iterator[OwnEngine]:
         engine.start(live_restore=False)
     engine.remove_all()
     engine.stop()
+    engine.unmount()
     shutil.rmtree(engine.root, ignore_errors=True)
 
 
