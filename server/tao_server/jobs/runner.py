@@ -197,23 +197,10 @@ class JobRunner:
         active = self._track(job_id)
         try:
             body(job_id, active)
-        except LaunchFailure as failure:
+        except Exception as exc:  # noqa: BLE001  (the worker must record every end, or the job would hang in `running`)
+            exit_code, message = _failure(job_id, exc)
             self._abandon(active)
-            self._finish(job_id, JobStatus.error, failure.exit_code, failure.message)
-        except StorageFull as exc:  # the job can no longer be followed: stop it rather than let it run unwatched
-            log.error("job %s: %s", job_id, exc.message)
-            self._abandon(active)
-            self._finish(
-                job_id, JobStatus.error, LAUNCHER_FAILURE, f"{exc.message}; the job was stopped, and what it printed until then is kept"
-            )
-        except BackendError as exc:
-            log.warning("job %s: %s", job_id, exc.message)
-            self._abandon(active)
-            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, exc.message)
-        except Exception as exc:  # the worker must record every end, or the job would hang in `running`
-            log.exception("job %s failed inside the launcher", job_id)
-            self._abandon(active)
-            self._finish(job_id, JobStatus.error, LAUNCHER_FAILURE, f"internal launcher error: {exc!r}")
+            self._finish(job_id, JobStatus.error, exit_code, message)
         finally:
             self._done(job_id)
 
@@ -433,6 +420,20 @@ class _WorkerPool:
                 fn(*args)
             except Exception:  # a worker must outlive one bad call
                 log.exception("background call %s failed", getattr(fn, "__name__", fn))
+
+
+def _failure(job_id: str, exc: Exception) -> tuple[int, str]:
+    """The exit code and error a job ends with when `exc` stopped its worker; logged as it deserves."""
+    if isinstance(exc, LaunchFailure):
+        return exc.exit_code, exc.message
+    if isinstance(exc, StorageFull):  # the job can no longer be followed: it is stopped rather than left running unwatched
+        log.error("job %s: %s", job_id, exc.message)
+        return LAUNCHER_FAILURE, f"{exc.message}; the job was stopped, and what it printed until then is kept"
+    if isinstance(exc, BackendError):
+        log.warning("job %s: %s", job_id, exc.message)
+        return LAUNCHER_FAILURE, exc.message
+    log.error("job %s failed inside the launcher", job_id, exc_info=exc)
+    return LAUNCHER_FAILURE, f"internal launcher error: {exc!r}"
 
 
 def _launch_spec(job: Job, mounts: list[dict[str, Any]]) -> LaunchSpec:
