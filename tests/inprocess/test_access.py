@@ -143,3 +143,4 @@ def test_ids_users_choose_live_in_their_own_namespace_and_reveal_nothing(daemon:
     assert daemon.bob.get("/v1/jobs/alice.run1").status_code == 404
     long = daemon.alice.post("/v1/jobs", json={"task": "detectnet_v2", "id": "x" * 60})
     assert (long.status_code, long.json()["error"]["field"]) == (422, "id")
+    assert daemon.alice.get("/v1/jobs/" + "x" * 60).status_code == 404  # looking up is never refused for length

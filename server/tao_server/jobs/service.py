@@ -44,12 +44,21 @@ def namespaced_id(caller: Caller, chosen: str) -> str:
     """
     if caller.admin:
         return chosen
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", caller.name or user_name_of(caller.uid) or f"u{caller.uid}")
-    prefix = f"{name}."
-    job_id = chosen if chosen.startswith(prefix) else prefix + chosen
+    prefix = _namespace(caller)
+    return chosen if chosen.startswith(prefix) else prefix + chosen
+
+
+def _namespace(caller: Caller) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", caller.name or user_name_of(caller.uid) or f"u{caller.uid}") + "."
+
+
+def _chosen_id(caller: Caller, chosen: str) -> str:
+    """namespaced_id for a new job, whose id must still fit the table."""
+    job_id = namespaced_id(caller, chosen)
     if len(job_id) > MAX_ID_LENGTH:
         raise InvalidRequest(
-            f"id: {job_id!r} (your chosen id in your namespace {prefix!r}) is {len(job_id)} characters; at most {MAX_ID_LENGTH}",
+            f"id: {job_id!r} (your chosen id in your namespace {_namespace(caller)!r}) is {len(job_id)} characters; "
+            f"at most {MAX_ID_LENGTH}",
             field="id",
         )
     return job_id
@@ -206,7 +215,7 @@ class JobService:
             wanted = self._scheduler.size(gpu_request) if gpu_request else 0
             gpu_cap = self._admission.admit(caller, config.mounts, config.docker_options, config.envs, wanted)
         return Job(
-            id=namespaced_id(caller, request.id) if request.id is not None else new_job_id(),
+            id=_chosen_id(caller, request.id) if request.id is not None else new_job_id(),
             group=spec.group,
             task=spec.name,
             subtask=request.subtask,
