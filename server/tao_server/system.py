@@ -92,8 +92,7 @@ class SystemService:
         return daemon
 
     def _image(self, image: TaskImage, verbose: bool) -> dict[str, Any]:
-        tasks = sorted({spec.name for spec in self._manifest.tasks.values() if spec.image == image})
-        entry: dict[str, Any] = {"reference": image.reference, "tasks": tasks}
+        entry: dict[str, Any] = {"reference": image.reference, "tasks": self._manifest.tasks_of(image)}
         if verbose:
             local = self._images.local(image.reference) if self._images is not None else None
             entry["local"] = {"id": local.id, "size": local.size, "digests": local.digests} if local is not None else None

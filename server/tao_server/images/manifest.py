@@ -70,6 +70,10 @@ class Manifest:
     def images(self) -> list[TaskImage]:
         return sorted({spec.image for spec in self.tasks.values()}, key=lambda image: image.reference)
 
+    def tasks_of(self, image: TaskImage) -> list[str]:
+        """The names of the tasks that run in `image`, sorted."""
+        return sorted({spec.name for spec in self.tasks.values() if spec.image == image})
+
 
 def load(path: Path | None) -> Manifest:
     """The manifest at `path`, or the bundled default when `path` is None."""

@@ -11,7 +11,7 @@ from tao_server.access.caller import Caller
 from tao_server.backends import ImageStore, ImageSummary
 from tao_server.errors import BackendError, InvalidRequest, LaunchFailure, PolicyRefusal
 from tao_server.images.credentials import CredentialStore, describe_owner, login_owner
-from tao_server.images.manifest import Manifest, TaskImage
+from tao_server.images.manifest import Manifest
 from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.input_checks import check_text
 from tao_server.models import CredentialPublic, ImagePublic
@@ -35,7 +35,7 @@ class ImageService:
                 ImagePublic(
                     reference=image.reference,
                     registry=self._images.registry_of(image.reference),
-                    tasks=self.tasks_of(image),
+                    tasks=self._manifest.tasks_of(image),
                     present=local is not None,
                     size=local.size if local else None,
                     id=local.id if local else None,
@@ -50,9 +50,6 @@ class ImageService:
             return self._images.summary(reference)
         except BackendError:
             return None
-
-    def tasks_of(self, image: TaskImage) -> list[str]:
-        return sorted({spec.name for spec in self._manifest.tasks.values() if spec.image == image})
 
     def pull_lines(self, caller: Caller, tasks: list[str], images: list[str]) -> Iterator[bytes]:
         """Pull the images of `tasks` (and `images`) with the caller's logins: progress as JSON lines.
