@@ -20,7 +20,7 @@ from tao_server.access.peer import ucred
 from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit, RunState
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
-from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output
+from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
 
 LABEL_DAEMON = "org.tao-launcher.daemon"
@@ -261,20 +261,15 @@ class _Streams:
         self._close()
 
     def chunks(self) -> Iterator[bytes]:
-        delivered, skip = 0, 0
+        delivered = 0
         stream = guarded(iter(self._attached), "reading a container's output") if self._attached is not None else self._log()
         while True:
             for chunk in stream:
-                if skip:  # the log starts at byte 0 again: drop what was delivered already
-                    dropped = min(skip, len(chunk))
-                    chunk, skip = chunk[dropped:], skip - dropped
-                    if not chunk:
-                        continue
                 delivered += len(chunk)
                 yield chunk
             if self._ended():
                 return
-            stream, skip = self._log(), delivered
+            stream = from_byte(self._log(), delivered)  # the log starts at byte 0 again
 
     def _log(self) -> Iterator[bytes]:
         with engine_errors(f"following the log of container {self._container_id[:12]}"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 READ_SIZE = 256 * 1024
@@ -68,11 +68,22 @@ class Output:
         self._close()
 
     def __iter__(self) -> Iterator[bytes]:
+        return from_byte(self._keeping_head(), self._offset)
+
+    def _keeping_head(self) -> Iterator[bytes]:
         position = 0  # of the chunk's first byte in the whole output
         for chunk in self._chunks:
             if position <= len(self._head) < HEAD_SIZE:
                 self._head += chunk[len(self._head) - position : HEAD_SIZE - position]
-            start = max(0, self._offset - position)
             position += len(chunk)
-            if start < len(chunk):
-                yield chunk[start:] if start else chunk
+            yield chunk
+
+
+def from_byte(chunks: Iterable[bytes], offset: int) -> Iterator[bytes]:
+    """`chunks`, which start at byte 0 of an output, from byte `offset` on; no empty chunk."""
+    position = 0
+    for chunk in chunks:
+        start = max(0, offset - position)
+        position += len(chunk)
+        if start < len(chunk):
+            yield chunk[start:] if start else chunk
