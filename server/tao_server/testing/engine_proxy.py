@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tao_server.testing.relay import relay, shut
+
 
 class EngineProxy:
     def __init__(self, path: Path, engine: str = "/var/run/docker.sock") -> None:
@@ -51,7 +53,7 @@ class EngineProxy:
             self._refuse_at_path()
         for pair in pairs:
             for sock in pair:
-                _shut(sock)
+                shut(sock)
 
     @contextmanager
     def outage(self) -> Iterator[None]:
@@ -82,37 +84,13 @@ class EngineProxy:
                 upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 upstream.connect(self.engine)
             except OSError:
-                _shut(client)
+                shut(client)
                 continue
             with self._lock:
                 if self._listener is not listener:  # cut meanwhile
-                    _shut(client)
-                    _shut(upstream)
+                    shut(client)
+                    shut(upstream)
                     return
                 self._pairs.append((client, upstream))
             for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_relay, args=(source, target), daemon=True).start()
-
-
-def _relay(source: socket.socket, target: socket.socket) -> None:
-    while True:
-        try:
-            data = source.recv(256 * 1024)
-            if not data:
-                break
-            target.sendall(data)
-        except OSError:
-            break
-    _shut(target)
-    _shut(source)
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
+                threading.Thread(target=relay, args=(source, target), daemon=True).start()

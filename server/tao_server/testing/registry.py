@@ -13,11 +13,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import httpx
+
+from tao_server.testing.relay import relay
 
 USERNAME = "tao"
 PASSWORD = "s3cret-pass"
@@ -152,38 +153,19 @@ class HeldBlobs:
 
     def _asks(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
         seen = b""
-        for data in _chunks(source):
+
+        def look(data: bytes) -> None:
+            nonlocal seen
             seen = seen[-len(self._marker) :] + data
             if self._marker in seen and not self._released.is_set():
                 asked.set()
-            target.sendall(data)
-        _close(target, source)
+
+        relay(source, target, look)
 
     def _answers(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
-        for data in _chunks(source):
+        def hold(_data: bytes) -> None:
             if asked.is_set():
                 self.held.set()
                 self._released.wait()
-            target.sendall(data)
-        _close(target, source)
 
-
-def _chunks(sock: socket.socket) -> Iterator[bytes]:
-    """The data arriving on `sock` until it closes or breaks."""
-    while True:
-        try:
-            data = sock.recv(65536)
-        except OSError:
-            return
-        if not data:
-            return
-        yield data
-
-
-def _close(*sockets: socket.socket) -> None:
-    for sock in sockets:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
+        relay(source, target, hold)
