@@ -6,10 +6,8 @@ through the relay the tests use (tao_server.testing.engine_proxy).
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -19,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import Daemon, Figure, bench_daemon, percentile, rss_mb
+from harness import Daemon, Figure, bench_daemon, percentile, rss_mb, unix_connection
 
 from tao_server.testing.engine_proxy import EngineProxy
 
@@ -246,11 +244,8 @@ def _answers(daemon: Daemon) -> bool:
 
 
 def _get(daemon: Daemon, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("tao", timeout=30)
-    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.settimeout(30)
+    connection = unix_connection(daemon.socket, timeout=30)
     try:
-        connection.sock.connect(str(daemon.socket))
         connection.request("GET", path)
         response = connection.getresponse()
         return response.status, response.read()
@@ -267,9 +262,7 @@ def _until(condition: Callable[[], bool], timeout: float = 60) -> None:
 
 
 def _probe_health(daemon: Daemon, probes: list[float], done: threading.Event) -> None:
-    connection = http.client.HTTPConnection("tao", timeout=30)
-    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.connect(str(daemon.socket))
+    connection = unix_connection(daemon.socket, timeout=30)
     while not done.is_set():
         started = time.perf_counter()
         connection.request("GET", "/healthz")
@@ -281,9 +274,7 @@ def _probe_health(daemon: Daemon, probes: list[float], done: threading.Event) ->
 
 
 def _submit_many(daemon: Daemon, count: int, failures: list[int]) -> None:
-    connection = http.client.HTTPConnection("tao", timeout=120)
-    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.connect(str(daemon.socket))
+    connection = unix_connection(daemon.socket, timeout=120)
     body = json.dumps({"task": "detectnet_v2", "subtask": "exit", "args": ["0"]}).encode()
     for _ in range(count):
         connection.request("POST", "/v1/jobs", body=body, headers={"Content-Type": "application/json"})

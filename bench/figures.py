@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from harness import IMAGE, Daemon, Figure, alternate, bench_daemon, percentile, rss_mb, timed, tool
+from harness import IMAGE, Daemon, Figure, alternate, bench_daemon, percentile, rss_mb, timed, tool, unix_connection
 
 GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9")  # what bench/run.py asks of this module
 LINE = "0123456789 the quick brown fox jumps over the lazy dog 0123456789\n"  # 64 bytes + newline
@@ -124,13 +124,9 @@ def submissions(scale: Scale) -> Figure:
 
 def _post_many(socket_path: str, count: int) -> tuple[float, float]:
     """POST `count` jobs on one kept-alive connection; (start, end) on the shared monotonic clock."""
-    import http.client
-    import socket
 
     started = time.monotonic()
-    connection = http.client.HTTPConnection("tao")
-    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.connect(socket_path)
+    connection = unix_connection(socket_path)
     body = json.dumps({"task": "detectnet_v2", "subtask": "exit", "args": ["0"]}).encode()
     for _ in range(count):
         connection.request("POST", "/v1/jobs", body=body, headers={"Content-Type": "application/json"})
@@ -350,12 +346,8 @@ def _fill_table(db_path, count: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def _list_timings(daemon: Daemon, scale: Scale) -> tuple[list[float], list[float]]:
-    import http.client
-    import socket
 
-    connection = http.client.HTTPConnection("tao")
-    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.sock.connect(str(daemon.socket))
+    connection = unix_connection(daemon.socket)
 
     def get(path: str) -> float:
         started = time.perf_counter()

@@ -3,6 +3,8 @@ processes, and honest statistics."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 import statistics
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from typing import Any
 
 from tao_server.testing.daemon import Daemon, executable
 
-__all__ = ["Daemon", "Figure", "alternate", "bench_daemon", "describe", "percentile", "rss_mb", "timed", "tool"]
+__all__ = ["Daemon", "Figure", "alternate", "bench_daemon", "describe", "percentile", "rss_mb", "timed", "tool", "unix_connection"]
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "tao-sample/toolkit:1"
@@ -86,6 +88,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def unix_connection(socket_path: str | Path, timeout: float | None = None) -> http.client.HTTPConnection:
+    """A kept-alive HTTP/1.1 connection to the daemon's Unix socket, with the standard library's client."""
+    connection = http.client.HTTPConnection("tao", timeout=timeout)
+    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.sock.settimeout(timeout)
+    connection.sock.connect(str(socket_path))
+    return connection
 
 
 def bench_daemon(*args: str, manifest: Path | None = None, env: dict[str, str] | None = None) -> Daemon:
