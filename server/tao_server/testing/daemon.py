@@ -54,6 +54,21 @@ class Daemon:
 
     def start(self, timeout: float = 60) -> Daemon:
         """Start the daemon and return once it answers /healthz."""
+        process = self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"tao-server exited {process.returncode}:\n{self.server_log()[-3000:]}")
+            try:
+                with self.http() as client:
+                    if client.get("/healthz").status_code == 200:
+                        return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"tao-server did not answer within {timeout:.0f} s:\n{self.server_log()[-3000:]}")
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the daemon's process and return at once, for whoever times its start themselves."""
         command = [
             executable("tao-server"), "--data-dir", str(self.data_dir), "--socket", str(self.socket),
             "--manifest", str(self.manifest), "--stop-timeout", "5", "--gpus", "none", *self.extra_args,
@@ -62,17 +77,7 @@ class Daemon:
             self.process = subprocess.Popen(
                 command, env={**os.environ, **self.extra_env}, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tao-server exited {self.process.returncode}:\n{self.server_log()[-3000:]}")
-            try:
-                with self.http() as client:
-                    if client.get("/healthz").status_code == 200:
-                        return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"tao-server did not answer within {timeout:.0f} s:\n{self.server_log()[-3000:]}")
+        return self.process
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
