@@ -47,12 +47,11 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
-    services: Services = connection.app.state.services
-    return services.jobs
+    return (await get_services(connection)).jobs
 
 
 async def get_images(connection: HTTPConnection) -> ImageService:
-    services: Services = connection.app.state.services
+    services = await get_services(connection)
     if services.images is None:
         raise InvalidRequest(f"the {services.backend.name} backend keeps no images; its jobs fetch their own")
     return services.images
@@ -81,7 +80,7 @@ class CallerScheme(SecurityBase):
                 "this daemon needs a bearer token over TCP: set TAO_TOKEN to one that `tao-server token create` made",
                 field="authorization",
             )
-        services: Services = connection.app.state.services
+        services = await get_services(connection)
         caller = await run_in_threadpool(services.tokens.caller_for, token.strip())
         if caller is None:
             raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
