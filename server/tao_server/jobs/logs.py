@@ -54,15 +54,6 @@ class LogStore:
     def writer(self, job_id: str) -> LogWriter:
         return LogWriter(self, job_id)
 
-    def read(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
-        try:
-            with open(self.path(job_id), "rb") as f:
-                if not _seek(f, offset):
-                    return b""
-                return f.read() if limit is None else f.read(limit)
-        except FileNotFoundError:
-            return b""
-
     def chunks(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The log from byte `offset` as it is now, a chunk at a time; nothing for a job without one."""
         try:
