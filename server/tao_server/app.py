@@ -132,7 +132,7 @@ def _start(
 def _protected_paths(settings: Settings, backend: Backend) -> ProtectedPaths:
     """The system's paths, the engine's data root and socket, and the daemon's data dir: never job mounts."""
     trees, files = backend.protected_paths()
-    return ProtectedPaths(extra_trees=(*trees, str(settings.data_dir)), extra_files=files)
+    return ProtectedPaths(extra_trees=(*trees, str(settings.data_dir)), extra_files=files, host_trees=settings.host_trees)
 
 
 def _secret(settings: Settings) -> str | None:

@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)"
     )
+    parser.add_argument(
+        "--host-paths",
+        help="for a daemon in a container: the host trees mounted into it at the same paths (e.g. /home,/data); "
+        "job mounts must lie under them",
+    )
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument(
         "--gpu-mode",
@@ -79,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         from tao_server import token_cli
 
         sys.exit(token_cli.main(argv[1:]))
+    if argv[:1] == ["healthcheck"]:
+        from tao_server import healthcheck
+
+        sys.exit(healthcheck.main(argv[1:]))
     args = _parser().parse_args(argv)
     overrides = {key: value for key, value in vars(args).items() if value is not None and key != "no_socket"}
     if args.no_socket:

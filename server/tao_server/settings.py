@@ -6,6 +6,7 @@ way of building Settings gets them, not only `tao-server`'s command line.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,8 @@ from tao_server.input_checks import RequestLimits
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TAO_", extra="ignore")
+    # An empty variable counts as unset: compose files pass optional settings as TAO_X=${TAO_X:-}.
+    model_config = SettingsConfigDict(env_prefix="TAO_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(default_factory=lambda: Path(_paths.data_dir()))
     socket: Path | None = Field(default_factory=lambda: Path(_paths.socket_path()))
@@ -38,6 +40,9 @@ class Settings(BaseSettings):
     policy: Path | None = None
     manifest: Path | None = None
     docker_host: str | None = None
+    # A daemon in a container sees the host's files only where they are bind-mounted into it at the
+    # same paths ("/home,/data"): mount sources must lie there. None: the daemon runs on the host.
+    host_paths: str | None = None
     # GPU inventory: "auto" probes the host, "none" disables GPUs, "0,1,..." names device indices.
     gpus: str = "auto"
     # How a job gets its devices: "request" (a Docker device request, plus NVIDIA_VISIBLE_DEVICES) or
@@ -66,6 +71,15 @@ class Settings(BaseSettings):
             raise _invalid("nothing to listen on: give --socket, or --port for TCP")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise _invalid("TLS needs both --tls-cert and --tls-key")
+        for path in self.host_trees or ():
+            if not os.path.isabs(path):
+                raise _invalid(
+                    f"--host-paths: {path!r} is not an absolute path (give the host trees mounted at the same paths, e.g. /home,/data)"
+                )
+            if not os.path.isdir(path):
+                raise _invalid(
+                    f"--host-paths: {path} is not a directory here; mount the host's {path} into the daemon's container at {path}"
+                )
         if self.tcp_port is not None and not is_loopback(self.tcp_address) and self.tls_cert is None and not self.insecure:
             raise _invalid(
                 f"refusing to listen on {self.tcp_host} without TLS: bearer tokens would cross the network in clear; "
@@ -76,6 +90,12 @@ class Settings(BaseSettings):
     @property
     def limits(self) -> RequestLimits:
         return RequestLimits(max_args=self.max_args, max_arg_bytes=self.max_arg_bytes, max_envs=self.max_envs, max_mounts=self.max_mounts)
+
+    @property
+    def host_trees(self) -> tuple[str, ...] | None:
+        if self.host_paths is None:
+            return None
+        return tuple(os.path.normpath(path.strip()) for path in self.host_paths.split(",") if path.strip())
 
     @property
     def tcp_address(self) -> str:

@@ -12,8 +12,10 @@ The engine must see the daemon's mounts: each pin is looked up through the engin
 (/proc/ENGINE_PID/root) and a job whose pin the engine cannot see fails instead of running
 without its data (tao-server sandboxed by systemd into a mount namespace of its own, say).
 
-This needs root and a local engine. Otherwise the daemon checks that each source still resolves
-to the checked path right before the container is created, which leaves a window of milliseconds.
+This needs root with CAP_SYS_ADMIN and a local engine whose pid this daemon can see. A daemon in
+a container (docker-compose.yml) has neither, as a daemon running as a plain user has no root: it
+checks that each source still resolves to the checked path right before the container is
+created, which leaves a window of milliseconds (README.md, "Run as a service").
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ log = logging.getLogger(__name__)
 _MS_BIND = 0x1000
 _MS_REC = 0x4000  # submounts too (an NFS mount under the source), as Docker's own binds do
 _MNT_DETACH = 0x2
+_CAP_SYS_ADMIN = 21
 
 
 class MountPins:
     def __init__(self, stage_dir: Path | None, engine_pid: int | None = None) -> None:
         """Pins under `stage_dir`, checked from the engine's side (root and a local engine only); else checks paths."""
-        self.enabled = stage_dir is not None and engine_pid is not None and os.geteuid() == 0
+        self.enabled = stage_dir is not None and engine_pid is not None and os.geteuid() == 0 and _may_mount()
         self.stage_dir = stage_dir if self.enabled else None
         self.engine_root = f"/proc/{engine_pid}/root"
         self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if self.enabled else None
@@ -130,6 +133,18 @@ class MountPins:
         if getattr(self._libc, name)(*args) != 0:
             error = ctypes.get_errno()
             raise LaunchFailure(f"cannot pin the job's mounts ({name}: {os.strerror(error)})")
+
+
+def _may_mount() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN, which mount(2) needs (a container's root lacks it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << _CAP_SYS_ADMIN))
+    except OSError:
+        pass
+    return False
 
 
 def _check_unchanged(index: int, checked: str, now: str) -> None:

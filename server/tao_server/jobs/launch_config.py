@@ -89,10 +89,12 @@ def _mounts(check: _Checker, raw: Any, protected: ProtectedPaths) -> list[dict[s
         check.type(read_only, bool, f"{key}.read_only", "true or false")
         if not os.path.isabs(source):
             check.fail(f"{key}.source", source, "must be an absolute path on the daemon's host")
+        if (unseen := protected.unseen(os.path.normpath(source))) is not None:
+            check.fail(f"{key}.source", source, unseen)
         if not os.path.exists(source):
             check.fail(f"{key}.source", source, "does not exist on the daemon's host; create it or fix the path")
         real = os.path.realpath(source)
-        if (refusal := protected.refusal(real)) is not None:
+        if (refusal := protected.unseen(real) or protected.refusal(real)) is not None:
             shown = "" if real == os.path.normpath(source) else f"(resolves to {real}) "
             check.fail(f"{key}.source", source, shown + refusal)
         if not os.path.isabs(destination):

@@ -362,3 +362,55 @@ def test_envs_may_not_set_the_visible_devices():
     error = error_for({"Envs": [{"variable": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]})
     assert error.field == "Envs[0].variable"
     assert "set by the daemon from the GPUs it gives the job" in error.message
+
+
+def in_a_container(*trees) -> ProtectedPaths:
+    """The checks of a daemon that sees the host only under `trees` (TAO_HOST_PATHS)."""
+    return ProtectedPaths(host_trees=tuple(str(tree) for tree in trees))
+
+
+def test_a_daemon_in_a_container_refuses_a_source_outside_the_host_trees_it_sees(tmp_path):
+    seen = tmp_path / "home"
+    seen.mkdir()
+    # /usr exists in the daemon's own filesystem, but that is not the host's /usr.
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": "/usr", "destination": "/x"}]}, "f.json", in_a_container(seen))
+    assert info.value.field == "Mounts[0].source"
+    assert f"is outside the host paths the daemon's container sees ({seen})" in info.value.message
+
+
+def test_a_daemon_in_a_container_says_unseen_rather_than_missing_for_a_path_it_cannot_see(tmp_path):
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": "/srv/datasets", "destination": "/x"}]}, "f.json", in_a_container(tmp_path))
+    assert "is outside the host paths" in info.value.message
+    assert "does not exist" not in info.value.message
+
+
+def test_a_daemon_in_a_container_refuses_a_link_that_leads_out_of_the_host_trees(tmp_path):
+    seen = tmp_path / "home"
+    seen.mkdir()
+    (seen / "data").symlink_to("/opt")
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": str(seen / "data"), "destination": "/x"}]}, "f.json", in_a_container(seen))
+    assert "(resolves to /opt) is outside the host paths" in info.value.message
+
+
+def test_a_daemon_in_a_container_refuses_dot_dot_out_of_the_host_trees(tmp_path):
+    seen = tmp_path / "home"
+    seen.mkdir()
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": f"{seen}/../../..", "destination": "/x"}]}, "f.json", in_a_container(seen))
+    assert "is outside the host paths" in info.value.message
+
+
+def test_a_daemon_in_a_container_accepts_a_source_inside_the_host_trees(tmp_path):
+    seen = tmp_path / "home"
+    (seen / "alice" / "data").mkdir(parents=True)
+    config = validate({"Mounts": [{"source": str(seen / "alice" / "data"), "destination": "/x"}]}, "f.json", in_a_container(seen))
+    assert config.mounts[0]["source"] == str(seen / "alice" / "data")
+
+
+def test_host_trees_keep_protecting_system_paths_inside_them(tmp_path):
+    with pytest.raises(InvalidLaunchConfig) as info:
+        validate({"Mounts": [{"source": "/etc/ssl", "destination": "/x"}]}, "f.json", in_a_container("/etc"))
+    assert "is inside /etc" in info.value.message

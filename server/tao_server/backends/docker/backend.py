@@ -238,7 +238,7 @@ def engine_pid(address: str) -> int | None:
         except OSError:
             return None
         pid, _uid, _gid = ucred(probe)
-    return pid
+    return pid or None  # 0: the engine is outside this process's pid namespace (a daemon in a container)
 
 
 class _Streams:

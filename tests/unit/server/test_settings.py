@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tao_server.settings import Settings
+
+
+def settings(tmp_path, **values) -> Settings:
+    return Settings(data_dir=tmp_path, socket=tmp_path / "tao.sock", **values)
+
+
+def test_host_paths_are_split_on_commas_and_normalised(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "data").mkdir()
+    given = settings(tmp_path, host_paths=f" {tmp_path}/home/ ,{tmp_path}/data,")
+    assert given.host_trees == (f"{tmp_path}/home", f"{tmp_path}/data")
+
+
+def test_no_host_paths_means_the_daemon_sees_the_whole_host(tmp_path):
+    assert settings(tmp_path).host_trees is None
+
+
+def test_a_relative_host_path_is_refused_by_name(tmp_path):
+    with pytest.raises(ValidationError) as info:
+        settings(tmp_path, host_paths="home")
+    assert "--host-paths: 'home' is not an absolute path" in str(info.value)
+
+
+def test_a_host_path_missing_from_the_daemon_s_container_is_refused_saying_what_to_mount(tmp_path):
+    with pytest.raises(ValidationError) as info:
+        settings(tmp_path, host_paths=f"{tmp_path}/nowhere")
+    assert f"mount the host's {tmp_path}/nowhere into the daemon's container" in str(info.value)
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path, monkeypatch):
+    # docker-compose.yml passes optional settings as TAO_POLICY=${TAO_POLICY:-}.
+    monkeypatch.setenv("TAO_POLICY", "")
+    monkeypatch.setenv("TAO_HOST_PATHS", "")
+    given = settings(tmp_path)
+    assert given.policy is None
+    assert given.host_trees is None
