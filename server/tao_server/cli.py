@@ -146,6 +146,7 @@ def serve(settings: Settings) -> int:
     except TaoError as exc:
         _fail(exc.message)
     from tao_server.listeners import HttpProtocol, TlsAwareServer, WebSocketProtocol
+    from tao_server.service_manager import ServiceManager
 
     config = uvicorn.Config(
         app,
@@ -155,7 +156,8 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=3,
         access_log=settings.log_level == "debug",
     )
-    server = TlsAwareServer(config, tls_sockets, tls)
+    manager = ServiceManager(settings.notify_socket)
+    server = TlsAwareServer(config, tls_sockets, tls, on_ready=lambda: manager.ready(addresses), on_stopping=manager.stopping)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
     try:
         server.run(sockets=sockets)

@@ -11,6 +11,9 @@ uvicorn raises SIGINT or SIGTERM again once it has shut down, to end the process
 would have; a signal killing the process skips `tao-server`'s own clean-up (cli.py removes the
 socket file) and reports the daemon as killed. Here a signal only asks the server to stop, and
 `tao-server` then ends normally, with status 0.
+
+The server says when every listener, TLS ones included, accepts (`on_ready`) and when shutdown
+begins (`on_stopping`): `tao-server` passes these on to systemd (service_manager.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -39,19 +42,36 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TlsAwareServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, tls_sockets: list[socket.socket], tls: ssl.SSLContext | None) -> None:
+    """uvicorn's server, plus TLS listeners; `on_ready` runs once every listener accepts, `on_stopping` as shutdown begins."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tls_sockets: list[socket.socket],
+        tls: ssl.SSLContext | None,
+        on_ready: Callable[[], object] = lambda: None,
+        on_stopping: Callable[[], object] = lambda: None,
+    ) -> None:
         super().__init__(config)
         self.tls_sockets = tls_sockets
         self.tls = tls
+        self.on_ready = on_ready
+        self.on_stopping = on_stopping
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's startup runs the app's lifespan (the job table reconciled with the engine), then serves `sockets`.
         await super().startup(sockets=sockets)
-        if self.should_exit or not self.tls_sockets:
+        if self.should_exit:
             return
         loop = asyncio.get_running_loop()
         for sock in self.tls_sockets:
             server = await loop.create_server(self._new_protocol, sock=sock, ssl=self.tls, backlog=self.config.backlog)
             self.servers.append(server)  # closed with the others at shutdown
+        self.on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_stopping()
+        await super().shutdown(sockets=sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_mounts: int = Field(default=256, ge=0)
     # nvcr.io's login for jobs whose owner has none and no shared login is stored (user $oauthtoken).
     ngc_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NGC_API_KEY", "ngc_api_key"))
+    # Where systemd (Type=notify) wants to hear that the daemon is ready and when it stops; unset outside systemd.
+    notify_socket: str | None = Field(default=None, validation_alias=AliasChoices("NOTIFY_SOCKET", "notify_socket"))
 
     @model_validator(mode="after")
     def _listeners_are_safe(self) -> Settings:

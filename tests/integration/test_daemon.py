@@ -80,6 +80,26 @@ def test_a_stop_signal_ends_the_daemon_cleanly_and_the_next_adopts_its_running_j
     assert containers_gone(docker_client, job_id)
 
 
+def test_sigterm_while_tao_follows_a_job_ends_the_daemon_cleanly_and_tao_carries_on_with_the_next(new_daemon, gates) -> None:  # type: ignore[no-untyped-def]
+    # `systemctl restart tao-server` while users are attached: their streams close, their jobs and `tao` go on.
+    daemon = new_daemon().start()
+    attached = daemon.popen_tao(
+        "--mounts", str(gates.mounts), "unet", "run", "sh", "-c", f"echo before; {gates.wait('go')}; echo after; exit 5"
+    )
+    assert attached.stdout is not None
+    assert attached.stdout.readline() == b"before\n"
+    process = daemon.process
+    assert process is not None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0  # the open stream did not keep it from ending cleanly
+    assert not daemon.socket.exists()
+    daemon.start()
+    gates.open("go")
+    out, err = attached.communicate(timeout=120)
+    assert attached.returncode == 5, err
+    assert out == b"after\n"  # nothing lost, nothing repeated
+
+
 def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     home.mkdir()

@@ -17,6 +17,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tao_server.testing.daemon import Daemon, executable
+from tests.conftest import self_signed_certificate
 from tests.integration.conftest import free_port, job_id_of, write_mounts
 
 pytestmark = pytest.mark.integration
@@ -150,31 +151,7 @@ def test_log_websocket_over_tcp_needs_the_token(tcp_daemon: Daemon) -> None:
 
 
 def test_tls_listener_beyond_loopback(new_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     port = free_port()
     # All addresses, so the refusal rule for non-loopback listeners applies; the test only connects to 127.0.0.1.
     daemon = new_daemon("--host", "0.0.0.0", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)).start()
