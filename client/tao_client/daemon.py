@@ -79,8 +79,19 @@ def start_local(address: Address) -> None:
         )
     path = address.socket_path
     run_dir = os.path.dirname(path)
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    with open(os.path.join(run_dir, f".{os.path.basename(path)}.start-lock"), "w") as lock:
+    if os.path.isdir(run_dir) and os.stat(run_dir).st_uid != os.getuid():
+        # Another user's socket (a shared daemon's /run/tao): starting one of ours there is not the fix.
+        raise DaemonUnreachable(
+            address.url,
+            "nothing answers there, and it is another user's daemon (a shared one that is down?): "
+            "its admin starts it (systemctl start tao-server, or docker compose up -d)",
+        )
+    try:
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        lock = open(os.path.join(run_dir, f".{os.path.basename(path)}.start-lock"), "w")
+    except OSError as exc:
+        raise DaemonUnreachable(address.url, f"nothing answers there, and no daemon can be started there: {exc.strerror}") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if listening(address):
             return

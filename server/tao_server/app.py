@@ -66,6 +66,9 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
         finally:
             services.runner.shutdown()
             services.backend.close()
+            # The last connection to close folds SQLite's write-ahead log into the database file,
+            # so a stopped daemon leaves one file to back up or copy, not three.
+            services.database.dispose()
 
     app = FastAPI(
         title="TAO launcher",
@@ -118,6 +121,7 @@ def _start(
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
         settings=settings,
+        database=engine,
         backend=backend,
         runner=runner,
         jobs=job_service,

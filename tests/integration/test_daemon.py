@@ -68,6 +68,7 @@ def test_a_stop_signal_ends_the_daemon_cleanly_and_the_next_adopts_its_running_j
     process.send_signal(sig)
     assert process.wait(timeout=60) == 0  # neither killed by the signal (-15, -2) nor failed
     assert not daemon.socket.exists()
+    assert not (daemon.data_dir / "tao.db-wal").exists()  # the log folded into the database: one file to back up
     assert "Traceback" not in daemon.server_log()
     [container] = job_containers(docker_client, job_id)
     assert docker_client.api.inspect_container(container)["State"]["Running"]  # the job outlives its daemon

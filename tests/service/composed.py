@@ -102,6 +102,11 @@ class ComposedDaemon(Daemon):
         inspected = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container], capture_output=True, text=True)
         return inspected.stdout.strip()
 
+    def fill_data_volume(self, data_dir: Path) -> None:
+        """Before the first start: the data volume gets `data_dir`'s files (an old release's, say)."""
+        self.compose("up", "--no-start")
+        subprocess.run(["docker", "cp", f"{data_dir}/.", f"{self.container()}:/var/lib/tao/"], check=True, capture_output=True)
+
     def restart(self) -> None:
         self.compose("restart", "tao-server")
         self.wait_healthy()

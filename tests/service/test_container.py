@@ -15,6 +15,7 @@ from typing import Any
 
 from tao_server.testing.daemon import executable
 from tests.integration.conftest import Gates, consecutive_ticks, job_id_of, tao_as, write_mounts
+from tests.previous_release import previous_release_data_dir
 from tests.service.composed import ComposedDaemon
 
 HOSTILE_ARGV = ["a b", "", "$(touch /tmp/pwned)", "; rm -rf /", "'\"\\", "--", "ünïcødé", "*", "\t\n"]
@@ -157,3 +158,24 @@ def test_the_daemon_ends_cleanly_on_the_engine_s_stop_signal(composed: Any) -> N
     assert waited.stdout.strip() == "0"
     assert not service.socket.exists()
     assert "Traceback" not in service.server_log()
+
+
+def test_the_previous_release_s_database_is_upgraded_in_the_data_volume(composed: Any, tmp_path: Path) -> None:
+    release = previous_release_data_dir(tmp_path / "data")
+    service = composed()
+    service.fill_data_volume(release.data_dir)
+    service.start()  # migrations run before the socket answers, so healthy means upgraded
+    listed = {job["id"]: job for job in json.loads(service.tao("list", "--all", "--json").stdout)}
+    assert sorted(listed) == sorted(job.id for job in release.jobs)
+    for job in release.jobs:
+        assert {key: listed[job.id][key] for key in job.fields} == job.fields
+        assert service.tao("logs", job.id).stdout == job.log
+    revision = service.in_container(
+        "python3",
+        "-c",
+        "import sqlite3; print(sqlite3.connect('/var/lib/tao/tao.db').execute('select version_num from alembic_version').fetchone()[0])",
+    )
+    head = sorted(p.name for p in (Path(__file__).parents[2] / "migrations" / "versions").glob("0*.py"))[-1].split("_")[0]
+    assert revision.stdout.strip() == head
+    ran = service.tao("detectnet_v2", "argv", "after", "the", "upgrade")
+    assert (ran.returncode, ran.stdout) == (0, b"after\0the\0upgrade\0")

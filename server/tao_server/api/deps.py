@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.openapi.models import HTTPBearer
 from fastapi.security.base import SecurityBase
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import HTTPConnection
 
@@ -27,7 +28,8 @@ class Services:
     """What the lifespan builds and the routes use; one per app, no module globals."""
 
     settings: Settings
-    # The backend and the runner are here for the lifespan's clean-up; routes use the services below.
+    # The database, backend and runner are here for the lifespan's clean-up; routes use the services below.
+    database: Engine
     backend: Backend
     runner: JobRunner
     jobs: JobService

@@ -63,3 +63,16 @@ def test_garbage_address(host):
     with pytest.raises(TaoClientError) as info:
         resolve(host)
     assert repr(host) in info.value.message
+
+
+def test_no_daemon_is_started_in_another_user_s_socket_directory(tmp_path, monkeypatch):
+    from tao_client.daemon import DaemonUnreachable, start_local
+
+    monkeypatch.delenv("TAO_NO_AUTOSTART", raising=False)
+    shared = tmp_path / "run-tao"
+    shared.mkdir()
+    monkeypatch.setattr("os.getuid", lambda: shared.stat().st_uid + 1)  # as a user who does not own it
+    with pytest.raises(DaemonUnreachable) as info:
+        start_local(resolve(f"unix://{shared}/tao.sock"))
+    assert "another user's daemon" in str(info.value)
+    assert list(shared.iterdir()) == []  # no lock file, no socket, no daemon
