@@ -120,8 +120,13 @@ class Client:
         gpu_indices: list[str] | None = None,
         job_id: str | None = None,
         pull: str | None = None,
+        nodes: int | None = None,
+        time: str | None = None,
     ) -> Job:
-        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
+        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
+
+        `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
+        """
         body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
         if pull is not None:
             body["pull"] = pull
@@ -132,6 +137,10 @@ class Client:
             body["gpu_indices"] = gpu_indices
         if job_id is not None:
             body["id"] = job_id
+        if nodes is not None:
+            body["nodes"] = nodes
+        if time is not None:
+            body["time"] = time
         return Job(self, self._json("POST", "/v1/jobs", json_body=body))
 
     def job(self, job_id: str) -> Job:

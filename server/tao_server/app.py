@@ -112,12 +112,15 @@ def _start(
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
-    scheduler = GpuScheduler(gpus.inventory(settings.gpus))
+    # A backend that allocates GPUs itself (a cluster's) leaves the daemon's GPU line empty.
+    scheduler = GpuScheduler(gpus.inventory(settings.gpus) if "gpus" not in backend.places else [])
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
     runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)
     admission = Admission(policy, _protected_paths(settings, backend))
-    job_service = JobService(store, runner, logs_store, events, manifest, scheduler, admission, settings.pull_policy, settings.limits)
+    job_service = JobService(
+        store, runner, logs_store, events, manifest, scheduler, admission, settings.pull_policy, settings.limits, backend.places
+    )
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
         settings=settings,

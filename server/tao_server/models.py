@@ -66,6 +66,9 @@ class JobBase(SQLModel):
     gpu_request: str = Field(default="")
     gpus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pull_policy: str = Field(default="missing")
+    # Where a backend that places jobs itself (Slurm) puts it: nodes (None: one), and a time limit in seconds (None: none).
+    nodes: int | None = None
+    time_limit: int | None = None
     # Who submitted it: the kernel's account on the Unix socket, a token's over TCP; None: the daemon.
     owner_uid: int | None = None
     owner_gid: int | None = None
@@ -105,6 +108,9 @@ class JobCreate(BaseModel):
     # "auto" (all GPUs if the host has any), "none", "all", a count ("2"), or indices via gpu_indices.
     gpus: str = "auto"
     gpu_indices: list[str] | None = None
+    # For a backend that places jobs itself (Slurm): nodes, and a time limit in Slurm's forms ("2:00:00", "1-12").
+    nodes: int | None = PydanticField(default=None, ge=1)
+    time: str | None = None
     # "missing" pulls an absent image, "always" pulls before each run, "never" only uses local images.
     # None takes the daemon's policy.
     pull: PullPolicy | None = None

@@ -88,9 +88,10 @@ class Daemon:
             assert time.monotonic() < deadline, f"runs never released: {self.engine.runs()}"
             time.sleep(0.005)
 
-    def __init__(self, client: TestClient, engine: FakeEngine, settings: Settings) -> None:
+    def __init__(self, client: TestClient, engine: FakeEngine, settings: Settings, backend: FakeBackend) -> None:
         self.client = client
         self.engine = engine
+        self.backend = backend
         self.settings = settings
         self.running = True
         tokens = client.app.state.services.tokens  # type: ignore[attr-defined]
@@ -122,7 +123,8 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
     started: list[Daemon] = []
     manifest = write_manifest(tmp_path / "manifest.json")
 
-    def start(data_dir: Path | None = None, **settings: Any) -> Daemon:
+    def start(data_dir: Path | None = None, places: frozenset[str] = frozenset(), **settings: Any) -> Daemon:
+        """`places`: what the fake backend places itself, as a cluster's would ("gpus", "nodes", "time")."""
         configured = Settings(
             data_dir=data_dir or tmp_path / "data",
             socket=tmp_path / "unused.sock",
@@ -135,9 +137,10 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
             heartbeat_interval=0.2,
             **settings,
         )
-        client = TestClient(create_app(configured, backend=FakeBackend(engine)))
+        backend = FakeBackend(engine, places=places)
+        client = TestClient(create_app(configured, backend=backend))
         client.__enter__()  # runs the lifespan: migrations, reconcile, workers
-        started.append(Daemon(client, engine, configured))
+        started.append(Daemon(client, engine, configured, backend))
         return started[-1]
 
     yield start

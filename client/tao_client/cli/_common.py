@@ -30,6 +30,8 @@ class LauncherOptions:
         job_id: str | None = None,
         mounts: str | None = None,
         pull: str | None = None,
+        nodes: int | None = None,
+        time: str | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -38,6 +40,8 @@ class LauncherOptions:
         self.job_id = job_id
         self.mounts = mounts
         self.pull = pull
+        self.nodes = nodes
+        self.time = time
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

@@ -24,6 +24,8 @@ launcher options (before the task):
   -d, --detach          print the job id and return at once; `tao logs -f ID` attaches later
   --gpus SPEC           all, none, or a count (default: all GPUs when the host has any)
   --gpu-index LIST      exact GPU indices, e.g. 0,2
+  --nodes N             nodes for the job (Slurm backend)
+  --time LIMIT          time limit, as Slurm writes it: MM, HH:MM:SS, D-HH[:MM[:SS]] (Slurm backend)
   --id ID               job id to use; resubmitting the same id is harmless
   --mounts FILE         launcher config (default: $LAUNCHER_MOUNTS or ~/.tao_mounts.json)
   --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket);

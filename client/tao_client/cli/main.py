@@ -12,7 +12,7 @@ import sys
 from tao_client.cli import commands
 from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error, not_utf8
 
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time")
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -95,7 +95,11 @@ def undecodable_argument(argv: list[str], words: list[str], options: LauncherOpt
     """
     first = len(argv) - len(words) + 1  # the first word's position on the command line, as the shell's $1
     named = [(f"argument {first + index}", word) for index, word in enumerate(words)]
-    named += [(option, value) for option, value in (("--id", options.job_id), ("--gpus", options.gpus)) if value is not None]
+    named += [
+        (option, value)
+        for option, value in (("--id", options.job_id), ("--gpus", options.gpus), ("--time", options.time))
+        if value is not None
+    ]
     for name, text in named:
         if (shown := not_utf8(text)) is not None:
             return f"{name} '{shown}' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
@@ -110,6 +114,12 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         if not indices or not all(part.isdigit() for part in indices):
             raise UsageError(f"--gpu-index {value!r}: expected GPU indices such as 0 or 0,2")
         options.gpu_indices = indices
+    elif name == "--nodes":
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--nodes {value!r}: expected a number of nodes, 1 or more")
+        options.nodes = int(value)
+    elif name == "--time":
+        options.time = value  # the daemon reads Slurm's forms (MM, HH:MM:SS, D-HH:MM, ...) and names what is wrong
     elif name == "--id":
         options.job_id = value
     elif name == "--mounts":

@@ -39,6 +39,8 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
             gpu_indices=options.gpu_indices,
             job_id=options.job_id,
             pull=options.pull,
+            nodes=options.nodes,
+            time=options.time,
         )
         if options.detach:
             print(job.id)

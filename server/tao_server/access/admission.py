@@ -15,6 +15,7 @@ from tao_server.access.paths import ProtectedPaths
 from tao_server.access.policy import Policy, Rules, own_user
 from tao_server.access.readable import unreadable
 from tao_server.errors import PolicyRefusal
+from tao_server.time_limits import shown
 
 
 class Admission:
@@ -22,11 +23,35 @@ class Admission:
         self.policy = policy
         self.protected = protected
 
-    def admit(self, caller: Caller, mounts: list[dict[str, Any]], options: dict[str, Any], envs: dict[str, str], gpus: int) -> int | None:
+    def admit(
+        self,
+        caller: Caller,
+        mounts: list[dict[str, Any]],
+        options: dict[str, Any],
+        envs: dict[str, str],
+        gpus: int,
+        nodes: int = 1,
+        time_limit: int | None = None,
+    ) -> int | None:
         """Refuse what the policy does not grant `caller`, confine `options` in place; the caller's GPU cap."""
         rules = self._check(caller, mounts, options, envs, gpus)
+        self._check_placement(caller, rules, nodes, time_limit)
         _confine(caller, options, rules)
         return rules.max_gpus
+
+    def _check_placement(self, caller: Caller, rules: Rules, nodes: int, time_limit: int | None) -> None:
+        if rules.max_nodes is not None and nodes > rules.max_nodes:
+            raise PolicyRefusal(
+                f"nodes: this job asks for {nodes} nodes, but {self.policy.name} lets {caller.describe()} use at most {rules.max_nodes}",
+                field="nodes",
+            )
+        if rules.max_time is not None and (time_limit is None or time_limit > rules.max_time):
+            asked = f"a time limit of {shown(time_limit)}" if time_limit is not None else "no time limit"
+            raise PolicyRefusal(
+                f"time: this job asks for {asked}, but {self.policy.name} lets {caller.describe()} run at most "
+                f"{shown(rules.max_time)}; give --time {shown(rules.max_time)} or less",
+                field="time",
+            )
 
     def _check(self, caller: Caller, mounts: list[dict[str, Any]], options: dict[str, Any], envs: dict[str, str], gpus: int) -> Rules:
         rules = self.policy.check(caller, mounts, options, envs)

@@ -15,6 +15,8 @@ The file (TOML) grants options and narrows mounts per user and per group:
     [default]
     mount_roots = ["/data", "/home"]   # mount sources must lie under one of these
     max_gpus = 2                       # GPUs one user's jobs may hold at once
+    max_nodes = 2                      # nodes one job may ask for (Slurm backend)
+    max_time = "24:00:00"              # the longest time limit a job may give; then it must give one (Slurm backend)
 
     [user.alice]
     allow = ["privileged", "devices"]
@@ -25,7 +27,8 @@ The file (TOML) grants options and narrows mounts per user and per group:
     allow = ["network"]
 
 A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[group.NAME]` they
-belong to; `max_gpus` is the user's own if set, else the largest of their groups', else the default.
+belong to; each cap (`max_gpus`, `max_nodes`, `max_time`) is the user's own if set, else the largest
+of their groups', else the default.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tao_server import time_limits
 from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.paths import is_loopback, within
-from tao_server.errors import PolicyError, PolicyRefusal
+from tao_server.errors import InvalidRequest, PolicyError, PolicyRefusal
 
 # Each grant is named after the DockerOptions key it unlocks.
 GRANTS = {
@@ -55,7 +59,7 @@ GRANTS = {
     "ports": "host ports below 1024 or bound to an address other than loopback",
     "ulimits": "ulimits that raise scheduling priority (rtprio, nice) or lift the per-user process limit (nproc)",
 }
-_RULE_KEYS = ("allow", "mount_roots", "max_gpus")
+_RULE_KEYS = ("allow", "mount_roots", "max_gpus", "max_nodes", "max_time")
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
 _DEFAULT_NETWORKS = ("bridge", "none", "default")
 # NVIDIA_* variables the container runtime reads that only check compatibility; the others pick devices.
@@ -70,7 +74,13 @@ class Rules:
     allow: frozenset[str] = frozenset()
     mount_roots: tuple[str, ...] = ()  # empty: any source that is not protected
     max_gpus: int | None = None
+    max_nodes: int | None = None
+    max_time: int | None = None  # seconds; a job must then give a time limit within it
     sources: tuple[str, ...] = ("no policy file",)  # the sections they came from, for messages
+
+
+# Caps: the user's own when set, else the largest of their groups', else the default's.
+_CAPS = ("max_gpus", "max_nodes", "max_time")
 
 
 @dataclass
@@ -78,6 +88,8 @@ class _Rule:
     allow: frozenset[str] = frozenset()
     mount_roots: tuple[str, ...] = ()
     max_gpus: int | None = None
+    max_nodes: int | None = None
+    max_time: int | None = None
 
 
 @dataclass
@@ -100,15 +112,20 @@ class Policy:
         if user_name in self.users:
             sections.append((f"user.{user_name}", self.users[user_name]))
         sections += [(f"group.{name}", self.groups[name]) for name in group_names if name in self.groups]
-        user_cap = self.users[user_name].max_gpus if user_name in self.users else None
-        group_caps = [cap for n in group_names if n in self.groups and (cap := self.groups[n].max_gpus) is not None]
-        cap = user_cap if user_cap is not None else (max(group_caps) if group_caps else self.default.max_gpus)
+        user_rule = self.users.get(user_name) if user_name is not None else None
+        group_rules = [self.groups[name] for name in group_names if name in self.groups]
         return Rules(
             allow=frozenset().union(*(rule.allow for _, rule in sections)),
             mount_roots=tuple(dict.fromkeys(root for _, rule in sections for root in rule.mount_roots)),
-            max_gpus=cap,
             sources=tuple(f"[{name}]" for name, _ in sections),
+            **{cap: self._cap(cap, user_rule, group_rules) for cap in _CAPS},
         )
+
+    def _cap(self, cap: str, user_rule: _Rule | None, group_rules: list[_Rule]) -> int | None:
+        if user_rule is not None and (own := getattr(user_rule, cap)) is not None:
+            return int(own)
+        groups = [value for rule in group_rules if (value := getattr(rule, cap)) is not None]
+        return max(groups) if groups else getattr(self.default, cap)
 
     def check(
         self, caller: Caller, mounts: list[dict[str, Any]], docker_options: dict[str, Any], envs: dict[str, str] | None = None
@@ -183,8 +200,24 @@ def _rule(path: Path, section: str, raw: Any) -> _Rule:
     cap = raw.get("max_gpus")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise PolicyError(f"{path}: [{section}] max_gpus = {cap!r}: must be a number of GPUs, 0 or more")
+    nodes = raw.get("max_nodes")
+    if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
+        raise PolicyError(f"{path}: [{section}] max_nodes = {nodes!r}: must be a number of nodes, 1 or more")
     # Roots are compared with resolved mount sources, so resolve them too.
-    return _Rule(frozenset(allow), tuple(os.path.realpath(root) for root in roots), cap)
+    return _Rule(frozenset(allow), tuple(os.path.realpath(root) for root in roots), cap, nodes, _max_time(path, section, raw))
+
+
+def _max_time(path: Path, section: str, raw: dict[str, Any]) -> int | None:
+    """`max_time` as Slurm writes a limit ("24:00:00", "2-0"); seconds."""
+    value = raw.get("max_time")
+    if value is None:
+        return None
+    try:
+        return time_limits.parse(value) if isinstance(value, str) else time_limits.parse("")
+    except InvalidRequest:
+        raise PolicyError(
+            f"{path}: [{section}] max_time = {value!r}: must be a time limit as Slurm writes it ({time_limits.FORMS})"
+        ) from None
 
 
 def _asked_grants(caller: Caller, options: dict[str, Any]) -> list[tuple[str, Any, bool]]:

@@ -87,6 +87,10 @@ class LaunchSpec:
     # The validated DockerOptions (jobs/launch_config.py): user, shm_size, ulimits, ports, ...
     options: dict[str, Any] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # GPU indices the scheduler granted
+    # For a backend that places jobs itself (Backend.places): GPUs to allocate, nodes, a time limit (s).
+    gpu_count: int = 0
+    nodes: int = 1
+    time_limit: int | None = None
     owner_uid: int | None = None  # who submitted it; None: the daemon itself
     owner_gid: int | None = None
 
@@ -170,6 +174,10 @@ class Backend(Protocol):
     """Where jobs run."""
 
     name: str
+    # What the backend decides itself instead of the daemon: "gpus" (it allocates devices: the
+    # daemon's GPU line is not used and LaunchSpec.gpu_count says how many), "nodes" (jobs may span
+    # several), "time" (it enforces LaunchSpec.time_limit). A single engine (Docker): none of them.
+    places: frozenset[str]
 
     @property
     def images(self) -> ImageStore | None:

@@ -63,3 +63,19 @@ def resolve(request: str, indices: list[str] | None, available: list[str]) -> st
 def _no_such(missing: list[str], available: list[str]) -> str:
     have = ", ".join(available) if available else "none"
     return f"GPU index {', '.join(missing)} does not exist on the daemon's host; its GPUs: {have}"
+
+
+def resolve_count(request: str, indices: list[str] | None) -> str:
+    """The job's GPU request for a backend that allocates devices itself (Slurm): "" or "count:N".
+
+    The daemon cannot see the cluster's devices, so "auto" means none, and exact indices or "all"
+    are refused: they name devices of one host.
+    """
+    if indices:
+        raise NoGpus("--gpu-index names devices of one host; on this daemon's cluster ask for a count (--gpus 2)", field="gpu_indices")
+    request = request.strip().lower()
+    if request in ("auto", "", "none", "0"):
+        return ""
+    if not re.fullmatch(r"[0-9]+", request):
+        raise NoGpus(f"--gpus {request!r}: on this daemon's cluster ask for a count of GPUs, such as 2 (or none)", field="gpus")
+    return f"count:{int(request)}"

@@ -80,7 +80,7 @@ class JobRunner:
 
     def enqueue(self, job: Job) -> None:
         self._track(job.id)
-        if not job.gpu_request:
+        if not job.gpu_request or "gpus" in self._backend.places:  # no GPUs, or the backend allocates them
             self._workers.submit(self._run, job.id, [])
             return
         if not self._gpus.can_ever_fit(job.gpu_request):
@@ -261,7 +261,7 @@ class JobRunner:
         if job.pull_policy == "always" and not self._pull(job_id, job, active):
             return None
         # As late as possible: a source swapped for a symlink while the job waited must not count.
-        spec = _launch_spec(job, self._pins.prepare(job.id, job.mounts, confined=not owner_of(job).admin))
+        spec = _launch_spec(job, self._pins.prepare(job.id, job.mounts, confined=not owner_of(job).admin), self._backend.places)
         try:
             run = self._backend.prepare(spec)
         except ImageMissing:
@@ -436,7 +436,8 @@ def _failure(job_id: str, exc: Exception) -> tuple[int, str]:
     return LAUNCHER_FAILURE, f"internal launcher error: {exc!r}"
 
 
-def _launch_spec(job: Job, mounts: list[dict[str, Any]]) -> LaunchSpec:
+def _launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str]) -> LaunchSpec:
+    kind, _, count = job.gpu_request.partition(":")
     return LaunchSpec(
         job_id=job.id,
         image=job.image,
@@ -447,4 +448,7 @@ def _launch_spec(job: Job, mounts: list[dict[str, Any]]) -> LaunchSpec:
         devices=job.gpus,
         owner_uid=job.owner_uid,
         owner_gid=job.owner_gid,
+        gpu_count=int(count) if "gpus" in places and kind == "count" else 0,
+        nodes=job.nodes or 1,
+        time_limit=job.time_limit,
     )

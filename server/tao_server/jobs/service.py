@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from tao_server import time_limits
 from tao_server.access.admission import Admission, run_as_caller
 from tao_server.access.caller import Caller, user_name_of
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
@@ -29,7 +31,9 @@ MAX_PAGE = 500
 MAX_ID_LENGTH = 64
 MAX_CURSOR_DIGITS = len(str(2**63 - 1))  # a cursor is a row's seq, an SQLite integer
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
-_SAME_JOB_FIELDS = ("group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "pull_policy")
+_SAME_JOB_FIELDS = (
+    "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy",
+)  # fmt: skip
 
 
 def new_job_id() -> str:
@@ -88,8 +92,11 @@ class JobService:
         admission: Admission,
         pull_policy: str = "missing",
         limits: RequestLimits | None = None,
+        places: frozenset[str] = frozenset(),
     ) -> None:
         self._limits = limits or RequestLimits()
+        # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
+        self._places = places
         self._store = store
         self._runner = runner
         self._logs = logs
@@ -207,13 +214,14 @@ class JobService:
         _check_request(request, self._limits)
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
-        gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
+        placement = self._placement(request)
         gpu_cap = None
         if caller.admin:
             run_as_caller(caller, config.docker_options)
         else:
-            wanted = self._scheduler.size(gpu_request) if gpu_request else 0
-            gpu_cap = self._admission.admit(caller, config.mounts, config.docker_options, config.envs, wanted)
+            gpu_cap = self._admission.admit(
+                caller, config.mounts, config.docker_options, config.envs, placement.gpus, placement.nodes, placement.time_limit
+            )
         return Job(
             id=_chosen_id(caller, request.id) if request.id is not None else new_job_id(),
             group=spec.group,
@@ -225,18 +233,52 @@ class JobService:
             mounts=config.mounts,
             envs=config.envs,
             docker_options=config.docker_options,
-            gpu_request=gpu_request,
+            gpu_request=placement.gpu_request,
+            nodes=request.nodes,
+            time_limit=placement.time_limit,
             pull_policy=request.pull or self._pull_policy,
             owner_uid=caller.uid,
             owner_gid=caller.gid,
             gpu_cap=gpu_cap,
         )
 
+    def _placement(self, request: JobCreate) -> Placement:
+        """The job's GPUs, nodes and time limit, checked against what the backend places itself."""
+        if "gpus" in self._places:  # the backend allocates devices (Slurm's gres): a count, never indices
+            gpu_request = gpus.resolve_count(request.gpus, request.gpu_indices)
+            wanted = int(gpu_request.partition(":")[2] or 0)
+        else:
+            gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
+            wanted = self._scheduler.size(gpu_request) if gpu_request else 0
+        if request.nodes not in (None, 1) and "nodes" not in self._places:
+            raise InvalidRequest(
+                f"--nodes {request.nodes}: this daemon runs each job on its own host; "
+                "jobs across nodes need a daemon on a cluster (tao-server --backend slurm)",
+                field="nodes",
+            )
+        time_limit = time_limits.parse(request.time) if request.time is not None else None
+        if time_limit is not None and "time" not in self._places:
+            raise InvalidRequest(
+                f"--time {request.time}: time limits are kept by the Slurm backend; this daemon's backend does not enforce them",
+                field="time",
+            )
+        return Placement(gpu_request, wanted, request.nodes or 1, time_limit)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What a job asks of where it runs: its GPU request and how many devices that is, nodes, time limit (s)."""
+
+    gpu_request: str
+    gpus: int
+    nodes: int = 1
+    time_limit: int | None = None
+
 
 def _check_request(request: JobCreate, limits: RequestLimits) -> None:
     """Refuse what the engine could not carry unchanged, or what passes the limits, before anything is looked up."""
     check_args(request.args, limits)
-    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus"):
+    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus", "time"):
         if (value := getattr(request, name)) is not None:
             check_text(value, name)
     for index, value in enumerate(request.gpu_indices or []):

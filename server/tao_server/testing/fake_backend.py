@@ -165,14 +165,18 @@ class FakeEngine:
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, engine: FakeEngine | None = None, daemon_id: str = "fake-daemon") -> None:
+    def __init__(self, engine: FakeEngine | None = None, daemon_id: str = "fake-daemon", places: frozenset[str] = frozenset()) -> None:
         self.engine = engine or FakeEngine()
         self.daemon_id = daemon_id
+        # What it places itself, as a cluster backend would ("gpus", "nodes", "time"); the specs it got show the rest.
+        self.places = places
+        self.specs: list[LaunchSpec] = []
         self.images = FakeImages(self.engine)
         self.closed = threading.Event()
 
     def prepare(self, spec: LaunchSpec) -> FakeRun:
         self.engine.answer()
+        self.specs.append(spec)
         if spec.image not in self.engine.images:
             raise ImageMissing(spec.image)
         return FakeRun(self, self.engine._create(self.daemon_id, spec))
