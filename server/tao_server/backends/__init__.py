@@ -1,7 +1,9 @@
 """Backends: where jobs run. The only package that imports an engine's client library.
 
 `base.py` is the contract every backend keeps (see its docstring for how Docker and Slurm fit
-it); `docker/` is the Docker engine's backend. Modules here may import `tao_server.errors`,
+it); `container.py` reads a job's LaunchSpec once into the container request every runtime
+renders; `docker/` is the Docker engine's backend; `slurm/` holds the Slurm backend's pure parts
+(batch scripts, the reading of Slurm's answers). Modules here may import `tao_server.errors`,
 `tao_server.access.peer` and each other, nothing above them: the job core depends on the
 contract, never on an engine.
 """

@@ -18,13 +18,12 @@ from docker.types import DeviceRequest, Mount, Ulimit
 
 from tao_server.access.peer import ucred
 from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit, RunState
+from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
 
-LABEL_DAEMON = "org.tao-launcher.daemon"
-LABEL_JOB = "org.tao-launcher.job"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 _EXIT_RECORDED = 2.0  # seconds an ended stream may precede the exit the engine records
@@ -55,15 +54,16 @@ class DockerBackend:
 
     def prepare(self, spec: LaunchSpec) -> DockerRun:
         """The job's container, created but not started; ImageMissing when the engine lacks its image."""
-        _check_ports_free(spec.options.get("ports", {}))
+        request = ContainerRequest.from_spec(spec, name=f"tao-{spec.job_id}", labels={LABEL_DAEMON: self.daemon_id, LABEL_JOB: spec.job_id})
+        _check_ports_free(request.ports)
         with engine_errors(f"creating the container of job {spec.job_id}"):
             try:
-                created = self._api.create_container(**self._container_config(spec))
+                created = self._api.create_container(**create_arguments(self._api, request, self.gpu_mode))
             except docker.errors.ImageNotFound:
                 raise ImageMissing(spec.image) from None
             except docker.errors.APIError as exc:
                 raise LaunchFailure(f"the engine refused to create the container: {explain(exc)}") from None
-        return DockerRun(self._api, created["Id"], tty=bool(spec.options.get("tty", False)))
+        return DockerRun(self._api, created["Id"], tty=request.tty)
 
     def adopt(self) -> list[AdoptedRun]:
         """The containers this daemon's jobs left, running or ended, after a restart."""
@@ -109,39 +109,6 @@ class DockerBackend:
     def mount_namespace_pid(self) -> int | None:
         """The engine's pid, when it listens on a local Unix socket: bind mounts resolve in its namespace."""
         return engine_pid(self.address)
-
-    def _container_config(self, spec: LaunchSpec) -> dict[str, Any]:
-        options = spec.options
-        host_config = self._api.create_host_config(
-            mounts=[Mount(target=m.destination, source=m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
-            shm_size=options.get("shm_size"),
-            ulimits=[Ulimit(name=u["name"], soft=u["soft"], hard=u["hard"]) for u in options.get("ulimits", [])] or None,
-            port_bindings=_port_bindings(options.get("ports", {})) or None,
-            privileged=options.get("privileged", False),
-            network_mode=options.get("network"),
-            ipc_mode=options.get("ipc"),
-            cap_add=options.get("cap_add"),
-            cap_drop=options.get("cap_drop"),
-            group_add=options.get("group_add"),
-            devices=options.get("devices"),
-            security_opt=options.get("security_opt"),
-            mem_limit=options.get("mem_limit"),
-            nano_cpus=int(options["cpus"] * 1e9) if "cpus" in options else None,
-            device_requests=_gpu_requests(spec.devices) if self.gpu_mode == "request" else None,
-            # An init as PID 1 forwards SIGTERM to the task and reaps zombies, so a cancel is prompt.
-            init=True,
-        )
-        return {
-            "image": spec.image,
-            "command": spec.command,
-            "environment": {**spec.envs, **_visible_devices(spec.devices)},
-            "user": options.get("user"),
-            "tty": options.get("tty", False),
-            "ports": [_port_key(p) for p in options.get("ports", {})] or None,
-            "labels": {LABEL_DAEMON: self.daemon_id, LABEL_JOB: spec.job_id},
-            "name": f"tao-{spec.job_id}",
-            "host_config": host_config,
-        }
 
 
 class DockerRun:
@@ -291,38 +258,67 @@ class _Streams:
         return True
 
 
-def _visible_devices(gpus: list[str]) -> dict[str, str]:
-    """The GPUs the container may see. A job without GPUs gets "void": CUDA images set
-    NVIDIA_VISIBLE_DEVICES=all, which under an nvidia runtime would hand it every GPU on the box."""
-    return {"NVIDIA_VISIBLE_DEVICES": ",".join(gpus) if gpus else "void"}
+def create_arguments(api: docker.APIClient, request: ContainerRequest, gpu_mode: str) -> dict[str, Any]:
+    """docker-py's create_container arguments for `request` (the engine's API rendering of it)."""
+    return {
+        "image": request.image,
+        "command": list(request.command),
+        "environment": request.environment,
+        "user": request.user,
+        "tty": request.tty,
+        "ports": [_port_key(p) for p in request.ports] or None,
+        "labels": dict(request.labels),
+        "name": request.name,
+        "host_config": api.create_host_config(**_host_config(request, gpu_mode)),
+    }
 
 
-def _check_ports_free(ports: dict[str, list[Any]]) -> None:
+def _host_config(request: ContainerRequest, gpu_mode: str) -> dict[str, Any]:
+    return {
+        "mounts": [Mount(target=m.destination, source=m.source, type="bind", read_only=m.read_only) for m in request.mounts],
+        "shm_size": request.shm_size,
+        "ulimits": [Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in request.ulimits] or None,
+        "port_bindings": {p.port: (p.host_ip, p.host_port) for p in request.ports} or None,
+        "privileged": request.privileged,
+        "network_mode": request.network,
+        "ipc_mode": request.ipc,
+        "cap_add": _listed(request.cap_add),
+        "cap_drop": _listed(request.cap_drop),
+        "group_add": _listed(request.group_add),
+        "devices": _listed(request.devices),
+        "security_opt": _listed(request.security_opt),
+        "mem_limit": request.mem_limit,
+        "nano_cpus": request.nano_cpus,
+        "device_requests": _gpu_requests(request.gpus) if gpu_mode == "request" else None,
+        # An init as PID 1 forwards SIGTERM to the task and reaps zombies, so a cancel is prompt.
+        "init": True,
+    }
+
+
+def _listed(values: tuple[str, ...] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _check_ports_free(ports: tuple[PublishedPort, ...]) -> None:
     """Name a host port that is taken before the engine fails on it with a message about endpoints."""
-    for container_port, (address, host_port) in ports.items():
-        if host_port is None:
+    for port in ports:
+        if port.host_port is None:
             continue
-        protocol = container_port.partition("/")[2]
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM) as probe:
+        family = socket.AF_INET6 if ":" in port.host_ip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM if port.protocol == "udp" else socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
             try:
-                probe.bind((address, host_port))
+                probe.bind((port.host_ip, port.host_port))
             except OSError as exc:
                 raise LaunchFailure(
-                    f"DockerOptions.ports.{container_port}: host port {address}:{host_port} cannot be used "
+                    f"DockerOptions.ports.{port.port}: host port {port.host_ip}:{port.host_port} cannot be used "
                     f"({exc.strerror}); choose another port, or null for any free one"
                 ) from None
 
 
-def _port_key(port: str) -> tuple[int, str] | int:
-    number, proto = port.split("/")
-    return int(number) if proto == "tcp" else (int(number), proto)
+def _port_key(port: PublishedPort) -> tuple[int, str] | int:
+    return port.number if port.protocol == "tcp" else (port.number, port.protocol)
 
 
-def _port_bindings(ports: dict[str, list[Any]]) -> dict[str, tuple[str, int | None]]:
-    return {port: (ip, host_port) for port, (ip, host_port) in ports.items()}
-
-
-def _gpu_requests(gpus: list[str]) -> list[DeviceRequest] | None:
+def _gpu_requests(gpus: tuple[str, ...]) -> list[DeviceRequest] | None:
     return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])] if gpus else None
