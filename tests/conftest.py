@@ -1,4 +1,4 @@
-"""What every kind of test may share: the real Docker engine and the toolkit image built locally.
+"""What every kind of test may share: the real Docker engine, the toolkit image built locally, a real Slurm cluster.
 
 Tests that need the engine fail, never skip, when none answers: `bash .ci/run` starts one.
 """
@@ -6,8 +6,10 @@ Tests that need the engine fail, never skip, when none answers: `bash .ci/run` s
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,20 @@ def toolkit_image(docker_client: Any) -> str:
     """The sample toolkit image (examples/sample-toolkit), built from busybox with no registry."""
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), IMAGE], check=True, stdout=subprocess.DEVNULL)
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real single-node Slurm cluster for the session: munged, slurmctld, slurmd, four gres GPUs (tao_server.testing.slurm)."""
+    from tao_server.testing.slurm import SlurmCluster
+
+    # A short root: munged's socket path must fit a sockaddr_un, and every account must reach slurm.conf.
+    root = Path(tempfile.mkdtemp(prefix="tao-slurm-"))
+    root.chmod(0o755)
+    cluster = SlurmCluster(root, gpus=4).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

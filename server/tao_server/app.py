@@ -106,7 +106,7 @@ def _start(
     engine = db.make_engine(settings.db_path)
     db.upgrade(engine)
     if backend is None:
-        backend = backends.connect(daemon_id(settings.data_dir), settings.docker_host, settings.max_running_jobs, settings.gpu_mode)
+        backend = backends.connect(settings, daemon_id(settings.data_dir))
     store = JobStore(engine)
     logs_store = LogStore(settings.logs_dir)
     events = EventLog(settings.logs_dir)

@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
         help="for a daemon in a container: the host trees mounted into it at the same paths (e.g. /home,/data); "
         "job mounts must lie under them",
     )
+    parser.add_argument(
+        "--backend", choices=["docker", "slurm"], help="where jobs run: this host's Docker engine (default) or a Slurm cluster"
+    )
+    parser.add_argument("--slurm-partition", help="the partition jobs go to (default: the cluster's default)")
+    parser.add_argument(
+        "--slurm-runtime", choices=["docker", "pyxis", "apptainer"], help="how a node runs the job's container (default: docker)"
+    )
+    parser.add_argument("--slurm-shared-dir", type=Path, help="batch scripts and outputs: a directory the daemon and every node see")
+    parser.add_argument("--slurm-login", help="USER@HOST: run Slurm's commands there over SSH (default: here, on a login node)")
+    parser.add_argument("--slurm-sbatch-args", help='default sbatch arguments for every job, e.g. "--account=ml --qos=normal"')
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument(
         "--gpu-mode",
@@ -126,7 +136,7 @@ def serve(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _lock = _lock_data_dir(settings.data_dir)
     try:
-        backend = backends.connect(daemon_id(settings.data_dir), settings.docker_host, settings.max_running_jobs, settings.gpu_mode)
+        backend = backends.connect(settings, daemon_id(settings.data_dir))
     except TaoError as exc:
         _fail(exc.message)
     tls = _tls_context(settings)

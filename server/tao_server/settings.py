@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     policy: Path | None = None
     manifest: Path | None = None
     docker_host: str | None = None
+    # Where jobs run: the Docker engine on this host, or a Slurm cluster (the slurm_* settings).
+    backend: Literal["docker", "slurm"] = "docker"
+    slurm_partition: str | None = None
+    slurm_runtime: Literal["docker", "pyxis", "apptainer"] = "docker"
+    # Batch scripts, outputs and exit codes: a directory the daemon and every node see at the same path.
+    slurm_shared_dir: Path | None = None
+    slurm_login: str | None = None  # USER@HOST: Slurm's commands over one kept-open SSH connection
+    slurm_sbatch_args: str = ""  # default sbatch arguments, as a shell would split them: "--account=ml --qos=normal"
     # A daemon in a container sees the host's files only where they are bind-mounted into it at the
     # same paths ("/home,/data"): mount sources must lie there. None: the daemon runs on the host.
     host_paths: str | None = None
@@ -82,6 +90,8 @@ class Settings(BaseSettings):
                 raise _invalid(
                     f"--host-paths: {path} is not a directory here; mount the host's {path} into the daemon's container at {path}"
                 )
+        if self.backend == "slurm" and self.slurm_shared_dir is None:
+            raise _invalid("--backend slurm needs --slurm-shared-dir: a directory the daemon and every node see at the same path")
         if self.tcp_port is not None and not is_loopback(self.tcp_address) and self.tls_cert is None and not self.insecure:
             raise _invalid(
                 f"refusing to listen on {self.tcp_host} without TLS: bearer tokens would cross the network in clear; "

@@ -1,6 +1,7 @@
 """The backend contract (tao_server/backends/base.py): what every backend must do, checked the same way for each.
 
-Each test runs against the Docker backend on the real engine and against the in-memory fake.
+Each test runs against the Docker backend on the real engine, the Slurm backend on a real
+single-node cluster (its jobs run docker on the node), and the in-memory fake.
 A new backend joins by adding itself to `Engine` below: its runs must pass every test here.
 The programs are the sample toolkit's task script (examples/sample-toolkit/task.sh), which the
 test image carries and the fake emulates.
@@ -75,8 +76,11 @@ class Engine:
             self._clean(daemon_id)
 
 
-@pytest.fixture(params=["fake", "docker"])
+@pytest.fixture(params=["fake", "docker", "slurm"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    if request.param == "slurm":
+        yield from _slurm_engine(request)
+        return
     if request.param == "fake":
         fake = FakeEngine(images=["tao-test/toolkit:1"])
         made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None, fake.outage)
@@ -97,6 +101,21 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     yield made
     made.close()
     proxy.close()
+
+
+def _slurm_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Batch jobs on the session's real Slurm cluster, each running its container with docker on the node."""
+    image = request.getfixturevalue("toolkit_image")
+    cluster = request.getfixturevalue("slurm_cluster")
+    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
+
+    shared = Path(tempfile.mkdtemp(prefix="tao-shared-"))
+    shared.chmod(0o755)
+    config = SlurmConfig(shared_dir=shared, partition=cluster.partition, env=cluster.env(), gpu_mode="env", stop_timeout=GRACE)
+    made = Engine("slurm", image, lambda daemon_id: SlurmBackend(daemon_id, config), lambda _: None, cluster.controller_outage)
+    yield made
+    made.close()
+    cluster.cancel_all_jobs()
 
 
 def _spec(engine: Engine, *command: str, job_id: str | None = None, **extra: Any) -> LaunchSpec:
@@ -175,9 +194,17 @@ def test_an_entrypoint_that_cannot_run_is_126_and_says_so(engine: Engine) -> Non
 
 
 def test_a_missing_image_is_image_missing(engine: Engine) -> None:
-    spec = LaunchSpec(job_id=uuid.uuid4().hex[:10], image="tao-test/absent:never", command=["detectnet_v2", "exit", "0"])
+    # On a registry that refuses at once (nothing leaves the machine).
+    spec = LaunchSpec(job_id=uuid.uuid4().hex[:10], image="127.0.0.1:1/tao-test/absent:never", command=["detectnet_v2", "exit", "0"])
+    backend = engine.backend()
+    if backend.images is None:  # the nodes fetch images themselves: the run fails as `docker run` does, 125
+        run = _started(backend, spec)
+        output = _all_output(run)
+        assert run.wait().exit_code == 125
+        assert b"Unable to find image '127.0.0.1:1/tao-test/absent:never' locally" in output
+        return
     with pytest.raises(ImageMissing):
-        engine.backend().prepare(spec)
+        backend.prepare(spec)
 
 
 def test_the_environment_and_user_reach_the_program(engine: Engine) -> None:

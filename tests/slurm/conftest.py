@@ -13,13 +13,6 @@ import pytest
 from tao_server.testing.slurm import SlurmCluster
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), gpus=4).start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture
 def slurm(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
     """The session's cluster, its queue emptied after the test: a failed test's jobs never hold GPUs the next one needs."""

@@ -10,6 +10,8 @@ contract, never on an engine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tao_server.backends.base import (
     AdoptedRun,
     Backend,
@@ -22,6 +24,9 @@ from tao_server.backends.base import (
     RunExit,
     RunState,
 )
+
+if TYPE_CHECKING:
+    from tao_server.settings import Settings
 
 __all__ = [
     "AdoptedRun",
@@ -38,11 +43,38 @@ __all__ = [
 ]
 
 
-def connect(daemon_id: str, docker_host: str | None, max_running_jobs: int, gpu_mode: str) -> Backend:
-    """The backend the daemon runs jobs on; BackendError when its engine does not answer."""
+def connect(settings: Settings, daemon_id: str) -> Backend:
+    """The backend the settings name, answering; BackendError when it does not."""
+    backend = _slurm(settings, daemon_id) if settings.backend == "slurm" else _docker(settings, daemon_id)
+    try:
+        backend.ping()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
+def _docker(settings: Settings, daemon_id: str) -> Backend:
     from tao_server.backends.docker import DockerBackend
 
     # Each running job keeps a connection or two open (its output, its wait): room for all of them.
-    backend = DockerBackend(daemon_id, docker_host, pool_size=max_running_jobs * 2 + 8, gpu_mode=gpu_mode)
-    backend.ping()
-    return backend
+    pool_size = settings.max_running_jobs * 2 + 8
+    return DockerBackend(daemon_id, settings.docker_host, pool_size=pool_size, gpu_mode=settings.gpu_mode)
+
+
+def _slurm(settings: Settings, daemon_id: str) -> Backend:
+    import shlex
+
+    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
+
+    assert settings.slurm_shared_dir is not None  # Settings insists
+    config = SlurmConfig(
+        shared_dir=settings.slurm_shared_dir,
+        partition=settings.slurm_partition,
+        runtime=settings.slurm_runtime,
+        login=settings.slurm_login,
+        sbatch_args=tuple(shlex.split(settings.slurm_sbatch_args)),
+        stop_timeout=settings.stop_timeout,
+        gpu_mode=settings.gpu_mode,
+    )
+    return SlurmBackend(daemon_id, config)

@@ -129,6 +129,10 @@ class Run(Protocol):
 
     def release(self) -> None: ...
 
+    def condition(self) -> str | None:
+        """Why the run does not advance, as its backend says ("pending in Slurm (Resources)"); None when it does."""
+        ...
+
 
 # A run as adoption finds it: prepared but never started, active (queued on the backend or
 # running), or exited.

@@ -116,13 +116,15 @@ class JobRunner:
             active.cancel.set()
 
     def condition(self, job_id: str) -> str | None:
-        """Why an active job does not advance, when it is the backend's fault: "backend unreachable since ..."."""
-        described = self.health.describe()
-        if described is None:
-            return None
+        """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm (Resources)")."""
         with self._lock:
             active = self._active.get(job_id)
-        return f"backend {described}" if active is not None and not active.finished else None
+        if active is None or active.finished:
+            return None
+        described = self.health.describe()
+        if described is not None:
+            return f"backend {described}"
+        return active.run.condition() if active.run is not None else None
 
     def is_finished(self, job_id: str) -> bool:
         """Whether the job's end is recorded: its followers may stop once they have read its whole log."""

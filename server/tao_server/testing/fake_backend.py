@@ -260,6 +260,9 @@ class FakeRun:
                 return
         process.signal_kill()
 
+    def condition(self) -> str | None:
+        return None
+
     def release(self) -> None:
         """Remove the run, killing it if it still runs (`docker rm -f`)."""
         self._engine.answer()

@@ -54,7 +54,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 NVIDIA_MAJOR = 195  # the major number of /dev/nvidia[0-9]* on a real GPU machine
@@ -123,6 +123,21 @@ class SlurmCluster:
             if process is not None:
                 _terminate(process, timeout / 4)
         self._sweep()
+
+    @contextlib.contextmanager
+    def controller_outage(self, timeout: float = 60) -> Iterator[None]:
+        """slurmctld stopped (its state saved) while the block runs, then started again from that state: jobs run on."""
+        process = self._processes.pop("slurmctld")
+        _terminate(process, timeout / 2)
+        try:
+            yield
+        finally:
+            self._launch("slurmctld", ["slurmctld", "-D"], "slurmctld.out")
+            self._wait(self._controller_answers, time.monotonic() + timeout, "slurmctld to answer again")
+
+    def _controller_answers(self) -> bool:
+        result = subprocess.run(["scontrol", "ping"], env=self.env(), capture_output=True, text=True, timeout=30)
+        return result.returncode == 0 and "is UP" in result.stdout
 
     def __enter__(self) -> SlurmCluster:
         return self.start()

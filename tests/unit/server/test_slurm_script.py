@@ -81,7 +81,7 @@ def test_the_sbatch_lines_name_the_job_ask_for_its_resources_and_end_with_the_da
     assert directives(request, job, slurm) == [
         "#SBATCH --job-name=tao-01234567-alice.job-1",
         f"#SBATCH --comment=tao-launcher:daemon={DAEMON_ID}:job=alice.job-1",
-        "#SBATCH --output=/shared/tao/tao-01234567-alice.job-1.out",
+        "#SBATCH --output=/shared/tao/tao-01234567-alice.job-1.slurm",
         "#SBATCH --chdir=/shared/tao",
         "#SBATCH --open-mode=append",
         "#SBATCH --no-requeue",
@@ -243,6 +243,11 @@ def calls(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in node["log"].read_text().splitlines()]
 
 
+def task_output(node: dict[str, Any], batch: BatchJob) -> bytes:
+    """What the script wrote where the task's output goes (not its own stdout: it redirects itself)."""
+    return (node["shared"] / f"{batch.name}.out").read_bytes()
+
+
 def exit_file(node: dict[str, Any], batch: BatchJob) -> str:
     return (node["shared"] / f"{batch.name}.exit").read_text()
 
@@ -257,7 +262,6 @@ def test_the_docker_script_runs_exactly_the_docker_run_the_request_renders(node:
     assert called["argv"] == [
         str(node["bin"] / "docker"),
         "run",
-        "--quiet",
         *run.options,
         "--label",
         "org.tao-launcher.slurm-job=4242",
@@ -281,7 +285,7 @@ def test_in_env_mode_the_docker_script_hands_the_allocation_over_in_the_variable
 def test_a_job_that_asked_for_gpus_and_was_given_none_fails_with_125(node: dict[str, Any]) -> None:
     batch, _, script = script_for(node, "docker")
     done = run_script(node, script, SLURM_JOB_GPUS="", CUDA_VISIBLE_DEVICES="")
-    assert done.returncode == 125 and b"Slurm named no GPUs" in done.stderr
+    assert done.returncode == 125 and b"Slurm named no GPUs" in task_output(node, batch)
     assert exit_file(node, batch) == "125\n" and not node["log"].exists()
 
 
@@ -356,14 +360,14 @@ def test_term_is_passed_on_to_srun_or_apptainer_and_their_end_recorded(node: dic
 def test_the_exit_file_is_moved_into_place_leaving_no_temporary_file(node: dict[str, Any]) -> None:
     batch, _, script = script_for(node, "docker")
     run_script(node, script, STUB_EXIT="0")
-    assert sorted(p.name for p in node["shared"].iterdir()) == [f"{batch.name}.exit", f"{batch.name}.sbatch"]
+    assert sorted(p.name for p in node["shared"].iterdir()) == [f"{batch.name}.exit", f"{batch.name}.out", f"{batch.name}.sbatch"]
 
 
 def test_a_missing_runtime_fails_the_job_with_125_saying_so(node: dict[str, Any]) -> None:
-    _, _, script = script_for(node, "apptainer")
+    batch, _, script = script_for(node, "apptainer")
     os.remove(node["bin"] / "apptainer")
     done = run_script(node, script)
-    assert done.returncode == 125 and b"apptainer is not installed" in done.stderr
+    assert done.returncode == 125 and b"apptainer is not installed" in task_output(node, batch)
 
 
 def test_the_same_request_under_each_runtime_differs_only_in_how_it_is_run() -> None:

@@ -19,9 +19,10 @@ from docker.types import DeviceRequest, Mount, Ulimit
 from tao_server.access.peer import ucred
 from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit, RunState
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
-from tao_server.backends.docker.failures import engine_errors, explain, guarded, init_exec_failure, reaching, start_failure
+from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
+from tao_server.backends.entrypoint import init_exec_failure
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
@@ -173,6 +174,9 @@ class DockerRun:
                 self._api.stop(self.container_id, timeout=math.ceil(max(0.0, grace)))
             except docker.errors.NotFound:
                 pass
+
+    def condition(self) -> str | None:
+        return None  # a started container runs: nothing holds it back
 
     def release(self) -> None:
         with engine_errors(f"removing container {self.container_id[:12]}"):

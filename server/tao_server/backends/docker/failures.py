@@ -17,7 +17,8 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
-from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, BackendUnavailable, LaunchFailure
+from tao_server.backends.entrypoint import exec_failure
+from tao_server.errors import BackendError, BackendUnavailable, LaunchFailure
 
 # The engine answered with an error, or the client failed: the launcher failed, not the task.
 _ENGINE_EXCEPTIONS = (docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
@@ -35,7 +36,6 @@ _UNREACHABLE = (
 )
 
 # What docker-init (tini) prints, as PID 1, when the task's program cannot be executed.
-_INIT_EXEC_FAILURE = re.compile(rb"^\[FATAL tini \(\d+\)\] exec (.+?) failed: (.+?)\r?\n")
 
 # RLIMIT_* numbers as runc reports them ("error setting rlimit type 8").
 _RLIMIT_NAMES = {
@@ -78,27 +78,6 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, docker.errors.APIError):
         return str(exc.explanation or exc)
     return str(exc) or type(exc).__name__
-
-
-def exec_failure(program: str, reason: str) -> LaunchFailure | None:
-    """`docker run`'s 127 for an entrypoint that does not exist, 126 for one that cannot be executed."""
-    lowered = reason.lower()
-    if "not found" in lowered or "no such file" in lowered:
-        return LaunchFailure(f"the task's entrypoint {program!r} does not exist in the image ({reason})", NOT_FOUND)
-    if "permission denied" in lowered:
-        return LaunchFailure(f"the task's entrypoint {program!r} cannot be executed ({reason})", CANNOT_EXECUTE)
-    return None
-
-
-def init_exec_failure(exit_code: int, output_head: bytes) -> LaunchFailure | None:
-    """The init that runs as PID 1 reports an entrypoint it could not exec; name it as docker run would."""
-    if exit_code not in (CANNOT_EXECUTE, NOT_FOUND):
-        return None
-    match = _INIT_EXEC_FAILURE.match(output_head)
-    if match is None:
-        return None
-    program, reason = (part.decode(errors="replace") for part in match.groups())
-    return exec_failure(program, reason)
 
 
 def start_failure(exc: docker.errors.APIError) -> LaunchFailure:

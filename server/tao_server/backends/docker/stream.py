@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from tao_server.backends.entrypoint import HEAD_SIZE
+
 READ_SIZE = 256 * 1024
-HEAD_SIZE = 4096  # enough for the init's report of an entrypoint it could not exec
 
 
 class AttachedStream:

@@ -44,6 +44,9 @@ from tao_server.errors import LaunchFailure
 RUNTIMES = ("docker", "pyxis", "apptainer")
 LABEL_SLURM_JOB = "org.tao-launcher.slurm-job"
 EXIT_SUFFIX = ".exit"
+OUTPUT_SUFFIX = ".out"  # what the task printed, which the daemon follows into the job's log
+SLURM_SUFFIX = ".slurm"  # what Slurm itself writes about the job
+GRACE_SUFFIX = ".grace"  # seconds a cancel gives the task, written by the daemon before it signals
 
 _DIRECTIVE_SAFE = re.compile(r"[^\s\"'\\#%]+")  # sbatch reads #SBATCH lines with quoting of its own
 _TIME_LIMIT = re.compile(r"\d+(?:-\d+)?(?::\d+){0,2}|UNLIMITED|INFINITE")
@@ -110,7 +113,7 @@ def directives(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) ->
     args = [
         f"--job-name={job.name}",
         f"--comment={job.comment}",
-        f"--output={job.path('.out')}",
+        f"--output={job.path(SLURM_SUFFIX)}",  # Slurm's own words ("*** JOB 7 CANCELLED ***"), apart from the task's
         f"--chdir={job.shared_dir}",
         "--open-mode=append",  # a restarted slurmctld must not truncate what the daemon has read
         "--no-requeue",  # a job runs once: the daemon follows one run
@@ -146,6 +149,8 @@ def _prelude(job: BatchJob, slurm: SlurmOptions) -> list[str]:
     lines = [
         f"# tao-launcher job {_comment_safe(job.job_id)}, run by {job.runtime}. Every value below is shell-quoted.",
         "set -u",
+        # The task's output, and only it (and this script's own complaints): Slurm writes its messages to --output.
+        f"exec >>{shlex.quote(job.path(OUTPUT_SUFFIX))} 2>&1",
         f"exit_file={shlex.quote(job.path(EXIT_SUFFIX))}",
         "finish() {  # the exit code beside the output, where the daemon reads it without Slurm accounting",
         '  printf \'%s\\n\' "$1" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"',
@@ -165,10 +170,11 @@ def _comment_safe(text: str) -> str:
 
 def _docker_body(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) -> list[str]:
     command = docker_run(request, job.gpu_mode, remove=True)
+    # Not --quiet: a node that pulls the image says so in the job's output ("Unable to find image ... locally", then the pull).
     lines = [
         _resolve("docker"),
         f"name={shlex.quote(request.name)}",
-        _array("run", ['"$docker"', "run", "--quiet", *_quoted(command.options)]),
+        _array("run", ['"$docker"', "run", *_quoted(command.options)]),
         f'run+=(--label "{LABEL_SLURM_JOB}=$SLURM_JOB_ID")',
     ]
     if job.gpu_mode == "request":
@@ -184,10 +190,13 @@ def _docker_stop(job: BatchJob) -> list[str]:
     """A running container gets `docker stop` (TERM through its init, KILL after the stop timeout),
     once; before it runs, the CLI is stopped instead, with any container it made."""
     grace = math.ceil(max(0.0, job.stop_timeout))
+    # The daemon writes a cancel's grace beside the script (GRACE_SUFFIX) before it signals; Slurm's own
+    # TERM (the time limit) finds none and takes the stop timeout.
     return [
         "docker_stop() {",
         '  if [ "$("$docker" container inspect --format \'{{.State.Running}}\' "$name" 2>/dev/null)" = true ]; then',
-        f'    "$docker" stop -t {grace} "$name" >/dev/null 2>&1',
+        f"    grace=$(cat {shlex.quote(job.path(GRACE_SUFFIX))} 2>/dev/null || echo {grace})",
+        f'    "$docker" stop -t "${{grace:-{grace}}}" "$name" >/dev/null 2>&1',
         "  else  # still pulling or creating it",
         '    kill -TERM "$child" 2>/dev/null; "$docker" rm -f "$name" >/dev/null 2>&1',
         "  fi",

@@ -217,6 +217,11 @@ class StatePoller:
         self._last: dict[str, JobState] = {}
         self._last_ids: list[str] = []
 
+    def hurry(self) -> None:
+        """Ask at the next chance and poll quickly again: something just changed (a submission, a cancel)."""
+        self.delay = self._first_delay
+        self._next_at = None
+
     def due_in(self) -> float:
         """Seconds until the next tick is due; 0 when it is."""
         return 0.0 if self._next_at is None else max(0.0, self._next_at - self._clock())
