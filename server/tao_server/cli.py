@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--slurm-shared-dir", type=Path, help="batch scripts and outputs: a directory the daemon and every node see")
     parser.add_argument("--slurm-login", help="USER@HOST: run Slurm's commands there over SSH (default: here, on a login node)")
+    parser.add_argument("--slurm-ssh-config", type=Path, help="an ssh_config file for --slurm-login (identity, port, known hosts)")
     parser.add_argument("--slurm-sbatch-args", help='default sbatch arguments for every job, e.g. "--account=ml --qos=normal"')
     parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
     parser.add_argument(

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # Batch scripts, outputs and exit codes: a directory the daemon and every node see at the same path.
     slurm_shared_dir: Path | None = None
     slurm_login: str | None = None  # USER@HOST: Slurm's commands over one kept-open SSH connection
+    slurm_ssh_config: Path | None = None  # an ssh_config(5) file for that connection (keys, port, known hosts)
     slurm_sbatch_args: str = ""  # default sbatch arguments, as a shell would split them: "--account=ml --qos=normal"
     # A daemon in a container sees the host's files only where they are bind-mounted into it at the
     # same paths ("/home,/data"): mount sources must lie there. None: the daemon runs on the host.

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tao_server.testing.slurm import SlurmCluster
+from tests.integration.conftest import _remove_made_accounts  # noqa: F401  (removes the accounts the tests made)
 
 
 @pytest.fixture

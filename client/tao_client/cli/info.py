@@ -51,6 +51,15 @@ def _engine(engine: dict[str, Any]) -> str:
         return str(engine["error"])
     if engine.get("backend", "docker") == "docker":
         return f"Docker {engine['version']} (API {engine['api_version']}, {engine['os']}/{engine['arch']})"
+    if engine.get("backend") == "slurm":
+        nodes = "; ".join(
+            f"{n['name']} {n['state']}, GPUs {n['gpus_total'] - n['gpus_used']}/{n['gpus_total']} free" for n in engine["nodes"]
+        )
+        return (
+            f"Slurm, partition {engine['partition']}, runtime {engine['runtime']}, "
+            f"GPUs {engine['gpus_free']}/{engine['gpus_total']} free\n"
+            f"           nodes: {nodes or 'none'}\n           jobs submitted as {engine['submits_as']}"
+        )
     return ", ".join(f"{key} {value}" for key, value in engine.items())
 
 

@@ -73,6 +73,7 @@ def _slurm(settings: Settings, daemon_id: str) -> Backend:
         partition=settings.slurm_partition,
         runtime=settings.slurm_runtime,
         login=settings.slurm_login,
+        ssh_config=settings.slurm_ssh_config,
         sbatch_args=tuple(shlex.split(settings.slurm_sbatch_args)),
         stop_timeout=settings.stop_timeout,
         gpu_mode=settings.gpu_mode,

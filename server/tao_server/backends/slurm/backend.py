@@ -57,6 +57,7 @@ class SlurmConfig:
     partition: str | None = None
     runtime: str = "docker"
     login: str | None = None  # USER@HOST: run Slurm's commands there over SSH
+    ssh_config: Path | None = None
     sbatch_args: tuple[str, ...] = ()
     stop_timeout: float = 10.0
     gpu_mode: str = "request"
@@ -74,7 +75,7 @@ class SlurmBackend:
     def __init__(self, daemon_id: str, config: SlurmConfig, commands: SlurmCommands | None = None) -> None:
         self.daemon_id = daemon_id
         self.config = config
-        self.commands = commands or SlurmCommands(config.login, config.env)
+        self.commands = commands or SlurmCommands(config.login, config.env, ssh_config=config.ssh_config)
         self.jobs_dir = config.shared_dir / daemon_id
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.jobs_dir.chmod(0o711)  # each job's owner reaches their own directory, and lists none

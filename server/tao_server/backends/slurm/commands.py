@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from tao_server.backends.slurm.state import Answer
 from tao_server.errors import BackendUnavailable
@@ -25,8 +26,11 @@ TIMEOUT = 30.0
 
 
 class SlurmCommands:
-    def __init__(self, login: str | None = None, env: dict[str, str] | None = None, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, login: str | None = None, env: dict[str, str] | None = None, timeout: float = TIMEOUT, ssh_config: Path | None = None
+    ) -> None:
         self.login = login
+        self._ssh_config = ["-F", str(ssh_config)] if ssh_config is not None else []
         self._env = {**os.environ, **(env or {})}
         self._timeout = timeout
         self._control_dir = tempfile.mkdtemp(prefix="tao-ssh-") if login else None
@@ -63,7 +67,7 @@ class SlurmCommands:
             "-o",
             "ControlPersist=600",
         ]
-        return ["ssh", *options, self.login, "--", shlex.join(argv)]
+        return ["ssh", *self._ssh_config, *options, self.login, "--", shlex.join(argv)]
 
     def submits_as(self) -> str:
         """Whose jobs Slurm sees: each caller's, or one account's for all."""
@@ -76,6 +80,9 @@ class SlurmCommands:
     def close(self) -> None:
         if self._control_dir is not None and self.login is not None:
             subprocess.run(
-                ["ssh", "-o", f"ControlPath={self._control_dir}/%C", "-O", "exit", self.login], capture_output=True, timeout=10, check=False
+                ["ssh", *self._ssh_config, "-o", f"ControlPath={self._control_dir}/%C", "-O", "exit", self.login],
+                capture_output=True,
+                timeout=10,
+                check=False,
             )
             shutil.rmtree(self._control_dir, ignore_errors=True)

@@ -1,0 +1,172 @@
+"""`tao` against a daemon whose jobs run through Slurm (--backend slurm), on the real single-node cluster.
+
+The same CLI, launcher config and exit codes as on Docker: the batch job runs the job's container
+with docker on the node, and the daemon follows it through Slurm.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tao_server.testing.daemon import LABEL_JOB, Daemon
+from tao_server.testing.slurm import SlurmCluster
+from tests.integration.conftest import Gates, job_id_of, local_account, manifest_v2, tao_as
+
+HOSTILE_ARGV = ["a b", "", "$(touch /tmp/pwned)", "; rm -rf /", "'\"\\", "--", "ünïcødé", "*", "new\nline", "-e"]
+
+
+@pytest.fixture
+def on_slurm(slurm: SlurmCluster, toolkit_image: str) -> Iterator[Daemon]:
+    """A daemon on the cluster, its socket open to every local user, its files where they can reach theirs."""
+    root = Path(tempfile.mkdtemp(prefix="tao-on-slurm-"))
+    root.chmod(0o755)
+    shared = root / "shared"
+    shared.mkdir(mode=0o755)
+    manifest = root / "manifest.json"
+    manifest.write_text(json.dumps(manifest_v2(toolkit_image)))
+    manifest.chmod(0o644)
+    args = ("--backend", "slurm", "--slurm-shared-dir", str(shared), "--slurm-partition", slurm.partition, "--gpu-mode", "env")
+    daemon = Daemon(root / "daemon", manifest, *args, "--socket-mode", "0666", env=slurm.env()).start()
+    daemon.home.chmod(0o755)
+    daemon.shared = shared  # type: ignore[attr-defined]
+    yield daemon
+    daemon.stop()
+    daemon.remove_containers()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def slurm_jobs(slurm: SlurmCluster) -> list[str]:
+    return slurm.command("squeue", "--noheader", "--format=%i|%u|%T|%j").split()
+
+
+def containers_of(job_id: str) -> list[str]:
+    listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL_JOB}={job_id}"], capture_output=True, text=True)
+    return listed.stdout.split()
+
+
+def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+
+
+def test_argv_reaches_the_task_through_slurm_byte_for_byte(on_slurm: Daemon) -> None:
+    ran = on_slurm.tao("detectnet_v2", "argv", *HOSTILE_ARGV)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == b"".join(arg.encode() + b"\0" for arg in HOSTILE_ARGV)
+
+
+@pytest.mark.parametrize("code", [0, 1, 3])
+def test_the_task_s_exit_code_is_tao_s(on_slurm: Daemon, code: int) -> None:
+    ran = on_slurm.tao("detectnet_v2", "exit", str(code))
+    assert (ran.returncode, ran.stdout) == (code, f"exiting with {code}\n".encode())
+
+
+def test_a_missing_entrypoint_is_127_and_says_so(on_slurm: Daemon) -> None:
+    ran = on_slurm.tao("missing", "train")
+    assert ran.returncode == 127
+    assert b"'missing' does not exist in the image" in ran.stderr
+
+
+def test_ctrl_c_leaves_no_container_and_no_slurm_job(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    process = on_slurm.popen_tao(
+        "unet", "run", "sh", "-c", "trap 'echo got SIGTERM; exit 143' TERM; echo ready; while true; do sleep 0.1; done"
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+    [job] = on_slurm.request("GET", "/v1/jobs?status=running")["jobs"]
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert on_slurm.wait_for_status(job["id"], ("cancelled",), timeout=60)["status"] == "cancelled"
+    wait_until(
+        lambda: not slurm_jobs(slurm) or all("|COMPLETED|" not in j and "|RUNNING|" not in j for j in slurm_jobs(slurm)),
+        "no Slurm job runs",
+    )
+    assert not any("RUNNING" in line or "PENDING" in line for line in slurm_jobs(slurm))
+    wait_until(lambda: containers_of(job["id"]) == [], "the container is gone")
+
+
+def test_a_job_waiting_for_gpus_shows_slurm_s_reason_then_runs(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    show = "echo gpus=$NVIDIA_VISIBLE_DEVICES"
+    first = job_id_of(
+        on_slurm.tao("--mounts", str(gates.mounts), "--gpus", "3", "-d", "unet", "run", "sh", "-c", f"{show}; {gates.wait('go')}")
+    )
+    on_slurm.wait_for_output(first, b"gpus=")
+    second = job_id_of(on_slurm.tao("--gpus", "3", "-d", "unet", "run", "sh", "-c", show))
+
+    def pending() -> bool:
+        listed = {job["id"]: job for job in json.loads(on_slurm.tao("list", "--json").stdout)}
+        return listed.get(second, {}).get("condition") == "pending in Slurm (Resources)"
+
+    wait_until(pending, "the second job shows Slurm's pending reason")
+    assert "pending in Slurm (Resources)" in on_slurm.tao("list").stdout.decode()
+    gates.open("go")
+    assert on_slurm.wait_for_status(second, ("succeeded",), timeout=120)["exit_code"] == 0
+    firsts = on_slurm.tao("logs", first).stdout.decode().split("=")[1].strip().split(",")
+    seconds = on_slurm.tao("logs", second).stdout.decode().split("=")[1].strip().split(",")
+    assert len(firsts) == len(seconds) == 3  # Slurm's allocation, handed to the container
+
+
+def test_a_killed_daemon_restarted_gives_the_whole_output_and_the_exit_code(on_slurm: Daemon) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    job_id = job_id_of(
+        on_slurm.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo before; {gates.wait('go')}; echo after; exit 5")
+    )
+    on_slurm.wait_for_output(job_id, b"before")
+    on_slurm.stop(signal.SIGKILL)
+    gates.open("go")  # the job ends while no daemon watches it
+    on_slurm.start()
+    followed = on_slurm.tao("logs", "-f", job_id)
+    assert (followed.returncode, followed.stdout) == (5, b"before\nafter\n")
+    assert on_slurm.job(job_id)["exit_code"] == 5
+
+
+def test_a_container_removed_behind_slurm_s_back_ends_the_job_with_a_true_state(on_slurm: Daemon) -> None:
+    job_id = job_id_of(on_slurm.tao("-d", "unet", "run", "sh", "-c", "echo up; sleep 600"))
+    on_slurm.wait_for_output(job_id, b"up")
+    wait_until(lambda: containers_of(job_id) != [], "the container exists")
+    subprocess.run(["docker", "rm", "-f", *containers_of(job_id)], check=True, capture_output=True)
+    ended = on_slurm.wait_for_status(job_id, ("failed", "error", "cancelled"), timeout=120)
+    assert ended["exit_code"] not in (None, 0)
+
+
+def test_tao_info_shows_the_cluster(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    shown = on_slurm.tao("info").stdout.decode()
+    assert f"Slurm, partition {slurm.partition}, runtime docker, GPUs 4/4 free" in shown
+    assert "jobs submitted as each job's owner (the daemon runs as root)" in shown
+
+
+@pytest.fixture
+def docker_user() -> Iterator[tuple[str, int, int]]:
+    """A real account in the docker group, as users of the docker runtime must be on the nodes (root-equivalent there)."""
+    account = local_account("tao-test-slurm")
+    subprocess.run(["usermod", "-aG", "docker", account[0]], check=True)
+    yield account
+    subprocess.run(["gpasswd", "-d", account[0], "docker"], capture_output=True)
+
+
+def test_a_job_is_submitted_as_its_caller_and_runs_as_them(on_slurm: Daemon, slurm: SlurmCluster, docker_user: Any) -> None:
+    name, uid, _ = docker_user
+    docker_gid = grp.getgrnam("docker").gr_gid
+    started = tao_as(on_slurm, docker_user, "-d", "unet", "run", "sh", "-c", "id -u; sleep 600", groups=[docker_gid])
+    assert started.returncode == 0, started.stderr
+    job_id = job_id_of(started)
+    on_slurm.wait_for_output(job_id, f"{uid}\n".encode())
+    assert any(line.split("|")[1] == name for line in slurm_jobs(slurm) if job_id in line), slurm_jobs(slurm)
+    assert tao_as(on_slurm, docker_user, "stop", job_id, groups=[docker_gid]).returncode == 0
