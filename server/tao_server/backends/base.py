@@ -34,29 +34,29 @@ backend that has images offers an `ImageStore` as `backend.images`, others leave
 
 How the two engines fit:
 
-    step        Docker (backends/docker)                     Slurm (planned)
-    prepare     create the container (ImageMissing, ports)   write the batch script into the shared dir
-    start       attach to its output, then start it           sbatch --parsable; the job id is the run id
+    step        Docker (backends/docker)                     Slurm (backends/slurm)
+    prepare     create the container (ImageMissing, ports)   write the batch script into the job's dir
+    start       attach to its output, then start it           sbatch --parsable as the owner; the job id is the run id
     output      the attach stream; after a restart the        the job's output file in the shared dir,
-                engine's log, replayed from `offset`          read from `offset` while the job is not over
-    wait        the engine's wait; tini names exec failures   state from one batched squeue (scontrol/sacct
-                                                              once it leaves squeue); an empty answer is
-                                                              "unknown, ask again", never "gone"
-    cancel      docker stop with the grace period             scancel --signal=TERM, scancel after grace
-    release     remove the container                          remove the script; Slurm keeps no container
-    adopt       containers labelled with this daemon's id     jobs named/commented with this daemon's id
-    images      pull, login, inspect on the engine            None: pyxis/apptainer pull on the nodes
+                engine's log, replayed from `offset`          read from `offset` as it grows
+    wait        the engine's wait; tini names exec failures   the exit code the script recorded; the state from one
+                                                              batched squeue per tick (scontrol/sacct once a job
+                                                              leaves it); two empty answers before "lost"
+    cancel      docker stop with the grace period             scancel --batch TERM (the script's docker stop takes
+                                                              the grace), scancel after it
+    release     remove the container                          scancel if it runs; the job's dir goes
+    adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
+    images      pull, login, inspect on the engine            None: the nodes pull images themselves
+    places      nothing: the daemon's GPU line                GPUs (gres), nodes, time limits
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before
 the task can print a byte. Either way `start` returning means the job is the backend's to run.
-Slurm's `release` is `scancel` (then the script goes): it must not leave a job running unwatched.
 
-What the job core still assumes, to be moved behind the contract when Slurm arrives: GPUs are
-the daemon host's own (jobs/gpus.py) and `LaunchSpec.devices` names them; a job reads `running`
-from the moment `start` returns (for Slurm: submitted, maybe pending); mount pins are for a
-backend on this host (`mount_namespace_pid`); pull progress events are Docker's JSON lines;
-`run_id` exists from `prepare` on (Slurm's job id comes with `sbatch`: the script's path would do).
+What the job core still assumes: a job reads `running` from the moment `start` returns (on
+Slurm it may still be pending: `Run.condition()` says so, "pending in Slurm (Resources)"); mount
+pins are for a backend on this host (`mount_namespace_pid`); pull progress events are Docker's
+JSON lines.
 """
 
 from __future__ import annotations
