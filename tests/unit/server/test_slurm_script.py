@@ -377,3 +377,15 @@ def test_the_same_request_under_each_runtime_differs_only_in_how_it_is_run() -> 
     heads = {runtime: script.split("# tao-launcher job")[0] for runtime, script in scripts.items()}
     assert heads["docker"] == heads["pyxis"] == heads["apptainer"]
     assert dataclasses.replace(batch_job(), runtime="pyxis").name == batch_job().name
+
+
+def test_a_two_node_job_asks_slurm_for_both_and_pyxis_starts_the_task_through_srun_on_each() -> None:
+    # Not run live (one node here): the rendered script is what a two-node cluster would get.
+    job = batch_job("pyxis")
+    script = render(request_for(job, launch_spec(options={"user": "1000:1000"})), job, SlurmOptions(nodes=2, gpus=1))
+    assert "#SBATCH --nodes=2" in script.splitlines()
+    assert "#SBATCH --gres=gpu:1" in script.splitlines()  # per node, as gres counts
+    lines = script.splitlines()
+    # srun in the allocation starts one task per node, each in the container.
+    assert lines[lines.index("run=(") + 1] == '  "$srun"'
+    assert "  '--container-image=nvcr.io#nvidia/tao/tao-toolkit:5.0'" in lines
