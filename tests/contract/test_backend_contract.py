@@ -9,6 +9,7 @@ test image carries and the fake emulates.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import uuid
@@ -116,6 +117,7 @@ def _slurm_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     yield made
     made.close()
     cluster.cancel_all_jobs()
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 def _spec(engine: Engine, *command: str, job_id: str | None = None, **extra: Any) -> LaunchSpec:
