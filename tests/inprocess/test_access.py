@@ -144,3 +144,18 @@ def test_ids_users_choose_live_in_their_own_namespace_and_reveal_nothing(daemon:
     long = daemon.alice.post("/v1/jobs", json={"task": "detectnet_v2", "id": "x" * 60})
     assert (long.status_code, long.json()["error"]["field"]) == (422, "id")
     assert daemon.alice.get("/v1/jobs/" + "x" * 60).status_code == 404  # looking up is never refused for length
+
+
+def test_a_job_named_without_its_namespace_is_read_followed_and_stopped_as_itself(daemon: Daemon) -> None:
+    chosen = daemon.alice.submit("detectnet_v2", "hold", "short-name", id="short")
+    assert chosen["id"] == "alice.short"
+    daemon.alice.wait_for("short", "running")
+    daemon.alice.wait_for_logs("short", b"holding short-name\n")
+    with daemon.client.stream("GET", "/v1/jobs/short/logs", params={"follow": "true"}, headers=daemon.alice.headers) as followed:
+        assert followed.status_code == 200
+        stopped = daemon.alice.post("/v1/jobs/short/cancel")
+        assert stopped.status_code == 202, stopped.text  # asked: the task stops on its own time
+        assert stopped.json()["id"] == "alice.short"
+        assert b"".join(followed.iter_bytes()).startswith(b"holding short-name\n")
+    assert daemon.alice.wait_for("short", "cancelled")["id"] == "alice.short"
+    assert daemon.alice.get("/v1/jobs/short/events").status_code == 200

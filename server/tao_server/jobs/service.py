@@ -171,6 +171,7 @@ class JobService:
         job = self.get(job_id, caller)
         if job.status.terminal:
             return job
+        job_id = job.id  # the name the caller gave may leave out their namespace ("run1" for "alice.run1")
         if self._store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
             self._runner.forget(job_id)
         else:
@@ -195,18 +196,18 @@ class JobService:
 
     def read_log(self, job_id: str, caller: Caller, offset: int) -> Iterator[bytes]:
         """The job's output from byte `offset`, as it is now."""
-        self.get(job_id, caller)
-        return self._logs.chunks(job_id, offset)
+        job = self.get(job_id, caller)
+        return self._logs.chunks(job.id, offset)
 
     def follow_log(self, job_id: str, caller: Caller, offset: int, heartbeat: float | None) -> AsyncIterator[bytes | Heartbeat]:
         """The job's output from `offset` as it is written, until the job's end is recorded and read."""
-        self.get(job_id, caller)
+        job_id = self.get(job_id, caller).id
         return self._logs.follow(job_id, offset, lambda: self._runner.is_finished(job_id), heartbeat)
 
     def events(self, job_id: str, caller: Caller, after: int) -> list[dict[str, Any]]:
         """The job's events (such as image pull progress) after number `after`."""
-        self.get(job_id, caller)
-        return self._events.after(job_id, after)
+        job = self.get(job_id, caller)
+        return self._events.after(job.id, after)
 
     # -- building a job -----------------------------------------------------------------------------
 
