@@ -123,7 +123,7 @@ def _print_row(figure: Figure) -> None:
     spread = f"[{_fmt(summary['min'], figure.unit)} .. {_fmt(summary['max'], figure.unit)}]"
     versus = ""
     if "ratio" in summary:
-        versus = f"  {figure.baseline_name} {_fmt(summary['baseline']['median'], figure.unit)}  ratio {summary['ratio']:.2f}"
+        versus = f"  {figure.baseline_name} {_fmt(summary['baseline']['median'], figure.unit)}  ratio {summary['ratio']:.3g}"
     p99 = f"  p99 {_fmt(summary['p99'], figure.unit)}" if "p99" in summary else ""
     verdict = {True: "met", False: "MISSED", None: "-"}[figure.met]
     print(f"{figure.number:>3}  {figure.name:<72} {value:>10} {spread:<24}{versus}{p99}  target {figure.target}: {verdict}")

@@ -108,11 +108,11 @@ def controller_load(scale: SlurmScale) -> Figure:
         poller = NaivePoller(cluster, slurm_ids)
         poller.start()
         time.sleep(scale.follow_seconds)
-        by_type, by_user = parse_sdiag(cluster.command("sdiag"))
+        rpcs = parse_sdiag(cluster.command("sdiag"))
         minutes = (time.monotonic() - started) / 60
         poller.stop()
-    daemon_rpcs = by_user.get("root", 0) - by_type.get(STATS_RPC, 0)
-    naive_rpcs = by_user.get("nobody", 0)
+    daemon_rpcs = rpcs.by_user.get("root", 0) - rpcs.by_type.get(STATS_RPC, 0)
+    naive_rpcs = rpcs.by_user.get("nobody", 0)
     figure = Figure(
         "16",
         f"Slurm RPCs/min over {scale.follow_seconds:g} s, {n} pending jobs: daemon vs squeue -j per job/2 s",
@@ -123,8 +123,9 @@ def controller_load(scale: SlurmScale) -> Figure:
         baseline=[naive_rpcs / minutes],
         baseline_name="naive",
         extra={
-            "rpcs_by_type": by_type,
-            "rpcs_by_user": by_user,
+            "rpcs_by_type": rpcs.by_type,
+            "rpcs_by_user": rpcs.by_user,
+            "controller_ms_by_user": {user: round(total / 1000, 1) for user, total in rpcs.time_by_user.items()},
             "naive_rounds": poller.rounds,
             "naive_squeue_per_min": round(poller.calls / minutes, 1),
         },
@@ -297,19 +298,28 @@ class NaivePoller:
         subprocess.run([*as_nobody, "squeue", "-j", job_id], env=self._env, stdin=subprocess.DEVNULL, capture_output=True, check=True)
 
 
-_SDIAG_ROW = re.compile(r"^\s+(\S+)\s+\(\s*\d+\)\s+count:(\d+)", re.MULTILINE)
+_SDIAG_ROW = re.compile(r"^\s+(\S+)\s+\(\s*\d+\)\s+count:(\d+)\s+ave_time:\d+\s+total_time:(\d+)", re.MULTILINE)
 
 
-def parse_sdiag(text: str) -> tuple[dict[str, int], dict[str, int]]:
-    """sdiag's RPC counts: by message type, and by user."""
+@dataclass
+class RpcCounts:
+    """sdiag's RPC statistics: how many of each message type, and how many and how long (µs) for each user."""
+
+    by_type: dict[str, int]
+    by_user: dict[str, int]
+    time_by_user: dict[str, int]
+
+
+def parse_sdiag(text: str) -> RpcCounts:
     _, _, rest = text.partition("Remote Procedure Call statistics by message type")
     by_type, _, rest = rest.partition("Remote Procedure Call statistics by user")
     by_user, _, _ = rest.partition("Pending RPC statistics")
-    return _counts(by_type), _counts(by_user)
-
-
-def _counts(section: str) -> dict[str, int]:
-    return {name: int(count) for name, count in _SDIAG_ROW.findall(section)}
+    users = _SDIAG_ROW.findall(by_user)
+    return RpcCounts(
+        by_type={name: int(count) for name, count, _ in _SDIAG_ROW.findall(by_type)},
+        by_user={name: int(count) for name, count, _ in users},
+        time_by_user={name: int(total) for name, _, total in users},
+    )
 
 
 # -- figure 17: the task's end ------------------------------------------------------------------------
