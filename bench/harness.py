@@ -46,13 +46,14 @@ class Figure:
     target: str
     met: bool | None
     baseline: list[float] | None = None
+    baseline_name: str = "docker"  # what the baseline ran: plain Docker for most figures
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {"number": self.number, "name": self.name, "unit": self.unit, "target": self.target, "met": self.met}
         body.update(describe(self.samples))
         if self.baseline is not None:
-            body["baseline"] = describe(self.baseline)
+            body["baseline"] = {"of": self.baseline_name, **describe(self.baseline)}
             body["ratio"] = round(statistics.median(self.samples) / statistics.median(self.baseline), 3)
         body.update(self.extra)
         return body

@@ -1,8 +1,9 @@
 """Run the launcher's benchmarks against a real Docker engine and write bench/results/latest.json.
 
-bash bench/run            # every figure at full size (about 15 minutes on 2 cores)
+bash bench/run            # every figure at full size (about 25 minutes on 2 cores)
 bash bench/run --quick    # small sizes, a smoke test that the scripts still work
 bash bench/run --only 2,7 # some figures
+bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from pathlib import Path
 
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
+import slurm
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14")  # 7 also measures 8 (memory), on the same daemon
+# 7 also measures 8 (memory), on the same daemon
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs: checks the scripts, not the targets")
     parser.add_argument(
-        "--only", default=",".join(GROUPS), help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults)"
+        "--only",
+        default=",".join(GROUPS),
+        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -37,6 +42,7 @@ def main() -> None:
         wanted.add("7")
     scale = figures.Scale.quick() if args.quick else figures.Scale.full()
     fault_scale = faults.FaultScale.quick() if args.quick else faults.FaultScale.full()
+    slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -46,7 +52,12 @@ def main() -> None:
             if group not in wanted:
                 continue
             started = time.perf_counter()
-            produced = _run_group(group, shared, scale) if group in figures.GROUPS else _run_fault(group, fault_scale)
+            if group in figures.GROUPS:
+                produced = _run_group(group, shared, scale)
+            elif group in slurm.GROUPS:
+                produced = _run_slurm(group, slurm_scale)
+            else:
+                produced = _run_fault(group, fault_scale)
             results += produced
             for figure in produced:
                 _print_row(figure)
@@ -80,6 +91,14 @@ def _run_fault(group: str, scale: faults.FaultScale) -> list[Figure]:
     return [faults.gpu_handoff(scale)]
 
 
+def _run_slurm(group: str, scale: slurm.SlurmScale) -> list[Figure]:
+    if group == "15":
+        return slurm.submission(scale)
+    if group == "16":
+        return [slurm.controller_load(scale)]
+    return [slurm.exit_to_tao(scale)]
+
+
 def _run_group(group: str, shared: Daemon, scale: figures.Scale) -> list[Figure]:
     if group == "1":
         return figures.startup(shared, scale)
@@ -102,7 +121,9 @@ def _print_row(figure: Figure) -> None:
     summary = figure.summary()
     value = _fmt(summary["median"], figure.unit)
     spread = f"[{_fmt(summary['min'], figure.unit)} .. {_fmt(summary['max'], figure.unit)}]"
-    versus = f"  docker {_fmt(summary['baseline']['median'], figure.unit)}  ratio {summary['ratio']:.2f}" if "ratio" in summary else ""
+    versus = ""
+    if "ratio" in summary:
+        versus = f"  {figure.baseline_name} {_fmt(summary['baseline']['median'], figure.unit)}  ratio {summary['ratio']:.3g}"
     p99 = f"  p99 {_fmt(summary['p99'], figure.unit)}" if "p99" in summary else ""
     verdict = {True: "met", False: "MISSED", None: "-"}[figure.met]
     print(f"{figure.number:>3}  {figure.name:<72} {value:>10} {spread:<24}{versus}{p99}  target {figure.target}: {verdict}")
