@@ -77,7 +77,7 @@ def submission(scale: SlurmScale) -> list[Figure]:
             first, end = _through_sbatch(cluster, argv, outputs / f"{run}.out")
             plain_first.append(first)
             plain_end.append(end)
-            # The daemon's scripts carry --export=NONE: the same sbatch with it shows what that alone costs.
+            # What the daemon avoids: the same sbatch with --export=NONE, which loads the user's login environment first.
             _until_idle(cluster)
             first, _ = _through_sbatch(cluster, argv, outputs / f"{run}-none.out", "--export=NONE")
             unexported_first.append(first)

@@ -85,7 +85,7 @@ def test_the_sbatch_lines_name_the_job_ask_for_its_resources_and_end_with_the_da
         "#SBATCH --chdir=/shared/tao",
         "#SBATCH --open-mode=append",
         "#SBATCH --no-requeue",
-        "#SBATCH --export=NONE",
+        "#SBATCH --export=ALL",
         "#SBATCH --nodes=1",
         "#SBATCH --partition=gpu",
         "#SBATCH --gres=gpu:2",

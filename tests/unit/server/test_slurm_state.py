@@ -337,3 +337,17 @@ def test_no_active_jobs_asks_nothing() -> None:
     slurm = Slurm()
     tick = poller(slurm).tick(set())
     assert slurm.calls == [] and tick.states == {} and not tick.lost
+
+
+def test_slurm_s_commands_and_so_the_jobs_never_get_the_daemon_s_secrets() -> None:
+    from tao_server.backends.slurm.commands import clean_environment
+
+    given = {
+        "PATH": "/usr/bin",
+        "LC_ALL": "C.UTF-8",
+        "SLURM_CONF": "/etc/slurm.conf",
+        "NGC_API_KEY": "secret",
+        "TAO_TOKEN": "t",
+        "HOME": "/root",
+    }
+    assert clean_environment(given) == {"PATH": "/usr/bin", "LC_ALL": "C.UTF-8", "SLURM_CONF": "/etc/slurm.conf"}

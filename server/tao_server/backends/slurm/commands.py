@@ -1,6 +1,7 @@
 """Running Slurm's commands: here (a login node), or on one over a single kept-open SSH connection.
 
-Every call has a timeout: a slurmctld that does not answer is BackendUnavailable, never a hang.
+The commands get a cleaned environment (the path, the locale, SLURM_*): sbatch hands its own to
+the job, and the daemon's secrets must not travel with it. Every call has a timeout: a slurmctld that does not answer is BackendUnavailable, never a hang.
 A command can run as a job's owner (`as_user`, when the daemon is root), so that Slurm's
 accounting, limits and fair share see the real user: setpriv switches to their uid, gid and
 groups, as the kernel named them on the daemon's socket.
@@ -23,6 +24,14 @@ from tao_server.backends.slurm.state import Answer
 from tao_server.errors import BackendUnavailable
 
 TIMEOUT = 30.0
+# What Slurm's commands get of the daemon's environment; sbatch passes it on to the job (--export=ALL).
+_KEPT = ("PATH", "LANG", "LANGUAGE", "TZ")
+_KEPT_PREFIXES = ("LC_", "SLURM_")
+
+
+def clean_environment(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` without the daemon's secrets (NGC_API_KEY, TAO_*) and its HOME: the path, the locale, Slurm's own."""
+    return {name: value for name, value in environment.items() if name in _KEPT or name.startswith(_KEPT_PREFIXES)}
 
 
 class SlurmCommands:
@@ -31,7 +40,7 @@ class SlurmCommands:
     ) -> None:
         self.login = login
         self._ssh_config = ["-F", str(ssh_config)] if ssh_config is not None else []
-        self._env = {**os.environ, **(env or {})}
+        self._env = clean_environment({**os.environ, **(env or {})})
         self._timeout = timeout
         self._control_dir = tempfile.mkdtemp(prefix="tao-ssh-") if login else None
 

@@ -117,7 +117,10 @@ def directives(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) ->
         f"--chdir={job.shared_dir}",
         "--open-mode=append",  # a restarted slurmctld must not truncate what the daemon has read
         "--no-requeue",  # a job runs once: the daemon follows one run
-        "--export=NONE",  # the daemon's own environment (its NGC_API_KEY, TAO_*) stays out of the job
+        # The job gets sbatch's environment, which the daemon cleans to PATH, locale and SLURM_* (commands.py):
+        # its own (NGC_API_KEY, TAO_*) never reaches a job. Not NONE or NIL: with either, slurmstepd loads the
+        # user's login environment on the node first (su - USER), a second or more per job (bench figure 15).
+        "--export=ALL",
         f"--nodes={slurm.nodes}",
         *_resource_args(request, slurm),
         *slurm.extra_args,
@@ -149,6 +152,7 @@ def _prelude(job: BatchJob, slurm: SlurmOptions) -> list[str]:
     lines = [
         f"# tao-launcher job {_comment_safe(job.job_id)}, run by {job.runtime}. Every value below is shell-quoted.",
         "set -u",
+        'export PATH="${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"',
         # The task's output, and only it (and this script's own complaints): Slurm writes its messages to --output.
         f"exec >>{shlex.quote(job.path(OUTPUT_SUFFIX))} 2>&1",
         f"exit_file={shlex.quote(job.path(EXIT_SUFFIX))}",
@@ -209,7 +213,7 @@ def _pyxis_body(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) -
     options = [f"--container-image={pyxis_image(request.image)}", "--no-container-mount-home", "--no-container-remap-root"]
     options += [f"--container-mounts={','.join(pyxis_mount(m) for m in request.mounts)}"] if request.mounts else []
     options += [f"--container-env={','.join(env)}"]
-    # sbatch --export=NONE would pass on to srun: the task gets srun's environment, ours included.
+    # srun passes its environment on: the task gets srun's, ours (the cleaned one sbatch had) included.
     words = ['"$srun"', "--export=ALL", *_quoted(options), *_quoted(request.command)]
     lines = [_resolve("srun"), _array("run", words)]
     at_run = {"NVIDIA_VISIBLE_DEVICES": _GPUS_FROM_ALLOCATION}
