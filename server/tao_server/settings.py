@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     # How a job gets its devices: "request" (a Docker device request, plus NVIDIA_VISIBLE_DEVICES) or
     # "env" (NVIDIA_VISIBLE_DEVICES alone, for engines whose default runtime is nvidia).
     gpu_mode: Literal["request", "env"] = "request"
-    max_running_jobs: int = Field(default=32, ge=1)
+    # Jobs the daemon runs at once, without GPUs (jobs with GPUs are bounded by the GPUs); more wait queued.
+    # On Slurm, jobs in the cluster at once, pending or running: Slurm's own queue and limits do the rest.
+    max_running_jobs: int = Field(default_factory=lambda data: 1000 if data.get("backend") == "slurm" else 32, ge=1)
     # Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
     stop_timeout: float = Field(default=10.0, ge=0)
     # Seconds of silence after which a websocket follower gets a heartbeat.

@@ -40,3 +40,16 @@ def test_an_empty_variable_counts_as_unset(tmp_path, monkeypatch):
     given = settings(tmp_path)
     assert given.policy is None
     assert given.host_trees is None
+
+
+def test_on_slurm_the_daemon_keeps_many_jobs_in_the_cluster_by_default(tmp_path):
+    # Slurm queues and limits them; a pending job must not hold the line for the rest at the daemon.
+    assert settings(tmp_path).max_running_jobs == 32
+    assert settings(tmp_path, backend="slurm", slurm_shared_dir=tmp_path).max_running_jobs == 1000
+    assert settings(tmp_path, backend="slurm", slurm_shared_dir=tmp_path, max_running_jobs=5).max_running_jobs == 5
+
+
+def test_the_slurm_backend_needs_its_shared_dir(tmp_path):
+    with pytest.raises(ValidationError) as info:
+        settings(tmp_path, backend="slurm")
+    assert "--backend slurm needs --slurm-shared-dir" in str(info.value)

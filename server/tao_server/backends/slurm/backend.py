@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 FOLLOW_INTERVAL = 0.1  # seconds between looks at a quiet output file
+PENDING_RECHECK = 5.0  # a pending job's follower wakes on the monitor's news, or after this
 KILL_MARGIN = 15.0  # seconds past the grace before scancel kills what is left
 SLURM_ID_FILE = "slurm-id"
 OWNER_FILE = "owner.json"
@@ -271,7 +272,14 @@ class SlurmRun:
                     position += len(chunk)
                     yield chunk
                 return
+            if self._pending():  # nothing can be printed before Slurm starts it: wait for the monitor, not the file
+                self._monitor.wait(lambda: not self._pending(), timeout=PENDING_RECHECK)
+                continue
             self._monitor.wait(lambda at=position: self.ended() or self._size() > at, timeout=FOLLOW_INTERVAL)  # type: ignore[misc]
+
+    def _pending(self) -> bool:
+        state = self.state()
+        return state is not None and state.state == "PENDING"
 
     def _read(self, position: int) -> bytes:
         try:
