@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tao_server.testing.daemon import LABEL_DAEMON, Daemon
+from tao_server.testing.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: its compose file and scripts
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -132,15 +132,6 @@ class ComposedDaemon(Daemon):
     def daemon_id(self) -> str | None:
         read = self.in_container("cat", "/var/lib/tao/daemon-id")
         return read.stdout.strip() or None if read.returncode == 0 else None
-
-    def containers(self) -> list[str]:
-        daemon_id = self.daemon_id()
-        if daemon_id is None:
-            return []
-        listed = subprocess.run(
-            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={LABEL_DAEMON}={daemon_id}"], capture_output=True, text=True
-        )
-        return listed.stdout.split()
 
     def token(self, *args: str) -> str:
         made = self.in_container("tao-server", "token", "create", *args)
