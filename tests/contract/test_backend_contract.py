@@ -55,7 +55,8 @@ class Engine:
         self._make = make
         self._clean = clean
         self.outage = outage
-        self.daemon_id = f"contract-{uuid.uuid4().hex[:12]}"
+        # Random first: the Slurm backend names jobs and containers by the id's first 8 characters.
+        self.daemon_id = f"{uuid.uuid4().hex[:12]}-contract"
         self._backends: list[Backend] = []
         self._daemon_ids: set[str] = set()
 
