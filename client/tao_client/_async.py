@@ -24,6 +24,7 @@ from tao_client.client import JobView, listing, submission
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
 EVENT_POLL_INTERVAL = 0.25
+BEFORE_RUNNING = ("queued", "starting", "pulling")  # a job pulls its image while starting: queued, starting, pulling, starting
 
 
 class AsyncJob(JobView):
@@ -72,34 +73,35 @@ class AsyncJob(JobView):
         return self
 
     async def pull_progress(self) -> AsyncIterator[_display.PullProgress]:
-        """The image pull's progress after each batch of events, until the job is past its pull.
+        """The image pull's progress after each batch of events, until the pull is over or the job past it.
 
         Also kept as `job.pull`, which the job's HTML shows.
         """
-        progress, after = self.pull or _display.PullProgress(), 0
-        self.pull = progress
-        while True:
+        progress = self.pull = self.pull or _display.PullProgress()
+        after, moved_on = 0, False
+        while not (progress.finished or moved_on):
             answer = await self._client.events(self.id, after)
-            pulls = [event["data"] for event in answer["events"] if event["type"] == "pull"]
-            for data in pulls:
-                progress.update(data)
-            if pulls:
-                yield progress
             after = answer["next_after"]
-            if progress.finished or (not answer["events"] and (await self.refresh()).status not in ("queued", "pulling")):
-                return
-            if not answer["events"]:
+            # The status is read after the events; a job seen past its pull had written them all
+            # by then, so one more read gets the last of them.
+            moved_on = (await self.refresh()).status not in BEFORE_RUNNING
+            events = answer["events"] + ((await self._client.events(self.id, after))["events"] if moved_on else [])
+            if progress.fold(events):
+                yield progress
+            elif not moved_on:
                 await asyncio.sleep(EVENT_POLL_INTERVAL)
 
     async def watch(self) -> AsyncJob:
         """In a notebook: show the job and keep its table current (status, pull progress) until it ends."""
         from IPython.display import HTML, display
 
-        handle = display(HTML(self._repr_html_()), display_id=True)
+        handle = display(HTML(self._repr_html_()), display_id=True)  # None outside IPython: nothing to keep current
         async for _ in self.pull_progress():
-            handle.update(HTML(self._repr_html_()))
+            if handle is not None:
+                handle.update(HTML(self._repr_html_()))
         await self.wait()
-        handle.update(HTML(self._repr_html_()))
+        if handle is not None:
+            handle.update(HTML(self._repr_html_()))
         return self
 
 

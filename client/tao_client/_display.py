@@ -64,11 +64,18 @@ class PullProgress:
         self.done: set[str] = set()
         self.finished = False
 
+    def fold(self, events: list[dict[str, Any]]) -> bool:
+        """Fold in a job's events (`GET /v1/jobs/{id}/events`); False when none was about the pull."""
+        pulls = [event["data"] for event in events if event["type"] == "pull"]
+        for data in pulls:
+            self.update(data)
+        return bool(pulls)
+
     def update(self, event: dict[str, Any]) -> None:
         """Fold one `pull` event's data in."""
         self.image = event.get("image") or self.image
         layer, status = event.get("layer", ""), event.get("status", "")
-        if not layer:
+        if not layer or status.startswith("Pulling from"):  # the engine names the tag as that line's layer
             self.status = status
             self.finished = self.finished or status == "pulled"
             return

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import LABEL_JOB, Daemon, executable
+from tao_server.testing.registry import Registry, build_variant, layer_digests, remove_local
 
 SEED_TASKS = [
     "augment",
@@ -144,6 +145,26 @@ class Gates:
 
     def open(self, name: str) -> None:
         (self.root / name).touch()
+
+
+REPOSITORY = "tao/toolkit"  # the toolkit image's repository in the test registry
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, toolkit_image: str) -> Iterator[tuple[Registry, str, str, str]]:
+    """A registry on 127.0.0.1 holding a variant of the toolkit image, absent from the engine.
+
+    (registry, reference, digest, blob digest of the image's own layer).
+    """
+    root = tmp_path_factory.mktemp("registry")
+    running = Registry(root, free_port()).start()
+    variant = build_variant(toolkit_image, "tao-test/pullable:1", root)
+    reference, digest = running.push(variant, f"{REPOSITORY}:1")
+    remove_local(reference, variant)
+    own_layer = layer_digests(running, REPOSITORY, "1")[-1]
+    yield running, reference, digest, own_layer
+    running.stop()
+    remove_local(reference)
 
 
 @pytest.fixture

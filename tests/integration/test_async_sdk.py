@@ -17,8 +17,9 @@ import pytest
 from tao_client import AsyncClient, AsyncJob, Client
 from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
 from tao_server.testing.daemon import Daemon
+from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, remove_local
 from tests.conftest import self_signed_certificate
-from tests.integration.conftest import Gates, free_port, job_log
+from tests.integration.conftest import REPOSITORY, Gates, free_port, job_log
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +251,37 @@ def test_events_of_a_job_without_a_pull_are_empty(daemon: Daemon) -> None:
     events, progress = run(daemon, body)
     assert events == {"events": [], "next_after": 0}, json.dumps(events)
     assert progress == []
+
+
+def test_a_pulling_jobs_progress_shows_layer_by_layer_in_its_table(new_daemon, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, reference, _, own_layer = registry
+    # The image's own layer waits for the test, so the pull is under way for as long as the test looks.
+    relay = HeldBlobs(reg.host, own_layer)
+    held_reference = reference.replace(reg.host, relay.host)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps({"format_version": 2.0, "dockers": {REPOSITORY: {"1": {"docker_registry": relay.host, "tasks": ["ssd"]}}}})
+    )
+
+    async def body(client: AsyncClient) -> tuple[str, AsyncJob]:
+        await client.login(relay.host, USERNAME, PASSWORD)
+        job = await client.submit("ssd", "exit", ["0"])
+        mid_pull = ""
+        async for progress in job.pull_progress():
+            if progress.layers and not mid_pull:
+                assert not progress.finished and progress.image == held_reference
+                mid_pull = job._repr_html_()
+                relay.release()
+        assert job.pull is not None and job.pull.finished
+        return mid_pull, await job
+
+    try:
+        daemon = new_daemon(manifest=manifest).start()
+        mid_pull, job = run(daemon, body)
+    finally:
+        relay.close()
+        remove_local(held_reference)
+    assert "<th>status</th><td>pulling</td>" in mid_pull
+    assert 'class="tao-pull"' in mid_pull and "<progress " in mid_pull and f"{held_reference}: " in mid_pull
+    assert (job.status, job.exit_code) == ("succeeded", 0)
+    assert "pulled, " in job._repr_html_()

@@ -53,7 +53,7 @@ def test_the_example_notebook_submits_follows_and_tables_a_job(daemon: Daemon, t
     NotebookClient(notebook, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    python, connected, submitted, followed, ended, listed, frame, _ = (outputs(cell) for cell in code)
+    python, connected, submitted, followed, ended, listed, frame, watched, _ = (outputs(cell) for cell in code)
     assert python[0].strip() == sys.executable
     assert connected[0].startswith("daemon ")
     assert "<th>status</th><td>queued</td>" in submitted[1]
@@ -64,3 +64,5 @@ def test_the_example_notebook_submits_follows_and_tables_a_job(daemon: Daemon, t
     assert f"<td>{job_id}</td>" in listed[1] and 'class="tao-jobs"' in listed[1]
     assert job_id in frame[1] and "<table" in frame[1]  # pandas' own HTML
     assert daemon.job(job_id)["status"] == "succeeded"
+    # The watched job's display was updated in place (nbclient applies the updates): it shows the end.
+    assert "<th>status</th><td>succeeded</td>" in watched[1] and "<th>subtask</th><td>exit</td>" in watched[1]

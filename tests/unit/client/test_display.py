@@ -36,7 +36,7 @@ def test_a_job_list_is_one_row_a_job_under_one_header() -> None:
 
 def test_pull_events_fold_into_layers_bytes_and_an_end() -> None:
     progress = PullProgress()
-    progress.update({"image": "reg/<img>:1", "layer": "", "status": "Pulling from reg/img"})
+    progress.update({"image": "reg/<img>:1", "layer": "1", "status": "Pulling from reg/img"})  # the engine's id: the tag
     progress.update({"image": "reg/<img>:1", "layer": "aaa", "status": "Downloading", "current": 5_000_000, "total": 10_000_000})
     progress.update({"image": "reg/<img>:1", "layer": "bbb", "status": "Already exists"})
     assert (progress.bytes_done, progress.bytes_total, progress.done, progress.finished) == (5_000_000, 10_000_000, {"bbb"}, False)
@@ -73,3 +73,9 @@ def test_async_client_is_there_when_asked_for() -> None:
     probe = "import tao_client\nprint(tao_client.AsyncClient.__module__, tao_client.JobList.__name__)\n"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout == "tao_client._async JobList\n"
+
+
+def test_the_sync_clients_job_shows_the_same_table() -> None:
+    from tao_client.client import Job
+
+    assert Job(None, JOB)._repr_html_() == job_table(JOB)  # type: ignore[arg-type]
