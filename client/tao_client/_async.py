@@ -24,6 +24,8 @@ from tao_client.client import JobView, listing, submission
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
 EVENT_POLL_INTERVAL = 0.25
+RECONNECT_SECONDS = 30.0  # as `tao` waits for a restarting daemon
+RECONNECT_INTERVAL = 0.2
 BEFORE_RUNNING = ("queued", "starting", "pulling")  # a job pulls its image while starting: queued, starting, pulling, starting
 
 
@@ -48,21 +50,42 @@ class AsyncJob(JobView):
     async def wait(self, stream_to: IO[bytes] | None = None) -> AsyncJob:
         """Wait for the job's end (copying its output to `stream_to` as it comes, when given); returns the job."""
         if stream_to is None:
-            async for _ in self._client.follow_logs(self.id, PAST_ANY_LOG):
+            async for _ in self._follow(PAST_ANY_LOG):
                 pass  # no output from past the end: the stream only says when the job has ended
         else:
-            async for chunk in self._client.follow_logs(self.id):
+            async for chunk in self._follow(0):
                 stream_to.write(chunk)
                 stream_to.flush()
-        return await self.refresh()
+        return self
 
     async def logs(self, offset: int = 0, follow: bool = False) -> AsyncIterator[bytes]:
         """The job's output from byte `offset`: what is there now, or with `follow` everything until the job ends."""
         if follow:
-            async for chunk in self._client.follow_logs(self.id, offset):
+            async for chunk in self._follow(offset):
                 yield chunk
         elif chunk := await self._client.logs(self.id, offset):
             yield chunk
+
+    async def _follow(self, offset: int) -> AsyncIterator[bytes]:
+        """The output from `offset` to the job's end, refreshing the job at its end.
+
+        A restarting daemon drops its streams and adopts the job: as `tao` does, this reconnects
+        from the last byte received for up to RECONNECT_SECONDS, so nothing is lost or doubled.
+        """
+        deadline = None
+        while True:
+            try:
+                async for chunk in self._client.follow_logs(self.id, offset):
+                    offset, deadline = offset + len(chunk), None
+                    yield chunk
+                if (await self.refresh()).done:
+                    return
+            except DaemonUnreachable:
+                now = asyncio.get_running_loop().time()
+                deadline = deadline or now + RECONNECT_SECONDS
+                if now > deadline:
+                    raise
+            await asyncio.sleep(RECONNECT_INTERVAL)
 
     async def output(self) -> str:
         """The job's whole output so far, as text."""
@@ -96,12 +119,16 @@ class AsyncJob(JobView):
         from IPython.display import HTML, display
 
         handle = display(HTML(self._repr_html_()), display_id=True)  # None outside IPython: nothing to keep current
-        async for _ in self.pull_progress():
+
+        def show() -> None:
             if handle is not None:
                 handle.update(HTML(self._repr_html_()))
+
+        async for _ in self.pull_progress():
+            show()
+        show()  # past its pull: running, or already ended
         await self.wait()
-        if handle is not None:
-            handle.update(HTML(self._repr_html_()))
+        show()
         return self
 
 

@@ -8,6 +8,8 @@ websockets. The engine and the toolkit image come from tests/conftest.py.
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import signal
 import socket
@@ -301,3 +303,25 @@ def test_group() -> tuple[str, int]:
         subprocess.run(["groupadd", name], check=True)
         _made_groups.append(name)
         return name, grp.getgrnam(name).gr_gid
+
+
+def terminate_daemon(data_dir: Path) -> bool:
+    """SIGTERM the daemon that holds `data_dir` (its pid is in daemon.lock); True once it has ended.
+
+    It is not this process's child, so it is waited for through a pidfd, which becomes readable
+    when the process ends.
+    """
+    lock = data_dir / "daemon.lock"
+    pid = lock.read_text().strip() if lock.exists() else ""
+    if not pid:
+        return True
+    try:
+        pidfd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        return True
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+        readable, _, _ = select.select([pidfd], [], [], 60)
+        return bool(readable)
+    finally:
+        os.close(pidfd)

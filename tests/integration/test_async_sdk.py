@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
 from tao_server.testing.daemon import Daemon
 from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, remove_local
 from tests.conftest import self_signed_certificate
-from tests.integration.conftest import REPOSITORY, Gates, free_port, job_log
+from tests.integration.conftest import REPOSITORY, Gates, free_port, job_log, terminate_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +286,45 @@ def test_a_pulling_jobs_progress_shows_layer_by_layer_in_its_table(new_daemon, t
     assert 'class="tao-pull"' in mid_pull and "<progress " in mid_pull and f"{held_reference}: " in mid_pull
     assert (job.status, job.exit_code) == ("succeeded", 0)
     assert "pulled, " in job._repr_html_()
+
+
+def test_following_survives_a_daemon_restart_without_losing_or_doubling_a_byte(new_daemon, gates: Gates) -> None:  # type: ignore[no-untyped-def]
+    daemon = new_daemon().start()
+
+    async def body(client: AsyncClient) -> tuple[bytes, AsyncJob]:
+        job = await client.submit(**gated(gates, f"echo one; {gates.wait('go')}; echo two; exit 6"))
+        seen = b""
+        async for chunk in job.logs(follow=True):
+            seen += chunk
+            if seen == b"one\n":
+                daemon.stop(signal.SIGKILL)  # the stream breaks; the job's container runs on
+                daemon.start()  # adopts the job; the follower reconnects from byte 4
+                gates.open("go")
+        return seen, job
+
+    seen, job = run(daemon, body)
+    assert seen == b"one\ntwo\n"
+    assert (job.status, job.exit_code) == ("failed", 6)  # the job as refreshed at its end
+
+
+def test_with_nothing_answering_on_the_local_socket_a_daemon_is_started(
+    tmp_path: Path, manifest_file: Path, monkeypatch: pytest.MonkeyPatch, docker_client
+) -> None:  # type: ignore[no-untyped-def]
+    runtime, data_dir = tmp_path / "xdg-run", tmp_path / "data"
+    runtime.mkdir()
+    for name in ("TAO_HOST", "TAO_NO_AUTOSTART", "LAUNCHER_MOUNTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("TAO_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("TAO_MANIFEST", str(manifest_file))
+
+    async def body() -> AsyncJob:
+        async with AsyncClient() as client:
+            return await (await client.submit("detectnet_v2", "exit", ["0"]))
+
+    try:
+        job = asyncio.run(body())
+    finally:
+        ended = terminate_daemon(data_dir)
+    assert (job.status, job.exit_code) == ("succeeded", 0)
+    assert ended, "the daemon the client started did not end within 60 s of SIGTERM"
