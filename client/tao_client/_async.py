@@ -116,7 +116,8 @@ class AsyncJob(JobView):
 
     async def watch(self) -> AsyncJob:
         """In a notebook: show the job and keep its table current (status, pull progress) until it ends."""
-        from IPython.display import HTML, display
+        ipython_display = _optional("IPython.display", "watch()")
+        HTML, display = ipython_display.HTML, ipython_display.display
 
         handle = display(HTML(self._repr_html_()), display_id=True)  # None outside IPython: nothing to keep current
 
@@ -140,7 +141,7 @@ class JobList(list[AsyncJob]):
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, a row per job and a column per field (pandas is imported only here)."""
-        import pandas
+        pandas = _optional("pandas", "to_pandas()")
 
         return pandas.DataFrame([job.data for job in self], columns=list(self[0].data) if self else None)
 
@@ -340,3 +341,14 @@ def _reason(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "no answer in time"
     return str(exc) or type(exc).__name__
+
+
+def _optional(module: str, needed_by: str) -> Any:
+    """An optional dependency, imported when first needed; a missing one says how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0].lower()
+        raise ImportError(f"{needed_by} needs {package}: pip install {package}, or 'tao-launcher[notebook]'") from None

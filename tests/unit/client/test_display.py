@@ -79,3 +79,17 @@ def test_the_sync_clients_job_shows_the_same_table() -> None:
     from tao_client.client import Job
 
     assert Job(None, JOB)._repr_html_() == job_table(JOB)  # type: ignore[arg-type]
+
+
+def test_without_pandas_to_pandas_says_what_to_install() -> None:
+    probe = (
+        "import sys\n"
+        "sys.modules['pandas'] = None  # as if not installed\n"
+        "from tao_client import JobList\n"
+        "try:\n"
+        "    JobList().to_pandas()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout == "to_pandas() needs pandas: pip install pandas, or 'tao-launcher[notebook]'\n"
