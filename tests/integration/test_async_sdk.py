@@ -328,3 +328,29 @@ def test_with_nothing_answering_on_the_local_socket_a_daemon_is_started(
         ended = terminate_daemon(data_dir)
     assert (job.status, job.exit_code) == ("succeeded", 0)
     assert ended, "the daemon the client started did not end within 60 s of SIGTERM"
+
+
+def test_pull_streams_progress_then_the_images_end_and_logins_are_listed(new_daemon, tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
+    reg, reference, _, _ = registry
+    remove_local(reference)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps({"format_version": 2.0, "dockers": {REPOSITORY: {"1": {"docker_registry": reg.host, "tasks": ["ssd"]}}}})
+    )
+    daemon = new_daemon(manifest=manifest).start()
+
+    async def body(client: AsyncClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        await client.login(reg.host, USERNAME, PASSWORD)
+        logins = await client.logins()
+        lines = [line async for line in client.pull(tasks=["ssd"])]
+        return logins, lines, await client.images(), await client.logout(reg.host)
+
+    try:
+        logins, lines, images, forgotten = run(daemon, body)
+    finally:
+        remove_local(reference)
+    assert [(login["registry"], login["username"]) for login in logins] == [(reg.host, USERNAME)]
+    assert lines[-1] == {"type": "done", "image": reference, "error": None}
+    assert any(line["type"] == "progress" for line in lines)
+    assert [image["present"] for image in images if image["reference"] == reference] == [True]
+    assert forgotten["registry"] == reg.host
