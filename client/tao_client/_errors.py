@@ -36,3 +36,17 @@ class ApiError(TaoClientError):
 
 class JobNotFound(ApiError):
     pass
+
+
+def api_error(status_code: int, body: bytes, request: str) -> ApiError:
+    """The error for a refused request, from the daemon's JSON error body (any HTTP client's answer)."""
+    import json
+
+    try:
+        error = json.loads(body)["error"]
+        code, message, field = error["code"], error["message"], error.get("field")
+    except (ValueError, KeyError, TypeError):
+        text = body.decode("utf-8", errors="replace")[:200]
+        code, message, field = "http_error", f"{request} answered {status_code}: {text}", None
+    kind = JobNotFound if status_code == 404 and code == "job_not_found" else ApiError
+    return kind(status_code, code, message, field, request)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator
 
 from tao_client import daemon
-from tao_client._errors import ApiError, DaemonUnreachable, JobNotFound
+from tao_client._errors import ApiError, DaemonUnreachable, api_error
 from tao_client._http import Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -18,15 +17,18 @@ ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")
 
 
-class Job:
-    """A job as the daemon last reported it; `refresh()` asks again."""
+class JobView:
+    """What the daemon last reported of a job, read-only: the part `Job` and `AsyncJob` share."""
 
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self._client = client
-        self.data = data
+    data: dict[str, Any]
 
     def __repr__(self) -> str:
-        return f"Job(id={self.id!r}, task={self.data['task']!r}, status={self.status!r})"
+        return f"{type(self).__name__}(id={self.id!r}, task={self.data['task']!r}, status={self.status!r})"
+
+    def _repr_html_(self) -> str:
+        from tao_client import _display
+
+        return _display.job_table(self.data)
 
     @property
     def id(self) -> str:
@@ -47,6 +49,14 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class Job(JobView):
+    """A job as the daemon last reported it; `refresh()` asks again."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
 
     def refresh(self) -> Job:
         self.data = self._client.job(self.id).data
@@ -91,9 +101,7 @@ class Client:
         self.address = daemon.resolve(host)
         self._autostart = autostart
         socket_path = str(self.address.socket_path) if self.address.socket_path else None
-        if socket_path is None:
-            token = token or os.environ.get("TAO_TOKEN") or None
-            ca_cert = ca_cert or os.environ.get("TAO_CA_CERT") or None
+        token, ca_cert = daemon.tcp_credentials(self.address, token, ca_cert)
         self._http = Transport(self.address.base_url, socket_path, timeout, token=token, ca_cert=ca_cert)
 
     def close(self) -> None:
@@ -127,20 +135,7 @@ class Client:
 
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         """
-        body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
-        if pull is not None:
-            body["pull"] = pull
-        if launch_config is not None:
-            body["launch_config"] = launch_config
-            body["launch_config_source"] = launch_config_source
-        if gpu_indices:
-            body["gpu_indices"] = gpu_indices
-        if job_id is not None:
-            body["id"] = job_id
-        if nodes is not None:
-            body["nodes"] = nodes
-        if time is not None:
-            body["time"] = time
+        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
         return Job(self, self._json("POST", "/v1/jobs", json_body=body))
 
     def job(self, job_id: str) -> Job:
@@ -148,11 +143,7 @@ class Client:
 
     def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> Iterator[Job]:
         """Every matching job, newest first, fetched a page at a time."""
-        params: dict[str, Any] = {"limit": page_size}
-        if statuses:
-            params["status"] = list(statuses)
-        if container_id:
-            params["container_id"] = container_id
+        params = listing(statuses, container_id, page_size)
         while True:
             page = self._json("GET", "/v1/jobs", params=params)
             for data in page["jobs"]:
@@ -261,11 +252,42 @@ class Client:
 
 
 def _api_error(response: Response) -> ApiError:
-    where = response.request
-    try:
-        error = response.json()["error"]
-        code, message, field = error["code"], error["message"], error.get("field")
-    except (ValueError, KeyError, TypeError):
-        code, message, field = "http_error", f"{where} answered {response.status_code}: {response.text[:200]}", None
-    kind = JobNotFound if response.status_code == 404 and code == "job_not_found" else ApiError
-    return kind(response.status_code, code, message, field, where)
+    return api_error(response.status_code, response.content, response.request)
+
+
+def submission(
+    task: str,
+    subtask: str | None,
+    args: Iterable[str],
+    group: str | None,
+    launch_config: Any,
+    launch_config_source: str | None,
+    gpus: str,
+    gpu_indices: list[str] | None,
+    job_id: str | None,
+    pull: str | None,
+    nodes: int | None,
+    time: str | None,
+) -> dict[str, Any]:
+    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults)."""
+    body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
+    if pull is not None:
+        body["pull"] = pull
+    if launch_config is not None:
+        body["launch_config"] = launch_config
+        body["launch_config_source"] = launch_config_source
+    if gpu_indices:
+        body["gpu_indices"] = gpu_indices
+    optional = {"id": job_id, "nodes": nodes, "time": time}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def listing(statuses: Iterable[str] | None, container_id: str | None, page_size: int) -> dict[str, Any]:
+    """The query of `GET /v1/jobs`'s first page."""
+    params: dict[str, Any] = {"limit": page_size}
+    if statuses:
+        params["status"] = list(statuses)
+    if container_id:
+        params["container_id"] = container_id
+    return params

@@ -49,6 +49,13 @@ def resolve(host: str | None = None) -> Address:
     raise TaoClientError(f"TAO_HOST={host!r} is not an address; use unix:///path/to/tao.sock or http://HOST:PORT")
 
 
+def tcp_credentials(address: Address, token: str | None, ca_cert: str | None) -> tuple[str | None, str | None]:
+    """(token, CA bundle) for the address: over TCP the given ones, else $TAO_TOKEN and $TAO_CA_CERT; none on a Unix socket."""
+    if address.socket_path is not None:
+        return None, None  # the kernel tells the daemon who is calling
+    return token or os.environ.get("TAO_TOKEN") or None, ca_cert or os.environ.get("TAO_CA_CERT") or None
+
+
 def listening(address: Address) -> bool:
     if address.socket_path is None:
         return True

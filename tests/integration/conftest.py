@@ -8,6 +8,8 @@ websockets. The engine and the toolkit image come from tests/conftest.py.
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import signal
 import socket
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import LABEL_JOB, Daemon, executable
+from tao_server.testing.registry import Registry, build_variant, layer_digests, remove_local
 
 SEED_TASKS = [
     "augment",
@@ -144,6 +147,26 @@ class Gates:
 
     def open(self, name: str) -> None:
         (self.root / name).touch()
+
+
+REPOSITORY = "tao/toolkit"  # the toolkit image's repository in the test registry
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, toolkit_image: str) -> Iterator[tuple[Registry, str, str, str]]:
+    """A registry on 127.0.0.1 holding a variant of the toolkit image, absent from the engine.
+
+    (registry, reference, digest, blob digest of the image's own layer).
+    """
+    root = tmp_path_factory.mktemp("registry")
+    running = Registry(root, free_port()).start()
+    variant = build_variant(toolkit_image, "tao-test/pullable:1", root)
+    reference, digest = running.push(variant, f"{REPOSITORY}:1")
+    remove_local(reference, variant)
+    own_layer = layer_digests(running, REPOSITORY, "1")[-1]
+    yield running, reference, digest, own_layer
+    running.stop()
+    remove_local(reference)
 
 
 @pytest.fixture
@@ -280,3 +303,25 @@ def test_group() -> tuple[str, int]:
         subprocess.run(["groupadd", name], check=True)
         _made_groups.append(name)
         return name, grp.getgrnam(name).gr_gid
+
+
+def terminate_daemon(data_dir: Path) -> bool:
+    """SIGTERM the daemon that holds `data_dir` (its pid is in daemon.lock); True once it has ended.
+
+    It is not this process's child, so it is waited for through a pidfd, which becomes readable
+    when the process ends.
+    """
+    lock = data_dir / "daemon.lock"
+    pid = lock.read_text().strip() if lock.exists() else ""
+    if not pid:
+        return True
+    try:
+        pidfd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        return True
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+        readable, _, _ = select.select([pidfd], [], [], 60)
+        return bool(readable)
+    finally:
+        os.close(pidfd)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
-from tests.integration.conftest import containers_gone, free_port, job_containers, job_id_of
+from tests.integration.conftest import containers_gone, free_port, job_containers, job_id_of, terminate_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -127,31 +126,9 @@ def test_tao_starts_a_daemon_when_none_answers(tmp_path: Path, manifest_file: Pa
         listed = subprocess.run([executable("tao"), "list", "--all", "--json"], env=env, capture_output=True, timeout=60)
         assert [job["status"] for job in json.loads(listed.stdout)] == ["succeeded"]
     finally:
-        ended = _terminate(data_dir)
+        ended = terminate_daemon(data_dir)
     assert ended, "the daemon tao started did not end within 60 s of SIGTERM"
     assert not (runtime / "tao" / "tao.sock").exists()  # it ended cleanly, and its socket went with it
-
-
-def _terminate(data_dir: Path) -> bool:
-    """SIGTERM the daemon that holds `data_dir` (its pid is in daemon.lock); True once it has ended.
-
-    It is not this process's child, so it is waited for through a pidfd, which becomes readable
-    when the process ends.
-    """
-    lock = data_dir / "daemon.lock"
-    pid = lock.read_text().strip() if lock.exists() else ""
-    if not pid:
-        return True
-    try:
-        pidfd = os.pidfd_open(int(pid))
-    except ProcessLookupError:
-        return True
-    try:
-        os.kill(int(pid), signal.SIGTERM)
-        readable, _, _ = select.select([pidfd], [], [], 60)
-        return bool(readable)
-    finally:
-        os.close(pidfd)
 
 
 def test_second_daemon_on_the_same_data_dir_is_refused(new_daemon) -> None:  # type: ignore[no-untyped-def]

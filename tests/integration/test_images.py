@@ -17,26 +17,10 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
-from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, Registry, build_variant, layer_digests, remove_local
-from tests.integration.conftest import free_port, job_id_of, local_account, tao_as
+from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, Registry, remove_local
+from tests.integration.conftest import REPOSITORY, free_port, job_id_of, local_account, tao_as
 
 pytestmark = pytest.mark.integration
-
-REPOSITORY = "tao/toolkit"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, toolkit_image: str) -> Iterator[tuple[Registry, str, str, str]]:
-    """(registry, reference, digest, blob digest of the image's own layer), the image absent from the engine."""
-    root = tmp_path_factory.mktemp("registry")
-    running = Registry(root, free_port()).start()
-    variant = build_variant(toolkit_image, "tao-test/pullable:1", root)
-    reference, digest = running.push(variant, f"{REPOSITORY}:1")
-    remove_local(reference, variant)
-    own_layer = layer_digests(running, REPOSITORY, "1")[-1]
-    yield running, reference, digest, own_layer
-    running.stop()
-    remove_local(reference)
 
 
 def _manifest(path: Path, registry: Registry | HeldBlobs, digest: str | None = None, tag: str = "1") -> Path:

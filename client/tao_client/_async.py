@@ -1,0 +1,354 @@
+"""`AsyncClient` and `AsyncJob`: the SDK for notebooks and asyncio programs, on httpx.
+
+The sync `Client` speaks HTTP on plain sockets so that `tao` starts fast; this one may cost an
+import, so it uses httpx (the `sdk` extra) and is loaded only when asked for
+(`tao_client.AsyncClient`). It finds the daemon, reads $TAO_TOKEN and $TAO_CA_CERT, starts a
+local daemon and maps refusals to exceptions exactly as `Client` does: through the same
+functions in `daemon`, `client` and `_errors`. A job's output follows over the daemon's
+`?follow=true` stream, which ends when the job's end is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Generator, Iterable
+from typing import IO, Any
+
+import httpx
+
+from tao_client import _display, _http, daemon
+from tao_client._errors import DaemonUnreachable, api_error
+from tao_client.client import JobView, listing, submission
+
+# Past the end of any log: following from here reads no output and still ends with the job.
+PAST_ANY_LOG = 2**62
+EVENT_POLL_INTERVAL = 0.25
+RECONNECT_SECONDS = 30.0  # as `tao` waits for a restarting daemon
+RECONNECT_INTERVAL = 0.2
+BEFORE_RUNNING = ("queued", "starting", "pulling")  # a job pulls its image while starting: queued, starting, pulling, starting
+
+
+class AsyncJob(JobView):
+    """A job as the daemon last reported it. `await job` waits for its end and returns it."""
+
+    def __init__(self, client: AsyncClient, data: dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
+        self.pull: _display.PullProgress | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncJob]:
+        return self.wait().__await__()
+
+    def _repr_html_(self) -> str:
+        return _display.job_table(self.data, self.pull)
+
+    async def refresh(self) -> AsyncJob:
+        self.data = (await self._client.job(self.id)).data
+        return self
+
+    async def wait(self, stream_to: IO[bytes] | None = None) -> AsyncJob:
+        """Wait for the job's end (copying its output to `stream_to` as it comes, when given); returns the job."""
+        if stream_to is None:
+            async for _ in self._follow(PAST_ANY_LOG):
+                pass  # no output from past the end: the stream only says when the job has ended
+        else:
+            async for chunk in self._follow(0):
+                stream_to.write(chunk)
+                stream_to.flush()
+        return self
+
+    async def logs(self, offset: int = 0, follow: bool = False) -> AsyncIterator[bytes]:
+        """The job's output from byte `offset`: what is there now, or with `follow` everything until the job ends."""
+        if follow:
+            async for chunk in self._follow(offset):
+                yield chunk
+        elif chunk := await self._client.logs(self.id, offset):
+            yield chunk
+
+    async def _follow(self, offset: int) -> AsyncIterator[bytes]:
+        """The output from `offset` to the job's end, refreshing the job at its end.
+
+        A restarting daemon drops its streams and adopts the job: as `tao` does, this reconnects
+        from the last byte received for up to RECONNECT_SECONDS, so nothing is lost or doubled.
+        """
+        deadline = None
+        while True:
+            try:
+                async for chunk in self._client.follow_logs(self.id, offset):
+                    offset, deadline = offset + len(chunk), None
+                    yield chunk
+                if (await self.refresh()).done:
+                    return
+            except DaemonUnreachable:
+                now = asyncio.get_running_loop().time()
+                deadline = deadline or now + RECONNECT_SECONDS
+                if now > deadline:
+                    raise
+            await asyncio.sleep(RECONNECT_INTERVAL)
+
+    async def output(self) -> str:
+        """The job's whole output so far, as text."""
+        return (await self._client.logs(self.id)).decode("utf-8", errors="replace")
+
+    async def cancel(self) -> AsyncJob:
+        self.data = (await self._client.cancel(self.id)).data
+        return self
+
+    async def pull_progress(self) -> AsyncIterator[_display.PullProgress]:
+        """The image pull's progress after each batch of events, until the pull is over or the job past it.
+
+        Also kept as `job.pull`, which the job's HTML shows.
+        """
+        progress = self.pull = self.pull or _display.PullProgress()
+        after, moved_on = 0, False
+        while not (progress.finished or moved_on):
+            answer = await self._client.events(self.id, after)
+            after = answer["next_after"]
+            # The status is read after the events; a job seen past its pull had written them all
+            # by then, so one more read gets the last of them.
+            moved_on = (await self.refresh()).status not in BEFORE_RUNNING
+            events = answer["events"] + ((await self._client.events(self.id, after))["events"] if moved_on else [])
+            if progress.fold(events):
+                yield progress
+            elif not moved_on:
+                await asyncio.sleep(EVENT_POLL_INTERVAL)
+
+    async def watch(self) -> AsyncJob:
+        """In a notebook: show the job and keep its table current (status, pull progress) until it ends."""
+        ipython_display = _optional("IPython.display", "watch()")
+        HTML, display = ipython_display.HTML, ipython_display.display
+
+        handle = display(HTML(self._repr_html_()), display_id=True)  # None outside IPython: nothing to keep current
+
+        def show() -> None:
+            if handle is not None:
+                handle.update(HTML(self._repr_html_()))
+
+        async for _ in self.pull_progress():
+            show()
+        show()  # past its pull: running, or already ended
+        await self.wait()
+        show()
+        return self
+
+
+class JobList(list[AsyncJob]):
+    """Jobs, newest first: an HTML table in a notebook, a DataFrame with `to_pandas()`."""
+
+    def _repr_html_(self) -> str:
+        return _display.jobs_table([job.data for job in self])
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame, a row per job and a column per field (pandas is imported only here)."""
+        pandas = _optional("pandas", "to_pandas()")
+
+        return pandas.DataFrame([job.data for job in self], columns=list(self[0].data) if self else None)
+
+
+class AsyncClient:
+    """Talks to a tao daemon over its Unix socket or HTTP(S), from asyncio.
+
+    With no host and nothing answering on the local socket, a daemon is started in the background.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        token: str | None = None,
+        ca_cert: str | None = None,
+        autostart: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
+        """`host`: unix:///path or http(s)://HOST:PORT (default $TAO_HOST, else the local socket).
+        `token`: the bearer token for TCP (default $TAO_TOKEN); `ca_cert`: a CA bundle for https (default $TAO_CA_CERT)."""
+        self.address = daemon.resolve(host)
+        self._autostart = autostart
+        token, ca_cert = daemon.tcp_credentials(self.address, token, ca_cert)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.address.base_url, transport=_transport(self.address, ca_cert), headers=headers, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        task: str,
+        subtask: str | None = None,
+        args: Iterable[str] = (),
+        *,
+        group: str | None = None,
+        launch_config: Any = None,
+        launch_config_source: str | None = None,
+        gpus: str = "auto",
+        gpu_indices: list[str] | None = None,
+        job_id: str | None = None,
+        pull: str | None = None,
+        nodes: int | None = None,
+        time: str | None = None,
+    ) -> AsyncJob:
+        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
+        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
+        return AsyncJob(self, await self._json("POST", "/v1/jobs", json=body))
+
+    async def job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._json("GET", f"/v1/jobs/{job_id}"))
+
+    async def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> JobList:
+        """Every matching job, newest first (all pages)."""
+        params, found = listing(statuses, container_id, page_size), JobList()
+        while True:
+            page = await self._json("GET", "/v1/jobs", params=params)
+            found.extend(AsyncJob(self, data) for data in page["jobs"])
+            if not page["next_cursor"]:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    async def cancel(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    # -- logs and events --------------------------------------------------------------------------
+
+    async def logs(self, job_id: str, offset: int = 0) -> bytes:
+        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset})).content
+
+    async def follow_logs(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """The job's output from `offset` as it is written; ends when the job ends."""
+        params = {"offset": offset, "follow": "true"}
+        async with self._stream("GET", f"/v1/jobs/{job_id}/logs", params=params) as response:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.TransportError as exc:
+                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+
+    async def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
+        """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
+        return await self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- images, registries, the daemon -----------------------------------------------------------
+
+    async def images(self) -> list[dict[str, Any]]:
+        return await self._json("GET", "/v1/images")
+
+    async def pull(self, tasks: Iterable[str] = (), images: Iterable[str] = ()) -> AsyncIterator[dict[str, Any]]:
+        """Progress of pulling the tasks' images: {"type": "progress", ...} and {"type": "done", "image", "error"}."""
+        import json
+
+        body = {"tasks": list(tasks), "images": list(images)}
+        async with self._stream("POST", "/v1/images/pull", json=body) as response:
+            try:
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+            except httpx.TransportError as exc:
+                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+
+    async def login(self, registry: str, username: str, password: str) -> dict[str, Any]:
+        """Check the login with the registry and keep it with the daemon for this user's pulls from there."""
+        return await self._json("POST", "/v1/credentials", json={"registry": registry, "username": username, "password": password})
+
+    async def logout(self, registry: str) -> dict[str, Any]:
+        return await self._json("DELETE", f"/v1/credentials/{registry}")
+
+    async def logins(self) -> list[dict[str, Any]]:
+        return await self._json("GET", "/v1/credentials")
+
+    async def tasks(self) -> dict[str, Any]:
+        return await self._json("GET", "/v1/tasks")
+
+    async def info(self, verbose: bool = False) -> dict[str, Any]:
+        return await self._json("GET", "/v1/info", params={"verbose": verbose})
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._request(method, path, **kwargs)).json()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self._reaching(lambda: self._http.request(method, path, **kwargs))
+        _raise_for_refusal(response, method, path)
+        return response
+
+    def _stream(self, method: str, path: str, **kwargs: Any) -> _Stream:
+        return _Stream(self, self._http.build_request(method, path, timeout=None, **kwargs))
+
+    async def _reaching(self, send: Any) -> httpx.Response:
+        """`send()`, starting a local daemon first when nothing answers and that is allowed, as `Client` does."""
+        try:
+            return await send()
+        except httpx.TransportError as exc:
+            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
+                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+        await asyncio.to_thread(daemon.start_local, self.address)
+        try:
+            return await send()
+        except httpx.TransportError as exc:
+            raise DaemonUnreachable(self.address.url, _reason(exc)) from None
+
+
+class _Stream:
+    """A streamed response, opened (with the client's reconnect rules) on entry, closed on exit."""
+
+    def __init__(self, client: AsyncClient, request: httpx.Request) -> None:
+        self._client = client
+        self._request = request
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        self._response = await self._client._reaching(lambda: self._client._http.send(self._request, stream=True))
+        if not self._response.is_success:
+            await self._response.aread()
+            await self._response.aclose()
+            _raise_for_refusal(self._response, self._request.method, self._request.url.path)
+        return self._response
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+def _raise_for_refusal(response: httpx.Response, method: str, path: str) -> None:
+    if not response.is_success:
+        raise api_error(response.status_code, response.content, f"{method} {path}")
+
+
+def _transport(address: daemon.Address, ca_cert: str | None) -> httpx.AsyncHTTPTransport:
+    if address.socket_path is not None:
+        return httpx.AsyncHTTPTransport(uds=address.socket_path)
+    # The system's trust store (as `Client` uses), plus the CA bundle given: not httpx's own certifi bundle.
+    return httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=ca_cert))
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    """What went wrong, in the words `Client` uses: found on the OS error under httpx's wrapping."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError):
+        return _http._describe(cause)
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+def _optional(module: str, needed_by: str) -> Any:
+    """An optional dependency, imported when first needed; a missing one says how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0].lower()
+        raise ImportError(f"{needed_by} needs {package}: pip install {package}, or 'tao-launcher[notebook]'") from None
