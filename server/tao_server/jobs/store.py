@@ -88,6 +88,7 @@ class JobStore:
         before_seq: int | None,
         container_id: str | None = None,
         owner_uid: int | None = None,
+        task: str | None = None,
     ) -> list[Job]:
         """Newest first; `before_seq` is the cursor from the previous page."""
         query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
@@ -100,6 +101,8 @@ class JobStore:
             query = query.where(col(Job.container_id).startswith(container_id, autoescape=True))
         if owner_uid is not None:
             query = query.where(col(Job.owner_uid) == owner_uid)
+        if task is not None:
+            query = query.where(col(Job.task) == task)
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 
