@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.dialects import sqlite
 
 from tao_server.access.caller import Caller as AccessCaller
+from tao_server.jobs.store import page_query
+from tao_server.models import JobStatus
 from tao_server.ui.guard import CONTENT_SECURITY_POLICY
 from tests.inprocess.conftest import Daemon
 
@@ -174,3 +178,21 @@ def test_the_session_cookie_names_its_caller_to_the_json_api_too(daemon: Daemon)
     listed = browser.get("/v1/jobs").json()["jobs"]
     assert [each["id"] for each in listed] == [job]
     assert isinstance(browser, httpx.Client)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"statuses": [JobStatus.running]}, {"task": "unet"}, {"owner_uid": 1001}, {"task": "unet", "owner_uid": 1001}],
+    ids=["none", "status", "task", "owner", "task-and-owner"],
+)
+def test_every_page_of_the_jobs_table_is_an_index_search_at_any_depth(daemon: Daemon, filters: dict[str, Any]) -> None:
+    """Pages come by keyset: the 2,000th page is a search from the cursor, as cheap as the first, whatever the filter."""
+    engine = daemon.client.app.state.services.database  # type: ignore[attr-defined]
+    for cursor in (None, 100_000):
+        query = page_query(filters.get("statuses"), 51, cursor, None, filters.get("owner_uid"), filters.get("task"))
+        sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+        with engine.connect() as connection:
+            plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+        assert not any("TEMP B-TREE" in step for step in plan), plan  # never sorts the matches
+        if cursor is not None or filters:
+            assert all(step.startswith("SEARCH") for step in plan), plan  # starts at the cursor or the filter, never scans

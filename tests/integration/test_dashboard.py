@@ -186,6 +186,7 @@ def test_a_cross_site_form_post_is_refused(ui_daemon: Daemon, browser: Any, gate
     link = ui_link(ui_daemon)
     page = signed_in(browser, link)
     job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo up; {gates.wait('never')}"))
+    ui_daemon.wait_for_output(job_id, b"up\n")
     target = f"{tcp_base(ui_daemon)}/v1/jobs/{job_id}/cancel"
     form = f"<form method=post action='{target}'><button id=go>win a prize</button></form>"
     page.context.route("http://evil.test/**", lambda route: route.fulfill(body=form, content_type="text/html"))
@@ -197,3 +198,40 @@ def test_a_cross_site_form_post_is_refused(ui_daemon: Daemon, browser: Any, gate
     assert ui_daemon.job(job_id)["status"] == "running"
     shot(page, tmp_path, "cross-site-refused")
     ui_daemon.request("POST", f"/v1/jobs/{job_id}/cancel")
+
+
+def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whole(
+    ui_daemon: Daemon, browser: Any, gates: Gates, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = signed_in(browser, ui_link(ui_daemon))
+    script = f"echo start; {gates.wait('go')}; seq 1 20000"
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", script))
+    page.goto(page.url + f"jobs/{job_id}")
+    log = page.locator("#log")
+    expect(log).to_contain_text("start")
+    gates.open("go")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(log.locator("div").last).to_have_text("20000")
+    lines = log.locator("div")
+    assert lines.count() == 5000 and lines.first.inner_text() == "15001"  # older lines left the page
+    page.get_by_role("button", name="Load earlier output").click()
+    expect(log.locator("div").first).not_to_have_text("15001")
+    shown = [int(text) for text in log.inner_text().splitlines()]
+    assert shown == list(range(shown[0], 20001)) and shown[0] < 15001
+    with page.expect_download() as downloaded:
+        page.get_by_role("button", name="Download the whole log").click()
+    saved = tmp_path / "downloaded.log"
+    downloaded.value.save_as(saved)
+    assert saved.read_bytes() == (ui_daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()
+    shot(page, tmp_path, "job-long-log")
+
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url(lambda url: "/ui/jobs/" in url and not url.endswith(job_id))
+    again = page.url.rsplit("/", 1)[1]
+    first, second = ui_daemon.job(job_id), ui_daemon.job(again)
+    assert {key: second[key] for key in ("task", "subtask", "args", "mounts")} == {
+        key: first[key] for key in ("task", "subtask", "args", "mounts")
+    }
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(log.locator("div").last).to_have_text("20000")
