@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from tao_server.testing.daemon import Daemon
+from tao_server.testing.registry import remove_local
 from tests.integration.conftest import Gates, containers_gone, free_port, job_id_of, local_account, tao_as
+from tests.integration.test_images import _login, _manifest, registry  # noqa: F401 (registry: a fixture)
 
 pytestmark = pytest.mark.integration
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -235,3 +237,46 @@ def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whol
     }
     expect(page.locator("#job-status")).to_have_text("succeeded")
     expect(log.locator("div").last).to_have_text("20000")
+
+
+def test_tao_ui_opens_the_link_with_browser_and_says_when_it_cannot(
+    ui_daemon: Daemon, new_daemon: Any, browser: Any, tmp_path: Path
+) -> None:
+    opened = tmp_path / "opened"
+    fake_browser = tmp_path / "browser.sh"
+    fake_browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    fake_browser.chmod(0o755)
+    made = ui_daemon.tao("ui", env=ui_daemon.env(BROWSER=str(fake_browser)))
+    assert made.returncode == 0, made.stderr.decode()
+    link = made.stdout.decode().strip()
+    assert opened.read_text().strip() == link
+    signed_in(browser, link)
+
+    base = tcp_base(ui_daemon)
+    over_tcp = ui_daemon.tao("ui", env=ui_daemon.env(TAO_HOST=base, TAO_TOKEN=ui_daemon.token("--user", "root", "--admin")))
+    assert over_tcp.returncode == 125 and f"open {base}/ui/ and give it your token".encode() in over_tcp.stderr
+    socket_only = new_daemon().start()
+    refused = socket_only.tao("ui", "--no-browser")
+    assert refused.returncode == 125 and b"no loopback TCP listener" in refused.stderr and b"--port" in refused.stderr
+
+
+def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
+    new_daemon: Any,
+    registry: Any,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    expect = playwright_api.expect
+    reg, reference, _, _ = registry
+    remove_local(reference)
+    daemon = new_daemon("--port", str(free_port()), manifest=_manifest(tmp_path / "manifest.json", reg)).start()
+    assert _login(daemon, reg.host).returncode == 0
+    page = signed_in(browser, ui_link(daemon))
+    page.goto(page.url + "images")
+    row = page.locator("#images tr", has_text=reference)
+    expect(row.locator("td").nth(2)).to_have_text("no")
+    row.get_by_role("button", name="Pull").click()
+    progress = page.locator("#pull-progress")
+    expect(progress).to_contain_text(f"{reference}: done", timeout=60_000)
+    expect(row.locator("td").nth(2)).to_have_text("yes")
+    shot(page, tmp_path, "images-pulled")

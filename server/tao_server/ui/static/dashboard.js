@@ -258,6 +258,7 @@
         button.disabled = false;
         return;
       }
+      const layers = new Map(); // one line per layer, updated in place
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffered = "";
@@ -267,11 +268,18 @@
         buffered += decoder.decode(value, { stream: true });
         const lines = buffered.split("\n");
         buffered = lines.pop();
-        for (const text of lines) if (text) progress.appendChild(document.createTextNode(text + "\n"));
-        progress.scrollTop = progress.scrollHeight;
+        for (const text of lines) if (text) layers.set(...pullLine(JSON.parse(text)));
+        progress.textContent = Array.from(layers.values()).join("\n");
       }
       reload();
     });
+  }
+
+  // A pull's JSON line as [key, text]: a layer's latest status, or the image's end.
+  function pullLine(update) {
+    if (update.type === "done") return [update.image + " done", update.image + ": " + (update.error ? "failed: " + update.error : "done")];
+    const amount = update.total ? " " + Math.round((100 * update.current) / update.total) + "%" : "";
+    return [update.image + " " + update.layer, (update.layer ? update.layer + ": " : "") + update.status + amount];
   }
 
   // -- Signing in with `tao ui`'s link ------------------------------------------------------------
