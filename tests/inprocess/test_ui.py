@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.dialects import sqlite
+from starlette.websockets import WebSocketDisconnect
 
 from tao_server.access.caller import Caller as AccessCaller
 from tao_server.jobs.store import page_query
@@ -196,3 +197,15 @@ def test_every_page_of_the_jobs_table_is_an_index_search_at_any_depth(daemon: Da
         assert not any("TEMP B-TREE" in step for step in plan), plan  # never sorts the matches
         if cursor is not None or filters:
             assert all(step.startswith("SEARCH") for step in plan), plan  # starts at the cursor or the filter, never scans
+
+
+def test_a_log_websocket_opened_from_another_origin_is_refused(daemon: Daemon) -> None:
+    job = daemon.alice.submit("detectnet_v2", "argv", "stream")
+    daemon.alice.wait_for(job["id"], "succeeded")
+    path = f"/v1/jobs/{job['id']}/logs"
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with daemon.client.websocket_connect(path, headers={**daemon.alice.headers, "Origin": "https://evil.example"}):
+            pass
+    assert refused.value.code == 1008
+    with daemon.client.websocket_connect(path, headers={**daemon.alice.headers, "Origin": "http://testserver"}) as ws:
+        assert b"stream" in ws.receive_bytes()

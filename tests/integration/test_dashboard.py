@@ -154,10 +154,11 @@ def test_a_replayed_link_shows_nothing(ui_daemon: Daemon, browser: Any, tmp_path
     replay = browser.new_context().new_page()
     replay.goto(link)
     expect(replay.locator("#login-message")).to_contain_text("already used or has expired")
+    shot(replay, tmp_path, "replayed-link-message")
     replay.goto(link.split("/ui/")[0] + "/ui/")
     expect(replay.locator("#signin")).to_be_visible()
     expect(replay.locator("#jobs-rows")).to_be_empty()
-    shot(replay, tmp_path, "replayed-link")
+    shot(replay, tmp_path, "replayed-link-then-jobs")
 
 
 def test_over_tcp_a_token_signs_in_and_a_tokenless_request_is_refused(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
