@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -209,3 +210,37 @@ def test_a_log_websocket_opened_from_another_origin_is_refused(daemon: Daemon) -
     assert refused.value.code == 1008
     with daemon.client.websocket_connect(path, headers={**daemon.alice.headers, "Origin": "http://testserver"}) as ws:
         assert b"stream" in ws.receive_bytes()
+
+
+def test_the_gpus_page_shows_each_holder_to_who_may_see_it_and_the_line_with_places(start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(gpus="0")
+    holder = daemon.alice.submit("detectnet_v2", "hold", "gpu", gpus="1")
+    daemon.alice.wait_for(holder["id"], "running")
+    waiting = daemon.bob.submit("detectnet_v2", "exit", "0", gpus="1")
+    rows = daemon.bob.get("/ui/parts/jobs").text
+    assert "queued (GPU line #1)" in rows and "asks 1" in rows
+    bobs = daemon.bob.get("/ui/parts/gpus").text
+    assert "another user's job" in bobs and holder["id"] not in bobs and waiting["id"] in bobs
+    alices = daemon.alice.get("/ui/parts/gpus").text
+    assert f'href="/ui/jobs/{holder["id"]}"' in alices and waiting["id"] not in alices
+    daemon.engine.release("gpu")
+    daemon.bob.wait_for(waiting["id"], "succeeded")
+
+
+def test_the_jobs_table_reaches_the_last_of_100000_jobs_by_cursor(daemon: Daemon) -> None:
+    """100,000 rows written straight to the table; the fragment's cursor reaches the oldest, page by page from any depth."""
+    engine = daemon.client.app.state.services.database  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO job (id, task, args, command, image, status, mounts, envs, docker_options, gpu_request, gpus, "
+            "pull_policy, owner_uid, owner_gid, cancel_requested, created_at) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+            "SELECT 'bulk' || i, 'unet', '[]', '[]', 'tao-test/toolkit:1', 'succeeded', '[]', '{}', '{}', '', '[]', "
+            "'missing', 1001, 1001, 0, '2026-01-01 00:00:00' FROM n"
+        )
+    first = daemon.alice.get("/ui/parts/jobs")
+    assert "bulk100000" in first.text and first.text.count("<tr") == 50
+    deep = daemon.alice.get("/ui/parts/jobs", params={"cursor": "51"})  # the last page: seq 1 to 50
+    assert deep.text.count("<tr") == 50 and "bulk1<" in deep.text and deep.headers["x-next-cursor"] == ""
+    by_task = daemon.alice.get("/ui/parts/jobs", params={"task": "unet", "cursor": "101"})
+    assert by_task.text.count("<tr") == 50 and by_task.headers["x-next-cursor"] == "51"

@@ -47,12 +47,17 @@ def job_row(job: JobPublic) -> dict[str, Any]:
         "owner": owner(job.owner_uid),
         "status": job.status.value,
         "status_text": status_text(job),
-        "gpus": ",".join(job.gpus) or ("asked: " + job.gpu_request if job.gpu_request else ""),
+        "gpus": ",".join(job.gpus) or asked_gpus(job.gpu_request),
         "image": job.image,
         "created": when(job.created_at),
         "duration": duration(job),
         "exit_code": "" if job.exit_code is None else str(job.exit_code),
     }
+
+
+def asked_gpus(request: str) -> str:
+    """What a job without devices yet asked for: "asks 2", "asks 0,3", "asks all"; "" for none."""
+    return f"asks {request.partition(':')[2] or request}" if request else ""
 
 
 def pretty(value: object) -> str:
