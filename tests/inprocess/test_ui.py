@@ -198,6 +198,8 @@ def test_every_page_of_the_jobs_table_is_an_index_search_at_any_depth(daemon: Da
         assert not any("TEMP B-TREE" in step for step in plan), plan  # never sorts the matches
         if cursor is not None or filters:
             assert all(step.startswith("SEARCH") for step in plan), plan  # starts at the cursor or the filter, never scans
+        if filters:
+            assert all("USING INDEX ix_job_" in step for step in plan), plan  # the filter's own index, from the cursor on
 
 
 def test_a_log_websocket_opened_from_another_origin_is_refused(daemon: Daemon) -> None:

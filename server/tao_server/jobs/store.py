@@ -120,6 +120,10 @@ def page_query(
 ) -> SelectOfScalar[Job]:
     """One page of jobs by keyset (seq below the cursor), never by offset: any page costs what the first does."""
     query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
+    if statuses is not None and len(statuses) == 1 and owner_uid is None and task is None and container_id is None:
+        # Without statistics SQLite walks the rowid down from a cursor and tests each row's status:
+        # for a rare status, every job below the cursor. The (status, seq) index starts at the cursor instead.
+        query = query.with_hint(Job, "INDEXED BY ix_job_status_seq", "sqlite")
     if statuses:
         query = query.where(col(Job.status).in_(statuses))
     if before_seq is not None:

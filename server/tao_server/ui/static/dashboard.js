@@ -21,6 +21,7 @@
     init.credentials = "same-origin";
     init.headers = headers(init.headers);
     const response = await fetch(path, init);
+    if (response.ok) $("signout").hidden = false;
     if (response.status === 401) {
       signedOut = true;
       const body = await response.json().catch(() => ({}));
