@@ -22,7 +22,7 @@ from tao_server import __version__, backends, db
 from tao_server.access import policy as policy_file
 from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
-from tao_server.access.paths import ProtectedPaths
+from tao_server.access.paths import ProtectedPaths, is_loopback
 from tao_server.access.tokens import TokenStore
 from tao_server.api import credentials, docs, errors, images, jobs, logs, system
 from tao_server.api.body_limit import BodyLimit
@@ -41,6 +41,9 @@ from tao_server.jobs.service import JobService
 from tao_server.jobs.store import JobStore
 from tao_server.settings import Settings
 from tao_server.system import SystemService
+from tao_server.ui import routes as ui
+from tao_server.ui.guard import BrowserGuard
+from tao_server.ui.sessions import UiSessions
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +85,15 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
     )
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
     for module in (jobs, logs, images, credentials, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
+    # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.openapi = lambda: docs.document(app)  # type: ignore[method-assign]
     return app
 
@@ -131,6 +138,8 @@ def _start(
         images=image_service,
         tokens=TokenStore(engine),
         system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),
+        ui=UiSessions(),
+        ui_address=_loopback_http(addresses),
     )
     runner.reconcile()
     return services
@@ -140,6 +149,15 @@ def _protected_paths(settings: Settings, backend: Backend) -> ProtectedPaths:
     """The system's paths, the engine's data root and socket, and the daemon's data dir: never job mounts."""
     trees, files = backend.protected_paths()
     return ProtectedPaths(extra_trees=(*trees, str(settings.data_dir)), extra_files=files, host_trees=settings.host_trees)
+
+
+def _loopback_http(addresses: list[str]) -> str | None:
+    """The first plain HTTP listener on loopback: the one `tao ui`'s links may point a browser at."""
+    for address in addresses:
+        host = address.removeprefix("http://").rpartition(":")[0].strip("[]")
+        if address.startswith("http://") and is_loopback(host):
+            return address
+    return None
 
 
 def _secret(settings: Settings) -> str | None:

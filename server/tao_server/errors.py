@@ -12,6 +12,7 @@ from travel with it, so `tao` can name them.
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── Unauthorized                401  a TCP request without a valid bearer token
+    ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
@@ -98,6 +99,13 @@ class Unauthorized(TaoError):
 
     code = "unauthorized"
     http_status = 401
+
+
+class CrossSiteRequest(TaoError):
+    """A state-changing request a browser sent from a page of another site."""
+
+    code = "cross_site_request"
+    http_status = 403
 
 
 class LoginRefused(TaoError):

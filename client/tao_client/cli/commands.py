@@ -44,6 +44,7 @@ COMMANDS = (
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
+    Command("ui", "open the dashboard in a browser, signed in as you: tao ui", "ui", "ui_parser", "open_dashboard"),
 )
 
 _BY_NAME = {command.name: command for command in COMMANDS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.settings import Settings
 from tao_server.system import SystemService
+from tao_server.ui.sessions import COOKIE, UiSessions
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Services:
     images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
     system: SystemService
+    ui: UiSessions
+    ui_address: str | None  # a plain HTTP listener on loopback, where `tao ui`'s links point; None: there is none
 
 
 # The dependencies below only look things up: async, so that FastAPI runs them on the event loop
@@ -60,7 +64,8 @@ async def get_images(connection: HTTPConnection) -> ImageService:
 
 
 class CallerScheme(SecurityBase):
-    """Who is calling: as the kernel names them on the Unix socket (access/peer.py), else by a bearer token.
+    """Who is calling: as the kernel names them on the Unix socket (access/peer.py), else by a bearer token,
+    else (a browser on loopback) by the dashboard session `tao ui` opened (ui/sessions.py).
 
     A security scheme to FastAPI, so the OpenAPI document shows the bearer token on every route
     that names its caller, and only there.
@@ -76,6 +81,8 @@ class CallerScheme(SecurityBase):
         peer = getattr(connection.state, "peer", None)
         if peer is not None:
             return caller_from_peer(peer)
+        if "authorization" not in connection.headers and (session := connection.cookies.get(COOKIE)) is not None:
+            return await _session_caller(connection, session)
         scheme, _, token = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized(
@@ -87,6 +94,21 @@ class CallerScheme(SecurityBase):
         if caller is None:
             raise Unauthorized("the bearer token is not valid (unknown, revoked or mistyped); ask for a new one", field="authorization")
         return caller
+
+
+async def _session_caller(connection: HTTPConnection, session: str) -> Caller:
+    caller = (await get_services(connection)).ui.caller_for(session) if on_loopback(connection) else None
+    if caller is None:
+        raise Unauthorized("this dashboard session has ended or is not valid here: run `tao ui` again", field="cookie")
+    return caller
+
+
+def on_loopback(connection: HTTPConnection) -> bool:
+    host = connection.client.host if connection.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 get_caller = CallerScheme()

@@ -148,9 +148,19 @@ class JobService:
         return shown
 
     def page(
-        self, caller: Caller, statuses: list[JobStatus] | None, limit: int, cursor: str | None, container_id: str | None
+        self,
+        caller: Caller,
+        statuses: list[JobStatus] | None,
+        limit: int,
+        cursor: str | None,
+        container_id: str | None,
+        task: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """The caller's jobs (every job for an admin), newest first, and the cursor of the next page."""
+        """The caller's jobs (every job for an admin), newest first, and the cursor of the next page.
+
+        `owner` (a user name or uid) narrows an admin's view; a user's view is their own jobs already.
+        """
         if container_id is not None and not container_id.strip():
             raise InvalidRequest("container_id must not be empty", field="container_id")
         if not 1 <= limit <= MAX_PAGE:
@@ -161,11 +171,43 @@ class JobService:
             if not (cursor.isdecimal() and cursor.isascii() and len(cursor) <= MAX_CURSOR_DIGITS and int(cursor) < 2**63):
                 raise InvalidRequest(f"cursor {cursor[:40]!r} is not one this server issued", field="cursor")
             before = int(cursor)
-        owner = None if caller.admin else caller.uid
-        jobs = [self._runner.ends.shown(job) for job in self._store.page(statuses, limit + 1, before, container_id, owner)]
+        owner_uid = _owner_uid(owner) if caller.admin else caller.uid
+        if caller.admin and owner is not None and owner_uid is None:
+            return [], None  # no such account: no jobs
+        found = self._store.page(statuses, limit + 1, before, container_id, owner_uid, task=task)
+        jobs = [self._runner.ends.shown(job) for job in found]
         more = len(jobs) > limit
         jobs = jobs[:limit]
         return jobs, (str(jobs[-1].seq) if more and jobs else None)
+
+    def rerun(self, job_id: str, caller: Caller) -> Job:
+        """The job's request again, as a new job of `caller`'s, admitted as a new submission is."""
+        old = self.get(job_id, caller)
+        job = old.model_copy(
+            update={
+                "id": new_job_id(),
+                "seq": None,
+                "container_id": None,
+                "status": JobStatus.queued,
+                "exit_code": None,
+                "error": None,
+                "gpus": [],
+                "owner_uid": caller.uid,
+                "owner_gid": caller.gid,
+                "cancel_requested": False,
+                "created_at": utcnow(),
+                "started_at": None,
+                "finished_at": None,
+            }
+        )
+        job = Job.model_validate(job.model_dump())
+        if not caller.admin:
+            wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
+            job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
+        self._logs.create(job.id)
+        job = self._store.insert(job)
+        self._runner.enqueue(job)
+        return job
 
     def cancel(self, job_id: str, caller: Caller) -> Job:
         job = self.get(job_id, caller)
@@ -198,6 +240,18 @@ class JobService:
         """The job's output from byte `offset`, as it is now."""
         job = self.get(job_id, caller)
         return self._logs.chunks(job.id, offset)
+
+    def log_window(self, job_id: str, caller: Caller, before: int | None, size: int) -> tuple[int, bytes]:
+        """Up to `size` bytes of output ending at byte `before` (None: the end), and where they start."""
+        job = self.get(job_id, caller)
+        end = self._logs.size(job.id) if before is None else min(before, self._logs.size(job.id))
+        start = max(0, end - size)
+        data = bytearray()
+        for chunk in self._logs.chunks(job.id, start):
+            data += chunk
+            if len(data) >= end - start:
+                break
+        return start, bytes(data[: end - start])
 
     def follow_log(self, job_id: str, caller: Caller, offset: int, heartbeat: float | None) -> AsyncIterator[bytes | Heartbeat]:
         """The job's output from `offset` as it is written, until the job's end is recorded and read."""
@@ -289,6 +343,20 @@ def _check_request(request: JobCreate, limits: RequestLimits) -> None:
         for key, value in request.launch_config.items():
             check_nested_text(key, "launch_config (a key)")
             check_nested_text(value, key)
+
+
+def _owner_uid(owner: str | None) -> int | None:
+    """The uid an owner filter names: a number, or a local account's name; None for none or an unknown name."""
+    if owner is None:
+        return None
+    if owner.isdecimal() and owner.isascii() and len(owner) < 12:
+        return int(owner)
+    import pwd
+
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        return None
 
 
 def _same_or_conflict(existing: Job, wanted: Job) -> Job:

@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from tao_server.errors import DuplicateJobId, JobNotFound, StorageFull
 from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
@@ -88,20 +89,11 @@ class JobStore:
         before_seq: int | None,
         container_id: str | None = None,
         owner_uid: int | None = None,
+        task: str | None = None,
     ) -> list[Job]:
         """Newest first; `before_seq` is the cursor from the previous page."""
-        query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
-        if statuses:
-            query = query.where(col(Job.status).in_(statuses))
-        if before_seq is not None:
-            query = query.where(col(Job.seq) < before_seq)
-        if container_id is not None:
-            # autoescape: a `%` or `_` in what the caller typed is that character, never a LIKE wildcard.
-            query = query.where(col(Job.container_id).startswith(container_id, autoescape=True))
-        if owner_uid is not None:
-            query = query.where(col(Job.owner_uid) == owner_uid)
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.exec(query).all())
+            return list(session.exec(page_query(statuses, limit, before_seq, container_id, owner_uid, task)).all())
 
     def active(self) -> list[Job]:
         query = select(Job).where(col(Job.status).in_(list(ACTIVE_STATUSES))).order_by(col(Job.seq))
@@ -116,3 +108,31 @@ class JobStore:
         with Session(self.engine) as session:
             rows = session.exec(query).all()
         return {JobStatus(status).value: count for status, count in rows}
+
+
+def page_query(
+    statuses: list[JobStatus] | None,
+    limit: int,
+    before_seq: int | None,
+    container_id: str | None = None,
+    owner_uid: int | None = None,
+    task: str | None = None,
+) -> SelectOfScalar[Job]:
+    """One page of jobs by keyset (seq below the cursor), never by offset: any page costs what the first does."""
+    query = select(Job).order_by(col(Job.seq).desc()).limit(limit)
+    if statuses is not None and len(statuses) == 1 and owner_uid is None and task is None and container_id is None:
+        # Without statistics SQLite walks the rowid down from a cursor and tests each row's status:
+        # for a rare status, every job below the cursor. The (status, seq) index starts at the cursor instead.
+        query = query.with_hint(Job, "INDEXED BY ix_job_status_seq", "sqlite")
+    if statuses:
+        query = query.where(col(Job.status).in_(statuses))
+    if before_seq is not None:
+        query = query.where(col(Job.seq) < before_seq)
+    if container_id is not None:
+        # autoescape: a `%` or `_` in what the caller typed is that character, never a LIKE wildcard.
+        query = query.where(col(Job.container_id).startswith(container_id, autoescape=True))
+    if owner_uid is not None:
+        query = query.where(col(Job.owner_uid) == owner_uid)
+    if task is not None:
+        query = query.where(col(Job.task) == task)
+    return query

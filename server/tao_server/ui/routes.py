@@ -1,0 +1,179 @@
+"""/ui/: the dashboard's pages, the fragments its script swaps in, its session, and its static files.
+
+Pages are shells that hold no user data, so they need no caller; fragments and actions name
+their caller as every API route does (Unix socket peer, bearer token, or the dashboard's session
+cookie, api/deps.py) and call the same services, so a user sees exactly what the API shows them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel
+
+from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep, on_loopback
+from tao_server.errors import PolicyRefusal, Unauthorized
+from tao_server.models import JobStatus
+from tao_server.ui import views
+from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+_templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))
+LOG_WINDOW = 64 * 1024  # bytes of output a page shows at first, and adds with each "load earlier"
+PAGE_SIZE = 50
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=str(resources.files("tao_server.ui") / "static"))
+
+
+def _html(template: str, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(template).render(**values))
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def jobs_page() -> HTMLResponse:
+    return _html("jobs.html", page="jobs", title="Jobs", statuses=[s.value for s in JobStatus])
+
+
+@router.get("/jobs/{job_id}")
+def job_page(job_id: str) -> HTMLResponse:
+    return _html("job.html", page="job", title=f"Job {job_id}", job_id=job_id)
+
+
+@router.get("/gpus")
+def gpus_page() -> HTMLResponse:
+    return _html("gpus.html", page="gpus", title="GPUs and queue")
+
+
+@router.get("/images")
+def images_page() -> HTMLResponse:
+    return _html("images.html", page="images", title="Images")
+
+
+@router.get("/login")
+def login_page() -> HTMLResponse:
+    """Where `tao ui`'s link lands; the code is in the fragment, which the script posts once."""
+    return _html("login.html", page="login", title="Signing in")
+
+
+@router.get("")
+def root() -> RedirectResponse:
+    return RedirectResponse("/ui/")
+
+
+# -- fragments ----------------------------------------------------------------------------------
+
+
+@router.get("/parts/jobs")
+def jobs_rows(
+    jobs: JobServiceDep,
+    caller: CallerDep,
+    status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    task: str | None = None,
+    owner: str | None = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    """One page of the jobs table (keyset: `cursor` is the API's), newest first."""
+    page, next_cursor = jobs.page(caller, status_, PAGE_SIZE, cursor, None, task=task or None, owner=owner or None)
+    response = _html("parts/jobs_rows.html", rows=[views.job_row(jobs.public(job)) for job in page])
+    response.headers["X-Next-Cursor"] = next_cursor or ""
+    return response
+
+
+@router.get("/parts/job/{job_id}")
+def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLResponse:
+    jobs = services.jobs
+    job = jobs.public(jobs.get(job_id, caller))
+    events = jobs.events(job.id, caller, 0)
+    response = _html(
+        "parts/job.html", job=job, row=views.job_row(job), events=events[-200:], pretty=views.pretty, when=views.when, caller=caller
+    )
+    response.headers["X-Job-Active"] = "0" if job.status.terminal else "1"
+    return response
+
+
+@router.get("/parts/log/{job_id}")
+def log_range(job_id: str, jobs: JobServiceDep, caller: CallerDep, before: Annotated[int | None, Query(ge=0)] = None) -> PlainTextResponse:
+    """Up to LOG_WINDOW bytes of output ending at byte `before` (the end: the tail), and where they lie."""
+    start, data = jobs.log_window(job_id, caller, before, LOG_WINDOW)
+    headers = {"X-Log-Start": str(start), "X-Log-End": str(start + len(data))}
+    return PlainTextResponse(data.decode("utf-8", "replace"), headers=headers)
+
+
+@router.get("/parts/gpus")
+def gpus_part(services: ServicesDep, caller: CallerDep) -> HTMLResponse:
+    jobs = services.jobs
+    queued, _ = jobs.page(caller, [JobStatus.queued], 500, None, None)
+    queue = sorted((views.job_row(jobs.public(job)) | {"seq": job.seq} for job in queued), key=lambda row: row["seq"] or 0)
+    return _html("parts/gpus.html", gpus=jobs.gpu_view(caller), queue=queue)
+
+
+@router.get("/parts/images")
+def images_part(services: ServicesDep, caller: CallerDep) -> HTMLResponse:
+    images = services.images.catalogue() if services.images is not None else []
+    return _html(
+        "parts/images.html", images=images, admin=caller.admin, backend=services.backend.name, has_images=services.images is not None
+    )
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+
+class Rerun(BaseModel):
+    id: str
+
+
+@router.post("/jobs/{job_id}/rerun", status_code=status.HTTP_201_CREATED)
+def rerun(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Rerun:
+    """The job's request again, as a new job of the caller's, checked as any submission is."""
+    return Rerun(id=jobs.rerun(job_id, caller).id)
+
+
+class LinkAnswer(BaseModel):
+    url: str
+
+
+@router.post("/links", status_code=status.HTTP_201_CREATED)
+def new_link(request: Request, services: ServicesDep, caller: CallerDep) -> LinkAnswer:
+    """A one-time link to a dashboard session as the caller: for local users, asked over the Unix socket."""
+    if getattr(request.state, "peer", None) is None:
+        raise PolicyRefusal("a dashboard link is made over the Unix socket, for its local caller; over TCP, open /ui/ and give your token")
+    address = services.ui_address
+    if address is None:
+        raise PolicyRefusal(
+            "this daemon has no loopback TCP listener to serve the dashboard on; restart it with --port N (it listens on 127.0.0.1)"
+        )
+    return LinkAnswer(url=f"{address}/ui/login#{services.ui.new_link(caller)}")
+
+
+class Redeem(BaseModel):
+    code: str
+
+
+@router.post("/session")
+def open_session(body: Redeem, request: Request, services: ServicesDep) -> Response:
+    """Trade a link's code, once, for the session cookie; only on loopback."""
+    session = services.ui.redeem(body.code) if on_loopback(request) else None
+    if session is None:
+        raise Unauthorized("this dashboard link was already used or has expired: run `tao ui` again", field="code")
+    response = JSONResponse({"ok": True})
+    response.set_cookie(COOKIE, session, max_age=int(SESSION_SECONDS), path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, services: ServicesDep) -> Response:
+    if (session := request.cookies.get(COOKIE)) is not None:
+        services.ui.end(session)
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response

@@ -1,0 +1,310 @@
+// The dashboard's only script: it keeps server-rendered pages live by fetching their fragments and
+// the JSON API. Identity: the session cookie `tao ui` opened, else a bearer token kept in this
+// tab's sessionStorage (never in a URL). Output is added as text nodes, so a task's output can
+// never become markup.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "tao-token";
+  const $ = (id) => document.getElementById(id);
+  let signedOut = false;
+
+  function headers(extra) {
+    const all = Object.assign({}, extra || {});
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) all.Authorization = "Bearer " + token;
+    return all;
+  }
+
+  async function call(path, options) {
+    const init = Object.assign({}, options || {});
+    init.credentials = "same-origin";
+    init.headers = headers(init.headers);
+    const response = await fetch(path, init);
+    if (response.ok) $("signout").hidden = false;
+    if (response.status === 401) {
+      signedOut = true;
+      const body = await response.json().catch(() => ({}));
+      showSignin(sessionStorage.getItem(TOKEN_KEY) && body.error ? body.error.message : "");
+    }
+    return response;
+  }
+
+  async function errorText(response) {
+    const body = await response.json().catch(() => null);
+    return body && body.error ? body.error.message : response.status + " " + response.statusText;
+  }
+
+  function showSignin(message) {
+    $("signin").hidden = false;
+    $("signin-error").textContent = message || "";
+  }
+
+  function setupSignin() {
+    $("token-save").addEventListener("click", () => {
+      const token = $("token").value.trim();
+      if (token) {
+        sessionStorage.setItem(TOKEN_KEY, token);
+        location.reload();
+      }
+    });
+    $("token").addEventListener("keydown", (event) => { if (event.key === "Enter") $("token-save").click(); });
+    $("signout").addEventListener("click", async () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      await fetch("/ui/logout", { method: "POST", credentials: "same-origin" });
+      location.href = "/ui/";
+    });
+  }
+
+  // Runs `step` again `ms` after each run ends, while `more()` says so and the caller is signed in.
+  function poll(step, ms, more) {
+    const again = async () => {
+      try { await step(); } catch (error) { console.warn(error); }
+      if (!signedOut && (!more || more())) setTimeout(again, ms);
+    };
+    again();
+  }
+
+  // -- Jobs -------------------------------------------------------------------------------------
+
+  function jobsPage() {
+    let cursor = "";
+    let next = "";
+    const load = async () => {
+      const params = new URLSearchParams();
+      for (const name of ["status", "task", "owner"]) {
+        const value = $("filter-" + name).value.trim();
+        if (value) params.set(name, value);
+      }
+      if (cursor) params.set("cursor", cursor);
+      const response = await call("/ui/parts/jobs?" + params);
+      if (!response.ok) return;
+      $("jobs-rows").innerHTML = await response.text();
+      next = response.headers.get("X-Next-Cursor") || "";
+      $("next-page").disabled = !next;
+      $("newest").disabled = !cursor;
+    };
+    const restart = () => { cursor = ""; load(); };
+    $("next-page").addEventListener("click", () => { cursor = next; load(); });
+    $("newest").addEventListener("click", restart);
+    $("filter-status").addEventListener("change", restart);
+    for (const name of ["task", "owner"]) $("filter-" + name).addEventListener("change", restart);
+    poll(load, 500);
+  }
+
+  // -- One job ----------------------------------------------------------------------------------
+
+  function jobPage() {
+    const id = document.body.dataset.job;
+    const path = encodeURIComponent(id);
+    let active = true;
+    const detail = $("job-detail");
+    const loadDetail = async () => {
+      const response = await call("/ui/parts/job/" + path);
+      if (!response.ok) {
+        if (response.status !== 401) detail.textContent = await errorText(response);
+        active = false;
+        return;
+      }
+      detail.innerHTML = await response.text();
+      active = response.headers.get("X-Job-Active") === "1";
+    };
+    detail.addEventListener("click", (event) => act(event, id, loadDetail));
+    poll(loadDetail, 1000, () => active);
+    logViewer(path, () => active);
+  }
+
+  async function act(event, id, reload) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    button.disabled = true;
+    const action = button.dataset.action;
+    const url = action === "cancel" ? "/v1/jobs/" + encodeURIComponent(id) + "/cancel" : "/ui/jobs/" + encodeURIComponent(id) + "/rerun";
+    const response = await call(url, { method: "POST" });
+    if (!response.ok) {
+      document.querySelector(".action-error").textContent = await errorText(response);
+      button.disabled = false;
+      return;
+    }
+    if (action === "rerun") location.href = "/ui/jobs/" + encodeURIComponent((await response.json()).id);
+    else reload();
+  }
+
+  const MAX_LINES = 5000; // the DOM keeps at most this many lines; older ones come back with "load earlier"
+
+  function logViewer(path, jobActive) {
+    const log = $("log");
+    const encoder = new TextEncoder();
+    let first = 0; // byte offset of the first line shown
+    let end = 0; // byte offset after the last byte shown
+    let open = null; // the last line, while its newline has not come
+    let following = true;
+
+    const line = (text) => {
+      const element = document.createElement("div");
+      element.textContent = text;
+      return element;
+    };
+    const append = (text) => {
+      const parts = text.split("\n");
+      parts.forEach((part, i) => {
+        const last = i === parts.length - 1;
+        if (last && part === "") return;
+        if (open) open.textContent += part;
+        else open = log.appendChild(line(part));
+        if (!last) open = null;
+      });
+      if (text.endsWith("\n")) open = null;
+      while (log.childElementCount > MAX_LINES) {
+        first += encoder.encode(log.firstElementChild.textContent + "\n").length;
+        log.firstElementChild.remove();
+      }
+      $("log-earlier").disabled = first === 0;
+      if (following) log.scrollTop = log.scrollHeight;
+    };
+    // Text that starts `start` bytes in: a line cut at the start is dropped, and `start` moved past it.
+    const whole = (start, text) => {
+      if (start === 0) return [0, text];
+      const cut = text.indexOf("\n") + 1;
+      return [start + encoder.encode(text.slice(0, cut)).length, text.slice(cut)];
+    };
+
+    const tail = async () => {
+      const response = await call("/ui/parts/log/" + path);
+      if (!response.ok) return false;
+      const [start, text] = whole(Number(response.headers.get("X-Log-Start")), await response.text());
+      first = start;
+      end = Number(response.headers.get("X-Log-End"));
+      append(text);
+      return true;
+    };
+    const follow = async () => {
+      while (true) {
+        const response = await call("/v1/jobs/" + path + "/logs?follow=true&offset=" + end);
+        if (!response.ok) return;
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        $("log-state").textContent = "following";
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          end += value.byteLength;
+          append(decoder.decode(value, { stream: true }));
+        }
+        if (!jobActive()) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        if (!jobActive()) break;
+      }
+      $("log-state").textContent = "the job has ended";
+    };
+    const earlier = async () => {
+      const response = await call("/ui/parts/log/" + path + "?before=" + first);
+      if (!response.ok) return;
+      const [start, text] = whole(Number(response.headers.get("X-Log-Start")), await response.text());
+      const lines = text.split("\n");
+      if (lines[lines.length - 1] === "") lines.pop();
+      const top = log.firstElementChild;
+      for (const part of lines) log.insertBefore(line(part), top);
+      first = start;
+      $("log-earlier").disabled = first === 0;
+    };
+
+    $("log-earlier").addEventListener("click", earlier);
+    $("log-follow").addEventListener("click", () => {
+      following = !following;
+      $("log-follow").textContent = following ? "Pause follow" : "Resume follow";
+      if (following) log.scrollTop = log.scrollHeight;
+    });
+    $("log-end").addEventListener("click", () => { log.scrollTop = log.scrollHeight; });
+    $("log-download").addEventListener("click", async () => {
+      const response = await call("/v1/jobs/" + path + "/logs?offset=0");
+      if (!response.ok) return;
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await response.blob());
+      link.download = decodeURIComponent(path) + ".log";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    });
+    tail().then((ok) => { if (ok) follow(); });
+  }
+
+  // -- GPUs and images --------------------------------------------------------------------------
+
+  function fragmentPage(id, url, ms) {
+    const load = async () => {
+      const response = await call(url);
+      if (response.ok) $(id).innerHTML = await response.text();
+    };
+    poll(load, ms);
+    return load;
+  }
+
+  function imagesPage() {
+    const reload = fragmentPage("images", "/ui/parts/images", 5000);
+    $("images").addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-pull]");
+      if (!button) return;
+      button.disabled = true;
+      const progress = $("pull-progress");
+      progress.hidden = false;
+      progress.textContent = "";
+      const response = await call("/v1/images/pull", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ images: [button.dataset.pull] }),
+      });
+      if (!response.ok) {
+        progress.textContent = await errorText(response);
+        button.disabled = false;
+        return;
+      }
+      const layers = new Map(); // one line per layer, updated in place
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buffered += decoder.decode(value, { stream: true });
+        const lines = buffered.split("\n");
+        buffered = lines.pop();
+        for (const text of lines) if (text) layers.set(...pullLine(JSON.parse(text)));
+        progress.textContent = Array.from(layers.values()).join("\n");
+      }
+      reload();
+    });
+  }
+
+  // A pull's JSON line as [key, text]: a layer's latest status, or the image's end.
+  function pullLine(update) {
+    if (update.type === "done") return [update.image + " done", update.image + ": " + (update.error ? "failed: " + update.error : "done")];
+    const amount = update.total ? " " + Math.round((100 * update.current) / update.total) + "%" : "";
+    return [update.image + " " + update.layer, (update.layer ? update.layer + ": " : "") + update.status + amount];
+  }
+
+  // -- Signing in with `tao ui`'s link ------------------------------------------------------------
+
+  async function loginPage() {
+    const code = location.hash.slice(1);
+    history.replaceState(null, "", location.pathname); // the code leaves the address bar and history
+    const response = await fetch("/ui/session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: code }),
+    });
+    if (response.ok) location.replace("/ui/");
+    else $("login-message").textContent = await errorText(response);
+  }
+
+  setupSignin();
+  const pages = {
+    jobs: jobsPage,
+    job: jobPage,
+    gpus: () => fragmentPage("gpus", "/ui/parts/gpus", 1000),
+    images: imagesPage,
+    login: loginPage,
+  };
+  pages[document.body.dataset.page]();
+})();

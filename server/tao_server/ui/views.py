@@ -1,0 +1,68 @@
+"""What the pages show of a job, a GPU or an image: plain values a template prints (and escapes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from tao_server.access.caller import user_name_of
+from tao_server.models import JobPublic
+
+
+def owner(uid: int | None) -> str:
+    if uid is None:
+        return "the daemon"
+    name = user_name_of(uid)
+    return f"{name} ({uid})" if name else str(uid)
+
+
+def status_text(job: JobPublic) -> str:
+    """The status, with the job's place in the GPU line or why it does not advance."""
+    text = job.status.value
+    if job.gpu_queue_position is not None:
+        text += f" (GPU line #{job.gpu_queue_position})"
+    if job.condition:
+        text += f": {job.condition}"
+    return text
+
+
+def duration(job: JobPublic, now: datetime | None = None) -> str:
+    if job.started_at is None:
+        return ""
+    end = _aware(job.finished_at) if job.finished_at is not None else (now or datetime.now(UTC))
+    seconds = max(0, int((end - _aware(job.started_at)).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def when(value: datetime | None) -> str:
+    return _aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def job_row(job: JobPublic) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "task": f"{job.task} {job.subtask}" if job.subtask else job.task,
+        "owner": owner(job.owner_uid),
+        "status": job.status.value,
+        "status_text": status_text(job),
+        "gpus": ",".join(job.gpus) or asked_gpus(job.gpu_request),
+        "image": job.image,
+        "created": when(job.created_at),
+        "duration": duration(job),
+        "exit_code": "" if job.exit_code is None else str(job.exit_code),
+    }
+
+
+def asked_gpus(request: str) -> str:
+    """What a job without devices yet asked for: "asks 2", "asks 0,3", "asks all"; "" for none."""
+    return f"asks {request.partition(':')[2] or request}" if request else ""
+
+
+def pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -1,0 +1,283 @@
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against a real daemon and engine.
+
+Each test signs in as a real caller: `tao ui --no-browser` over the Unix socket gives the one-time
+link, or a bearer token is typed into the sign-in form. Screenshots of each page land in the
+test's temp dir (and in $TAO_UI_SHOTS when set), to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tao_server.testing.daemon import Daemon
+from tao_server.testing.registry import remove_local
+from tests.integration.conftest import Gates, containers_gone, free_port, job_id_of, local_account, tao_as
+from tests.integration.test_images import _login, _manifest, registry  # noqa: F401 (registry: a fixture)
+
+pytestmark = pytest.mark.integration
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+SECOND = 1000  # ms: what "within a second" allows
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (scripts/prepare installs it)")
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def ui_daemon(shared_daemons: Any) -> Daemon:
+    """A daemon every local user may reach, with its TCP listener on 127.0.0.1: where the dashboard is served."""
+    daemon: Daemon = shared_daemons("--port", str(free_port()))
+    return daemon
+
+
+def tcp_base(daemon: Daemon) -> str:
+    addresses = daemon.request("GET", "/v1/info")["daemon"]["addresses"]
+    return next(address for address in addresses if address.startswith("http://127.0.0.1:"))
+
+
+def ui_link(daemon: Daemon, user: tuple[str, int, int] | None = None) -> str:
+    made = tao_as(daemon, user, "ui", "--no-browser") if user is not None else daemon.tao("ui", "--no-browser")
+    assert made.returncode == 0, made.stderr.decode()
+    link = made.stdout.decode().strip()
+    assert link.startswith("http://127.0.0.1:") and "/ui/login#" in link
+    return link
+
+
+def shot(page: Any, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if target := os.environ.get("TAO_UI_SHOTS"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+
+
+def signed_in(browser: Any, link: str) -> Any:
+    page = browser.new_context().new_page()
+    page.goto(link)
+    page.wait_for_url("**/ui/")
+    assert "#" not in page.url
+    return page
+
+
+def test_a_job_from_the_cli_appears_within_a_second_and_its_log_follows_live(
+    ui_daemon: Daemon, browser: Any, gates: Gates, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = signed_in(browser, ui_link(ui_daemon))
+    expect(page.locator("#jobs-rows")).to_contain_text("No jobs.")
+    script = f"echo first line; {gates.wait('more')}; echo second line; {gates.wait('end')}; echo last line"
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", script))
+    row = page.locator(f"tr[data-job='{job_id}']")
+    expect(row).to_be_visible(timeout=SECOND)
+    expect(row.locator(".status")).to_contain_text("running")
+    shot(page, tmp_path, "jobs")
+
+    row.get_by_role("link", name=job_id).click()
+    log = page.locator("#log")
+    expect(log).to_contain_text("first line")
+    gates.open("more")
+    expect(log).to_contain_text("second line")  # no reload: the page follows the output
+    expect(page.locator("#log-state")).to_have_text("following")
+    shot(page, tmp_path, "job-running")
+    gates.open("end")
+    expect(log).to_contain_text("last line")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#log-state")).to_have_text("the job has ended")
+    assert log.inner_text().splitlines() == ["first line", "second line", "last line"]
+    shot(page, tmp_path, "job-finished")
+
+
+def test_cancel_from_the_browser_stops_the_container(
+    ui_daemon: Daemon, browser: Any, gates: Gates, docker_client: Any, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = signed_in(browser, ui_link(ui_daemon))
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo up; {gates.wait('never')}"))
+    ui_daemon.wait_for_output(job_id, b"up\n")
+    page.goto(page.url + f"jobs/{job_id}")
+    expect(page.locator("#log")).to_contain_text("up")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=30_000)
+    assert ui_daemon.job(job_id)["status"] == "cancelled"
+    assert containers_gone(docker_client, job_id)
+    shot(page, tmp_path, "job-cancelled")
+
+
+def test_a_log_line_with_a_script_tag_is_shown_as_text(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    page = signed_in(browser, ui_link(ui_daemon))
+    markup = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+    job_id = job_id_of(ui_daemon.tao("-d", "detectnet_v2", "argv", markup))
+    ui_daemon.wait_for_status(job_id, ("succeeded",))
+    page.goto(page.url + f"jobs/{job_id}")
+    expect(page.locator("#log")).to_contain_text(markup)
+    expect(page.locator("#job-detail")).to_contain_text("<script>window.pwned = 1</script>")
+    assert page.locator("#log script, #log img, #job-detail script, #job-detail img").count() == 0
+    assert page.evaluate("window.pwned") is None
+    shot(page, tmp_path, "job-markup")
+
+
+def test_a_second_accounts_session_shows_none_of_the_first_accounts_jobs(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    first, second = local_account("tao-test-user"), local_account("tao-test-ui2")
+    submitted = tao_as(ui_daemon, first, "-d", "detectnet_v2", "argv", "first's")
+    assert submitted.returncode == 0, submitted.stderr.decode()
+    theirs = job_id_of(submitted)
+    mine = job_id_of(tao_as(ui_daemon, second, "-d", "detectnet_v2", "argv", "second's"))
+    page = signed_in(browser, ui_link(ui_daemon, second))
+    expect(page.locator(f"tr[data-job='{mine}']")).to_be_visible()
+    assert page.locator(f"tr[data-job='{theirs}']").count() == 0
+    page.goto(page.url + f"jobs/{theirs}")
+    expect(page.locator("#job-detail")).to_contain_text(f"no job {theirs!r}")
+    assert "first's" not in page.content()
+    shot(page, tmp_path, "other-users-job")
+
+
+def test_a_replayed_link_shows_nothing(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    link = ui_link(ui_daemon)
+    signed_in(browser, link)
+    replay = browser.new_context().new_page()
+    replay.goto(link)
+    expect(replay.locator("#login-message")).to_contain_text("already used or has expired")
+    shot(replay, tmp_path, "replayed-link-message")
+    replay.goto(link.split("/ui/")[0] + "/ui/")
+    expect(replay.locator("#signin")).to_be_visible()
+    expect(replay.locator("#jobs-rows")).to_be_empty()
+    shot(replay, tmp_path, "replayed-link-then-jobs")
+
+
+def test_over_tcp_a_token_signs_in_and_a_tokenless_request_is_refused(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    base = tcp_base(ui_daemon)
+    for path in ("/ui/parts/jobs", "/v1/jobs"):
+        assert httpx.get(base + path).status_code == 401
+    job_id = job_id_of(ui_daemon.tao("-d", "detectnet_v2", "argv", "by token"))
+    page = browser.new_context().new_page()
+    page.goto(base + "/ui/")
+    expect(page.locator("#signin")).to_be_visible()
+    shot(page, tmp_path, "signin")
+    token = ui_daemon.token("--user", "root", "--uid", "0", "--gid", "0", "--admin")
+    page.fill("#token", token)
+    page.click("#token-save")
+    expect(page.locator(f"tr[data-job='{job_id}']")).to_be_visible()
+    assert token not in page.url
+    for name, title in (("gpus", "GPUs and queue"), ("images", "Images")):
+        page.goto(f"{base}/ui/{name}")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator(f"#{name} table").first).to_be_visible()
+        shot(page, tmp_path, name)
+    assert token not in page.url
+
+
+def test_a_cross_site_form_post_is_refused(ui_daemon: Daemon, browser: Any, gates: Gates, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    link = ui_link(ui_daemon)
+    page = signed_in(browser, link)
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", f"echo up; {gates.wait('never')}"))
+    ui_daemon.wait_for_output(job_id, b"up\n")
+    target = f"{tcp_base(ui_daemon)}/v1/jobs/{job_id}/cancel"
+    form = f"<form method=post action='{target}'><button id=go>win a prize</button></form>"
+    page.context.route("http://evil.test/**", lambda route: route.fulfill(body=form, content_type="text/html"))
+    page.goto("http://evil.test/")
+    with page.expect_response(target) as answered:
+        page.click("#go")
+    assert answered.value.status == 403
+    expect(page.locator("body")).to_contain_text("cross_site_request")
+    assert ui_daemon.job(job_id)["status"] == "running"
+    shot(page, tmp_path, "cross-site-refused")
+    ui_daemon.request("POST", f"/v1/jobs/{job_id}/cancel")
+
+
+def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whole(
+    ui_daemon: Daemon, browser: Any, gates: Gates, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    page = signed_in(browser, ui_link(ui_daemon))
+    script = f"echo start; {gates.wait('go')}; seq 1 20000"
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(gates.mounts), "-d", "unet", "run", "sh", "-c", script))
+    page.goto(page.url + f"jobs/{job_id}")
+    log = page.locator("#log")
+    expect(log).to_contain_text("start")
+    gates.open("go")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(log.locator("div").last).to_have_text("20000")
+    lines = log.locator("div")
+    assert lines.count() == 5000 and lines.first.inner_text() == "15001"  # older lines left the page
+    page.get_by_role("button", name="Load earlier output").click()
+    expect(log.locator("div").first).not_to_have_text("15001")
+    shown = [int(text) for text in log.inner_text().splitlines()]
+    assert shown == list(range(shown[0], 20001)) and shown[0] < 15001
+    with page.expect_download() as downloaded:
+        page.get_by_role("button", name="Download the whole log").click()
+    saved = tmp_path / "downloaded.log"
+    downloaded.value.save_as(saved)
+    assert saved.read_bytes() == (ui_daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()
+    shot(page, tmp_path, "job-long-log")
+
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url(lambda url: "/ui/jobs/" in url and not url.endswith(job_id))
+    again = page.url.rsplit("/", 1)[1]
+    first, second = ui_daemon.job(job_id), ui_daemon.job(again)
+    assert {key: second[key] for key in ("task", "subtask", "args", "mounts")} == {
+        key: first[key] for key in ("task", "subtask", "args", "mounts")
+    }
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(log.locator("div").last).to_have_text("20000")
+
+
+def test_tao_ui_opens_the_link_with_browser_and_says_when_it_cannot(
+    ui_daemon: Daemon, new_daemon: Any, browser: Any, tmp_path: Path
+) -> None:
+    opened = tmp_path / "opened"
+    fake_browser = tmp_path / "browser.sh"
+    fake_browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    fake_browser.chmod(0o755)
+    made = ui_daemon.tao("ui", env=ui_daemon.env(BROWSER=str(fake_browser)))
+    assert made.returncode == 0, made.stderr.decode()
+    link = made.stdout.decode().strip()
+    assert opened.read_text().strip() == link
+    signed_in(browser, link)
+
+    base = tcp_base(ui_daemon)
+    over_tcp = ui_daemon.tao("ui", env=ui_daemon.env(TAO_HOST=base, TAO_TOKEN=ui_daemon.token("--user", "root", "--admin")))
+    assert over_tcp.returncode == 125 and f"open {base}/ui/ and give it your token".encode() in over_tcp.stderr
+    socket_only = new_daemon().start()
+    refused = socket_only.tao("ui", "--no-browser")
+    assert refused.returncode == 125 and b"no loopback TCP listener" in refused.stderr and b"--port" in refused.stderr
+
+
+def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
+    new_daemon: Any,
+    registry: Any,  # noqa: F811
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    expect = playwright_api.expect
+    reg, reference, _, _ = registry
+    remove_local(reference)
+    daemon = new_daemon("--port", str(free_port()), manifest=_manifest(tmp_path / "manifest.json", reg)).start()
+    assert _login(daemon, reg.host).returncode == 0
+    page = signed_in(browser, ui_link(daemon))
+    page.goto(page.url + "images")
+    row = page.locator("#images tr", has_text=reference)
+    expect(row.locator("td").nth(2)).to_have_text("no")
+    row.get_by_role("button", name="Pull").click()
+    progress = page.locator("#pull-progress")
+    expect(progress).to_contain_text(f"{reference}: done", timeout=60_000)
+    expect(row.locator("td").nth(2)).to_have_text("yes")
+    shot(page, tmp_path, "images-pulled")
