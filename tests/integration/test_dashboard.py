@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import playwright.sync_api as playwright_api
 import pytest
 
 from tao_server.testing.daemon import Daemon
 from tao_server.testing.registry import remove_local
 from tests.integration.conftest import Gates, containers_gone, free_port, job_id_of, local_account, tao_as
-from tests.integration.test_images import _login, _manifest, registry  # noqa: F401 (registry: a fixture)
+from tests.integration.test_images import _login, _manifest
 
 pytestmark = pytest.mark.integration
-playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 SECOND = 1000  # ms: what "within a second" allows
 
@@ -30,7 +30,7 @@ SECOND = 1000  # ms: what "within a second" allows
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (scripts/prepare installs it)")
+        pytest.fail("chromium is not installed at /usr/bin/chromium: scripts/prepare installs it (these tests never skip)")
     with playwright_api.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
@@ -263,7 +263,7 @@ def test_tao_ui_opens_the_link_with_browser_and_says_when_it_cannot(
 
 def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
     new_daemon: Any,
-    registry: Any,  # noqa: F811
+    registry: Any,
     browser: Any,
     tmp_path: Path,
 ) -> None:
