@@ -24,6 +24,11 @@ from harness import Daemon, Figure, bench_daemon, percentile, rss_mb
 GROUPS = ("18", "19")  # what bench/run.py asks of this module
 CHROMIUM = "/usr/bin/chromium"
 FIRST_ROW = "#jobs-rows tr[data-job]"
+# True once the log's last element reads `last`: then the page's Date.now(), to set against the log file's first byte.
+SHOWN = """last => {
+  const element = document.getElementById('log').lastElementChild;
+  return element !== null && element.textContent === last ? Date.now() : false;
+}"""
 TAIL = " the quick brown fox jumps over the lazy dog"  # what the sample task's `lines N` appends to each number
 
 
@@ -195,9 +200,9 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                         samples.append(rss_mb(pid))
                         size = log_path.stat().st_size if log_path.exists() else 0
                         if size > 0:
-                            marks.setdefault("first", time.perf_counter())
+                            marks.setdefault("first", time.time())
                         if size >= expected:
-                            marks.setdefault("written", time.perf_counter())
+                            marks.setdefault("written", time.time())
                         time.sleep(0.05)
 
                 sampler = threading.Thread(target=sample)
@@ -205,14 +210,11 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                 shown: list[float] = []
                 nodes: list[int] = []
                 try:
-                    for tab in pages:  # each tab, in turn, until its last line is in the DOM
-                        tab.wait_for_function(
-                            "t => { const l = document.getElementById('log').lastElementChild; return l !== null && l.textContent === t; }",
-                            arg=last,
-                            timeout=600_000,
-                            polling=100,
-                        )
-                        shown.append(time.perf_counter() - marks["first"])
+                    # Each tab in turn: a tab that showed its last line while an earlier one was awaited reads
+                    # late (when it is first asked), so the max, all tabs at their end, is the figure to read.
+                    for tab in pages:
+                        shown_at = tab.wait_for_function(SHOWN, arg=last, timeout=600_000, polling=100).json_value()
+                        shown.append(shown_at / 1000 - marks["first"])
                         nodes.append(tab.evaluate("document.getElementById('log').childElementCount"))
                 finally:
                     done.set()
