@@ -184,9 +184,12 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                 pause = 3 + scale.tabs // 2
                 script = f"sleep {pause}; seq 1 {count} | sed 's/$/{TAIL}/'"
                 job = daemon.request("POST", "/v1/jobs", {"task": "detectnet_v2", "subtask": "run", "args": ["sh", "-c", script]})
+                # One signed-in context per tab, as `tabs` viewers: tabs of one context share Chromium's 6
+                # HTTP/1.1 connections to the daemon, and from the 7th following tab on none of them can load.
+                viewers = [context] + [_sign_in(daemon, browser) for _ in range(scale.tabs - 1)]
                 pages = []
-                for _ in range(scale.tabs):
-                    tab = context.new_page()
+                for viewer in viewers:
+                    tab = viewer.new_page()
                     tab.goto(f"{base}/ui/jobs/{job['id']}")
                     pages.append(tab)
                 pages[0].wait_for_function("() => document.getElementById('log-state').textContent === 'following'")
