@@ -190,9 +190,8 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                 pages = []
                 for viewer in viewers:
                     tab = viewer.new_page()
-                    tab.goto(f"{base}/ui/jobs/{job['id']}")
+                    tab.goto(f"{base}/ui/jobs/{job['id']}", timeout=120_000)
                     pages.append(tab)
-                pages[0].wait_for_function("() => document.getElementById('log-state').textContent === 'following'")
                 samples: list[float] = []
                 marks: dict[str, float] = {}  # when the log file got its first byte, and its last
                 log_path = daemon.data_dir / "logs" / f"{job['id']}.log"
