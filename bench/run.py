@@ -4,6 +4,7 @@ bash bench/run            # every figure at full size (about 25 minutes on 2 cor
 bash bench/run --quick    # small sizes, a smoke test that the scripts still work
 bash bench/run --only 2,7 # some figures
 bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
+bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
 import slurm
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17")
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
-        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm)",
+        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; 18-19 the dashboard)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -43,6 +45,7 @@ def main() -> None:
     scale = figures.Scale.quick() if args.quick else figures.Scale.full()
     fault_scale = faults.FaultScale.quick() if args.quick else faults.FaultScale.full()
     slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
+    dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -56,6 +59,8 @@ def main() -> None:
                 produced = _run_group(group, shared, scale)
             elif group in slurm.GROUPS:
                 produced = _run_slurm(group, slurm_scale)
+            elif group in dashboard.GROUPS:
+                produced = dashboard.run_group(group, dashboard_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced
