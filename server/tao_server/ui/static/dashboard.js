@@ -145,20 +145,53 @@
       element.textContent = text;
       return element;
     };
+    // Output is gathered and drawn once a frame: one layout per frame, not one per chunk, and lines
+    // that would be trimmed at once are counted, never made into nodes.
+    let pending = "";
+    let drawing = false;
     const append = (text) => {
-      const parts = text.split("\n");
-      parts.forEach((part, i) => {
-        const last = i === parts.length - 1;
-        if (last && part === "") return;
-        if (open) open.textContent += part;
-        else open = log.appendChild(line(part));
-        if (!last) open = null;
-      });
-      if (text.endsWith("\n")) open = null;
-      while (log.childElementCount > MAX_LINES) {
-        first += encoder.encode(log.firstElementChild.textContent + "\n").length;
-        log.firstElementChild.remove();
+      pending += text;
+      if (!drawing) {
+        drawing = true;
+        requestAnimationFrame(draw);
       }
+    };
+    const draw = () => {
+      drawing = false;
+      const segments = pending.split("\n");
+      pending = "";
+      const rest = segments.pop(); // after the last newline: a line still open ("" when none)
+      if (open && segments.length) {
+        open.textContent += segments.shift(); // the open line ends here
+        open = null;
+      } else if (open) {
+        open.textContent += rest;
+        return follow_end();
+      }
+      const fresh = rest === "" ? segments : [...segments, rest];
+      const excess = log.childElementCount + fresh.length - MAX_LINES;
+      const dropped = Math.max(0, excess - log.childElementCount); // new lines that would go at once
+      if (excess > 0 && log.childElementCount > 0) trim(Math.min(excess, log.childElementCount));
+      if (dropped > 0) first += encoder.encode(fresh.slice(0, dropped).join("\n") + "\n").length;
+      const nodes = document.createDocumentFragment();
+      for (const part of fresh.slice(dropped)) nodes.appendChild(line(part));
+      log.appendChild(nodes);
+      open = rest === "" ? null : log.lastElementChild;
+      follow_end();
+    };
+    // The `count` oldest lines leave the page in one change; `first` moves past their bytes.
+    const trim = (count) => {
+      const range = document.createRange();
+      range.setStartBefore(log.firstElementChild);
+      let last = log.firstElementChild;
+      for (let i = 0; i < count; i++) {
+        first += encoder.encode(last.textContent + "\n").length;
+        if (i < count - 1) last = last.nextElementSibling;
+      }
+      range.setEndAfter(last);
+      range.deleteContents();
+    };
+    const follow_end = () => {
       $("log-earlier").disabled = first === 0;
       if (following) log.scrollTop = log.scrollHeight;
     };
