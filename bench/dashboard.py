@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import statistics
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -181,9 +183,12 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                 time.sleep(1)
                 idle = rss_mb(pid)
                 # The output starts once every tab follows: the job waits a few seconds, then prints.
-                pause = 3 + scale.tabs // 2
-                script = f"sleep {pause}; seq 1 {count} | sed 's/$/{TAIL}/'"
-                job = daemon.request("POST", "/v1/jobs", {"task": "detectnet_v2", "subtask": "run", "args": ["sh", "-c", script]})
+                # The task prints once every tab is open (a gate the bench opens), however long opening them takes.
+                gates = Path(tempfile.mkdtemp(prefix="tao-bench-gates-"))
+                script = f"while [ ! -e /gates/go ]; do sleep 0.05; done; seq 1 {count} | sed 's/$/{TAIL}/'"
+                mounts = {"Mounts": [{"source": str(gates), "destination": "/gates"}]}
+                body = {"task": "detectnet_v2", "subtask": "run", "args": ["sh", "-c", script], "launch_config": mounts}
+                job = daemon.request("POST", "/v1/jobs", body)
                 # One signed-in context per tab, as `tabs` viewers: tabs of one context share Chromium's 6
                 # HTTP/1.1 connections to the daemon, and from the 7th following tab on none of them can load.
                 viewers = [context] + [_sign_in(daemon, browser) for _ in range(scale.tabs - 1)]
@@ -209,6 +214,7 @@ def live_log(scale: DashboardScale) -> list[Figure]:
 
                 sampler = threading.Thread(target=sample)
                 sampler.start()
+                (gates / "go").touch()
                 shown: list[float] = []
                 nodes: list[int] = []
                 try:
@@ -225,6 +231,7 @@ def live_log(scale: DashboardScale) -> list[Figure]:
                 log_size = (daemon.data_dir / "logs" / f"{job['id']}.log").stat().st_size
                 for tab in pages:
                     tab.close()
+                shutil.rmtree(gates, ignore_errors=True)
             finally:
                 browser.close()
         growth = max(samples) - idle
