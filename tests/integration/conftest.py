@@ -233,8 +233,9 @@ def _remove_made_accounts() -> Iterator[None]:
         subprocess.run(["groupdel", name], capture_output=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def unprivileged_user() -> tuple[str, int, int]:
+    """The test account, looked up for each test: made again should it be gone (CI runs twice lost it mid-run)."""
     return local_account("tao-test-user")
 
 
