@@ -157,6 +157,37 @@ class Transport:
                 pass  # the server had closed it while idle: the request never arrived, send it again
         return self._exchange(self._connect(wait), message, method, path, stream, wait, reused=False)
 
+    def websocket(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[int, dict[str, str], Any]:
+        """Open a websocket at `path`: (101, headers, WebSocket), or (status, headers, body bytes) when refused."""
+        from tao_client._websocket import WebSocket, handshake_request
+
+        target = self._prefix + path + (f"?{urlencode(params, doseq=True)}" if params else "")
+        request, accept = handshake_request(target, self._host_header, self._authorization)
+        connection = self._connect(self._timeout)
+        sock = connection.sock
+        try:
+            sock.sendall(request)
+            head, rest = _read_raw_head(sock)
+            status, headers = _read_head(_BytesReader(head))
+            if status != 101:
+                body = rest
+                length = _content_length(headers) or 0
+                while len(body) < length and (more := sock.recv(65536)):
+                    body += more
+                connection.close()
+                return status, headers, body
+            if headers.get("sec-websocket-accept", "").encode() != accept:
+                raise TransportError("the daemon's websocket answer does not match the request")
+        except OSError as exc:
+            connection.close()
+            raise TransportError(_describe(exc)) from None
+        except BaseException:
+            connection.close()
+            raise
+        sock.settimeout(None)
+        connection.reader.close()  # the websocket reads the socket itself, through its own buffer
+        return status, headers, WebSocket(sock, rest)
+
     def _exchange(
         self, connection: _Connection, message: bytes, method: str, path: str, stream: bool, wait: float | None, reused: bool
     ) -> Response:
@@ -206,7 +237,30 @@ class Transport:
         return _Connection(sock)
 
 
-def _read_head(reader: BufferedReader) -> tuple[int, dict[str, str]]:
+def _read_raw_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """(the response's head, the bytes after it) read straight off the socket, buffering nothing elsewhere."""
+    data = b""
+    while (end := data.find(b"\r\n\r\n")) < 0:
+        if len(data) > 65536:
+            raise TransportError("the daemon's answer has no end of its head")
+        more = sock.recv(65536)
+        if not more:
+            raise TransportError(_CUT_SHORT)
+        data += more
+    return data[: end + 4], data[end + 4 :]
+
+
+class _BytesReader:
+    """readline() over bytes in hand, for _read_head."""
+
+    def __init__(self, data: bytes) -> None:
+        self._lines = data.splitlines(keepends=True)
+
+    def readline(self, _limit: int = -1) -> bytes:
+        return self._lines.pop(0) if self._lines else b""
+
+
+def _read_head(reader: BufferedReader | _BytesReader) -> tuple[int, dict[str, str]]:
     status_line = reader.readline(65537)
     if not status_line:
         raise _StaleConnection

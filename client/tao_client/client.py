@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     from typing import IO, Any
 
+    from tao_client._websocket import WebSocket
+
 ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")
 
@@ -130,12 +132,16 @@ class Client:
         pull: str | None = None,
         nodes: int | None = None,
         time: str | None = None,
+        interactive: bool = False,
+        tty: bool = False,
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
+        `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
         """
         body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
+        body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
         return Job(self, self._json("POST", "/v1/jobs", json_body=body))
 
     def job(self, job_id: str) -> Job:
@@ -183,6 +189,32 @@ class Client:
     def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def terminal(self, job_id: str, offset: int | None = None) -> WebSocket:
+        """The websocket of an interactive job's terminal: its output from byte `offset` (None: from now), your input.
+
+        Send input as binary frames, {"type": "resize", "rows", "cols"} and {"type": "eof"} as text.
+        """
+        return self._websocket(f"/v1/jobs/{job_id}/terminal", {} if offset is None else {"offset": offset})
+
+    def connect_port(self, job_id: str, port: int) -> WebSocket:
+        """A websocket carrying one TCP connection to `port` inside the job's container (your jobs only).
+
+        Bytes go both ways as binary frames; {"type": "eof"} as text ends a direction.
+        """
+        return self._websocket(f"/v1/jobs/{job_id}/ports/{port}")
+
+    def _websocket(self, path: str, params: dict[str, Any] | None = None) -> WebSocket:
+        try:
+            status, _headers, opened = self._http.websocket(path, params)
+        except TransportError as exc:
+            raise DaemonUnreachable(self.address.url, str(exc)) from None
+        if status != 101:
+            raise api_error(status, opened, f"GET {path}")
+        websocket: WebSocket = opened
+        return websocket
 
     # -- images and registries --------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths, is_loopback
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, errors, images, jobs, logs, system
+from tao_server.api import credentials, docs, errors, images, jobs, logs, sessions, system
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -38,6 +38,7 @@ from tao_server.jobs.logs import LogStore
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.service import JobService
+from tao_server.jobs.sessions import JobSessions
 from tao_server.jobs.store import JobStore
 from tao_server.settings import Settings
 from tao_server.system import SystemService
@@ -88,7 +89,7 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, logs, images, credentials, system, docs):
+    for module in (jobs, logs, sessions, images, credentials, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
@@ -126,7 +127,17 @@ def _start(
     runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)
     admission = Admission(policy, _protected_paths(settings, backend))
     job_service = JobService(
-        store, runner, logs_store, events, manifest, scheduler, admission, settings.pull_policy, settings.limits, backend.places
+        store,
+        runner,
+        logs_store,
+        events,
+        manifest,
+        scheduler,
+        admission,
+        settings.pull_policy,
+        settings.limits,
+        backend.places,
+        backend.attaches,
     )
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
@@ -135,6 +146,7 @@ def _start(
         backend=backend,
         runner=runner,
         jobs=job_service,
+        sessions=JobSessions(job_service, runner, backend.attaches),
         images=image_service,
         tokens=TokenStore(engine),
         system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),

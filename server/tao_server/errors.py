@@ -16,7 +16,8 @@ from travel with it, so `tao` can name them.
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
-    │   └── DuplicateJobId               the id was taken between the check and the insert
+    │   ├── DuplicateJobId               the id was taken between the check and the insert
+    │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
@@ -132,6 +133,12 @@ class JobConflict(TaoError):
 
 class DuplicateJobId(JobConflict):
     """The job table already has this id (raised by the store; the service decides what it means)."""
+
+
+class NotAttachable(JobConflict):
+    """A terminal or a port-forward asked of a job that cannot take one now; the message says why."""
+
+    code = "not_attachable"
 
 
 class ManifestError(TaoError):

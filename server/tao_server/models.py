@@ -72,6 +72,8 @@ class JobBase(SQLModel):
     # Who submitted it: the kernel's account on the Unix socket, a token's over TCP; None: the daemon.
     owner_uid: int | None = None
     owner_gid: int | None = None
+    # Its standard input stays open for a terminal (`tao -i`): the terminal websocket writes to it.
+    interactive: bool = False
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -114,6 +116,10 @@ class JobCreate(BaseModel):
     # "missing" pulls an absent image, "always" pulls before each run, "never" only uses local images.
     # None takes the daemon's policy.
     pull: PullPolicy | None = None
+    # `docker run -i`: keep the task's standard input open, for the terminal websocket to write to.
+    interactive: bool = False
+    # `docker run -t`: the task runs on a terminal (its output is then one stream, as a terminal shows it).
+    tty: bool = False
 
 
 class JobPublic(JobBase):

@@ -32,6 +32,8 @@ class LauncherOptions:
         pull: str | None = None,
         nodes: int | None = None,
         time: str | None = None,
+        interactive: bool | None = None,
+        tty: bool | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -42,6 +44,9 @@ class LauncherOptions:
         self.pull = pull
         self.nodes = nodes
         self.time = time
+        # None: as the terminal says (both when stdin and stdout are one); True or False: as given.
+        self.interactive = interactive
+        self.tty = tty
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

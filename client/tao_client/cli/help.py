@@ -22,6 +22,10 @@ streams its output, and exits with the task's exit code."""
 OPTIONS = """\
 launcher options (before the task):
   -d, --detach          print the job id and return at once; `tao logs -f ID` attaches later
+  -i, --interactive     keep the task's input open and send it yours (default: when stdin and
+                        stdout are a terminal); --interactive=false turns it off
+  -t, --tty             run the task on a terminal, yours in raw mode (default: as -i);
+                        Ctrl-P Ctrl-Q detaches, `tao attach ID` returns
   --gpus SPEC           all, none, or a count (default: all GPUs when the host has any)
   --gpu-index LIST      exact GPU indices, e.g. 0,2
   --nodes N             nodes for the job (Slurm backend)

@@ -68,11 +68,14 @@ def parse_launcher_options(argv: list[str]) -> tuple[LauncherOptions, list[str] 
             break
         if arg == "--version":
             return options, None
-        if arg in ("-d", "--detach"):
-            options.detach = True
+        if _short_flags(options, arg):
             index += 1
             continue
         name, has_value, value = arg.partition("=")
+        if name in _SWITCHES:
+            setattr(options, _SWITCHES[name], _switch(name, value if has_value else "true"))
+            index += 1
+            continue
         if name not in _VALUE_OPTIONS:
             raise UsageError(f"unknown launcher option {arg!r}")
         if not has_value:
@@ -83,6 +86,29 @@ def parse_launcher_options(argv: list[str]) -> tuple[LauncherOptions, list[str] 
         index += 1
         _set_option(options, name, value)
     return options, argv[index:]
+
+
+# As `docker run` spells them; each also takes =true or =false (--tty=false: no terminal, whatever auto-detection says).
+_SWITCHES = {"--detach": "detach", "--interactive": "interactive", "--tty": "tty"}
+_SHORT = {"d": "detach", "i": "interactive", "t": "tty"}
+
+
+def _short_flags(options: LauncherOptions, arg: str) -> bool:
+    """-d, -i, -t and their bundles (-it, -dit); False when `arg` is something else."""
+    letters = arg[1:]
+    if arg.startswith("--") or not letters or any(letter not in _SHORT for letter in letters):
+        return False
+    for letter in letters:
+        setattr(options, _SHORT[letter], True)
+    return True
+
+
+def _switch(name: str, value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise UsageError(f"{name}={value!r}: expected true or false")
 
 
 def undecodable_argument(argv: list[str], words: list[str], options: LauncherOptions) -> str | None:

@@ -20,6 +20,9 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
         except UsageError as exc:
             fail(str(exc))
         info = _find(tasks, group, task)
+        interactive, tty = terminal_modes(options)
+        if not rest and interactive:
+            rest = ["run"]  # `tao <task>` on a terminal: the image's own shell, as NVIDIA's launcher gives
         if not rest or rest[0] in ("-h", "--help"):
             if info is not None and info["subtasks"]:
                 print_task_help(info)
@@ -41,6 +44,8 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
             pull=options.pull,
             nodes=options.nodes,
             time=options.time,
+            interactive=interactive,
+            tty=tty,
         )
         if options.detach:
             print(job.id)
@@ -49,7 +54,25 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
 
         progress = PullWatcher(lambda: connect(options), job.id)
         progress.start()
-        return attach(client, job.id, cancel_on_signal=True, progress=progress)
+        if not interactive:
+            return attach(client, job.id, cancel_on_signal=True, progress=progress)
+        from tao_client.cli.terminal import session, wait_for_start
+
+        # Pull progress and a Ctrl-C that cancels stay as for any run until the task starts; then the terminal is the task's.
+        if not wait_for_start(client, job.id, progress):
+            return attach(client, job.id, cancel_on_signal=True)  # it ended first: show how
+        return session(client, job.id, tty=tty, offset=0)
+
+
+def terminal_modes(options: LauncherOptions) -> tuple[bool, bool]:
+    """(interactive, tty): as `docker run` reads -i and -t when either is given; with neither, both when
+    stdin and stdout are a terminal (what one would type there), else neither (today's batch runs, unchanged)."""
+    if options.interactive is None and options.tty is None:
+        import os
+
+        on_terminal = os.isatty(0) and os.isatty(1)
+        return on_terminal, on_terminal
+    return bool(options.interactive), bool(options.tty)
 
 
 def split_words(tasks: dict[str, Any], words: list[str]) -> tuple[str | None, str, list[str]]:

@@ -20,6 +20,7 @@ from tao_server.errors import InvalidRequest, Unauthorized
 from tao_server.images.service import ImageService
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
+from tao_server.jobs.sessions import JobSessions
 from tao_server.settings import Settings
 from tao_server.system import SystemService
 from tao_server.ui.sessions import COOKIE, UiSessions
@@ -35,6 +36,7 @@ class Services:
     backend: Backend
     runner: JobRunner
     jobs: JobService
+    sessions: JobSessions
     images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
     system: SystemService

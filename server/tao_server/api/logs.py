@@ -71,13 +71,13 @@ async def follow_logs(websocket: WebSocket, job_id: str, services: ServicesDep, 
                 await websocket.send_text(heartbeat)
             else:
                 await websocket.send_bytes(item)
-        await websocket.send_text(json.dumps(_end_message(jobs.get(job_id, caller))))
+        await websocket.send_text(json.dumps(end_message(jobs.get(job_id, caller))))
         await websocket.close()
     except WebSocketDisconnect:
         return
 
 
-def _end_message(job: Job) -> dict[str, object]:
+def end_message(job: Job) -> dict[str, object]:
     return {"type": "end", "status": job.status.value, "exit_code": job.exit_code, "error": job.error}
 
 

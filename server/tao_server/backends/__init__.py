@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tao_server.backends.base import (
     AdoptedRun,
+    AttachableRun,
     Backend,
     ImageStore,
     ImageSummary,
@@ -23,6 +24,7 @@ from tao_server.backends.base import (
     Run,
     RunExit,
     RunState,
+    Terminal,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdoptedRun",
+    "AttachableRun",
     "Backend",
     "ImageStore",
     "ImageSummary",
@@ -39,6 +42,7 @@ __all__ = [
     "Run",
     "RunExit",
     "RunState",
+    "Terminal",
     "connect",
 ]
 

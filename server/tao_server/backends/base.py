@@ -53,6 +53,12 @@ A Slurm batch job cannot be created without being queued, so its `prepare` only 
 and `start` submits; a Docker container is created first so that its output is attached before
 the task can print a byte. Either way `start` returning means the job is the backend's to run.
 
+A backend whose runs a user can work inside (`Backend.attaches`: Docker) also offers, on each
+run, what interactive sessions need (`AttachableRun`): its standard input and terminal size
+(`open_terminal`), and a connection to a port inside the run's network (`connect`), made from
+the daemon without publishing anything on the host. A batch backend (Slurm) offers neither, and
+the job service refuses `-i`/`-t` and port-forwards there with a message that says so.
+
 What the job core still assumes: a job reads `running` from the moment `start` returns (on
 Slurm it may still be pending: `Run.condition()` says so, "pending in Slurm (Resources)"); mount
 pins are for a backend on this host (`mount_namespace_pid`); pull progress events are Docker's
@@ -61,6 +67,7 @@ JSON lines.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -93,6 +100,7 @@ class LaunchSpec:
     time_limit: int | None = None
     owner_uid: int | None = None  # who submitted it; None: the daemon itself
     owner_gid: int | None = None
+    interactive: bool = False  # keep its standard input open for a terminal (`docker run -i`)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,33 @@ class Run(Protocol):
 
     def condition(self) -> str | None:
         """Why the run does not advance, as its backend says ("pending in Slurm (Resources)"); None when it does."""
+        ...
+
+
+class Terminal(Protocol):
+    """An interactive run's standard input, and the size of its terminal."""
+
+    @property
+    def input(self) -> socket.socket:
+        """A connected stream socket to the run's standard input; shutdown(SHUT_WR) ends it (EOF)."""
+        ...
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the run's terminal size; its programs get SIGWINCH. BackendError when the engine refuses."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the input; the run goes on, and a terminal may be opened again."""
+        ...
+
+
+class AttachableRun(Run, Protocol):
+    """A run on a backend that `attaches`: a terminal, and its ports reached from the daemon."""
+
+    def open_terminal(self) -> Terminal: ...
+
+    def connect(self, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to `port` on the run's own loopback; LaunchFailure when nothing listens there."""
         ...
 
 
@@ -182,6 +217,8 @@ class Backend(Protocol):
     # daemon's GPU line is not used and LaunchSpec.gpu_count says how many), "nodes" (jobs may span
     # several), "time" (it enforces LaunchSpec.time_limit). A single engine (Docker): none of them.
     places: frozenset[str]
+    # Whether its runs are AttachableRun: a terminal attaches to them, their ports are reached.
+    attaches: bool
 
     @property
     def images(self) -> ImageStore | None:

@@ -94,6 +94,9 @@ class ContainerRequest:
     mem_limit: int | None = None
     nano_cpus: int | None = None
     tty: bool = False
+    # Standard input kept open for a terminal (`docker run -i`). Without a TTY its end (EOF) closes
+    # the task's input once; with one, a session may detach and attach again, so it never does.
+    stdin_open: bool = False
 
     @classmethod
     def from_spec(cls, spec: LaunchSpec, *, name: str, labels: Mapping[str, str]) -> ContainerRequest:
@@ -122,6 +125,7 @@ class ContainerRequest:
             # As the engine's API has always been given it: the same integer on every rendering.
             nano_cpus=int(options["cpus"] * 1e9) if "cpus" in options else None,
             tty=options.get("tty", False),
+            stdin_open=spec.interactive,
         )
 
     @property
@@ -202,6 +206,7 @@ def _isolation_options(request: ContainerRequest) -> list[str]:
     for flag, values in (("--cap-add", request.cap_add), ("--cap-drop", request.cap_drop), ("--device", request.devices)):
         options += _flags(flag, values or ())
     options += _flags("--security-opt", request.security_opt or ())
+    options += ["--interactive"] if request.stdin_open else []
     return options + (["--tty"] if request.tty else [])
 
 

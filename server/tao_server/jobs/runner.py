@@ -18,11 +18,11 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
-from tao_server.backends import AdoptedRun, Backend, LaunchSpec, Mount, OutputStream, Run
+from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, Mount, OutputStream, Run
 from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 class _ActiveJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     run: Run | None = None
+    started: bool = False  # the run has started: a terminal may attach, its ports may be reached
     finished: bool = False
 
 
@@ -126,6 +127,14 @@ class JobRunner:
             return f"backend {described}"
         return active.run.condition() if active.run is not None else None
 
+    def started_run(self, job_id: str) -> AttachableRun | None:
+        """The job's run once it has started, on a backend that attaches; None before, after, or elsewhere."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if not self._backend.attaches or active is None or active.finished or not active.started:
+            return None
+        return cast(AttachableRun, active.run)
+
     def is_finished(self, job_id: str) -> bool:
         """Whether the job's end is recorded: its followers may stop once they have read its whole log."""
         with self._lock:
@@ -158,7 +167,8 @@ class JobRunner:
                 log.info("resuming job %s (run %s)", job.id, found.run.run_id[:12])
                 self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
                 self._store.update(job.id, status=JobStatus.running, container_id=found.run.run_id)
-                self._track(job.id).run = found.run
+                resumed = self._track(job.id)
+                resumed.run, resumed.started = found.run, True
                 (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, found.run)
             elif job.status == JobStatus.running:
                 if found is not None:
@@ -218,6 +228,7 @@ class JobRunner:
         if run is None:
             return
         self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
+        active.started = True
         if active.cancel.is_set():  # the cancel arrived before the run was known
             self._control.submit(self._stop, job_id, run)
         self._follow_to_end(job_id, run, active)
@@ -453,4 +464,5 @@ def _launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str])
         gpu_count=int(count) if "gpus" in places and kind == "count" else 0,
         nodes=job.nodes or 1,
         time_limit=job.time_limit,
+        interactive=job.interactive,
     )

@@ -32,7 +32,7 @@ MAX_ID_LENGTH = 64
 MAX_CURSOR_DIGITS = len(str(2**63 - 1))  # a cursor is a row's seq, an SQLite integer
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
 _SAME_JOB_FIELDS = (
-    "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy",
+    "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy", "interactive",
 )  # fmt: skip
 
 
@@ -68,14 +68,15 @@ def _chosen_id(caller: Caller, chosen: str) -> str:
     return job_id
 
 
-def task_command(spec: TaskSpec, subtask: str | None, args: list[str]) -> list[str]:
+def task_command(spec: TaskSpec, subtask: str | None, args: list[str], interactive: bool = False) -> list[str]:
     """The argv the container runs, as a list: never joined into a shell string.
 
-    `tao <task> run CMD...` runs CMD itself in the task's image, as NVIDIA's launcher does.
+    `tao <task> run CMD...` runs CMD itself in the task's image, as NVIDIA's launcher does; an
+    interactive `run` without a command runs the image's own (its shell, in a toolkit image).
     """
     if subtask == "run":
-        if not args:
-            raise InvalidRequest("`run` needs a command to run in the task's image", field="args")
+        if not args and not interactive:
+            raise InvalidRequest("`run` needs a command to run in the task's image (or -i, for the image's own shell)", field="args")
         return list(args)
     return [spec.name, *([subtask] if subtask is not None else []), *args]
 
@@ -93,10 +94,13 @@ class JobService:
         pull_policy: str = "missing",
         limits: RequestLimits | None = None,
         places: frozenset[str] = frozenset(),
+        attaches: bool = False,
     ) -> None:
         self._limits = limits or RequestLimits()
         # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
         self._places = places
+        # Whether the backend can attach a terminal to a run and reach its ports (Backend.attaches).
+        self._attaches = attaches
         self._store = store
         self._runner = runner
         self._logs = logs
@@ -253,6 +257,10 @@ class JobService:
                 break
         return start, bytes(data[: end - start])
 
+    def log_size(self, job_id: str) -> int:
+        """How many bytes of output the job's log holds now (the caller has been checked)."""
+        return self._logs.size(job_id)
+
     def follow_log(self, job_id: str, caller: Caller, offset: int, heartbeat: float | None) -> AsyncIterator[bytes | Heartbeat]:
         """The job's output from `offset` as it is written, until the job's end is recorded and read."""
         job_id = self.get(job_id, caller).id
@@ -270,6 +278,14 @@ class JobService:
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
         placement = self._placement(request)
+        if (request.interactive or request.tty) and not self._attaches:
+            raise InvalidRequest(
+                f"{'-t' if request.tty else '-i'}: this daemon's backend runs jobs in batch; "
+                "a terminal needs a daemon whose jobs run on its own engine (tao-server --backend docker)",
+                field="tty" if request.tty else "interactive",
+            )
+        if request.tty:
+            config.docker_options["tty"] = True
         gpu_cap = None
         if caller.admin:
             run_as_caller(caller, config.docker_options)
@@ -283,7 +299,7 @@ class JobService:
             task=spec.name,
             subtask=request.subtask,
             args=request.args,
-            command=task_command(spec, request.subtask, request.args),
+            command=task_command(spec, request.subtask, request.args, request.interactive),
             image=spec.image.reference,
             mounts=config.mounts,
             envs=config.envs,
@@ -295,6 +311,7 @@ class JobService:
             owner_uid=caller.uid,
             owner_gid=caller.gid,
             gpu_cap=gpu_cap,
+            interactive=request.interactive,
         )
 
     def _placement(self, request: JobCreate) -> Placement:

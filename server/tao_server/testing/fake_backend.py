@@ -170,6 +170,7 @@ class FakeBackend:
         self.daemon_id = daemon_id
         # What it places itself, as a cluster backend would ("gpus", "nodes", "time"); the specs it got show the rest.
         self.places = places
+        self.attaches = False  # its runs are processes of this daemon's own, with no terminal
         self.specs: list[LaunchSpec] = []
         self.images = FakeImages(self.engine)
         self.closed = threading.Event()

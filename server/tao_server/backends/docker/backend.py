@@ -21,6 +21,7 @@ from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunEx
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
+from tao_server.backends.docker.session import DockerTerminal, connect_in_namespace
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.backends.entrypoint import init_exec_failure
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
@@ -33,6 +34,7 @@ _EXIT_RECORDED = 2.0  # seconds an ended stream may precede the exit the engine 
 class DockerBackend:
     name = "docker"
     places: frozenset[str] = frozenset()  # one engine on one host: the daemon schedules its GPUs
+    attaches = True  # docker attach, resize and the container's network namespace (backends/docker/session.py)
 
     def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64, gpu_mode: str = "request") -> None:
         self.daemon_id = daemon_id
@@ -122,6 +124,7 @@ class DockerRun:
         self._attached: AttachedStream | None = None
         self._head = bytearray()
         self._exit_code: int | None = None  # learnt at the end of the output, so that wait() need not ask again
+        self._network: tuple[int, bool] | None = None  # (its process, on the host's network): asked once
 
     def _exited(self, exit_code: int) -> None:
         self._exit_code = exit_code
@@ -177,6 +180,28 @@ class DockerRun:
 
     def condition(self) -> str | None:
         return None  # a started container runs: nothing holds it back
+
+    def open_terminal(self) -> DockerTerminal:
+        return DockerTerminal(self._api, self.container_id)
+
+    def connect(self, port: int, timeout: float) -> socket.socket:
+        """A connection to `port` on the container's loopback, made inside its network namespace."""
+        if self._network is None:  # a running container keeps its process and network: one inspect serves every connection
+            with engine_errors(f"inspecting container {self.container_id[:12]}"):
+                inspected = self._api.inspect_container(self.container_id)
+            pid = int(inspected["State"].get("Pid") or 0)
+            if not pid:
+                raise LaunchFailure(f"container {self.container_id[:12]} is not running: its ports cannot be reached")
+            self._network = (pid, inspected["HostConfig"].get("NetworkMode") == "host")
+        pid, on_host = self._network
+        if on_host:  # the job shares the host's network: its loopback is the daemon's
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            except OSError as exc:
+                raise LaunchFailure(f"nothing answers on port {port} of the job (on the host's network): {exc.strerror or exc}") from None
+            sock.settimeout(None)
+            return sock
+        return connect_in_namespace(pid, port, timeout)
 
     def release(self) -> None:
         with engine_errors(f"removing container {self.container_id[:12]}"):
@@ -270,6 +295,10 @@ def create_arguments(api: docker.APIClient, request: ContainerRequest, gpu_mode:
         "environment": request.environment,
         "user": request.user,
         "tty": request.tty,
+        "stdin_open": request.stdin_open,
+        # docker-py's "attached" run (detach=False) is what sets StdinOnce: the task's input ends with
+        # the first session's EOF. A TTY's session detaches and attaches again: its input stays open.
+        "detach": request.stdin_open and request.tty,
         "ports": [_port_key(p) for p in request.ports] or None,
         "labels": dict(request.labels),
         "name": request.name,

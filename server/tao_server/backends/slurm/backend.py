@@ -71,6 +71,7 @@ Owner = tuple[int, int, tuple[int, ...]]
 class SlurmBackend:
     name = "slurm"
     places = frozenset({"gpus", "nodes", "time"})  # Slurm allocates GPUs and nodes and keeps time limits
+    attaches = False  # batch jobs on other hosts: no terminal, no ports reached from here
     images = None  # the nodes fetch images themselves
 
     def __init__(self, daemon_id: str, config: SlurmConfig, commands: SlurmCommands | None = None) -> None:

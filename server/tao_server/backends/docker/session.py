@@ -1,0 +1,104 @@
+"""What an interactive session needs of a container: its standard input, its terminal size, its ports.
+
+The input is a second attach to the container (stdin only): the job's output keeps coming through
+the runner's attach into the job's log, which the session replays and follows like any reader.
+
+A port is reached from inside the container's own network namespace: a thread of the daemon
+enters it (setns), makes the socket and connects to the port on the container's loopback, then
+leaves. A socket belongs to the namespace it was made in, so the connection stays there, and
+nothing is published on the host's network. Entering a namespace takes CAP_SYS_ADMIN, which a
+daemon running as root has.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import threading
+from typing import Any
+
+import docker
+
+from tao_server.backends.docker.failures import engine_errors
+from tao_server.errors import BackendError, LaunchFailure
+
+_CLONE_NEWNET = 0x40000000
+
+
+class DockerTerminal:
+    """A container's standard input (a stdin-only attach), and its TTY's size."""
+
+    def __init__(self, api: docker.APIClient, container_id: str) -> None:
+        self._api = api
+        self._container_id = container_id
+        with engine_errors(f"attaching to the input of container {container_id[:12]}"):
+            self._attached: Any = api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        # docker-py hands back the response's SocketIO on a Unix socket, a socket over TCP.
+        self._socket: socket.socket = getattr(self._attached, "_sock", self._attached)
+
+    @property
+    def input(self) -> socket.socket:
+        return self._socket
+
+    def resize(self, rows: int, cols: int) -> None:
+        with engine_errors(f"resizing the terminal of container {self._container_id[:12]}"):
+            self._api.resize(self._container_id, height=rows, width=cols)
+
+    def close(self) -> None:
+        response = getattr(self._attached, "_response", None)
+        if response is not None:
+            response.close()
+        self._attached.close()
+        self._socket.close()
+
+
+def connect_in_namespace(pid: int, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to 127.0.0.1:`port` in the network namespace of process `pid`."""
+    result: dict[str, Any] = {}
+    # A thread of its own: setns moves only the calling thread, and this one ends right after.
+    worker = threading.Thread(target=_connect_inside, args=(pid, port, timeout, result), name="netns-connect", daemon=True)
+    worker.start()
+    worker.join()
+    if "socket" in result:
+        sock: socket.socket = result["socket"]
+        return sock
+    raise result.get("error") or BackendError("could not connect inside the container's network")
+
+
+def _connect_inside(pid: int, port: int, timeout: float, result: dict[str, Any]) -> None:
+    try:
+        namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        result["error"] = BackendError(f"cannot open the container's network namespace (process {pid}): {exc.strerror}")
+        return
+    try:
+        if _libc().setns(namespace, _CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            hint = "; the daemon needs CAP_SYS_ADMIN to reach a job's ports" if code == errno.EPERM else ""
+            result["error"] = BackendError(f"cannot enter the container's network namespace: {os.strerror(code)}{hint}")
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError as exc:
+            sock.close()
+            result["error"] = LaunchFailure(f"nothing answers on port {port} inside the job's container ({exc.strerror or exc})")
+            return
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        result["socket"] = sock
+    finally:
+        os.close(namespace)
+
+
+_LIBC: ctypes.CDLL | None = None
+
+
+def _libc() -> ctypes.CDLL:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
