@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(_first_problem(exc))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if settings.log_level != "debug":
+        # uvicorn logs each websocket's opening at INFO: a port-forward opens one per connection.
+        logging.getLogger("uvicorn.error").addFilter(_not_a_websocket_opening)
     sys.exit(serve(settings))
 
 
@@ -165,6 +168,8 @@ def serve(settings: Settings) -> int:
         ws=WebSocketProtocol,
         log_level=settings.log_level,
         timeout_graceful_shutdown=3,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
         access_log=settings.log_level == "debug",
     )
     manager = ServiceManager(settings.notify_socket)
@@ -178,6 +183,11 @@ def serve(settings: Settings) -> int:
         if settings.socket is not None:
             settings.socket.unlink(missing_ok=True)
     return 0 if server.started else 1
+
+
+def _not_a_websocket_opening(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return not (message.startswith('%s - "WebSocket %s"') or message in ("connection open", "connection closed"))
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

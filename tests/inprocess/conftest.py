@@ -123,8 +123,9 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
     started: list[Daemon] = []
     manifest = write_manifest(tmp_path / "manifest.json")
 
-    def start(data_dir: Path | None = None, places: frozenset[str] = frozenset(), **settings: Any) -> Daemon:
-        """`places`: what the fake backend places itself, as a cluster's would ("gpus", "nodes", "time")."""
+    def start(data_dir: Path | None = None, places: frozenset[str] = frozenset(), attaches: bool = False, **settings: Any) -> Daemon:
+        """`places`: what the fake backend places itself, as a cluster's would ("gpus", "nodes", "time").
+        `attaches`: the fake claims terminals and ports (for the checks made before any is opened)."""
         configured = Settings(
             data_dir=data_dir or tmp_path / "data",
             socket=tmp_path / "unused.sock",
@@ -138,6 +139,7 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
             **settings,
         )
         backend = FakeBackend(engine, places=places)
+        backend.attaches = attaches
         client = TestClient(create_app(configured, backend=backend))
         client.__enter__()  # runs the lifespan: migrations, reconcile, workers
         started.append(Daemon(client, engine, configured, backend))

@@ -144,20 +144,24 @@ class _Session:
 
     def _loop(self) -> None:
         while True:
-            if self._local.resized:
-                self._local.resized = False
-                rows, cols = self._local.size()
-                self._websocket.send_text(json.dumps({"type": "resize", "rows": rows, "cols": cols}))
+            self._send_size()
             if not self._websocket.pending():
                 watched: list[Any] = [self._websocket, self._local.wakeup_read] + ([self._local.stdin] if self._input_open else [])
                 ready, _, _ = select.select(watched, [], [])
                 if self._local.wakeup_read in ready:
                     os.read(self._local.wakeup_read, 512)
+                    self._send_size()  # a resize before the keys typed after it
                 if self._input_open and self._local.stdin in ready:
                     self._forward_input()
                 if self._websocket not in ready:
                     continue
             self._receive()
+
+    def _send_size(self) -> None:
+        if self._local.resized:
+            self._local.resized = False
+            rows, cols = self._local.size()
+            self._websocket.send_text(json.dumps({"type": "resize", "rows": rows, "cols": cols}))
 
     def _forward_input(self) -> None:
         data = os.read(self._local.stdin, INPUT_CHUNK)

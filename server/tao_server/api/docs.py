@@ -17,6 +17,41 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 router = APIRouter(include_in_schema=False)
 
+# Websockets have no operations in OpenAPI 3.1: the document's description is where callers find them.
+DESCRIPTION = """\
+Callers: on the Unix socket the kernel names you; over TCP send `Authorization: Bearer <token>`
+(the websockets below take the same header). A user sees only their own jobs; another's answers
+as a job that does not exist.
+
+## Websockets
+
+Binary frames carry bytes; text frames carry JSON control messages. A refused session gets
+`{"type": "error", "code", "message", "field"}` and a close code: **4404** no such job (or not
+yours to see), **4403** not yours (ports are for the job's owner only), **4409** the job takes
+no session now (`not_attachable`: not started with `interactive`, ended, or a batch backend),
+**4502** nothing answers on the port.
+
+### `/v1/jobs/{id}/logs`: follow a job's output
+Replays from `?offset=N` and follows: output as binary frames, `{"type": "heartbeat"}` while the
+job is quiet, `{"type": "end", "status", "exit_code", "error"}` when it ends, then a normal close.
+
+### `/v1/jobs/{id}/terminal`: an interactive job's terminal
+For a job submitted with `"interactive": true` (and `"tty": true` for a terminal), by its owner
+or an admin. Server to client: the job's output from `?offset=N` (omitted: from now on, as
+`docker attach`), heartbeats and the end message, as for the logs. Client to server: binary
+frames are the task's input (keys, with Ctrl-C as byte 3: the task's terminal makes it
+SIGINT); `{"type": "resize", "rows": R, "cols": C}` sets the terminal's size (SIGWINCH
+inside); `{"type": "eof"}` ends the input of a job without a TTY. The input is written once
+the job runs; closing the websocket detaches and the job goes on.
+
+### `/v1/jobs/{id}/ports/{port}`: one TCP connection into a job
+For the job's owner only. Each websocket is one connection to `port` on the job's own loopback,
+made from inside its network namespace: nothing is published on the host. Binary frames are the
+stream both ways; `{"type": "eof"}` ends one direction (a half-close); the websocket closes once
+both have ended, with 1011 if the connection broke. `tao port-forward` opens one per local
+connection.
+"""
+
 REDOC_JS = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
 _FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"
 
@@ -51,7 +86,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     """
     if app.openapi_schema is not None:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=DESCRIPTION, routes=app.routes)
     for operations in schema["paths"].values():
         for operation in operations.values():
             answers = operation["responses"]
