@@ -129,8 +129,12 @@ def _carry(client: Client, job_id: str, connection: socket.socket, remote: int) 
         _from_daemon(websocket, connection, remote)
     finally:
         websocket.close()
-        connection.close()
+        try:
+            connection.shutdown(socket.SHUT_RDWR)  # wakes the other thread's recv, which close() alone would not
+        except OSError:
+            pass
         upstream.join()
+        connection.close()
 
 
 def _to_daemon(connection: socket.socket, websocket: WebSocket) -> None:
