@@ -188,6 +188,33 @@ class Transport:
         connection.reader.close()  # the websocket reads the socket itself, through its own buffer
         return status, headers, WebSocket(sock, rest)
 
+    def receive_descriptor(self, path: str) -> tuple[int, dict[str, str], Any]:
+        """POST `path` on the Unix socket and take the file descriptor the daemon hands over ahead of its
+        answer: (204, headers, socket), or (status, headers, body bytes) when it refused."""
+        connection = self._connect(self._timeout)
+        sock = connection.sock
+        try:
+            sock.sendall(f"POST {self._prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\nContent-Length: 0\r\n\r\n".encode())
+            first, descriptors, _flags, _address = socket.recv_fds(sock, 1, 1)
+            handed = socket.socket(fileno=descriptors[0]) if descriptors else None
+            head, rest = _read_raw_head(sock)
+            if handed is None:
+                head = first + head  # no descriptor: that byte began the answer
+            status, headers = _read_head(_BytesReader(head))
+            body = rest
+            length = _content_length(headers) or 0
+            while len(body) < length and (more := sock.recv(65536)):
+                body += more
+        except OSError as exc:
+            raise TransportError(_describe(exc)) from None
+        finally:
+            connection.close()
+        if handed is not None and status == 204:
+            return status, headers, handed
+        if handed is not None:
+            handed.close()
+        return status, headers, body
+
     def _exchange(
         self, connection: _Connection, message: bytes, method: str, path: str, stream: bool, wait: float | None, reused: bool
     ) -> Response:

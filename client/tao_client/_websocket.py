@@ -48,7 +48,7 @@ class WebSocket:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def send_binary(self, data: bytes) -> None:
+    def send_binary(self, data: bytes | bytearray) -> None:
         self._send(BINARY, data)
 
     def send_text(self, text: str) -> None:
@@ -68,7 +68,7 @@ class WebSocket:
             pass
         self._sock.close()
 
-    def _send(self, opcode: int, payload: bytes) -> None:
+    def _send(self, opcode: int, payload: bytes | bytearray) -> None:
         mask = os.urandom(4)
         size = len(payload)
         if size < 126:
@@ -83,7 +83,7 @@ class WebSocket:
 
     # -- receiving ------------------------------------------------------------------------------
 
-    def receive(self) -> tuple[int, bytes]:
+    def receive(self) -> tuple[int, bytes | bytearray]:
         """The next message as (TEXT or BINARY, payload); answers pings on the way. Closed at the end."""
         message = bytearray()
         message_opcode = 0
@@ -97,7 +97,7 @@ class WebSocket:
             mask = self._read(4) if second & 0x80 else b""
             payload = self._read(size)
             if mask:
-                payload = _masked(payload, mask)
+                payload = _masked(bytes(payload), mask)
             if opcode == PING:
                 self._send(PONG, payload)
             elif opcode == CLOSE:
@@ -105,11 +105,13 @@ class WebSocket:
             elif opcode != PONG:
                 if opcode:  # a new message; 0 continues the one being read
                     message_opcode = opcode
+                if first & 0x80 and not message:  # a whole message in one frame, as the daemon sends them
+                    return message_opcode, bytes(payload) if opcode == TEXT else payload
                 message += payload
                 if first & 0x80:  # FIN
                     return message_opcode, bytes(message)
 
-    def _closed_by_server(self, payload: bytes) -> None:
+    def _closed_by_server(self, payload: bytes | bytearray) -> None:
         code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
         if not self.closed:
             try:
@@ -119,24 +121,45 @@ class WebSocket:
             self.closed = True
         raise Closed(code, payload[2:].decode("utf-8", errors="replace"))
 
-    def _read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
+    def _read(self, size: int) -> bytes | bytearray:
+        """Exactly `size` bytes. A large payload is read straight into its own buffer: one copy, not three."""
+        if len(self._buffer) >= size:
+            data = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            return data
+        if size < _RECV_SIZE // 4:
+            while len(self._buffer) < size:
+                self._buffer += self._recv(_RECV_SIZE)
+            return self._read(size)
+        out = bytearray(size)
+        view = memoryview(out)
+        filled = len(self._buffer)
+        view[:filled] = self._buffer
+        self._buffer.clear()
+        while filled < size:
             try:
-                data = self._sock.recv(max(_RECV_SIZE, size - len(self._buffer)))
+                count = self._sock.recv_into(view[filled:])
             except OSError as exc:
                 raise Closed(1006, str(exc)) from None
-            if not data:
+            if not count:
                 raise Closed(1006, "the connection closed")
-            self._buffer += data
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+            filled += count
+        return out
+
+    def _recv(self, size: int) -> bytes:
+        try:
+            data = self._sock.recv(size)
+        except OSError as exc:
+            raise Closed(1006, str(exc)) from None
+        if not data:
+            raise Closed(1006, "the connection closed")
         return data
 
 
-def _masked(payload: bytes, mask: bytes) -> bytes:
+def _masked(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
     """`payload` XOR the 4-byte `mask` repeated: one big-integer XOR, far faster than a loop over bytes."""
     if not payload:
-        return payload
+        return b""
     size = len(payload)
     key = (mask * (size // 4 + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")

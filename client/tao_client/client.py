@@ -11,6 +11,7 @@ from tao_client._http import Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
+    import socket
     from typing import IO, Any
 
     from tao_client._websocket import WebSocket
@@ -205,6 +206,27 @@ class Client:
         Bytes go both ways as binary frames; {"type": "eof"} as text ends a direction.
         """
         return self._websocket(f"/v1/jobs/{job_id}/ports/{port}")
+
+    def port_connection(self, job_id: str, port: int) -> socket.socket:
+        """On the local Unix socket: a TCP connection to `port` inside the job's container, as a socket of this process.
+
+        The daemon makes it inside the job's network and hands it over: the bytes then go in the
+        kernel, not through the daemon. Over TCP, use `connect_port`.
+        """
+        path = f"/v1/jobs/{job_id}/ports/{port}/connection"
+        try:
+            status, _headers, answer = self._http.receive_descriptor(path)
+        except TransportError as exc:
+            raise DaemonUnreachable(self.address.url, str(exc)) from None
+        if status != 204:
+            raise api_error(status, answer, f"POST {path}")
+        connection: socket.socket = answer
+        return connection
+
+    @property
+    def local(self) -> bool:
+        """Whether the daemon is reached on its Unix socket (it can then hand over file descriptors)."""
+        return self.address.socket_path is not None
 
     def _websocket(self, path: str, params: dict[str, Any] | None = None) -> WebSocket:
         try:

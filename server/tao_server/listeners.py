@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import ssl
@@ -98,7 +99,27 @@ class _WithPeer:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        self.app_state = {**self.app_state, "peer": peer_credentials(transport)}
+        peer = peer_credentials(transport)
+        self.app_state = {**self.app_state, "peer": peer}
+        if peer is not None:  # a Unix socket: it can carry file descriptors to the caller's process
+            self.app_state["descriptors"] = DescriptorChannel(transport.get_extra_info("socket").fileno())
+
+
+class DescriptorChannel:
+    """Hands an open file descriptor to the process at the other end of a Unix connection (SCM_RIGHTS).
+
+    The descriptor travels with one byte, b"F", written on the connection itself ahead of the
+    answer to the request that asked for it; nothing else may be in flight on the connection then.
+    """
+
+    def __init__(self, fileno: int) -> None:
+        self._fileno = fileno
+
+    def send(self, descriptor: int) -> None:
+        # A socket object over a duplicate of the connection's descriptor: closing it leaves the connection
+        # open. Its blocking mode is left alone: that flag is shared with the event loop's own descriptor.
+        with socket.socket(fileno=os.dup(self._fileno)) as connection:
+            socket.send_fds(connection, [b"F"], [descriptor])
 
 
 class HttpProtocol(_WithPeer, _HttpProtocol):

@@ -2,7 +2,9 @@
 
 The jobs serve with the test image's busybox: `httpd` for files, `nc -ll -e cat` as an echo
 server. Nothing of theirs is published on the host: the daemon connects from inside the
-container's network namespace.
+container's network namespace. Each test runs both ways `tao` reaches a daemon: its Unix socket
+(the daemon hands the connection itself to `tao`, which splices it in the kernel) and TCP with a
+token (a websocket per connection, through the daemon).
 """
 
 from __future__ import annotations
@@ -22,17 +24,43 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
-from tests.integration.conftest import make_daemon, tao_as, until
+from tests.integration.conftest import free_port, make_daemon, tao_as, until
 
 TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def tcp_daemon(tmp_path_factory: pytest.TempPathFactory, manifest_file: Path, docker_client: Any) -> Iterator[Daemon]:
+    """A daemon also on loopback TCP, whose `tcp_env` makes `tao` use it there with root's token.
+
+    Pings every 0.1 s, each to be answered within 0.1 s: a client that did not answer them would
+    lose an idle connection within a fraction of a second.
+    """
+    port = free_port()
+    root = tmp_path_factory.mktemp("tcp-daemon")
+    running = make_daemon(root, manifest_file, "--port", str(port), env={"TAO_WS_PING_INTERVAL": "0.1"}).start()
+    token = running.token("--user", "root", "--uid", "0", "--gid", "0", "--admin")
+    running.tcp_env = running.env(TAO_HOST=f"http://127.0.0.1:{port}", TAO_TOKEN=token)  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+    running.remove_containers()
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def via(request: pytest.FixtureRequest, daemon: Daemon) -> tuple[Daemon, dict[str, str]]:
+    """(the daemon, the environment `tao port-forward` reaches it with): its Unix socket, or TCP with a token."""
+    if request.param == "unix":
+        return daemon, daemon.env()
+    tcp: Daemon = request.getfixturevalue("tcp_daemon")
+    return tcp, tcp.tcp_env  # type: ignore[attr-defined]
 
 
 class Forward:
     """A running `tao port-forward`, and the local port it listens on."""
 
-    def __init__(self, daemon: Daemon, job_id: str, spec: str) -> None:
+    def __init__(self, env: dict[str, str], job_id: str, spec: str) -> None:
         self.process = subprocess.Popen(
-            [executable("tao"), "port-forward", job_id, spec], env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [executable("tao"), "port-forward", job_id, spec], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         line = self.process.stdout.readline().decode()  # type: ignore[union-attr]
         assert line.startswith("Forwarding from 127.0.0.1:"), line + self.process.stderr.read().decode()  # type: ignore[union-attr]
@@ -80,9 +108,10 @@ def forwards() -> Iterator[list[Forward]]:
         forward.close()
 
 
-def test_twenty_concurrent_requests_through_the_forward(daemon: Daemon, www: Path, forwards: list[Forward], docker_client: Any) -> None:
+def test_twenty_concurrent_requests_through_the_forward(via: Any, www: Path, forwards: list[Forward], docker_client: Any) -> None:
+    daemon, env = via
     job_id = serve(daemon, www, "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www")
-    forward = Forward(daemon, job_id, ":8080")
+    forward = Forward(env, job_id, ":8080")
     forwards.append(forward)
     # httpd may still be binding its port: the first answer is awaited, never assumed.
     until(lambda: _answers(forward), "httpd answers through the forward", timeout=TIMEOUT)
@@ -94,9 +123,10 @@ def test_twenty_concurrent_requests_through_the_forward(daemon: Daemon, www: Pat
     assert daemon.tao("stop", job_id).returncode == 0
 
 
-def test_the_local_port_closes_when_the_job_ends(daemon: Daemon, www: Path, forwards: list[Forward]) -> None:
+def test_the_local_port_closes_when_the_job_ends(via: Any, www: Path, forwards: list[Forward]) -> None:
+    daemon, env = via
     job_id = serve(daemon, www, "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www")
-    forward = Forward(daemon, job_id, "0:8080")
+    forward = Forward(env, job_id, "0:8080")
     forwards.append(forward)
     until(lambda: _answers(forward), "httpd answers through the forward", timeout=TIMEOUT)
     assert daemon.tao("stop", job_id).returncode == 0
@@ -106,11 +136,12 @@ def test_the_local_port_closes_when_the_job_ends(daemon: Daemon, www: Path, forw
         socket.create_connection(("127.0.0.1", forward.port), timeout=TIMEOUT).close()
 
 
-def test_a_hundred_megabytes_arrive_byte_for_byte(daemon: Daemon, www: Path, forwards: list[Forward]) -> None:
+def test_a_hundred_megabytes_arrive_byte_for_byte(via: Any, www: Path, forwards: list[Forward]) -> None:
+    daemon, env = via
     blob = os.urandom(100 * 1024 * 1024)
     (www / "blob").write_bytes(blob)
     job_id = serve(daemon, www, "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www")
-    forward = Forward(daemon, job_id, ":8080")
+    forward = Forward(env, job_id, ":8080")
     forwards.append(forward)
     until(lambda: _answers(forward), "httpd answers through the forward", timeout=TIMEOUT)
     status, body = forward.get("/blob")
@@ -119,27 +150,21 @@ def test_a_hundred_megabytes_arrive_byte_for_byte(daemon: Daemon, www: Path, for
     assert daemon.tao("stop", job_id).returncode == 0
 
 
-def test_an_idle_connection_outlives_many_websocket_pings(tmp_path: Path, manifest_file: Path, www: Path, forwards: list[Forward]) -> None:
-    # Pings every 0.1 s, each answered within 0.1 s or the daemon closes the websocket: an idle
-    # connection through a client that did not answer them would be gone long before the second send.
-    daemon = make_daemon(tmp_path / "daemon", manifest_file, env={"TAO_WS_PING_INTERVAL": "0.1"}).start()
-    try:
-        job_id = serve(daemon, www, "nc", "-ll", "-p", "9000", "-e", "cat")
-        forward = Forward(daemon, job_id, ":9000")
-        forwards.append(forward)
-        connection = _echo_connection(forward.port)
-        with connection:
-            connection.sendall(b"first\n")
-            assert _read_line(connection) == b"first\n"
-            time.sleep(2)  # twenty ping intervals with nothing to carry
-            connection.sendall(b"second\n")
-            assert _read_line(connection) == b"second\n"
-            connection.shutdown(socket.SHUT_WR)  # a half-close travels too: the echo server sees its input end
-            assert connection.recv(100) == b""
-        daemon.tao("stop", job_id)
-    finally:
-        daemon.stop()
-        daemon.remove_containers()
+def test_an_idle_connection_outlives_many_pings_and_carries_a_half_close(via: Any, www: Path, forwards: list[Forward]) -> None:
+    daemon, env = via
+    job_id = serve(daemon, www, "nc", "-ll", "-p", "9000", "-e", "cat")
+    forward = Forward(env, job_id, ":9000")
+    forwards.append(forward)
+    connection = _echo_connection(forward.port)
+    with connection:
+        connection.sendall(b"first\n")
+        assert _read_line(connection) == b"first\n"
+        time.sleep(2)  # over TCP, twenty of the daemon's ping intervals with nothing to carry
+        connection.sendall(b"second\n")
+        assert _read_line(connection) == b"second\n"
+        connection.shutdown(socket.SHUT_WR)  # the echo server sees its input end, and ends the stream
+        assert connection.recv(100) == b""
+    assert daemon.tao("stop", job_id).returncode == 0
 
 
 def test_another_users_forward_is_refused(shared_daemon: Daemon, www: Path, unprivileged_user: tuple[str, int, int]) -> None:
@@ -151,9 +176,10 @@ def test_another_users_forward_is_refused(shared_daemon: Daemon, www: Path, unpr
     assert shared_daemon.tao("stop", job_id).returncode == 0
 
 
-def test_nothing_listening_on_the_port_is_said_per_connection(daemon: Daemon, www: Path, forwards: list[Forward]) -> None:
+def test_nothing_listening_on_the_port_is_said_per_connection(via: Any, www: Path, forwards: list[Forward]) -> None:
+    daemon, env = via
     job_id = serve(daemon, www, "sleep", "600")
-    forward = Forward(daemon, job_id, ":8080")
+    forward = Forward(env, job_id, ":8080")
     forwards.append(forward)
     with socket.create_connection(("127.0.0.1", forward.port), timeout=TIMEOUT) as connection:
         assert connection.recv(100) == b""  # closed, with the reason on tao's stderr

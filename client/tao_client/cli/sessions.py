@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 JOB_POLL_SECONDS = 0.5
 COPY_CHUNK = 1024 * 1024
+SPLICE_CHUNK = 1024 * 1024
 
 
 # -- attach ----------------------------------------------------------------------------------------
@@ -114,10 +115,14 @@ def _accept(client: Client, job_id: str, listener: socket.socket, remote: int) -
 
 
 def _carry(client: Client, job_id: str, connection: socket.socket, remote: int) -> None:
-    """One local connection, both ways, over a websocket of its own."""
+    """One local connection, both ways: spliced in the kernel to the socket the daemon hands over (its
+    Unix socket), else over a websocket of its own (TCP)."""
     from tao_client._errors import TaoClientError
 
     try:
+        if client.local:
+            _splice_both_ways(connection, client.port_connection(job_id, remote))
+            return
         websocket = client.connect_port(job_id, remote)
     except TaoClientError as exc:
         error(f"port-forward to {remote}: {exc.message}")
@@ -129,12 +134,58 @@ def _carry(client: Client, job_id: str, connection: socket.socket, remote: int) 
         _from_daemon(websocket, connection, remote)
     finally:
         websocket.close()
-        try:
-            connection.shutdown(socket.SHUT_RDWR)  # wakes the other thread's recv, which close() alone would not
-        except OSError:
-            pass
+        _wake(connection)
         upstream.join()
         connection.close()
+
+
+def _splice_both_ways(local: socket.socket, job: socket.socket) -> None:
+    job.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    upstream = threading.Thread(target=_splice, args=(local, job), daemon=True)
+    upstream.start()
+    try:
+        _splice(job, local)
+    finally:
+        upstream.join()
+        local.close()
+        job.close()
+
+
+def _splice(source: socket.socket, target: socket.socket) -> None:
+    """`source`'s bytes into `target` through a pipe (os.splice: no copy through this process), then its EOF."""
+    import os
+
+    read_end, write_end = os.pipe()
+    try:
+        _deepen(write_end)
+        while moved := os.splice(source.fileno(), write_end, SPLICE_CHUNK):
+            while moved:
+                moved -= os.splice(read_end, target.fileno(), moved)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        _wake(source)  # one side broke: end the other direction too
+        _wake(target)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _deepen(pipe: int) -> None:
+    """A pipe of SPLICE_CHUNK, where the kernel allows it (the default is 64 KiB): fewer, larger moves."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(pipe, 1031, SPLICE_CHUNK)  # F_SETPIPE_SZ
+    except OSError:
+        pass
+
+
+def _wake(connection: socket.socket) -> None:
+    """Shut the connection down: a thread blocked reading it wakes, which close() alone would not do."""
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _to_daemon(connection: socket.socket, websocket: WebSocket) -> None:

@@ -222,7 +222,7 @@ class _Session:
         return exit_code(self._client.job(self._job_id))
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         try:

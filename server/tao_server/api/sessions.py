@@ -15,17 +15,19 @@ import socket
 from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
 
 from tao_server.api.deps import CallerDep, ServicesDep
+from tao_server.api.errors import responses
 from tao_server.api.logs import MAX_OFFSET, end_message
+from tao_server.api.routing import JsonRoute
 from tao_server.backends import Terminal
-from tao_server.errors import TaoError
+from tao_server.errors import InvalidRequest, TaoError
 from tao_server.jobs.logs import Heartbeat
 from tao_server.jobs.sessions import JobSessions
 from tao_server.models import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["sessions"])
+router = APIRouter(prefix="/v1/jobs", tags=["sessions"], route_class=JsonRoute)
 
 FORWARD_CHUNK = 1024 * 1024
 _CLOSE_CODES = {404: 4404, 403: 4403, 409: 4409, 502: 4502}
@@ -45,6 +47,34 @@ async def terminal(websocket: WebSocket, job_id: str, services: ServicesDep, cal
         return
     sender = _send_output(websocket, output, lambda: services.jobs.get(job.id, caller))
     await _until_either(_copy_input(websocket, services.sessions, job), sender)
+
+
+@router.post(
+    "/{job_id}/ports/{port}/connection",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "The connection went to your process, ahead of this answer"}, **responses(403, 404, 409, 422, 502)},
+)
+async def hand_over_connection(request: Request, job_id: str, port: Port, services: ServicesDep, caller: CallerDep) -> Response:
+    """On the Unix socket: one TCP connection to `port` inside the job, handed to your process itself.
+
+    The connected socket arrives as a file descriptor (SCM_RIGHTS) with the byte `F`, ahead of
+    this answer: the bytes then go between you and the job in the kernel, with no copy through
+    the daemon. For the job's owner only, as the websocket of the same path without `/connection`,
+    which is the way over TCP.
+    """
+    channel = getattr(request.state, "descriptors", None)
+    if channel is None:
+        raise InvalidRequest(
+            "a connection can be handed over only on the Unix socket; over TCP use the websocket /v1/jobs/{id}/ports/{port}",
+            field="port",
+        )
+    connection = await services.sessions.connect(services.sessions.forward_job(job_id, caller), port)
+    try:
+        channel.send(connection.fileno())
+    finally:
+        connection.close()
+    return Response(status_code=204)
 
 
 @router.websocket("/{job_id}/ports/{port}")
