@@ -62,7 +62,7 @@ def test_run_runs_the_command_itself(daemon: Daemon) -> None:
     assert refused.status_code == 422
     assert refused.json()["error"] == {
         "code": "invalid_request",
-        "message": "`run` needs a command to run in the task's image",
+        "message": "`run` needs a command to run in the task's image (or -i, for the image's own shell)",
         "field": "args",
     }
 

@@ -18,7 +18,8 @@ import pexpect
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
-from tests.integration.conftest import tao_as, until
+from tests.conftest import self_signed_certificate
+from tests.integration.conftest import free_port, make_daemon, tao_as, until
 
 PROMPT = "/workspace # "
 TIMEOUT = 60
@@ -159,3 +160,24 @@ def test_tao_task_alone_on_a_terminal_opens_the_images_shell(spawn: Any, tmp_pat
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_terminal_over_tls_with_a_token(tmp_path: Path, manifest_file: Path) -> None:
+    # TLS records can hold bytes select() does not see: the session must still show every one.
+    cert, key = self_signed_certificate(tmp_path)
+    port = free_port()
+    daemon = make_daemon(tmp_path / "daemon", manifest_file, "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)).start()
+    try:
+        token = daemon.token("--user", "root", "--uid", "0", "--gid", "0", "--admin")
+        env = daemon.env(TAO_HOST=f"https://127.0.0.1:{port}", TAO_TOKEN=token, TAO_CA_CERT=str(cert))
+        child = pexpect.spawn(executable("tao"), ["detectnet_v2", "run", "sh"], env=env, dimensions=(30, 100), timeout=TIMEOUT)
+        child.expect_exact(PROMPT)
+        child.sendline("seq 1 30000; stty size")
+        child.expect_exact("29999\r\n30000\r\n30 100")
+        child.sendline("exit 5")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 5
+    finally:
+        daemon.stop()
+        daemon.remove_containers()

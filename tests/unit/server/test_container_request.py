@@ -113,6 +113,8 @@ def test_the_api_rendering_is_what_the_docker_backend_gives_the_engine() -> None
         "ports": [8888, (53, "udp")],
         "labels": {LABEL_DAEMON: "d" * 32, LABEL_JOB: "job1"},
         "name": "tao-job1",
+        "stdin_open": False,
+        "detach": False,
     }
     assert host_config["Mounts"][0] == {"Target": "/workspace/data", "Source": "/data/kitti", "Type": "bind", "ReadOnly": True}
     assert host_config["PortBindings"] == {
@@ -221,3 +223,17 @@ def test_cpus_on_the_command_line_make_the_same_nano_cpus_as_the_api_even_where_
 
 def test_a_published_port_on_any_free_host_port_names_none() -> None:
     assert publish_spec(PublishedPort("8888/tcp", "0.0.0.0", None)) == "0.0.0.0::8888/tcp"
+
+
+def test_an_interactive_terminal_keeps_its_input_open_across_detaches() -> None:
+    arguments = create_arguments(api(), request_of(spec(options={"tty": True}, interactive=True)), "request")
+    assert (arguments["tty"], arguments["stdin_open"]) == (True, True)
+    config = api().create_container_config(**{k: v for k, v in arguments.items() if k not in ("name", "host_config")})
+    assert config["OpenStdin"] is True and config["StdinOnce"] is False  # a detach must not end the shell's input
+
+
+def test_interactive_input_without_a_terminal_ends_once_with_the_sessions_eof() -> None:
+    arguments = create_arguments(api(), request_of(spec(interactive=True)), "request")
+    config = api().create_container_config(**{k: v for k, v in arguments.items() if k not in ("name", "host_config")})
+    assert config["OpenStdin"] is True and config["StdinOnce"] is True and config["Tty"] is False
+    assert "--interactive" in docker_run(request_of(spec(interactive=True))).options
