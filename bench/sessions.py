@@ -120,7 +120,7 @@ def _drain(fd: int) -> None:
 
 
 def forward_throughput(daemon: Daemon, tcp_port: int, scale: SessionScale) -> list[Figure]:
-    from tao_server.backends.docker.session import connect_in_namespace
+    from tao_server.backends.docker.session import connect_in_namespace, open_namespace
 
     www = Path(tempfile.mkdtemp(prefix="tao-bench-www-"))
     www.chmod(0o755)
@@ -133,10 +133,12 @@ def forward_throughput(daemon: Daemon, tcp_port: int, scale: SessionScale) -> li
     job_id = started.stdout.decode().strip()
     token = daemon.token("--user", "root", "--uid", "0", "--gid", "0", "--admin")
     forwards: list[subprocess.Popen[bytes]] = []
+    namespace = None
     try:
         job = daemon.wait_for_status(job_id, ("running",))
         pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", job["container_id"]], capture_output=True, text=True).stdout)
-        ways = {"direct": lambda: connect_in_namespace(pid, 8080, 10)}
+        namespace = open_namespace(pid)
+        ways = {"direct": lambda: connect_in_namespace(namespace, 8080, 10)}
         for name, env in (("unix", daemon.env()), ("tcp", daemon.env(TAO_HOST=f"http://127.0.0.1:{tcp_port}", TAO_TOKEN=token))):
             forward = subprocess.Popen([tool("tao"), "port-forward", job_id, ":8080"], env=env, stdout=subprocess.PIPE)
             forwards.append(forward)
@@ -149,6 +151,8 @@ def forward_throughput(daemon: Daemon, tcp_port: int, scale: SessionScale) -> li
             for name, connect in ways.items():
                 rates[name].append(_download(connect, scale.forward_bytes))
     finally:
+        if namespace is not None:
+            os.close(namespace)
         for forward in forwards:
             forward.kill()
             forward.wait()

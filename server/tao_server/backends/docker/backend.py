@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunEx
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
-from tao_server.backends.docker.session import DockerTerminal, connect_in_namespace
+from tao_server.backends.docker.session import DockerTerminal, connect_in_namespace, open_namespace
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.backends.entrypoint import init_exec_failure
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
@@ -124,7 +125,11 @@ class DockerRun:
         self._attached: AttachedStream | None = None
         self._head = bytearray()
         self._exit_code: int | None = None  # learnt at the end of the output, so that wait() need not ask again
-        self._network: tuple[int, bool] | None = None  # (its process, on the host's network): asked once
+        # Its network namespace, opened at the first connection to one of its ports: a descriptor names
+        # the namespace itself, so a pid the kernel hands on after the container ends can never mislead it.
+        self._network: int | None = None
+        self._host_network = False
+        self._lock = threading.Lock()
 
     def _exited(self, exit_code: int) -> None:
         self._exit_code = exit_code
@@ -186,24 +191,44 @@ class DockerRun:
 
     def connect(self, port: int, timeout: float) -> socket.socket:
         """A connection to `port` on the container's loopback, made inside its network namespace."""
-        if self._network is None:  # a running container keeps its process and network: one inspect serves every connection
-            with engine_errors(f"inspecting container {self.container_id[:12]}"):
-                inspected = self._api.inspect_container(self.container_id)
-            pid = int(inspected["State"].get("Pid") or 0)
-            if not pid:
-                raise LaunchFailure(f"container {self.container_id[:12]} is not running: its ports cannot be reached")
-            self._network = (pid, inspected["HostConfig"].get("NetworkMode") == "host")
-        pid, on_host = self._network
-        if on_host:  # the job shares the host's network: its loopback is the daemon's
+        with self._lock:
+            if self._network is None and not self._host_network:
+                self._open_network()
+            namespace = self._network
+        if namespace is None:  # the job shares the host's network: its loopback is the daemon's
             try:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
             except OSError as exc:
                 raise LaunchFailure(f"nothing answers on port {port} of the job (on the host's network): {exc.strerror or exc}") from None
             sock.settimeout(None)
             return sock
-        return connect_in_namespace(pid, port, timeout)
+        return connect_in_namespace(namespace, port, timeout)
+
+    def _open_network(self) -> None:
+        inspected = self._running_state()
+        if inspected["HostConfig"].get("NetworkMode") == "host":
+            self._host_network = True
+            return
+        pid = inspected["State"]["Pid"]
+        namespace = open_namespace(pid)
+        # Still running as that pid once the namespace is open: then the descriptor is the container's.
+        if self._running_state()["State"]["Pid"] != pid:
+            os.close(namespace)
+            raise LaunchFailure(f"container {self.container_id[:12]} restarted while its network was opened; connect again")
+        self._network = namespace
+
+    def _running_state(self) -> dict[str, Any]:
+        with engine_errors(f"inspecting container {self.container_id[:12]}"):
+            inspected: dict[str, Any] = self._api.inspect_container(self.container_id)
+        if not inspected["State"].get("Running") or not inspected["State"].get("Pid"):
+            raise LaunchFailure(f"container {self.container_id[:12]} is not running: its ports cannot be reached")
+        return inspected
 
     def release(self) -> None:
+        with self._lock:
+            if self._network is not None:
+                os.close(self._network)
+                self._network = None
         with engine_errors(f"removing container {self.container_id[:12]}"):
             try:
                 self._api.remove_container(self.container_id, force=True)

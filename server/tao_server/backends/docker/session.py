@@ -55,11 +55,19 @@ class DockerTerminal:
         self._socket.close()
 
 
-def connect_in_namespace(pid: int, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to 127.0.0.1:`port` in the network namespace of process `pid`."""
+def open_namespace(pid: int) -> int:
+    """A descriptor of process `pid`'s network namespace: it names that namespace, whatever becomes of the pid."""
+    try:
+        return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BackendError(f"cannot open the container's network namespace (process {pid}): {exc.strerror}") from None
+
+
+def connect_in_namespace(namespace: int, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to 127.0.0.1:`port` in the network namespace `namespace` (a descriptor from open_namespace)."""
     result: dict[str, Any] = {}
     # A thread of its own: setns moves only the calling thread, and this one ends right after.
-    worker = threading.Thread(target=_connect_inside, args=(pid, port, timeout, result), name="netns-connect", daemon=True)
+    worker = threading.Thread(target=_connect_inside, args=(namespace, port, timeout, result), name="netns-connect", daemon=True)
     worker.start()
     worker.join()
     if "socket" in result:
@@ -68,34 +76,26 @@ def connect_in_namespace(pid: int, port: int, timeout: float) -> socket.socket:
     raise result.get("error") or BackendError("could not connect inside the container's network")
 
 
-def _connect_inside(pid: int, port: int, timeout: float, result: dict[str, Any]) -> None:
-    try:
-        namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        result["error"] = BackendError(f"cannot open the container's network namespace (process {pid}): {exc.strerror}")
+def _connect_inside(namespace: int, port: int, timeout: float, result: dict[str, Any]) -> None:
+    if _libc().setns(namespace, _CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        hint = "; the daemon needs CAP_SYS_ADMIN to reach a job's ports" if code == errno.EPERM else ""
+        result["error"] = BackendError(f"cannot enter the container's network namespace: {os.strerror(code)}{hint}")
         return
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A deep receive buffer, set before the handshake so the window scales to it: the daemon then
+    # reads a busy stream in large pieces, and pays its per-piece cost (a frame, a loop turn) less often.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.settimeout(timeout)
     try:
-        if _libc().setns(namespace, _CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            hint = "; the daemon needs CAP_SYS_ADMIN to reach a job's ports" if code == errno.EPERM else ""
-            result["error"] = BackendError(f"cannot enter the container's network namespace: {os.strerror(code)}{hint}")
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # A deep receive buffer, set before the handshake so the window scales to it: the daemon then
-        # reads a busy stream in large pieces, and pays its per-piece cost (a frame, a loop turn) less often.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(("127.0.0.1", port))
-        except OSError as exc:
-            sock.close()
-            result["error"] = LaunchFailure(f"nothing answers on port {port} inside the job's container ({exc.strerror or exc})")
-            return
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        result["socket"] = sock
-    finally:
-        os.close(namespace)
+        sock.connect(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        result["error"] = LaunchFailure(f"nothing answers on port {port} inside the job's container ({exc.strerror or exc})")
+        return
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    result["socket"] = sock
 
 
 _LIBC: ctypes.CDLL | None = None
