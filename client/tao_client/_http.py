@@ -163,8 +163,7 @@ class Transport:
 
         target = self._prefix + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         request, accept = handshake_request(target, self._host_header, self._authorization)
-        connection = self._connect(self._timeout)
-        sock = connection.sock
+        sock = self._open_stream(self._timeout)
         try:
             sock.sendall(request)
             head, rest = _read_raw_head(sock)
@@ -174,19 +173,37 @@ class Transport:
                 length = _content_length(headers) or 0
                 while len(body) < length and (more := sock.recv(65536)):
                     body += more
-                connection.close()
+                sock.close()
                 return status, headers, body
             if headers.get("sec-websocket-accept", "").encode() != accept:
                 raise TransportError("the daemon's websocket answer does not match the request")
         except OSError as exc:
-            connection.close()
+            sock.close()
             raise TransportError(_describe(exc)) from None
         except BaseException:
-            connection.close()
+            sock.close()
             raise
         sock.settimeout(None)
-        connection.reader.close()  # the websocket reads the socket itself, through its own buffer
         return status, headers, WebSocket(sock, rest)
+
+    def _open_stream(self, wait: float | None) -> Any:
+        """A connection for a websocket: a socket, or over https a TlsStream (TLS in memory, so that
+        one thread may read while another writes, which an SSLSocket does not allow)."""
+        if not self._https:
+            return self._connect(wait).sock
+        import ssl
+
+        from tao_client._websocket import TlsStream
+
+        try:
+            raw = socket.create_connection((self._host, self._port), timeout=wait)
+        except OSError as exc:
+            raise TransportError(_describe(exc)) from None
+        try:
+            return TlsStream(raw, ssl.create_default_context(cafile=self._ca_cert), self._host)
+        except (OSError, ssl.SSLError) as exc:
+            raw.close()
+            raise TransportError(_describe(exc)) from None
 
     def receive_descriptor(self, path: str) -> tuple[int, dict[str, str], Any]:
         """POST `path` on the Unix socket and take the file descriptor the daemon hands over ahead of its

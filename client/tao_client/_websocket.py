@@ -16,6 +16,10 @@ import socket
 import struct
 import threading
 
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    import ssl
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 _RECV_SIZE = 1024 * 1024
@@ -33,7 +37,7 @@ class Closed(Exception):
 class WebSocket:
     """One open websocket. Sends are safe from several threads; receive from one thread at a time."""
 
-    def __init__(self, sock: socket.socket, buffered: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket | TlsStream, buffered: bytes = b"") -> None:
         self._sock = sock
         self._buffer = bytearray(buffered)
         self._send_lock = threading.Lock()
@@ -44,7 +48,7 @@ class WebSocket:
 
     def pending(self) -> bool:
         """Bytes are here to read without waiting on the socket."""
-        return bool(self._buffer) or (hasattr(self._sock, "pending") and self._sock.pending() > 0)
+        return bool(self._buffer) or (isinstance(self._sock, TlsStream) and self._sock.pending())
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -163,6 +167,98 @@ def _masked(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
     size = len(payload)
     key = (mask * (size // 4 + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+class TlsStream:
+    """TLS over a socket through memory buffers (ssl.MemoryBIO): one thread may read while another writes.
+
+    An SSLSocket forbids that (OpenSSL's objects are not thread-safe), and a port-forward's two
+    directions must not wait on each other. Here the TLS object is touched only under a lock and
+    never blocks; the socket is read and written outside it. Records leave in the order they were
+    made: making and sending them happen under one send lock.
+    """
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str) -> None:
+        import ssl  # here, not at the top: a session on the Unix socket never pays for it
+
+        self._ssl = ssl
+        self._sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        self._lock = threading.Lock()  # the TLS object and its buffers
+        self._send_lock = threading.Lock()  # making records and putting them on the wire, in order
+        while True:
+            try:
+                with self._lock:
+                    self._tls.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._feed():
+                    raise ConnectionError("the TLS handshake was cut short") from None
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+
+    def pending(self) -> bool:
+        with self._lock:
+            return self._tls.pending() > 0 or self._incoming.pending > 0
+
+    def sendall(self, data: bytes | bytearray) -> None:
+        with self._send_lock:
+            with self._lock:
+                self._tls.write(data)
+                records = self._outgoing.read()
+            self._sock.sendall(records)
+
+    def recv(self, size: int) -> bytes:
+        while True:
+            with self._lock:
+                try:
+                    data: bytes | None = self._tls.read(size)
+                except self._ssl.SSLWantReadError:
+                    data = None
+                except self._ssl.SSLZeroReturnError:
+                    data = b""
+                produced = self._outgoing.pending > 0  # a reply the protocol owes (a key update)
+            if produced:
+                self._flush()
+            if data is not None:
+                return data
+            if not self._feed():
+                return b""
+
+    def recv_into(self, view: memoryview) -> int:
+        data = self.recv(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _feed(self) -> bool:
+        """Read what the socket has into the TLS object; False at the connection's end."""
+        data = self._sock.recv(_RECV_SIZE)
+        if not data:
+            return False
+        with self._lock:
+            self._incoming.write(data)
+        return True
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                records = self._outgoing.read()
+            if records:
+                self._sock.sendall(records)
 
 
 def handshake_request(target: str, host: str, extra_headers: str) -> tuple[bytes, bytes]:

@@ -69,6 +69,7 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
             yield
         finally:
             services.runner.shutdown()
+            services.sessions.close()
             services.backend.close()
             # The last connection to close folds SQLite's write-ahead log into the database file,
             # so a stopped daemon leaves one file to back up or copy, not three.

@@ -169,7 +169,9 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=3,
         ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_interval,
+        # No deadline for the answer: a session under flow control (a slow reader, a task not reading
+        # its input) leaves the pong unread for as long as that lasts, and must not be cut for it.
+        ws_ping_timeout=None,
         access_log=settings.log_level == "debug",
     )
     manager = ServiceManager(settings.notify_socket)

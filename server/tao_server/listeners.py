@@ -102,7 +102,7 @@ class _WithPeer:
         peer = peer_credentials(transport)
         self.app_state = {**self.app_state, "peer": peer}
         if peer is not None:  # a Unix socket: it can carry file descriptors to the caller's process
-            self.app_state["descriptors"] = DescriptorChannel(transport.get_extra_info("socket").fileno())
+            self.app_state["descriptors"] = DescriptorChannel(transport)
 
 
 class DescriptorChannel:
@@ -110,16 +110,25 @@ class DescriptorChannel:
 
     The descriptor travels with one byte, b"F", written on the connection itself ahead of the
     answer to the request that asked for it; nothing else may be in flight on the connection then.
+    `send` runs on the event loop's thread, as the loop's own closing of the connection does: so
+    the connection it checks is open is the one it writes to, never a later one given its number.
     """
 
-    def __init__(self, fileno: int) -> None:
-        self._fileno = fileno
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
 
-    def send(self, descriptor: int) -> None:
+    def send(self, descriptor: int) -> bool:
+        """False when the caller has gone: nothing was sent."""
+        if self._transport.is_closing():
+            return False
         # A socket object over a duplicate of the connection's descriptor: closing it leaves the connection
         # open. Its blocking mode is left alone: that flag is shared with the event loop's own descriptor.
-        with socket.socket(fileno=os.dup(self._fileno)) as connection:
-            socket.send_fds(connection, [b"F"], [descriptor])
+        with socket.socket(fileno=os.dup(self._transport.get_extra_info("socket").fileno())) as connection:
+            try:
+                socket.send_fds(connection, [b"F"], [descriptor])
+            except OSError:
+                return False
+        return True
 
 
 class HttpProtocol(_WithPeer, _HttpProtocol):

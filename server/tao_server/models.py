@@ -153,6 +153,8 @@ class TaskPublic(BaseModel):
 class TasksPublic(BaseModel):
     manifest_source: str
     toolkit_version: str | None
+    # Whether this daemon's jobs may be interactive (a terminal, ports reached): `tao` on a terminal asks for one only then.
+    interactive: bool = False
     groups: list[str]
     tasks: list[TaskPublic]
 

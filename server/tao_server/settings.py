@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     stop_timeout: float = Field(default=10.0, ge=0)
     # Seconds of silence after which a websocket follower gets a heartbeat.
     heartbeat_interval: float = Field(default=5.0, gt=0)
-    # Seconds between the pings every websocket gets (and the wait for each answer): a session whose
-    # client went away without a word (a laptop's lid closed) is closed after about twice this.
+    # Seconds between the pings every websocket gets: they keep idle sessions and forwards alive through
+    # proxies and NATs that drop quiet connections.
     ws_ping_interval: float = Field(default=20.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # When a job's image is pulled, unless the job says otherwise: missing, always or never.

@@ -49,6 +49,7 @@ class SystemService:
         return TasksPublic(
             manifest_source=manifest.source,
             toolkit_version=manifest.toolkit_version,
+            interactive=self._backend.attaches,
             groups=manifest.groups,
             tasks=[
                 TaskPublic(group=spec.group, name=spec.name, image=spec.image.reference, subtasks=list(spec.subtasks))

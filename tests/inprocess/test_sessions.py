@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.inprocess.conftest import Caller, Daemon
@@ -54,7 +55,7 @@ def test_another_users_job_has_no_terminal_and_no_ports_for_them(start_daemon: C
     daemon.engine.release("mine")
 
 
-def test_an_admin_may_attach_to_a_users_terminal_but_not_reach_their_ports(start_daemon: Callable[..., Daemon]) -> None:
+def test_only_the_owner_reaches_a_jobs_ports_and_only_while_it_runs(start_daemon: Callable[..., Daemon]) -> None:
     daemon = start_daemon(attaches=True)
     job = daemon.alice.submit("detectnet_v2", "hold", "admin", interactive=True)
     error, code = _refusal(daemon.admin, f"/v1/jobs/{job['id']}/ports/8080")
@@ -62,7 +63,25 @@ def test_an_admin_may_attach_to_a_users_terminal_but_not_reach_their_ports(start
     daemon.engine.release("admin")
     daemon.alice.wait_for(job["id"], "succeeded")
     error, code = _refusal(daemon.alice, f"/v1/jobs/{job['id']}/ports/8080")
-    assert code == 4409 and "ended" in error["message"]
+    assert code == 4409 and "has ended" in error["message"]
+
+
+def test_a_job_that_has_not_started_has_no_ports_yet(start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(attaches=True, max_running_jobs=1)
+    first = daemon.alice.submit("detectnet_v2", "hold", "first")
+    daemon.alice.wait_for(first["id"], "running")
+    waiting = daemon.alice.submit("detectnet_v2", "hold", "second")  # queued behind the first
+    error, code = _refusal(daemon.alice, f"/v1/jobs/{waiting['id']}/ports/8080")
+    assert code == 4409 and "has not started yet (queued)" in error["message"]
+    answer = daemon.alice.post(f"/v1/jobs/{waiting['id']}/ports/8080/connection")
+    assert answer.status_code == 422 and "only on the Unix socket" in answer.json()["error"]["message"]  # a token caller
+    daemon.engine.release("first")
+    daemon.engine.release("second")
+
+
+def test_the_tasks_say_whether_jobs_may_be_interactive(start_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    assert start_daemon().alice.get("/v1/tasks").json()["interactive"] is False
+    assert start_daemon(data_dir=tmp_path / "other", attaches=True).alice.get("/v1/tasks").json()["interactive"] is True
 
 
 def test_a_terminal_replays_the_output_of_a_job_that_ended_and_says_how(start_daemon: Callable[..., Daemon]) -> None:

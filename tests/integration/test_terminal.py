@@ -151,6 +151,29 @@ def test_another_user_cannot_attach(shared_daemon: Daemon, unprivileged_user: tu
     assert shared_daemon.tao("stop", job_id).returncode == 0
 
 
+def test_an_admin_may_attach_to_a_users_terminal(shared_daemon: Daemon, unprivileged_user: tuple[str, int, int]) -> None:
+    started = tao_as(shared_daemon, unprivileged_user, "-dit", "detectnet_v2", "run", "sh")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.decode().strip()
+    shared_daemon.wait_for_status(job_id, ("running",))
+    child = pexpect.spawn(executable("tao"), ["attach", job_id], env=shared_daemon.env(), dimensions=(30, 100), timeout=TIMEOUT)
+    child.expect_exact("attached")
+    child.sendline("id -u")
+    child.expect_exact(f"\r\n{unprivileged_user[1]}\r\n")  # the user's shell, as the user
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+
+
+def test_a_tty_with_input_from_a_pipe_is_refused_before_anything_runs(daemon: Daemon) -> None:
+    result = subprocess.run(
+        [executable("tao"), "-it", "detectnet_v2", "run", "cat"], input=b"x\n", env=daemon.env(), capture_output=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 125
+    assert b"-t with -i needs a terminal on stdin" in result.stderr
+
+
 def test_tao_task_alone_on_a_terminal_opens_the_images_shell(spawn: Any, tmp_path: Path) -> None:
     child = spawn("detectnet_v2")
     child.expect_exact(PROMPT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from argparse import Namespace
 
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, error
@@ -13,9 +14,10 @@ from tao_client.cli._parser import Parser
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     from tao_client._websocket import WebSocket
-    from tao_client.client import Client
+    from tao_client.client import Client, Job
 
 JOB_POLL_SECONDS = 0.5
+DAEMON_PATIENCE_SECONDS = 30.0  # as `tao` attached to a job waits for a restarting daemon
 COPY_CHUNK = 1024 * 1024
 SPLICE_CHUNK = 1024 * 1024
 
@@ -68,6 +70,10 @@ def forward_parser() -> Parser:
 def forward_ports(client: Client, args: Namespace) -> int:
     pairs = [_port_pair(text) for text in args.ports]
     job = client.job(args.job_id)  # another user's job, or none: refused here, before anything listens
+    if job.status in ("queued", "pulling", "starting"):
+        print(f"tao: waiting for job {job.id} to start ({job.status})...", file=sys.stderr)
+        while (job := client.job(job.id)).status in ("queued", "pulling", "starting"):
+            threading.Event().wait(JOB_POLL_SECONDS)
     if job.done:
         error(f"job {job.id} has ended ({job.status}): its ports are gone")
         return EXIT_LAUNCHER
@@ -82,8 +88,7 @@ def forward_ports(client: Client, args: Namespace) -> int:
         print(f"Forwarding from {args.address}:{listener.getsockname()[1]} -> {remote}", flush=True)
         threading.Thread(target=_accept, args=(client, job.id, listener, remote), daemon=True).start()
     try:
-        while not (job := client.job(job.id)).done:
-            threading.Event().wait(JOB_POLL_SECONDS)
+        job = _until_done(client, job.id)
     except KeyboardInterrupt:
         return EXIT_SIGINT
     finally:
@@ -93,12 +98,32 @@ def forward_ports(client: Client, args: Namespace) -> int:
     return 0
 
 
+def _until_done(client: Client, job_id: str) -> Job:
+    """The job once it has ended. A daemon out of reach for a while (a restart) is waited out: the
+    connections already handed over do not need it."""
+    from tao_client._errors import DaemonUnreachable
+
+    unreachable_since = None
+    while True:
+        try:
+            job = client.job(job_id)
+            unreachable_since = None
+            if job.done:
+                return job
+        except DaemonUnreachable:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > DAEMON_PATIENCE_SECONDS:
+                raise
+        time.sleep(JOB_POLL_SECONDS)
+
+
 def _port_pair(text: str) -> tuple[int, int]:
     local, _, remote = text.rpartition(":")
-    if not remote.isdigit() or not (local == "" or local.isdigit()) or not 0 < int(remote) < 65536:
+    valid = remote.isdigit() and 0 < int(remote) < 65536 and (local == "" or (local.isdigit() and int(local) < 65536))
+    if not valid:
         from tao_client.cli._common import fail
 
-        fail(f"port {text!r}: expected [LOCAL:]REMOTE, such as 8888, 9000:8888 or :8888 (any free local port)")
+        fail(f"port {text!r}: expected [LOCAL:]REMOTE, ports up to 65535, such as 8888, 9000:8888 or :8888 (any free local port)")
     if ":" not in text:
         local = remote  # kubectl's REMOTE alone: the same port here
     return int(local or 0), int(remote)

@@ -20,7 +20,10 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
         except UsageError as exc:
             fail(str(exc))
         info = _find(tasks, group, task)
-        interactive, tty = terminal_modes(options)
+        try:
+            interactive, tty = terminal_modes(options, tasks.get("interactive", False))
+        except UsageError as exc:
+            fail(str(exc))
         if not rest and interactive:
             rest = ["run"]  # `tao <task>` on a terminal: the image's own shell, as NVIDIA's launcher gives
         if not rest or rest[0] in ("-h", "--help"):
@@ -64,15 +67,22 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
         return session(client, job.id, tty=tty, offset=0)
 
 
-def terminal_modes(options: LauncherOptions) -> tuple[bool, bool]:
-    """(interactive, tty): as `docker run` reads -i and -t when either is given; with neither, both when
-    stdin and stdout are a terminal (what one would type there), else neither (today's batch runs, unchanged)."""
+def terminal_modes(options: LauncherOptions, daemon_attaches: bool = True) -> tuple[bool, bool]:
+    """(interactive, tty): as `docker run` reads -i and -t when either is given. With neither, both when
+    stdin and stdout are a terminal, the run is attached (no -d) and the daemon's jobs can take a
+    terminal (not a batch backend); else neither: today's batch runs, unchanged."""
     if options.interactive is None and options.tty is None:
         import os
 
-        on_terminal = os.isatty(0) and os.isatty(1)
+        on_terminal = not options.detach and daemon_attaches and os.isatty(0) and os.isatty(1)
         return on_terminal, on_terminal
-    return bool(options.interactive), bool(options.tty)
+    interactive, tty = bool(options.interactive), bool(options.tty)
+    if interactive and tty and not options.detach:
+        import os
+
+        if not os.isatty(0):
+            raise UsageError("-t with -i needs a terminal on stdin (as `docker run -it`); with input from a pipe use -i alone")
+    return interactive, tty
 
 
 def split_words(tasks: dict[str, Any], words: list[str]) -> tuple[str | None, str, list[str]]:

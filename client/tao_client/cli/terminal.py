@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 
-from tao_client._errors import ApiError, DaemonUnreachable
+from tao_client._errors import ApiError, DaemonUnreachable, TaoClientError
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, EXIT_SIGTERM, error
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tao_client.client import Client
 
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q
+_HELD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 EXIT_SIGHUP = 129
 INPUT_CHUNK = 64 * 1024
 
@@ -48,25 +49,56 @@ class _Signalled(Exception):
 
 
 def session(client: Client, job_id: str, *, tty: bool, offset: int | None) -> int:
-    """Run the session to its end; the task's exit code, 0 after a detach, 125 when the daemon is lost."""
+    """Run the session to its end; the task's exit code, 0 after a detach, 125 when the daemon is lost.
+
+    What `tao` has to say is said once the terminal is itself again (raw mode has no carriage returns).
+    """
     try:
         websocket = client.terminal(job_id, offset)
     except ApiError as exc:
         error(exc.message)
         return EXIT_LAUNCHER
     raw = tty and os.isatty(sys.stdin.fileno())
+    ending = _Ending(EXIT_LAUNCHER)
     try:
         with _LocalTerminal(raw) as local:
-            return _Session(client, job_id, websocket, local).run()
-    except Detached as detached:
-        print(f"tao: detached from job {job_id}; `tao attach {job_id}` returns to it, `tao stop {job_id}` ends it", file=sys.stderr)
-        return detached.code
+            ending = _Session(client, job_id, websocket, local).run()
+    except _Signalled as signalled:  # between the session's end and the terminal's restoring
+        ending = _Ending(EXIT_SIGHUP if signalled.signum == signal.SIGHUP else EXIT_SIGTERM)
     finally:
         websocket.close()
+    if ending.detached:
+        print(f"tao: detached from job {job_id}; `tao attach {job_id}` returns to it, `tao stop {job_id}` ends it", file=sys.stderr)
+    elif ending.message is not None:
+        error(ending.message)
+    return ending.code if ending.code is not None else _job_exit_code(client, job_id)
+
+
+class _Ending:
+    """How a session ended: the exit code (None: the job's own, asked once the terminal is restored), and what to say."""
+
+    def __init__(self, code: int | None, message: str | None = None, detached: bool = False) -> None:
+        self.code = code
+        self.message = message
+        self.detached = detached
+
+
+def _job_exit_code(client: Client, job_id: str) -> int:
+    from tao_client.cli.attach import exit_code
+
+    try:
+        return exit_code(client.job(job_id))
+    except TaoClientError as exc:
+        error(exc.message)
+        return EXIT_LAUNCHER
 
 
 class _LocalTerminal:
-    """This process's terminal: raw while the session runs (when `raw`), as it was on every way out."""
+    """This process's terminal: raw while the session runs (when `raw`), as it was on every way out.
+
+    The signals that end a session are held while the terminal changes modes, so that none can
+    leave it raw between the change and the code that undoes it.
+    """
 
     def __init__(self, raw: bool) -> None:
         self.raw = raw
@@ -74,32 +106,38 @@ class _LocalTerminal:
         self._saved: list[Any] | None = None
         self._handlers: dict[int, Any] = {}
         self.wakeup_read, self._wakeup_write = os.pipe()
+        self.resized = False
 
     def __enter__(self) -> _LocalTerminal:
-        os.set_blocking(self._wakeup_write, False)
-        self._previous_wakeup = signal.set_wakeup_fd(self._wakeup_write)
-        watched = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGWINCH] if self.raw else [])
-        for signum in watched:
-            self._handlers[signum] = signal.signal(signum, self._on_signal)
-        if self.raw:
-            import termios
-            import tty
+        with _signals_held():
+            os.set_blocking(self._wakeup_write, False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._wakeup_write)
+            watched = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGWINCH] if self.raw else [])
+            for signum in watched:
+                self._handlers[signum] = signal.signal(signum, self._on_signal)
+            if self.raw:
+                import termios
+                import tty
 
-            self._saved = termios.tcgetattr(self.stdin)
-            tty.setraw(self.stdin, termios.TCSANOW)  # TCSANOW: keys typed before the session are kept, not flushed
-        self.resized = self.raw
+                self._saved = termios.tcgetattr(self.stdin)
+                tty.setraw(self.stdin, termios.TCSANOW)  # TCSANOW: keys typed before the session are kept, not flushed
+            self.resized = self.raw
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._saved is not None:
-            import termios
+        with _signals_held():
+            if self._saved is not None:
+                import termios
 
-            termios.tcsetattr(self.stdin, termios.TCSADRAIN, self._saved)
-        for signum, handler in self._handlers.items():
-            signal.signal(signum, handler)
-        signal.set_wakeup_fd(self._previous_wakeup)
-        os.close(self.wakeup_read)
-        os.close(self._wakeup_write)
+                try:
+                    termios.tcsetattr(self.stdin, termios.TCSADRAIN, self._saved)
+                except termios.error:
+                    pass  # the terminal is gone (hung up): nothing to restore
+            for signum, handler in self._handlers.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(self._previous_wakeup)
+            os.close(self.wakeup_read)
+            os.close(self._wakeup_write)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGWINCH:
@@ -110,6 +148,16 @@ class _LocalTerminal:
     def size(self) -> tuple[int, int]:
         columns, lines = os.get_terminal_size(self.stdin)
         return lines, columns
+
+
+class _signals_held:
+    """SIGTERM, SIGHUP and SIGINT wait (blocked) inside the block, and arrive at its end."""
+
+    def __enter__(self) -> None:
+        self._before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._before)
 
 
 class _Session:
@@ -123,39 +171,41 @@ class _Session:
         self._held = b""  # a Ctrl-P that may begin the detach keys
         self._end: dict[str, Any] | None = None
 
-    def run(self) -> int:
+    def run(self) -> _Ending:
         from tao_client._websocket import Closed
 
         try:
             self._loop()
+        except Detached as detached:
+            return _Ending(detached.code, detached=True)
         except _Signalled as signalled:
             return self._on_signal(signalled.signum)
         except KeyboardInterrupt:  # Ctrl-C without a terminal of its own: stop the job, as an attached run does
             self._stop_job()
-            return EXIT_SIGINT
+            return _Ending(EXIT_SIGINT)
         except Closed as closed:
             if self._end is None:
-                error(f"the daemon closed the session ({closed.code}); `tao attach {self._job_id}` tries again")
-                return EXIT_LAUNCHER
+                return _Ending(EXIT_LAUNCHER, f"the daemon closed the session ({closed.code}); `tao attach {self._job_id}` tries again")
         except DaemonUnreachable as exc:
-            error(f"{exc.message}\nthe job goes on under the daemon; `tao attach {self._job_id}` returns to it")
-            return EXIT_LAUNCHER
-        return self._exit_code()
+            return _Ending(EXIT_LAUNCHER, f"{exc.message}\nthe job goes on under the daemon; `tao attach {self._job_id}` returns to it")
+        except ApiError as exc:
+            return _Ending(EXIT_LAUNCHER, exc.message)
+        return _Ending(None)
 
     def _loop(self) -> None:
         while True:
             self._send_size()
-            if not self._websocket.pending():
-                watched: list[Any] = [self._websocket, self._local.wakeup_read] + ([self._local.stdin] if self._input_open else [])
-                ready, _, _ = select.select(watched, [], [])
-                if self._local.wakeup_read in ready:
-                    os.read(self._local.wakeup_read, 512)
-                    self._send_size()  # a resize before the keys typed after it
-                if self._input_open and self._local.stdin in ready:
-                    self._forward_input()
-                if self._websocket not in ready:
-                    continue
-            self._receive()
+            # Keys are looked at on every turn, even while output is waiting: a flood of it must not hold up a Ctrl-C.
+            watched: list[Any] = [self._local.wakeup_read] + ([self._local.stdin] if self._input_open else [])
+            waiting = self._websocket.pending()
+            ready, _, _ = select.select(watched + ([] if waiting else [self._websocket]), [], [], 0 if waiting else None)
+            if self._local.wakeup_read in ready:
+                os.read(self._local.wakeup_read, 512)
+                self._send_size()  # a resize before the keys typed after it
+            if self._input_open and self._local.stdin in ready:
+                self._forward_input()
+            if waiting or self._websocket in ready:
+                self._receive()
 
     def _send_size(self) -> None:
         if self._local.resized:
@@ -201,12 +251,12 @@ class _Session:
         elif message.get("type") == "error":
             raise ApiError(409, message.get("code", "error"), message.get("message", "the daemon refused the session"))
 
-    def _on_signal(self, signum: int) -> int:
+    def _on_signal(self, signum: int) -> _Ending:
         code = EXIT_SIGHUP if signum == signal.SIGHUP else EXIT_SIGTERM
         if self._local.raw:
-            raise Detached(code)
+            return _Ending(code, detached=True)
         self._stop_job()
-        return code
+        return _Ending(code)
 
     def _stop_job(self) -> None:
         print(f"\ntao: stopping job {self._job_id}...", file=sys.stderr)
@@ -215,11 +265,8 @@ class _Session:
             self._client.wait_until_done(self._job_id, timeout=60)
         except (KeyboardInterrupt, _Signalled):
             print(f"tao: not waiting; the daemon goes on stopping job {self._job_id}", file=sys.stderr)
-
-    def _exit_code(self) -> int:
-        from tao_client.cli.attach import exit_code
-
-        return exit_code(self._client.job(self._job_id))
+        except TaoClientError as exc:
+            print(f"tao: could not confirm that job {self._job_id} stopped: {exc.message}", file=sys.stderr)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:

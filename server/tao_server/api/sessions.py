@@ -69,9 +69,10 @@ async def hand_over_connection(request: Request, job_id: str, port: Port, servic
             "a connection can be handed over only on the Unix socket; over TCP use the websocket /v1/jobs/{id}/ports/{port}",
             field="port",
         )
-    connection = await services.sessions.connect(services.sessions.forward_job(job_id, caller), port)
+    _job, run = services.sessions.forward_job(job_id, caller)
+    connection = await services.sessions.connect(run, port)
     try:
-        channel.send(connection.fileno())
+        channel.send(connection.fileno())  # a caller gone meanwhile gets nothing: the answer below goes nowhere either
     finally:
         connection.close()
     return Response(status_code=204)
@@ -81,8 +82,8 @@ async def hand_over_connection(request: Request, job_id: str, port: Port, servic
 async def forward(websocket: WebSocket, job_id: str, port: Port, services: ServicesDep, caller: CallerDep) -> None:
     await websocket.accept()
     try:
-        job = services.sessions.forward_job(job_id, caller)
-        connection = await services.sessions.connect(job, port)
+        _job, run = services.sessions.forward_job(job_id, caller)
+        connection = await services.sessions.connect(run, port)
     except TaoError as exc:
         await _refuse(websocket, exc)
         return
@@ -112,30 +113,28 @@ async def _copy_input(websocket: WebSocket, sessions: JobSessions, job: Job) -> 
     """Keys and resizes into the run's terminal, opened at the first message; returns when the client leaves."""
     terminal: Terminal | None = None
     usable = True  # False once the run's input is gone: what follows is read and dropped
-    loop = asyncio.get_running_loop()
     try:
         while (message := await websocket.receive())["type"] != "websocket.disconnect":
             if not usable:
                 continue
-            if terminal is None:
-                terminal = await sessions.open_terminal(job)
-                if terminal is None:  # the job ended first
-                    usable = False
-                    continue
-                terminal.input.setblocking(False)
             try:
+                if terminal is None:
+                    terminal = await sessions.open_terminal(job)
+                    if terminal is None:  # the job ended first
+                        usable = False
+                        continue
                 if (data := message.get("bytes")) is not None:
-                    await loop.sock_sendall(terminal.input, data)
+                    await sessions.call(terminal.write, data)
                 elif (text := message.get("text")) is not None:
-                    await _control(terminal, text)
-            except (OSError, TaoError):  # the run ended, or its engine refused: its output says the rest
+                    await _control(sessions, terminal, text)
+            except TaoError:  # the run ended, or its engine refused: its output and end say the rest
                 usable = False
     finally:
         if terminal is not None:
-            terminal.close()
+            terminal.close()  # sockets only: closing them does not wait
 
 
-async def _control(terminal: Terminal, text: str) -> None:
+async def _control(sessions: JobSessions, terminal: Terminal, text: str) -> None:
     """{"type": "resize", "rows", "cols"} or {"type": "eof"}; anything else is ignored, for clients newer than this daemon."""
     try:
         control = json.loads(text)
@@ -144,9 +143,9 @@ async def _control(terminal: Terminal, text: str) -> None:
     if not isinstance(control, dict):
         return
     if control.get("type") == "eof":
-        terminal.input.shutdown(socket.SHUT_WR)
+        await sessions.call(terminal.end_input)
     elif control.get("type") == "resize" and all(_dimension(control.get(key)) for key in ("rows", "cols")):
-        await asyncio.to_thread(terminal.resize, control["rows"], control["cols"])
+        await sessions.call(terminal.resize, control["rows"], control["cols"])
 
 
 def _dimension(value: object) -> bool:

@@ -143,11 +143,14 @@ class Run(Protocol):
 
 
 class Terminal(Protocol):
-    """An interactive run's standard input, and the size of its terminal."""
+    """An interactive run's standard input, and the size of its terminal. Calls block (the engine, the input's pace)."""
 
-    @property
-    def input(self) -> socket.socket:
-        """A connected stream socket to the run's standard input; shutdown(SHUT_WR) ends it (EOF)."""
+    def write(self, data: bytes) -> None:
+        """Give the run's input `data`; BackendError once it is gone (the run ended)."""
+        ...
+
+    def end_input(self) -> None:
+        """End the input (EOF), for a run without a TTY."""
         ...
 
     def resize(self, rows: int, cols: int) -> None:
@@ -165,7 +168,8 @@ class AttachableRun(Run, Protocol):
     def open_terminal(self) -> Terminal: ...
 
     def connect(self, port: int, timeout: float) -> socket.socket:
-        """A TCP connection to `port` on the run's own loopback; LaunchFailure when nothing listens there."""
+        """A TCP connection to `port` on the run's own loopback; LaunchFailure when nothing listens there,
+        BackendError when the backend cannot reach the run's network from this host."""
         ...
 
 

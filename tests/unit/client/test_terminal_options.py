@@ -47,11 +47,25 @@ def test_with_neither_switch_a_terminal_on_both_ends_gets_both(monkeypatch: pyte
     assert terminal_modes(LauncherOptions()) == (False, False)
 
 
+def test_no_terminal_is_detected_for_a_detached_run_or_a_batch_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "isatty", lambda fd: True)
+    assert terminal_modes(LauncherOptions(detach=True)) == (False, False)  # `tao -d <task>` stays a batch job
+    assert terminal_modes(LauncherOptions(), daemon_attaches=False) == (False, False)  # Slurm: as before
+    assert terminal_modes(LauncherOptions(detach=True, interactive=True, tty=True)) == (True, True)  # asked for: -dit
+
+
+def test_a_tty_with_input_from_a_pipe_is_refused_as_docker_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "isatty", lambda fd: fd != 0)
+    with pytest.raises(UsageError, match="needs a terminal on stdin"):
+        terminal_modes(LauncherOptions(interactive=True, tty=True))
+    assert terminal_modes(LauncherOptions(tty=True)) == (False, True)  # -t alone reads no input: allowed
+
+
 def test_either_switch_given_reads_as_docker_run_does(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "isatty", lambda fd: True)
     assert terminal_modes(LauncherOptions(interactive=True)) == (True, False)
     assert terminal_modes(LauncherOptions(tty=False)) == (False, False)
-    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    monkeypatch.setattr(os, "isatty", lambda fd: fd == 0)  # output to a pipe: asked for, so given
     assert terminal_modes(LauncherOptions(interactive=True, tty=True)) == (True, True)
 
 
@@ -98,7 +112,7 @@ def test_port_pairs_read_as_kubectl_port_forward(text: str, pair: tuple[int, int
     assert _port_pair(text) == pair
 
 
-@pytest.mark.parametrize("text", ["", "x", "80:", "8888:0", "1:70000", "a:80"])
+@pytest.mark.parametrize("text", ["", "x", "80:", "8888:0", "1:70000", "a:80", "70000:80"])
 def test_bad_port_pairs_exit_125(text: str) -> None:
     with pytest.raises(SystemExit) as exited:
         _port_pair(text)

@@ -9,7 +9,9 @@ import math
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -22,7 +24,7 @@ from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunEx
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
-from tao_server.backends.docker.session import DockerTerminal, connect_in_namespace, open_namespace
+from tao_server.backends.docker.session import DockerTerminal, belongs_to, connect_in_namespace, open_namespace
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.backends.entrypoint import init_exec_failure
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendError, ImageMissing, LaunchFailure
@@ -47,6 +49,9 @@ class DockerBackend:
             self._connection: dict[str, Any] = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
             self._api = docker.APIClient(**self._connection, max_pool_size=pool_size)
         self.images = DockerImages(self._api, self._connection)
+        # A container's ports are reached through its process's namespace under /proc, which names the
+        # engine's pids only when the engine runs on this host in the daemon's own pid namespace.
+        self._pids_shared = engine_pid(self.address) is not None
 
     def ping(self) -> None:
         """Raise BackendError unless the engine answers."""
@@ -67,7 +72,7 @@ class DockerBackend:
                 raise ImageMissing(spec.image) from None
             except docker.errors.APIError as exc:
                 raise LaunchFailure(f"the engine refused to create the container: {explain(exc)}") from None
-        return DockerRun(self._api, created["Id"], tty=request.tty)
+        return DockerRun(self._api, created["Id"], tty=request.tty, pids_shared=self._pids_shared)
 
     def adopt(self) -> list[AdoptedRun]:
         """The containers this daemon's jobs left, running or ended, after a restart."""
@@ -87,7 +92,12 @@ class DockerBackend:
         status = _RUN_STATES.get(str(state.get("Status")), "active")
         # A created-but-never-started container has no meaningful exit code.
         exit_code = state.get("ExitCode") if status == "exited" else None
-        return AdoptedRun(summary["Labels"].get(LABEL_JOB, ""), DockerRun(self._api, summary["Id"], tty=False), status, exit_code)
+        return AdoptedRun(
+            summary["Labels"].get(LABEL_JOB, ""),
+            DockerRun(self._api, summary["Id"], tty=False, pids_shared=self._pids_shared),
+            status,
+            exit_code,
+        )
 
     def describe(self) -> dict[str, Any]:
         with engine_errors("asking the engine's version"):
@@ -118,8 +128,9 @@ class DockerBackend:
 class DockerRun:
     """One job's container."""
 
-    def __init__(self, api: docker.APIClient, container_id: str, tty: bool) -> None:
+    def __init__(self, api: docker.APIClient, container_id: str, tty: bool, pids_shared: bool = False) -> None:
         self._api = api
+        self._pids_shared = pids_shared
         self.container_id = container_id
         self._tty = tty
         self._attached: AttachedStream | None = None
@@ -127,7 +138,7 @@ class DockerRun:
         self._exit_code: int | None = None  # learnt at the end of the output, so that wait() need not ask again
         # Its network namespace, opened at the first connection to one of its ports: a descriptor names
         # the namespace itself, so a pid the kernel hands on after the container ends can never mislead it.
-        self._network: int | None = None
+        self._network: _Namespace | None = None
         self._host_network = False
         self._lock = threading.Lock()
 
@@ -194,7 +205,8 @@ class DockerRun:
         with self._lock:
             if self._network is None and not self._host_network:
                 self._open_network()
-            namespace = self._network
+            # A duplicate of our own: a release closing the original meanwhile cannot hand its number to another namespace.
+            namespace = os.dup(self._network.fd) if self._network is not None else None
         if namespace is None:  # the job shares the host's network: its loopback is the daemon's
             try:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -202,20 +214,29 @@ class DockerRun:
                 raise LaunchFailure(f"nothing answers on port {port} of the job (on the host's network): {exc.strerror or exc}") from None
             sock.settimeout(None)
             return sock
-        return connect_in_namespace(namespace, port, timeout)
+        try:
+            return connect_in_namespace(namespace, port, timeout)
+        finally:
+            os.close(namespace)
 
     def _open_network(self) -> None:
+        if not self._pids_shared:
+            raise BackendError(
+                "a job's ports are reached from inside its network namespace, which needs the Docker engine on the daemon's "
+                "own host and pid namespace (a daemon in a container: pid: host and CAP_SYS_ADMIN); this engine is not"
+            )
         inspected = self._running_state()
         if inspected["HostConfig"].get("NetworkMode") == "host":
             self._host_network = True
             return
         pid = inspected["State"]["Pid"]
         namespace = open_namespace(pid)
-        # Still running as that pid once the namespace is open: then the descriptor is the container's.
-        if self._running_state()["State"]["Pid"] != pid:
+        # Still running as that pid once the namespace is open, and that pid in the container's cgroup:
+        # then the descriptor is the container's namespace.
+        if self._running_state()["State"]["Pid"] != pid or not belongs_to(pid, self.container_id):
             os.close(namespace)
-            raise LaunchFailure(f"container {self.container_id[:12]} restarted while its network was opened; connect again")
-        self._network = namespace
+            raise BackendError(f"process {pid} is not container {self.container_id[:12]}'s: its network was not entered")
+        self._network = _Namespace(namespace, weakref.finalize(self, os.close, namespace))
 
     def _running_state(self) -> dict[str, Any]:
         with engine_errors(f"inspecting container {self.container_id[:12]}"):
@@ -227,13 +248,21 @@ class DockerRun:
     def release(self) -> None:
         with self._lock:
             if self._network is not None:
-                os.close(self._network)
+                self._network.close()  # the finalizer: closed once, here or when the handle is collected
                 self._network = None
         with engine_errors(f"removing container {self.container_id[:12]}"):
             try:
                 self._api.remove_container(self.container_id, force=True)
             except docker.errors.NotFound:
                 pass
+
+
+@dataclass(frozen=True)
+class _Namespace:
+    """A run's network namespace, open; `close` is its finalizer (a handle dropped after an outage closes it too)."""
+
+    fd: int
+    close: weakref.finalize
 
 
 # The engine's container states as the contract's run states; the others ("running", "paused",

@@ -29,19 +29,24 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class DockerTerminal:
-    """A container's standard input (a stdin-only attach), and its TTY's size."""
+    """A container's standard input (a stdin-only attach), and its TTY's size. Calls block: run them in a thread."""
 
     def __init__(self, api: docker.APIClient, container_id: str) -> None:
         self._api = api
         self._container_id = container_id
         with engine_errors(f"attaching to the input of container {container_id[:12]}"):
             self._attached: Any = api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
-        # docker-py hands back the response's SocketIO on a Unix socket, a socket over TCP.
+        # docker-py hands back the response's SocketIO on a Unix socket, an SSLSocket or socket over TCP.
         self._socket: socket.socket = getattr(self._attached, "_sock", self._attached)
+        self._socket.settimeout(None)
 
-    @property
-    def input(self) -> socket.socket:
-        return self._socket
+    def write(self, data: bytes) -> None:
+        with engine_errors(f"writing to the input of container {self._container_id[:12]}"):
+            self._socket.sendall(data)
+
+    def end_input(self) -> None:
+        with engine_errors(f"closing the input of container {self._container_id[:12]}"):
+            self._socket.shutdown(socket.SHUT_WR)
 
     def resize(self, rows: int, cols: int) -> None:
         with engine_errors(f"resizing the terminal of container {self._container_id[:12]}"):
@@ -61,6 +66,15 @@ def open_namespace(pid: int) -> int:
         return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise BackendError(f"cannot open the container's network namespace (process {pid}): {exc.strerror}") from None
+
+
+def belongs_to(pid: int, container_id: str) -> bool:
+    """Whether process `pid` on this host is in the container's cgroup (`docker-ID.scope`, or `/docker/ID`)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return container_id in f.read()
+    except OSError:
+        return False
 
 
 def connect_in_namespace(namespace: int, port: int, timeout: float) -> socket.socket:
