@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon, executable
+from tests.conftest import self_signed_certificate
 from tests.integration.conftest import free_port, make_daemon, tao_as, until
 
 TIMEOUT = 60
@@ -46,13 +47,27 @@ def tcp_daemon(tmp_path_factory: pytest.TempPathFactory, manifest_file: Path, do
     running.remove_containers()
 
 
-@pytest.fixture(params=["unix", "tcp"])
+@pytest.fixture(scope="module")
+def tls_daemon(tmp_path_factory: pytest.TempPathFactory, manifest_file: Path, docker_client: Any) -> Iterator[Daemon]:
+    """A daemon on TCP with TLS: both directions of a forward then share one TLS session, written and read at once."""
+    port = free_port()
+    root = tmp_path_factory.mktemp("tls-daemon")
+    cert, key = self_signed_certificate(root)
+    running = make_daemon(root / "daemon", manifest_file, "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)).start()
+    token = running.token("--user", "root", "--uid", "0", "--gid", "0", "--admin")
+    running.tcp_env = running.env(TAO_HOST=f"https://127.0.0.1:{port}", TAO_TOKEN=token, TAO_CA_CERT=str(cert))  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+    running.remove_containers()
+
+
+@pytest.fixture(params=["unix", "tcp", "tls"])
 def via(request: pytest.FixtureRequest, daemon: Daemon) -> tuple[Daemon, dict[str, str]]:
-    """(the daemon, the environment `tao port-forward` reaches it with): its Unix socket, or TCP with a token."""
+    """(the daemon, the environment `tao port-forward` reaches it with): its Unix socket, TCP with a token, or TLS."""
     if request.param == "unix":
         return daemon, daemon.env()
-    tcp: Daemon = request.getfixturevalue("tcp_daemon")
-    return tcp, tcp.tcp_env  # type: ignore[attr-defined]
+    remote: Daemon = request.getfixturevalue(f"{request.param}_daemon")
+    return remote, remote.tcp_env  # type: ignore[attr-defined]
 
 
 class Forward:
