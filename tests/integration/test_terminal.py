@@ -71,7 +71,7 @@ def test_a_shell_gets_a_terminal_of_our_size_that_follows_resizes(spawn: Any) ->
     assert child.exitstatus == 7
 
 
-def test_ctrl_c_interrupts_the_shells_command_and_the_session_goes_on(spawn: Any, daemon: Daemon, docker_client: Any) -> None:
+def test_ctrl_c_and_ctrl_z_reach_the_shells_command_and_the_session_goes_on(spawn: Any, daemon: Daemon, docker_client: Any) -> None:
     child = spawn("detectnet_v2", "run", "sh")
     child.expect_exact(PROMPT)
     child.sendline("sleep 600")
@@ -81,9 +81,17 @@ def test_ctrl_c_interrupts_the_shells_command_and_the_session_goes_on(spawn: Any
     child.expect_exact(PROMPT)
     child.sendline("echo status=$?")
     child.expect_exact("status=130")  # the shell saw its command end by SIGINT, and goes on
+    child.sendline("sleep 700")
+    until(lambda: any("sleep 700" in p for p in processes_in(docker_client, job["container_id"])), "the second sleep runs")
+    child.sendcontrol("z")  # SIGTSTP, from the task's own terminal: the shell's job control takes over
+    child.expect("Stopped.*sleep 700")
+    child.sendline("kill -9 %1; echo killed")
+    child.expect_exact("killed")
     assert daemon.job(job["id"])["status"] == "running"
     child.sendline("exit")
-    child.expect(pexpect.EOF)
+    if child.expect([pexpect.EOF, "You have stopped jobs"]) == 1:  # ash may not have reaped the killed job yet
+        child.sendline("exit")  # as in any shell, a second exit leaves anyway
+        child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
 
