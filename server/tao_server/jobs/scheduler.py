@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Seconds between fresh plans while jobs wait and devices are idle: usage decays as time passes,
 # so the order of the line can change without any job arriving or ending.
 REPLAN_INTERVAL = 2.0
+# Seconds from a stopped job's end to its devices going to the next job: seeing the end, recording it.
+HAND_OFF_SLACK = 1.0
 
 
 @dataclass
@@ -67,6 +69,11 @@ class GpuScheduler:
         self._lock = threading.Lock()
         self._replan_interval = replan_interval
         self._replanner: threading.Thread | None = None
+
+    @property
+    def half_life(self) -> float:
+        """Seconds after which usage counts half (fair_share.py)."""
+        return self._usage.half_life
 
     def request(
         self,
