@@ -5,6 +5,7 @@ bash bench/run --quick    # small sizes, a smoke test that the scripts still wor
 bash bench/run --only 2,7 # some figures
 bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
 bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
+bash bench/run --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from pathlib import Path
 import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
+import job_trace
 import slurm
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20")
 
 
 def main() -> None:
@@ -35,7 +37,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
-        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; 18-19 the dashboard)",
+        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
+        "18-19 the dashboard; 20 the job trace)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -46,6 +49,7 @@ def main() -> None:
     fault_scale = faults.FaultScale.quick() if args.quick else faults.FaultScale.full()
     slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
     dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
+    trace_scale = job_trace.TraceScale.quick() if args.quick else job_trace.TraceScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -61,6 +65,8 @@ def main() -> None:
                 produced = _run_slurm(group, slurm_scale)
             elif group in dashboard.GROUPS:
                 produced = dashboard.run_group(group, dashboard_scale)
+            elif group in job_trace.GROUPS:
+                produced = job_trace.run_group(group, trace_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced

@@ -25,8 +25,8 @@ from tao_server.jobs.gpu_line import Holding, LineRule, Wait, Waiting
 
 log = logging.getLogger(__name__)
 
-# Seconds between fresh plans while jobs wait and devices are idle: usage decays as time passes,
-# so the order of the line can change without any job arriving or ending.
+# Seconds between fresh plans while jobs wait: usage decays and grows as time passes, so the order
+# of the line (and who may take an idle device) can change without any job arriving or ending.
 REPLAN_INTERVAL = 2.0
 # Seconds from a stopped job's end to its devices going to the next job: seeing the end, recording it.
 HAND_OFF_SLACK = 1.0
@@ -226,13 +226,12 @@ class GpuScheduler:
         self._replanner.start()
 
     def _replan(self) -> None:
-        """Plan again now and then while jobs wait beside idle devices (the daemon's life long)."""
+        """Plan again now and then while jobs wait (the daemon's life long): new grants, and fresh places to show."""
         assert self._replan_interval is not None
         while True:
             time.sleep(self._replan_interval)
             with self._lock:
-                idle = len(self.inventory) > sum(len(held.devices) for held in self._held.values())
-                grants = self._dispatch() if self._line and idle else []
+                grants = self._dispatch() if self._line else []
             _notify(grants)
 
 
