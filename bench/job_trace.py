@@ -12,7 +12,9 @@ The timeline is compressed: every duration above is multiplied by `TraceScale.sc
 sleeps of 0.24-7.2 s, pulls of about 10 s), so the four runs take about 20 minutes; the quick mode
 (CI) runs 24 jobs at 0.05 in about 70 s.
 
-    20a  the daemon, --gpu-line fifo: first come, first served, images pulled once a job has its GPUs
+    20a  the daemon, --gpu-line fifo: first come, first served, images pulled once a job has its GPUs;
+         its jobs give no --time, as before this line kept none (a limit counts from the grant, so
+         a pull after the grant would eat into it)
     20b  the daemon, --gpu-line fair: images pulled while jobs wait, fair share between users
     20c  the daemon, --gpu-line backfill: fair, and timed jobs on idle GPUs the head cannot use yet
     20d  Slurm 22.05 on the real single-node cluster (tao_server.testing.slurm: 4 gres GPUs,
@@ -303,7 +305,7 @@ def _through_daemon(trace: list[TraceJob], mode: str, scale: TraceScale, images:
 
         def submit(job: TraceJob) -> None:
             body: dict[str, Any] = {"task": job.task, "subtask": "sleep", "args": [str(job.seconds)], "gpus": str(job.gpus), "id": job.name}
-            if job.limit is not None:
+            if job.limit is not None and mode != "fifo":
                 body["time"] = f"{job.limit // 60}:{job.limit % 60:02d}"
             with lock:
                 client = clients[job.user]
