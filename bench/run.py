@@ -5,7 +5,8 @@ bash bench/run --quick    # small sizes, a smoke test that the scripts still wor
 bash bench/run --only 2,7 # some figures
 bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
 bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
-bash bench/run --only 20,21     # a task's terminal and port-forward against Docker's own paths
+bash bench/run --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
+bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from pathlib import Path
 import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
+import job_trace
 import sessions
 import slurm
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21")
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23")
 
 
 def main() -> None:
@@ -37,7 +39,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
-        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; 18-19 the dashboard; 20-21 sessions)",
+        help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
+        "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -48,6 +51,7 @@ def main() -> None:
     fault_scale = faults.FaultScale.quick() if args.quick else faults.FaultScale.full()
     slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
     dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
+    trace_scale = job_trace.TraceScale.quick() if args.quick else job_trace.TraceScale.full()
     session_scale = sessions.SessionScale.quick() if args.quick else sessions.SessionScale.full()
     build_image()
 
@@ -66,6 +70,8 @@ def main() -> None:
                 produced = dashboard.run_group(group, dashboard_scale)
             elif group in sessions.GROUPS:
                 produced = sessions.run_group(group, session_scale)
+            elif group in job_trace.GROUPS:
+                produced = job_trace.run_group(group, trace_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced

@@ -1,13 +1,13 @@
-"""Interactive sessions through the daemon against Docker's own path (figures 20, 21).
+"""Interactive sessions through the daemon against Docker's own path (figures 22, 23).
 
-20: keystroke echo latency on a task's terminal: one key written to the pseudo-terminal `tao`
+22: keystroke echo latency on a task's terminal: one key written to the pseudo-terminal `tao`
     runs on, to its echo read back there (the echo made by the container's own terminal, so
     both paths end at the same place), against `docker exec -it` into the same container;
     the two sessions open side by side and alternate key by key.
-21: bytes a second through `tao port-forward`, against a direct connection to the same port made
+23: bytes a second through `tao port-forward`, against a direct connection to the same port made
     inside the container's network namespace; the same file from busybox httpd, read the same
-    way, the three in turn. 21a: on the daemon's Unix socket (the daemon hands the connection to
-    `tao`, which splices it in the kernel); 21b: over TCP with a token (a websocket per
+    way, the three in turn. 23a: on the daemon's Unix socket (the daemon hands the connection to
+    `tao`, which splices it in the kernel); 23b: over TCP with a token (a websocket per
     connection, every byte through the daemon).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from harness import Daemon, Figure, alternate, bench_daemon, percentile, tool
 
-GROUPS = ("20", "21")  # what bench/run.py asks of this module
+GROUPS = ("22", "23")  # what bench/run.py asks of this module
 READ_BUFFER = 1024 * 1024
 
 
@@ -47,7 +47,7 @@ class SessionScale:
 
 
 def run_group(group: str, scale: SessionScale) -> list[Figure]:
-    if group == "20":
+    if group == "22":
         daemon = bench_daemon().start()
         try:
             return [echo_latency(daemon, scale)]
@@ -87,7 +87,7 @@ def echo_latency(daemon: Daemon, scale: SessionScale) -> Figure:
                 child.close(force=True)
     gap = percentile(tao_samples, 0.99) - percentile(docker_samples, 0.99)
     return Figure(
-        "20",
+        "22",
         "keystroke echo through tao's terminal (p99 vs docker exec -it, same container)",
         "s",
         tao_samples,
@@ -163,10 +163,10 @@ def forward_throughput(daemon: Daemon, tcp_port: int, scale: SessionScale) -> li
     size = f"{scale.forward_bytes // 1024**2} MiB from httpd"
     return [
         _forward_figure(
-            "21a", f"tao port-forward on the Unix socket (connection handed over, spliced), {size}", rates["unix"], rates["direct"]
+            "23a", f"tao port-forward on the Unix socket (connection handed over, spliced), {size}", rates["unix"], rates["direct"]
         ),
         _forward_figure(
-            "21b", f"tao port-forward over TCP with a token (websocket through the daemon), {size}", rates["tcp"], rates["direct"]
+            "23b", f"tao port-forward over TCP with a token (websocket through the daemon), {size}", rates["tcp"], rates["direct"]
         ),
     ]
 

@@ -34,9 +34,11 @@ from tao_server.images.puller import ImagePuller
 from tao_server.images.service import ImageService
 from tao_server.jobs import gpus
 from tao_server.jobs.events import EventLog
+from tao_server.jobs.fair_share import DEFAULT_HALF_LIFE
+from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.logs import LogStore
 from tao_server.jobs.runner import JobRunner
-from tao_server.jobs.scheduler import GpuScheduler
+from tao_server.jobs.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuScheduler
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
 from tao_server.jobs.store import JobStore
@@ -122,7 +124,14 @@ def _start(
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
     # A backend that allocates GPUs itself (a cluster's) leaves the daemon's GPU line empty.
-    scheduler = GpuScheduler(gpus.inventory(settings.gpus) if "gpus" not in backend.places else [])
+    scheduler = GpuScheduler(
+        gpus.inventory(settings.gpus) if "gpus" not in backend.places else [],
+        LineRule(settings.gpu_line),
+        half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
+        # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.
+        grace=settings.stop_timeout + HAND_OFF_SLACK,
+        replan_interval=REPLAN_INTERVAL,
+    )
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
     runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)

@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         help="request: a Docker device request per job (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime",
     )
     parser.add_argument(
+        "--gpu-line",
+        choices=["fifo", "fair", "backfill"],
+        help="the GPU line's order: fifo (first come, first served), fair (fair share between users, images pulled "
+        "while jobs wait), backfill (fair, and jobs with --time use idle GPUs the first in line cannot use yet; default)",
+    )
+    parser.add_argument(
         "--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs"
     )
     parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")

@@ -89,6 +89,8 @@ class Job(JobBase, table=True):
     seq: int | None = Field(default=None, primary_key=True)
     # GPUs the owner's jobs may hold at once, from the policy when it was submitted; None: no cap.
     gpu_cap: int | None = None
+    # The owner's weight in fair share, from the policy when it was submitted; None: 1 (a row from before shares).
+    gpu_shares: float | None = None
 
 
 class JobCreate(BaseModel):
@@ -122,20 +124,49 @@ class JobCreate(BaseModel):
     tty: bool = False
 
 
+class GpuWait(BaseModel):
+    """Why a job waits in the GPU line (jobs/gpu_line.py), in words and in the numbers behind them."""
+
+    reason: Literal["devices", "behind", "image", "cap"] = PydanticField(
+        description="devices: first in line, too few GPUs free; behind: another job goes first (fair share, or it came first); "
+        "image: its image is being pulled, it keeps its place; cap: its owner holds as many GPUs as the policy lets them"
+    )
+    message: str = PydanticField(description='"needs 4 GPUs, 1 free; reserved from 12:03:20Z", "behind a job of bob", ...')
+    needs: int
+    free: int
+    behind: str | None = PydanticField(
+        default=None, description="the job it waits behind: its id when it is the same owner's, else whose it is (a job of NAME)"
+    )
+    reserved_from: datetime | None = PydanticField(
+        default=None, description="first in line under backfill: its GPUs are free by then at the latest (when known)"
+    )
+
+    @field_serializer("reserved_from")
+    def _as_utc(self, value: datetime | None) -> str | None:
+        return _utc_text(value)
+
+
 class JobPublic(JobBase):
     """A job as the API shows it."""
 
     # For a queued job waiting for GPUs: its place in line (1 = next).
     gpu_queue_position: int | None = None
+    # For a job in the GPU line: why it waits there.
+    gpu_wait: GpuWait | None = None
     # Why an active job does not advance now, such as "backend unreachable since ...": it goes on once that clears.
     condition: str | None = None
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return aware.isoformat().replace("+00:00", "Z")
+        return _utc_text(value)
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """A time as the API writes it: ISO 8601 in UTC, with a Z (SQLite gives times back without their zone: UTC)."""
+    if value is None:
+        return None
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
 
 
 class JobPage(BaseModel):

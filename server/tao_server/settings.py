@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # How a job gets its devices: "request" (a Docker device request, plus NVIDIA_VISIBLE_DEVICES) or
     # "env" (NVIDIA_VISIBLE_DEVICES alone, for engines whose default runtime is nvidia).
     gpu_mode: Literal["request", "env"] = "request"
+    # The GPU line's order (jobs/gpu_line.py): "fifo" (first come, first served, each job pulling its image
+    # once it has its GPUs, as before), "fair" (images pulled while jobs wait, fair share between users),
+    # "backfill" (fair, and jobs with a time limit may use idle GPUs when the first in line cannot be delayed).
+    gpu_line: Literal["fifo", "fair", "backfill"] = "backfill"
     # Jobs the daemon runs at once, without GPUs (jobs with GPUs are bounded by the GPUs); more wait queued.
     # On Slurm, jobs in the cluster at once, pending or running: Slurm's own queue and limits do the rest.
     max_running_jobs: int = Field(default_factory=lambda data: 1000 if data.get("backend") == "slurm" else 32, ge=1)

@@ -220,7 +220,7 @@ def test_the_gpus_page_shows_each_holder_to_who_may_see_it_and_the_line_with_pla
     daemon.alice.wait_for(holder["id"], "running")
     waiting = daemon.bob.submit("detectnet_v2", "exit", "0", gpus="1")
     rows = daemon.bob.get("/ui/parts/jobs").text
-    assert "queued (GPU line #1)" in rows and "asks 1" in rows
+    assert "queued (GPU line #1: " in rows and "asks 1" in rows
     bobs = daemon.bob.get("/ui/parts/gpus").text
     assert "another user's job" in bobs and holder["id"] not in bobs and waiting["id"] in bobs
     alices = daemon.alice.get("/ui/parts/gpus").text

@@ -85,7 +85,7 @@ def test_a_queued_job_starts_when_a_gpu_frees_and_shows_its_place(gpu_daemon: Da
     queued = gpu_daemon.job(waiting["id"])
     assert queued["status"] == "queued" and queued["gpu_queue_position"] == 1
     listed = gpu_daemon.tao("list").stdout.decode()
-    assert "queued (GPU line #1)" in listed
+    assert "queued (GPU line #1: needs 1 GPU, 0 free)" in listed
     info = gpu_daemon.tao("info").stdout.decode()
     assert f"0 (job {holder['id']})" in info and "[env mode]" in info
     gpu_daemon.tao("stop", holder["id"])

@@ -109,6 +109,9 @@ def exit_code(job: Job) -> int:
     if job.status == "error":
         error(job.error or "the job failed to start")
         return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER
+    if job.status == "failed" and job.error:  # the daemon stopped it: at its time limit
+        error(job.error)
+        return job.exit_code or EXIT_SIGTERM
     if job.status == "cancelled":
         print(f"tao: job {job.id} was cancelled", file=sys.stderr)
         # Even a task that exits 0 on SIGTERM did not finish its work.

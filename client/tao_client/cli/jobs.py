@@ -60,10 +60,13 @@ def list_jobs(client: Client, args: Namespace) -> int:
 
 
 def _waiting(job: dict[str, Any]) -> str:
-    """Why a job does not advance, beside its status: its place in the GPU line, or the backend's outage."""
+    """Why a job does not advance, beside its status: the backend's outage, or its place in the GPU line and why."""
     if job.get("condition"):
         return f" ({job['condition']})"
-    return f" (GPU line #{job['gpu_queue_position']})" if job.get("gpu_queue_position") else ""
+    if not job.get("gpu_queue_position"):
+        return ""
+    why = f": {job['gpu_wait']['message']}" if job.get("gpu_wait") else ""
+    return f" (GPU line #{job['gpu_queue_position']}{why})"
 
 
 def stop_parser() -> Parser:

@@ -115,6 +115,8 @@ class PullWatcher(threading.Thread):
                 while True:
                     page = client.events(self._job_id, after)
                     for event in page["events"]:
+                        if event["type"] != "pull":  # a job's other events (its GPUs, its time limit) are no pull's
+                            continue
                         shown = shown or view()
                         shown.update(event["data"])
                     after = page["next_after"]

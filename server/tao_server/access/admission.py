@@ -39,6 +39,10 @@ class Admission:
         _confine(caller, options, rules)
         return rules.max_gpus
 
+    def shares(self, caller: Caller) -> float:
+        """The caller's weight in fair share (admins' too: the policy orders the GPU line for everyone)."""
+        return self.policy.rules_for(caller).shares
+
     def _check_placement(self, caller: Caller, rules: Rules, nodes: int, time_limit: int | None) -> None:
         if rules.max_nodes is not None and nodes > rules.max_nodes:
             raise PolicyRefusal(

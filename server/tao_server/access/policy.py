@@ -16,7 +16,8 @@ The file (TOML) grants options and narrows mounts per user and per group:
     mount_roots = ["/data", "/home"]   # mount sources must lie under one of these
     max_gpus = 2                       # GPUs one user's jobs may hold at once
     max_nodes = 2                      # nodes one job may ask for (Slurm backend)
-    max_time = "24:00:00"              # the longest time limit a job may give; then it must give one (Slurm backend)
+    max_time = "24:00:00"              # the longest time limit a job may give; then it must give one
+    shares = 1                         # each user's weight in fair share (the GPU line's order)
 
     [user.alice]
     allow = ["privileged", "devices"]
@@ -25,10 +26,18 @@ The file (TOML) grants options and narrows mounts per user and per group:
     [group.ml]
     mount_roots = ["/datasets"]
     allow = ["network"]
+    shares = 2                         # each member of ml weighs twice a user with 1
+
+    [fair_share]
+    half_life = "1-00:00:00"           # GPU-seconds used count half after this long (default a day)
 
 A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[group.NAME]` they
-belong to; each cap (`max_gpus`, `max_nodes`, `max_time`) is the user's own if set, else the largest
-of their groups', else the default.
+belong to; each cap (`max_gpus`, `max_nodes`, `max_time`) and `shares` is the user's own if set,
+else the largest of their groups', else the default's (shares: 1).
+
+Fair share (jobs/fair_share.py, jobs/gpu_line.py) orders the GPU line by each user's GPU-seconds
+of late, decayed with `half_life`, divided by their shares: the lowest goes first. Shares belong to
+users; a group's shares are what each of its members gets, not a pool they split.
 """
 
 from __future__ import annotations
@@ -59,7 +68,8 @@ GRANTS = {
     "ports": "host ports below 1024 or bound to an address other than loopback",
     "ulimits": "ulimits that raise scheduling priority (rtprio, nice) or lift the per-user process limit (nproc)",
 }
-_RULE_KEYS = ("allow", "mount_roots", "max_gpus", "max_nodes", "max_time")
+_RULE_KEYS = ("allow", "mount_roots", "max_gpus", "max_nodes", "max_time", "shares")
+_FAIR_SHARE_KEYS = ("half_life",)
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
 _DEFAULT_NETWORKS = ("bridge", "none", "default")
 # NVIDIA_* variables the container runtime reads that only check compatibility; the others pick devices.
@@ -76,10 +86,11 @@ class Rules:
     max_gpus: int | None = None
     max_nodes: int | None = None
     max_time: int | None = None  # seconds; a job must then give a time limit within it
+    shares: float = 1.0  # weight in fair share: usage is divided by it
     sources: tuple[str, ...] = ("no policy file",)  # the sections they came from, for messages
 
 
-# Caps: the user's own when set, else the largest of their groups', else the default's.
+# Caps and shares: the user's own when set, else the largest of their groups', else the default's.
 _CAPS = ("max_gpus", "max_nodes", "max_time")
 
 
@@ -90,6 +101,7 @@ class _Rule:
     max_gpus: int | None = None
     max_nodes: int | None = None
     max_time: int | None = None
+    shares: float | None = None
 
 
 @dataclass
@@ -98,6 +110,7 @@ class Policy:
     default: _Rule = field(default_factory=_Rule)
     users: dict[str, _Rule] = field(default_factory=dict)
     groups: dict[str, _Rule] = field(default_factory=dict)
+    half_life: int | None = None  # seconds, from [fair_share]; None: fair_share.DEFAULT_HALF_LIFE
 
     @property
     def name(self) -> str:
@@ -118,12 +131,13 @@ class Policy:
             allow=frozenset().union(*(rule.allow for _, rule in sections)),
             mount_roots=tuple(dict.fromkeys(root for _, rule in sections for root in rule.mount_roots)),
             sources=tuple(f"[{name}]" for name, _ in sections),
+            shares=self._cap("shares", user_rule, group_rules) or 1.0,
             **{cap: self._cap(cap, user_rule, group_rules) for cap in _CAPS},
         )
 
-    def _cap(self, cap: str, user_rule: _Rule | None, group_rules: list[_Rule]) -> int | None:
+    def _cap(self, cap: str, user_rule: _Rule | None, group_rules: list[_Rule]) -> Any:
         if user_rule is not None and (own := getattr(user_rule, cap)) is not None:
-            return int(own)
+            return own
         groups = [value for rule in group_rules if (value := getattr(rule, cap)) is not None]
         return max(groups) if groups else getattr(self.default, cap)
 
@@ -180,9 +194,26 @@ def load(path: Path | None) -> Policy:
             target = policy.users if key == "user" else policy.groups
             for name, rule in value.items():
                 target[name] = _rule(path, f"{key}.{name}", rule)
+        elif key == "fair_share":
+            policy.half_life = _half_life(path, value)
         else:
-            raise PolicyError(f"{path}: unknown key {key!r}; valid keys: default, user.NAME, group.NAME")
+            raise PolicyError(f"{path}: unknown key {key!r}; valid keys: default, user.NAME, group.NAME, fair_share")
     return policy
+
+
+def _half_life(path: Path, raw: Any) -> int | None:
+    """[fair_share]: `half_life` as Slurm writes a time ("1-00:00:00", "30"); seconds."""
+    if not isinstance(raw, dict) or any(key not in _FAIR_SHARE_KEYS for key in raw):
+        raise PolicyError(f"{path}: [fair_share] must be a table with keys {', '.join(_FAIR_SHARE_KEYS)}")
+    value = raw.get("half_life")
+    if value is None:
+        return None
+    try:
+        return time_limits.parse(value, field="half_life") if isinstance(value, str) else time_limits.parse("")
+    except InvalidRequest:
+        raise PolicyError(
+            f"{path}: [fair_share] half_life = {value!r}: must be a time above zero as Slurm writes it ({time_limits.FORMS})"
+        ) from None
 
 
 def _rule(path: Path, section: str, raw: Any) -> _Rule:
@@ -203,8 +234,12 @@ def _rule(path: Path, section: str, raw: Any) -> _Rule:
     nodes = raw.get("max_nodes")
     if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
         raise PolicyError(f"{path}: [{section}] max_nodes = {nodes!r}: must be a number of nodes, 1 or more")
+    shares = raw.get("shares")
+    if shares is not None and (isinstance(shares, bool) or not isinstance(shares, int | float) or not shares > 0):
+        raise PolicyError(f"{path}: [{section}] shares = {shares!r}: must be a number above 0 (a user's weight in fair share)")
     # Roots are compared with resolved mount sources, so resolve them too.
-    return _Rule(frozenset(allow), tuple(os.path.realpath(root) for root in roots), cap, nodes, _max_time(path, section, raw))
+    real_roots = tuple(os.path.realpath(root) for root in roots)
+    return _Rule(frozenset(allow), real_roots, cap, nodes, _max_time(path, section, raw), float(shares) if shares is not None else None)
 
 
 def _max_time(path: Path, section: str, raw: dict[str, Any]) -> int | None:

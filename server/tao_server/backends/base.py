@@ -47,7 +47,8 @@ How the two engines fit:
     release     remove the container                          scancel if it runs; the job's dir goes
     adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
     images      pull, login, inspect on the engine            None: the nodes pull images themselves
-    places      nothing: the daemon's GPU line                GPUs (gres), nodes, time limits
+    places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits
+                time limits (jobs/gpu_line.py, runner.py)
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before
@@ -219,7 +220,8 @@ class Backend(Protocol):
     name: str
     # What the backend decides itself instead of the daemon: "gpus" (it allocates devices: the
     # daemon's GPU line is not used and LaunchSpec.gpu_count says how many), "nodes" (jobs may span
-    # several), "time" (it enforces LaunchSpec.time_limit). A single engine (Docker): none of them.
+    # several), "time" (it enforces LaunchSpec.time_limit; without it, the daemon stops a job at its
+    # limit). A single engine (Docker): none of them.
     places: frozenset[str]
     # Whether its runs are AttachableRun: a terminal attaches to them, their ports are reached.
     attaches: bool

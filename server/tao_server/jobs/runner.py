@@ -5,6 +5,18 @@ starts it, copies its output into the job's log file, waits for the exit and rel
 Jobs wait in `queued` while all workers are busy; jobs that need GPUs wait in the scheduler's
 line without a worker. The runner speaks the backend contract (backends/base.py) only.
 
+GPUs never wait for a download, unless the line is `fifo` (as before): a GPU job's image is pulled
+while it waits in line (`pulling`, then `queued` again), and the scheduler gives devices only to a
+job whose image is here. Should the image be gone by the time the devices come (removed meanwhile),
+the job gives them back and waits again in its place. A pull that fails ends the job without it
+ever holding a device.
+
+Time limits (`--time`) on a backend that does not keep them (Docker): the daemon stops the job
+when its limit has passed since it got its devices (or started, without GPUs), with the stop
+timeout as a cancel does, and records it `failed` with "stopped at its time limit of H:MM:SS" and
+the task's exit code after the stop (143 for a task that exits on SIGTERM, 137 when it needed
+SIGKILL), as a Slurm job at its limit reads on the Slurm backend.
+
 A backend out of reach (BackendUnavailable) ends no job: the worker reports it (health.py),
 waits until the backend answers, finds the job's run again and goes on from the byte its log
 has. Meanwhile nothing new starts, the job keeps its status and GPUs, and a cancel asked for is
@@ -16,8 +28,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tao_server.access.caller import owner_of
@@ -26,13 +40,16 @@ from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, 
 from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.jobs.deadlines import Deadlines
 from tao_server.jobs.events import EventLog
+from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
 from tao_server.models import Job, JobStatus, utcnow
+from tao_server.time_limits import shown
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +60,12 @@ class _ActiveJob:
     run: Run | None = None
     started: bool = False  # the run has started: a terminal may attach, its ports may be reached
     finished: bool = False
+    granted_at: float | None = None  # when it got its GPUs: its time limit counts from then
+    stopped_at_limit: int | None = None  # the time limit (s) it was stopped at: its end is not a cancel
+
+
+class _ImageGone(Exception):
+    """The job's image, pulled while it waited, is not there now that it has its GPUs."""
 
 
 class JobRunner:
@@ -76,6 +99,10 @@ class JobRunner:
         self._control = _WorkerPool(4, "job-stop")
         self._active: dict[str, _ActiveJob] = {}
         self._lock = threading.Lock()
+        # Images are pulled while GPU jobs wait in line, never while they hold devices (but in a fifo line, as before).
+        self._pulls_ahead = puller is not None and backend.images is not None and gpus.rule != LineRule.fifo
+        self._image_checks = _WorkerPool(4, "image-check")
+        self._deadlines = Deadlines()
 
     # -- what the job service calls ---------------------------------------------------------
 
@@ -93,10 +120,28 @@ class JobRunner:
                 f"the job asks for GPUs ({job.gpu_request}) this host does not have (its GPUs: {have})",
             )
             return
-        # The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
-        self._gpus.request(job.id, job.gpu_request, lambda devices: self._hand_over(job.id, devices), job.owner_uid, job.gpu_cap)
+        self._queue_for_gpus(job)
         if self._store.get(job.id).status.terminal:  # cancelled between its insert and its place in line
             self.forget(job.id)
+
+    def _queue_for_gpus(self, job: Job) -> None:
+        """The job waits in `queued`, with its place in the GPU line but no worker, until its devices are free.
+
+        Where the line pulls ahead, its image is fetched meanwhile, and only then may it be given devices.
+        """
+        self._gpus.request(
+            job.id,
+            job.gpu_request,
+            lambda devices: self._hand_over(job.id, devices),
+            job.owner_uid,
+            job.gpu_cap,
+            shares=job.gpu_shares or 1.0,
+            time_limit=job.time_limit,
+            ready=not self._pulls_ahead,
+            seq=job.seq,
+        )
+        if self._pulls_ahead:
+            self._image_checks.submit(self._fetch_ahead, job.id)
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -149,12 +194,14 @@ class JobRunner:
         self._closing = True
         self._workers.shutdown()
         self._gpu_workers.shutdown()
+        self._image_checks.shutdown()
         self._control.shutdown()
 
     # -- start-up reconciliation ----------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Match the table with the runs the backend still has from this daemon, after a restart."""
+        self._remember_usage()
         adopted = {found.job_id: found for found in self._backend.adopt()}
         requeued = []
         for job in self._store.active():
@@ -165,10 +212,12 @@ class JobRunner:
                 self._finish(job.id, JobStatus.cancelled, found.exit_code if found else None)
             elif found is not None and found.state != "prepared":  # it ran: follow it, or record how it ended
                 log.info("resuming job %s (run %s)", job.id, found.run.run_id[:12])
-                self._gpus.hold(job.id, job.gpus, owner=job.owner_uid)
+                since = _epoch(job.started_at)
+                self._gpus.hold(job.id, job.gpus, owner=job.owner_uid, since=since, time_limit=job.time_limit)
                 self._store.update(job.id, status=JobStatus.running, container_id=found.run.run_id)
                 resumed = self._track(job.id)
                 resumed.run, resumed.started = found.run, True
+                self._keep_time(job.id, job.time_limit, since or time.time())
                 (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, found.run)
             elif job.status == JobStatus.running:
                 if found is not None:
@@ -186,6 +235,76 @@ class JobRunner:
             log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
             found.run.release()
 
+    def _remember_usage(self) -> None:
+        """Charge the GPU-seconds of jobs that ended before this start to their owners: fair share outlives a restart."""
+        since = datetime.now(UTC) - timedelta(seconds=self._gpus.half_life * 10)  # older use weighs under 0.1%
+        for owner, gpu_seconds, ended in self._store.gpu_usage(since):
+            self._gpus.charge(owner, gpu_seconds, _epoch(ended) or time.time())
+
+    # -- waiting in line for GPUs -----------------------------------------------------------------
+
+    def _fetch_ahead(self, job_id: str) -> None:
+        """While the job waits in line: its image looked for, and pulled if it must be, so devices never wait for it."""
+        with self._lock:
+            active = self._active.get(job_id)
+        job = self._store.find(job_id)
+        if active is None or active.cancel.is_set() or job is None or job.status != JobStatus.queued:
+            return  # cancelled meanwhile: the service recorded that end
+        try:
+            missing = self._must_pull(job)
+        except BackendUnavailable as exc:
+            self.health.lost(exc.message)
+            if self.health.wait_until_up(stop_when=active.cancel.is_set):
+                self._image_checks.submit(self._fetch_ahead, job_id)
+            return
+        except LaunchFailure as exc:
+            self._end_in_line(job_id, JobStatus.error, exc.exit_code, exc.message)
+            return
+        if not missing:
+            self._gpus.ready(job_id)
+            return
+        # A pull may take minutes: it waits in a thread of its own, so that jobs whose images are here never wait behind it.
+        threading.Thread(target=self._pull_ahead, args=(job_id, job, active), name=f"pull-ahead-{job_id}", daemon=True).start()
+
+    def _must_pull(self, job: Job) -> bool:
+        """Whether the job's image is to be pulled before it runs; LaunchFailure when it is missing and may not be."""
+        if job.pull_policy == "always":
+            return True
+        assert self._backend.images is not None  # only a backend with images pulls ahead
+        if self._backend.images.summary(job.image) is not None:
+            return False
+        if job.pull_policy == "never":
+            raise _never_pulled(job)
+        return True
+
+    def _pull_ahead(self, job_id: str, job: Job, active: _ActiveJob) -> None:
+        try:
+            pulled = self._pull(job_id, job, active, in_line=True)
+        except BackendUnavailable as exc:  # the engine went away mid-pull: wait for it, then look again
+            self.health.lost(exc.message)
+            self.health.wait_until_up(stop_when=active.cancel.is_set)
+            if active.cancel.is_set():
+                self._end_in_line(job_id, JobStatus.cancelled, None)
+            else:
+                self._store.transition(job_id, [JobStatus.pulling], status=JobStatus.queued)
+                self._image_checks.submit(self._fetch_ahead, job_id)
+            return
+        except Exception as exc:  # noqa: BLE001  (its end must be recorded, whatever broke the pull)
+            exit_code, message = _failure(job_id, exc)
+            self._end_in_line(job_id, JobStatus.error, exit_code, message)
+            return
+        if not pulled:  # cancelled; its end is recorded
+            self._end_in_line(job_id, None, None)
+        elif not self._gpus.ready(job_id):
+            log.info("job %s: its image is here, but it left the line meanwhile", job_id)
+
+    def _end_in_line(self, job_id: str, status: JobStatus | None, exit_code: int | None, error: str | None = None) -> None:
+        """The job leaves the line without ever holding a device; its end is recorded (unless `status` is None: it was)."""
+        self._gpus.withdraw(job_id)
+        if status is not None:
+            self._finish(job_id, status, exit_code, error)
+        self._done(job_id)
+
     # -- worker side ----------------------------------------------------------------------------
 
     def _track(self, job_id: str) -> _ActiveJob:
@@ -193,8 +312,14 @@ class JobRunner:
             return self._active.setdefault(job_id, _ActiveJob())
 
     def _hand_over(self, job_id: str, devices: list[str]) -> None:
-        if not self._closing:
-            self._gpu_workers.submit(self._run, job_id, devices)
+        if self._closing:
+            return
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is not None:
+            active.granted_at = time.time()
+        self._events.append(job_id, "gpus", {"devices": devices})
+        self._gpu_workers.submit(self._run, job_id, devices)
 
     def _run(self, job_id: str, devices: list[str]) -> None:
         if self._closing:
@@ -207,14 +332,31 @@ class JobRunner:
     def _guarded(self, job_id: str, body: Callable[[str, _ActiveJob], None]) -> None:
         """Run `body` for the job; whatever goes wrong, record an end and leave no run behind."""
         active = self._track(job_id)
+        back_in_line = False
         try:
             body(job_id, active)
+        except _ImageGone:
+            back_in_line = True
         except Exception as exc:  # noqa: BLE001  (the worker must record every end, or the job would hang in `running`)
             exit_code, message = _failure(job_id, exc)
             self._abandon(active)
             self._finish(job_id, JobStatus.error, exit_code, message)
         finally:
-            self._done(job_id)
+            if back_in_line:
+                self._back_in_line(job_id, active)
+            else:
+                self._done(job_id)
+
+    def _back_in_line(self, job_id: str, active: _ActiveJob) -> None:
+        """The job's image went between its pull and its GPUs: it gives them back and waits again, in its place."""
+        self._gpus.release(job_id)
+        self._deadlines.forget(job_id)
+        active.granted_at = None
+        if not self._store.transition(job_id, [JobStatus.starting], status=JobStatus.queued, gpus=[]):
+            self._done(job_id)  # cancelled meanwhile: that end is recorded
+            return
+        log.info("job %s: its image is gone; it gives its GPUs back and waits for the image in its place", job_id)
+        self._queue_for_gpus(self._store.get(job_id))
 
     def _start_and_follow(self, job_id: str, active: _ActiveJob, devices: list[str]) -> None:
         # Nothing new starts while the backend is out of reach: the job stays queued until it answers.
@@ -224,12 +366,13 @@ class JobRunner:
         job.gpus = devices
         if not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
             return  # cancelled while it waited; _done frees the devices
+        self._keep_time(job_id, job.time_limit, active.granted_at or time.time())
         run = self._started(job_id, job, active)
         if run is None:
             return
         self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
         active.started = True
-        if active.cancel.is_set():  # the cancel arrived before the run was known
+        if active.cancel.is_set():  # the cancel (or the time limit) arrived before the run was known
             self._control.submit(self._stop, job_id, run)
         self._follow_to_end(job_id, run, active)
 
@@ -270,8 +413,12 @@ class JobRunner:
                 outage = again
 
     def _prepare(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:
-        """The job's run, its image pulled as the job's pull policy says; None when cancelled meanwhile."""
-        if job.pull_policy == "always" and not self._pull(job_id, job, active):
+        """The job's run, its image pulled as the job's pull policy says; None when cancelled meanwhile.
+
+        A job whose image was pulled while it waited in line never pulls here: it holds GPUs now.
+        """
+        pulled_ahead = self._pulls_ahead and bool(job.gpus)
+        if job.pull_policy == "always" and not pulled_ahead and not self._pull(job_id, job, active):
             return None
         # As late as possible: a source swapped for a symlink while the job waited must not count.
         spec = _launch_spec(job, self._pins.prepare(job.id, job.mounts, confined=not owner_of(job).admin), self._backend.places)
@@ -279,10 +426,9 @@ class JobRunner:
             run = self._backend.prepare(spec)
         except ImageMissing:
             if job.pull_policy == "never":
-                raise LaunchFailure(
-                    f"image {job.image} is not on the engine and the job's pull policy is never; "
-                    f"pull it first (`tao pull {job.task}`) or run with --pull missing"
-                ) from None
+                raise _never_pulled(job) from None
+            if pulled_ahead:
+                raise _ImageGone from None
             if not self._pull(job_id, job, active):
                 return None
             run = self._backend.prepare(spec)
@@ -293,11 +439,17 @@ class JobRunner:
             return None
         return run
 
-    def _pull(self, job_id: str, job: Job, active: _ActiveJob) -> bool:
-        """Pull the job's image, its progress recorded as job events; False, the job cancelled, when a cancel came first."""
+    def _pull(self, job_id: str, job: Job, active: _ActiveJob, in_line: bool = False) -> bool:
+        """Pull the job's image, its progress recorded as job events; False, the job cancelled, when a cancel came first.
+
+        `in_line`: the job waits in the GPU line meanwhile, and is `queued` again once its image is here.
+        """
         if self._puller is None:
             return True  # the backend keeps no images: it fetches them itself when the job starts
-        self._store.update(job_id, status=JobStatus.pulling)
+        if not in_line:
+            self._store.update(job_id, status=JobStatus.pulling)
+        elif not self._store.transition(job_id, [JobStatus.queued], status=JobStatus.pulling):
+            return False  # cancelled while queued: the service recorded that end
         record = ProgressRecorder(lambda data: self._events.append(job_id, "pull", data), job.image)
         try:
             pulled = self._puller.pull(job.image, login_owner(owner_of(job)), record, stop_when=active.cancel.is_set)
@@ -309,7 +461,10 @@ class JobRunner:
             self._finish(job_id, JobStatus.cancelled, None)
             return False
         self._events.append(job_id, "pull", {"image": job.image, "layer": "", "status": "pulled"})
-        self._store.update(job_id, status=JobStatus.starting)
+        if in_line:
+            self._store.transition(job_id, [JobStatus.pulling], status=JobStatus.queued)
+        else:
+            self._store.update(job_id, status=JobStatus.starting)
         return True
 
     def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob) -> None:
@@ -345,6 +500,24 @@ class JobRunner:
     def _release(self, job_id: str, run: Run) -> None:
         """Release the run, waiting out an outage; should the backend refuse, the next reconcile tries again."""
         self._on_run(job_id, run, "release", lambda run: run.release())
+
+    def _keep_time(self, job_id: str, limit: int | None, since: float) -> None:
+        """Stop the job once `limit` seconds have passed since `since`, where the backend does not keep time limits itself."""
+        if limit is not None and "time" not in self._backend.places:
+            self._deadlines.watch(job_id, since + limit, lambda: self._time_up(job_id, limit))
+
+    def _time_up(self, job_id: str, limit: int) -> None:
+        """The job's time limit has passed: stop it as a cancel would, and let its end say why."""
+        with self._lock:
+            active = self._active.get(job_id)
+        if active is None or active.finished or active.cancel.is_set():
+            return
+        log.info("job %s: stopping it at its time limit of %s", job_id, shown(limit))
+        active.stopped_at_limit = limit
+        self._events.append(job_id, "time_limit", {"limit": limit, "status": "stopping"})
+        active.cancel.set()
+        if active.run is not None:
+            self._control.submit(self._stop, job_id, active.run)
 
     def _stop(self, job_id: str, run: Run) -> None:
         """Cancel the run; a cancel asked for during an outage is carried out once the backend answers."""
@@ -386,7 +559,13 @@ class JobRunner:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup.
 
         An end the database cannot take now is kept in memory and written later (unrecorded.py).
+        A job stopped at its time limit ends `failed`, saying so, rather than `cancelled`.
         """
+        with self._lock:
+            active = self._active.get(job_id)
+        if status == JobStatus.cancelled and active is not None and active.stopped_at_limit is not None:
+            status, error = JobStatus.failed, f"stopped at its time limit of {shown(active.stopped_at_limit)}"
+        self._deadlines.forget(job_id)
         self.ends.finish(job_id, status, exit_code, error)
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)
@@ -394,6 +573,7 @@ class JobRunner:
 
     def _done(self, job_id: str) -> None:
         self._gpus.release(job_id)
+        self._deadlines.forget(job_id)
         self._wake_followers(job_id, untrack=True)
 
     def _wake_followers(self, job_id: str, *, untrack: bool) -> _ActiveJob | None:
@@ -447,6 +627,18 @@ def _failure(job_id: str, exc: Exception) -> tuple[int, str]:
         return LAUNCHER_FAILURE, exc.message
     log.error("job %s failed inside the launcher", job_id, exc_info=exc)
     return LAUNCHER_FAILURE, f"internal launcher error: {exc!r}"
+
+
+def _never_pulled(job: Job) -> LaunchFailure:
+    return LaunchFailure(
+        f"image {job.image} is not on the engine and the job's pull policy is never; "
+        f"pull it first (`tao pull {job.task}`) or run with --pull missing"
+    )
+
+
+def _epoch(when: datetime | None) -> float | None:
+    """A time from the table (SQLite gives it back without its zone: UTC) as seconds since the epoch."""
+    return when.replace(tzinfo=when.tzinfo or UTC).timestamp() if when is not None else None
 
 
 def _launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str]) -> LaunchSpec:

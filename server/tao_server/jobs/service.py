@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tao_server import time_limits
@@ -20,11 +21,12 @@ from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.jobs import gpus, launch_config
 from tao_server.jobs.events import EventLog
+from tao_server.jobs.gpu_line import Wait
 from tao_server.jobs.logs import Heartbeat, LogStore
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
-from tao_server.models import Job, JobCreate, JobPublic, JobStatus, utcnow
+from tao_server.models import GpuWait, Job, JobCreate, JobPublic, JobStatus, utcnow
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
@@ -143,13 +145,35 @@ class JobService:
         return self._runner.ends.shown(job)
 
     def public(self, job: Job) -> JobPublic:
-        """The job as the API shows it, with its place in the GPU line while it waits there."""
+        """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
-        if job.status == JobStatus.queued and job.gpu_request:
-            shown.gpu_queue_position = self._scheduler.position(job.id)
+        if job.status in (JobStatus.queued, JobStatus.pulling) and job.gpu_request:
+            wait = self._scheduler.wait(job.id)
+            if wait is not None:
+                shown.gpu_queue_position = wait.position
+                shown.gpu_wait = self._gpu_wait(job, wait)
         if not job.status.terminal:
             shown.condition = self._runner.condition(job.id)
         return shown
+
+    def _gpu_wait(self, job: Job, wait: Wait) -> GpuWait:
+        """Why the job waits, for its owner's eyes: another user's job is named by whose it is, never by its id."""
+        behind = None
+        if wait.behind is not None:
+            ahead = self._store.find(wait.behind)
+            same_owner = ahead is not None and ahead.owner_uid == job.owner_uid
+            behind = f"job {wait.behind}" if same_owner or ahead is None else f"a job of {_whose(ahead.owner_uid)}"
+        reserved = datetime.fromtimestamp(wait.reserved_from, UTC) if wait.reserved_from is not None else None
+        messages = {
+            "devices": f"needs {_gpus(wait.needs)}, {wait.free} free",
+            "behind": f"behind {behind}",
+            "image": "keeps its place while its image is pulled",
+            "cap": f"its owner holds the {_gpus(job.gpu_cap or 0)} the policy lets them hold at once",
+        }
+        message = messages[wait.reason]
+        if reserved is not None:
+            message += f"; reserved from {reserved.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
+        return GpuWait(reason=wait.reason, message=message, needs=wait.needs, free=wait.free, behind=behind, reserved_from=reserved)
 
     def page(
         self,
@@ -205,6 +229,7 @@ class JobService:
             }
         )
         job = Job.model_validate(job.model_dump())
+        job.gpu_shares = self._admission.shares(caller)
         if not caller.admin:
             wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
             job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
@@ -311,6 +336,7 @@ class JobService:
             owner_uid=caller.uid,
             owner_gid=caller.gid,
             gpu_cap=gpu_cap,
+            gpu_shares=self._admission.shares(caller),
             interactive=request.interactive,
         )
 
@@ -328,12 +354,8 @@ class JobService:
                 "jobs across nodes need a daemon on a cluster (tao-server --backend slurm)",
                 field="nodes",
             )
+        # A backend that does not keep time limits (Docker) has the daemon keep them (runner.py).
         time_limit = time_limits.parse(request.time) if request.time is not None else None
-        if time_limit is not None and "time" not in self._places:
-            raise InvalidRequest(
-                f"--time {request.time}: time limits are kept by the Slurm backend; this daemon's backend does not enforce them",
-                field="time",
-            )
         return Placement(gpu_request, wanted, request.nodes or 1, time_limit)
 
 
@@ -360,6 +382,17 @@ def _check_request(request: JobCreate, limits: RequestLimits) -> None:
         for key, value in request.launch_config.items():
             check_nested_text(key, "launch_config (a key)")
             check_nested_text(value, key)
+
+
+def _whose(uid: int | None) -> str:
+    """How a waiting job names the owner of the job ahead of it."""
+    if uid is None:
+        return "the daemon"
+    return user_name_of(uid) or f"uid {uid}"
+
+
+def _gpus(count: int) -> str:
+    return f"{count} GPU" + ("" if count == 1 else "s")
 
 
 def _owner_uid(owner: str | None) -> int | None:

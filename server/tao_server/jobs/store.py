@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, update
@@ -99,6 +100,21 @@ class JobStore:
         query = select(Job).where(col(Job.status).in_(list(ACTIVE_STATUSES))).order_by(col(Job.seq))
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
+
+    def gpu_usage(self, since: datetime) -> list[tuple[int | None, float, datetime]]:
+        """(owner, GPU-seconds, end) of each job that held GPUs and ended after `since`: fair share's memory across restarts."""
+        query = select(Job.owner_uid, Job.gpus, Job.started_at, Job.finished_at).where(
+            col(Job.finished_at) >= since,
+            col(Job.started_at).is_not(None),
+            func.json_array_length(Job.gpus) > 0,
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [
+            (owner, len(gpus) * max(0.0, (finished - started).total_seconds()), finished)
+            for owner, gpus, started, finished in rows
+            if started is not None and finished is not None
+        ]
 
     def counts(self, owner_uid: int | None = None) -> dict[str, int]:
         """Jobs in each status: all of them, or those of `owner_uid`."""

@@ -2,7 +2,9 @@
 
 The engine treats registries on 127.0.0.0/8 as insecure, so plain HTTP with basic auth works
 without certificates. `HeldBlobs` sits in front of one and holds a blob's download until the
-test lets it go, so a test can see a pull in progress however fast the machine is.
+test lets it go, so a test can see a pull in progress however fast the machine is. `PacedRelay`
+sits in front of one and sends downloads at a set rate, so that a benchmark's small images take
+as long to pull as large ones over a real network would.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ PASSWORD = "s3cret-pass"
 
 
 class Registry:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, auth: bool = True) -> None:
+        """`auth`: logins required (htpasswd, USERNAME and PASSWORD); without, anyone may pull and push."""
         self.root = root
         self.port = port
+        self.auth = auth
         self.host = f"127.0.0.1:{port}"
         self.log_path = root / "registry.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -38,19 +42,19 @@ class Registry:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
         (self.root / "htpasswd").write_text(f"{USERNAME}:{hashed}\n")
+        logins = f"auth:\n  htpasswd:\n    realm: tao-test\n    path: {self.root / 'htpasswd'}\n" if self.auth else ""
         (self.root / "config.yml").write_text(
             "version: 0.1\n"
             "log:\n  level: info\n  accesslog:\n    disabled: false\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n"
-            f"auth:\n  htpasswd:\n    realm: tao-test\n    path: {self.root / 'htpasswd'}\n"
+            f"http:\n  addr: {self.host}\n" + logins
         )
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([binary, "serve", str(self.root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://{self.host}/v2/").status_code == 401:
+                if httpx.get(f"http://{self.host}/v2/").status_code == (401 if self.auth else 200):
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -64,13 +68,15 @@ class Registry:
     def push(self, local_image: str, name: str) -> tuple[str, str]:
         """Push `local_image` as NAME; returns (reference, digest). Logs the engine out again afterwards."""
         reference = f"{self.host}/{name}"
-        _docker("login", self.host, "-u", USERNAME, "--password-stdin", input=PASSWORD)
+        if self.auth:
+            _docker("login", self.host, "-u", USERNAME, "--password-stdin", input=PASSWORD)
         try:
             _docker("tag", local_image, reference)
             _docker("push", reference)
             digest = _docker("inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", reference).split()
         finally:
-            _docker("logout", self.host)
+            if self.auth:
+                _docker("logout", self.host)
         pinned = next(d for d in digest if d.startswith(reference.rsplit(":", 1)[0] + "@"))
         return reference, pinned.split("@", 1)[1]
 
@@ -169,3 +175,48 @@ class HeldBlobs:
                 self._released.wait()
 
         relay(source, target, hold)
+
+
+class PacedRelay:
+    """A TCP relay in front of a registry that sends what the registry answers at `rate` bytes a second, per connection.
+
+    Requests pass at once. A pull of a few megabytes then takes as long as one of many gigabytes over a
+    real network, and a benchmark can see what a line does while images download.
+    """
+
+    def __init__(self, upstream: str, rate: float) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+        self._rate = rate
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="paced-relay", daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=relay, args=(upstream, client, _Pace(self._rate)), daemon=True).start()
+
+
+class _Pace:
+    """Holds each piece for as long as it takes to send at `rate` bytes a second, after the pieces before it.
+
+    A connection kept alive between downloads earns no credit while idle: each download is paced alike.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._free_at = 0.0  # when the pieces so far have been sent, at the rate
+
+    def __call__(self, data: bytes) -> None:
+        now = time.monotonic()
+        self._free_at = max(now, self._free_at) + len(data) / self._rate
+        time.sleep(self._free_at - now)

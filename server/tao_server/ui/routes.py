@@ -112,8 +112,11 @@ def log_range(job_id: str, jobs: JobServiceDep, caller: CallerDep, before: Annot
 @router.get("/parts/gpus")
 def gpus_part(services: ServicesDep, caller: CallerDep) -> HTMLResponse:
     jobs = services.jobs
-    queued, _ = jobs.page(caller, [JobStatus.queued], 500, None, None)
-    queue = sorted((views.job_row(jobs.public(job)) | {"seq": job.seq} for job in queued), key=lambda row: row["seq"] or 0)
+    queued, _ = jobs.page(caller, [JobStatus.queued, JobStatus.pulling], 500, None, None)
+    shown = [jobs.public(job) for job in queued]
+    # In the line's order, which fair share makes other than the order of arrival.
+    shown.sort(key=lambda job: (job.gpu_queue_position or len(shown) + 1, job.created_at))
+    queue = [views.job_row(job) for job in shown]
     return _html("parts/gpus.html", gpus=jobs.gpu_view(caller), queue=queue)
 
 

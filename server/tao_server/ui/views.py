@@ -21,7 +21,8 @@ def status_text(job: JobPublic) -> str:
     """The status, with the job's place in the GPU line or why it does not advance."""
     text = job.status.value
     if job.gpu_queue_position is not None:
-        text += f" (GPU line #{job.gpu_queue_position})"
+        why = f": {job.gpu_wait.message}" if job.gpu_wait is not None else ""
+        text += f" (GPU line #{job.gpu_queue_position}{why})"
     if job.condition:
         text += f": {job.condition}"
     return text

@@ -153,3 +153,32 @@ def test_a_users_own_name_runs_as_their_numbers_which_an_image_cannot_redefine(u
     options = {"user": user}
     Admission(Policy(), ProtectedPaths()).admit(ALICE, [], options, {}, 0)
     assert options["user"] == f"{os.getuid()}:{os.getgid()}"
+
+
+def test_shares_are_the_users_own_else_the_largest_of_their_groups_else_the_default(tmp_path: Path):
+    assert Policy().rules_for(ALICE).shares == 1.0
+    assert _policy(tmp_path, "[default]\nshares = 2\n").rules_for(ALICE).shares == 2.0
+    assert _policy(tmp_path, f"[default]\nshares = 2\n[group.{MY_GROUP}]\nshares = 3.5\n").rules_for(ALICE).shares == 3.5
+    assert _policy(tmp_path, f"[group.{MY_GROUP}]\nshares = 3\n[user.{ME}]\nshares = 0.5\n").rules_for(ALICE).shares == 0.5
+
+
+def test_the_fair_share_half_life_is_read_as_slurm_writes_times(tmp_path: Path):
+    assert Policy().half_life is None  # the daemon's default then: a day
+    assert _policy(tmp_path, '[fair_share]\nhalf_life = "2:00:00"\n').half_life == 7200
+    assert _policy(tmp_path, '[fair_share]\nhalf_life = "7-0"\n').half_life == 7 * 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[default]\nshares = 0\n", "[default] shares = 0: must be a number above 0"),
+        ('[default]\nshares = "many"\n', "shares = 'many': must be a number above 0"),
+        ('[fair_share]\nhalf_life = "soon"\n', "[fair_share] half_life = 'soon': must be a time above zero"),
+        ("[fair_share]\nhalf_life = 60\n", "[fair_share] half_life = 60: must be a time above zero"),
+        ('[fair_share]\ndecay = "1:00"\n', "[fair_share] must be a table with keys half_life"),
+    ],
+)
+def test_broken_fair_share_settings_are_named(tmp_path: Path, text: str, message: str):
+    with pytest.raises(PolicyError) as broken:
+        _policy(tmp_path, text)
+    assert message in broken.value.message

@@ -1,4 +1,4 @@
-"""Exclusive GPU assignment, first come first served (tao_server.scheduler)."""
+"""Exclusive GPUs (tao_server.jobs.scheduler): hand-overs, waiting aside, usage and fresh plans around gpu_line's decisions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
+from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.scheduler import GpuScheduler
 
 FOUR = ["0", "1", "2", "3"]
@@ -157,7 +160,7 @@ def test_grants_go_out_in_line_order_without_a_thread_per_waiting_job():
 
 
 def test_capped_jobs_ahead_do_not_count_in_a_position():
-    gpus = GpuScheduler(["0", "1"])
+    gpus = GpuScheduler(["0", "1"], LineRule.fifo)
     gpus.request("alice-1", "count:1", lambda devices: None, owner=1, cap=1)
     gpus.request("alice-2", "count:1", lambda devices: None, owner=1, cap=1)  # capped: waits aside
     gpus.request("bob-big", "count:2", lambda devices: None, owner=2)
@@ -185,3 +188,68 @@ def test_requests_this_host_cannot_hold():
     assert not gpus.can_ever_fit("count:5")
     assert not gpus.can_ever_fit("ids:7")
     assert not GpuScheduler([]).can_ever_fit("all")
+
+
+class _Clock:
+    """Time as a test sets it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_job_waiting_for_its_image_gets_no_devices_until_it_is_ready():
+    gpus = GpuScheduler(FOUR)
+    granted: list[str] = []
+    gpus.request("pulling", "count:1", lambda devices: granted.append("pulling"), ready=False)
+    assert granted == [] and gpus.wait("pulling") is not None and gpus.wait("pulling").reason == "image"  # type: ignore[union-attr]
+    assert gpus.holders() == dict.fromkeys(FOUR)
+    assert gpus.ready("pulling")
+    assert granted == ["pulling"]
+    assert not gpus.ready("pulling")  # no longer waiting
+
+
+def test_running_jobs_charge_their_owner_and_the_line_follows_fair_share():
+    clock = _Clock()
+    gpus = GpuScheduler(["0", "1"], LineRule.fair, half_life=3600.0, clock=clock)
+    order: list[str] = []
+    gpus.request("alice-1", "count:2", lambda devices: order.append("alice-1"), owner=1)
+    clock.now += 100.0
+    assert gpus.usage(1) == pytest.approx(200.0, rel=0.01)
+    gpus.request("alice-2", "count:2", lambda devices: order.append("alice-2"), owner=1)
+    gpus.request("bob-1", "count:2", lambda devices: order.append("bob-1"), owner=2)
+    assert gpus.wait("bob-1").position == 1 and gpus.wait("alice-2").behind == "bob-1"  # type: ignore[union-attr]
+    gpus.release("alice-1")
+    assert order == ["alice-1", "bob-1"]
+
+
+def test_usage_from_before_a_restart_counts():
+    clock = _Clock()
+    gpus = GpuScheduler(["0"], LineRule.fair, half_life=3600.0, clock=clock)
+    gpus.charge(1, 7200.0, at=clock.now - 3600.0)  # a job that ended an hour before this daemon started
+    assert gpus.usage(1) == pytest.approx(3600.0)
+
+
+def test_a_job_found_running_after_a_restart_keeps_its_time_limit_for_reservations():
+    clock = _Clock()
+    gpus = GpuScheduler(FOUR, LineRule.backfill, grace=10.0, clock=clock)
+    gpus.hold("resumed", ["0", "1", "2"], owner=1, since=clock.now - 50.0, time_limit=300.0)
+    gpus.request("big", "count:4", lambda devices: None, owner=2)
+    assert gpus.wait("big").reserved_from == clock.now - 50.0 + 300.0 + 10.0  # type: ignore[union-attr]
+
+
+def test_a_fresh_plan_follows_usage_as_time_passes():
+    clock = _Clock()
+    gpus = GpuScheduler(FOUR, LineRule.fair, half_life=1e9, clock=clock, replan_interval=0.05)
+    gpus.hold("alice-running", ["0"], owner=1)
+    gpus.hold("carol-running", ["1", "2"], owner=3)
+    gpus.charge(2, 50.0, at=clock.now)
+    granted: list[str] = []
+    gpus.request("alice-big", "count:2", lambda devices: granted.append("alice-big"), owner=1)
+    gpus.request("bob-small", "count:1", lambda devices: granted.append("bob-small"), owner=2)
+    assert gpus.wait("alice-big").position == 1 and granted == []  # type: ignore[union-attr]
+    # alice's running job adds a GPU-second each second: past 50 she stands behind bob, whose job fits.
+    clock.now += 60.0
+    _wait_until(lambda: granted == ["bob-small"])

@@ -36,7 +36,7 @@ _EXIT_RECORDED = 2.0  # seconds an ended stream may precede the exit the engine 
 
 class DockerBackend:
     name = "docker"
-    places: frozenset[str] = frozenset()  # one engine on one host: the daemon schedules its GPUs
+    places: frozenset[str] = frozenset()  # one engine on one host: the daemon schedules its GPUs and keeps time limits
     attaches = True  # docker attach, resize and the container's network namespace (backends/docker/session.py)
 
     def __init__(self, daemon_id: str, base_url: str | None = None, pool_size: int = 64, gpu_mode: str = "request") -> None:
