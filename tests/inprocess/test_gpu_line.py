@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tao_server.access.caller import user_name_of
 from tests.inprocess.conftest import IMAGE, Caller, Daemon
 
 
@@ -35,6 +36,18 @@ def _until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.005)
+
+
+def _in_line(caller: Caller, job_id: str) -> dict[str, Any]:
+    """The job once its image is found and it waits for devices (the runner looks just after it joins the line)."""
+    shown: dict[str, Any] = {}
+
+    def looked() -> bool:
+        shown.update(caller.job(job_id))
+        return shown["status"] != "queued" or (shown.get("gpu_wait") or {}).get("reason") != "image"
+
+    _until(looked, f"job {job_id}'s image is found")
+    return shown
 
 
 def _gpus_held(daemon: Daemon) -> list[str]:
@@ -117,10 +130,13 @@ def test_a_second_users_job_goes_before_the_first_users_backlog(start_daemon, en
     daemon.alice.wait_for(first["id"], "running")
     backlog = [daemon.alice.submit("detectnet_v2", "hold", f"a{n}", gpus="1") for n in range(1, 4)]
     bobs = daemon.bob.submit("detectnet_v2", "hold", "b", gpus="1")
-    shown = daemon.bob.job(bobs["id"])
+    for job in backlog:
+        _in_line(daemon.alice, job["id"])
+    shown = _in_line(daemon.bob, bobs["id"])
     assert shown["gpu_queue_position"] == 1 and shown["gpu_wait"]["message"] == "needs 1 GPU, 0 free"
     second = daemon.alice.job(backlog[0]["id"])
-    assert second["gpu_queue_position"] == 2 and second["gpu_wait"]["behind"] == "a job of uid 1002"
+    bob = user_name_of(1002) or "uid 1002"  # a token user is named as the host names their uid
+    assert second["gpu_queue_position"] == 2 and second["gpu_wait"]["behind"] == f"a job of {bob}"
     assert daemon.alice.job(backlog[1]["id"])["gpu_wait"]["behind"] == f"job {backlog[0]['id']}"  # her own, by id
     engine.release("a0")
     daemon.bob.wait_for(bobs["id"], "running")
@@ -141,6 +157,8 @@ def test_fair_share_remembers_usage_across_a_restart(start_daemon, engine, tmp_p
     again.admin.wait_for(holder["id"], "running")
     alices = again.alice.submit("detectnet_v2", "exit", "0", gpus="1")
     bobs = again.bob.submit("detectnet_v2", "exit", "0", gpus="1")
+    _in_line(again.alice, alices["id"])
+    _in_line(again.bob, bobs["id"])
     # alice came first, but her GPU-seconds from before the restart put bob ahead of her.
     assert again.bob.job(bobs["id"])["gpu_queue_position"] == 1
     assert again.alice.job(alices["id"])["gpu_queue_position"] == 2
@@ -189,11 +207,12 @@ def test_a_short_job_backfills_while_the_head_waits_and_a_job_without_a_limit_do
     running = daemon.admin.submit("detectnet_v2", "hold", "long", gpus="1", time="10:00")
     daemon.admin.wait_for(running["id"], "running")
     head = daemon.alice.submit("detectnet_v2", "exit", "0", gpus="2")
-    waits = daemon.alice.job(head["id"])["gpu_wait"]
+    waits = _in_line(daemon.alice, head["id"])["gpu_wait"]
     assert waits["reason"] == "devices" and waits["message"].startswith("needs 2 GPUs, 1 free; reserved from ")
     unlimited = daemon.bob.submit("detectnet_v2", "exit", "0", gpus="1")
     short = daemon.bob.submit("detectnet_v2", "hold", "short", gpus="1", time="1:00")
     daemon.bob.wait_for(short["id"], "running")  # it ends long before the head's devices are free
+    _in_line(daemon.bob, unlimited["id"])
     assert daemon.bob.job(unlimited["id"])["status"] == "queued"  # without a limit it never overtakes
     assert daemon.alice.job(head["id"])["gpu_wait"]["reserved_from"] == waits["reserved_from"]
     engine.release("short")

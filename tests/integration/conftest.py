@@ -89,6 +89,19 @@ def until(condition: Callable[[], bool], what: str, timeout: float = 120) -> Non
         time.sleep(0.05)
 
 
+def in_line(daemon: Daemon, job_id: str) -> dict[str, Any]:
+    """The job once its image is found here and it waits for devices: the daemon looks for the image
+    just after the job joins the line, and until then it waits aside (gpu_wait.reason "image")."""
+    shown: dict[str, Any] = {}
+
+    def looked() -> bool:
+        shown.update(daemon.job(job_id))
+        return shown["status"] != "queued" or (shown.get("gpu_wait") or {}).get("reason") != "image"
+
+    until(looked, f"job {job_id}'s image is found")
+    return shown
+
+
 def job_log(daemon: Daemon, job_id: str) -> bytes:
     """The job's log file as the daemon wrote it."""
     return (daemon.data_dir / "logs" / f"{job_id}.log").read_bytes()

@@ -19,7 +19,7 @@ import pytest
 
 from tao_server.testing.daemon import Daemon, executable
 from tao_server.testing.registry import PASSWORD, USERNAME, HeldBlobs, remove_local
-from tests.integration.conftest import REPOSITORY, Gates, job_id_of, tao_as, until
+from tests.integration.conftest import REPOSITORY, Gates, in_line, job_id_of, tao_as, until
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +111,8 @@ def test_a_second_users_job_overtakes_the_first_users_burst_by_fair_share(shared
     daemon.wait_for_status(first, ("running",))
     burst = [_detached(daemon, "--gpus", "1", "unet", "run", "sh", "-c", gates.wait(f"burst{n}"), env=env) for n in range(3)]
     theirs = job_id_of(tao_as(daemon, unprivileged_user, "-d", "--gpus", "1", "unet", "run", "echo", "overtook"))
+    for job_id in [*burst, theirs]:
+        in_line(daemon, job_id)
     # The daemon's user has used the GPU and the test user has not: the later job stands first.
     shown = json.loads(tao_as(daemon, unprivileged_user, "list", "--json").stdout)[0]
     assert (shown["gpu_queue_position"], shown["gpu_wait"]["message"]) == (1, "needs 1 GPU, 0 free")
@@ -133,11 +135,12 @@ def test_a_backfilled_job_runs_while_the_head_waits_and_never_delays_it(new_daem
     holder = _detached(daemon, "--gpus", "1", "--time", "0:20", "unet", "run", "sh", "-c", gates.wait("never"), env=env)
     daemon.wait_for_status(holder, ("running",))
     head = _detached(daemon, "--gpus", "2", "unet", "run", "echo", "head ran")
-    reserved = daemon.job(head)["gpu_wait"]
+    reserved = in_line(daemon, head)["gpu_wait"]
     assert reserved["reason"] == "devices" and reserved["reserved_from"] is not None
     unlimited = _detached(daemon, "--gpus", "1", "unet", "run", "echo", "no limit")
     short = _detached(daemon, "--gpus", "1", "--time", "0:03", "unet", "run", "sh", "-c", gates.wait("never"), env=env)
     backfilled = daemon.wait_for_status(short, ("running",))
+    in_line(daemon, unlimited)
     assert daemon.job(head)["status"] == "queued" and daemon.job(unlimited)["status"] == "queued"  # no limit: it never overtakes
     listed = daemon.tao("list").stdout.decode()
     assert f"queued (GPU line #1: needs 2 GPUs, 0 free; reserved from {reserved['reserved_from'][:19]}" in listed

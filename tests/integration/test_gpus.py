@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import LABEL_DAEMON, Daemon
-from tests.integration.conftest import job_id_of
+from tests.integration.conftest import in_line, job_id_of
 
 pytestmark = pytest.mark.integration
 
@@ -81,8 +81,7 @@ def test_a_queued_job_starts_when_a_gpu_frees_and_shows_its_place(gpu_daemon: Da
     holder = _submit(gpu_daemon, "all", "sh", "-c", "sleep 600")
     gpu_daemon.wait_for_status(holder["id"], ("running",))
     waiting = _submit(gpu_daemon, "1", "sh", "-c", "echo got $NVIDIA_VISIBLE_DEVICES")
-    time.sleep(0.3)
-    queued = gpu_daemon.job(waiting["id"])
+    queued = in_line(gpu_daemon, waiting["id"])
     assert queued["status"] == "queued" and queued["gpu_queue_position"] == 1
     listed = gpu_daemon.tao("list").stdout.decode()
     assert "queued (GPU line #1: needs 1 GPU, 0 free)" in listed
@@ -99,7 +98,9 @@ def test_first_come_first_served_and_cancelling_frees_a_place(gpu_daemon: Daemon
     gpu_daemon.wait_for_status(holder["id"], ("running",))
     large = _submit(gpu_daemon, "2", "sh", "-c", "sleep 600")
     small = _submit(gpu_daemon, "1", "sh", "-c", "echo small ran")
-    time.sleep(0.5)
+    in_line(gpu_daemon, large["id"])
+    in_line(gpu_daemon, small["id"])
+    time.sleep(0.5)  # a small job that could overtake would have by now
     assert gpu_daemon.job(large["id"])["gpu_queue_position"] == 1
     assert gpu_daemon.job(small["id"])["status"] == "queued"  # fits, but may not overtake the larger job
     assert gpu_daemon.job(small["id"])["gpu_queue_position"] == 2
@@ -139,7 +140,7 @@ def test_jobs_waiting_for_gpus_take_no_worker(new_daemon) -> None:  # type: igno
     cpu_only = daemon.tao("--gpus", "none", "unet", "run", "echo", "ran", timeout=120)
     assert (cpu_only.returncode, cpu_only.stdout) == (0, b"ran\n")
     assert daemon.job(holder)["status"] == "running"
-    assert [daemon.job(job_id)["gpu_queue_position"] for job_id in waiting] == [1, 2, 3]
+    assert [in_line(daemon, job_id)["gpu_queue_position"] for job_id in waiting] == [1, 2, 3]
     daemon.tao("stop", holder)
     for job_id in waiting:
         assert daemon.wait_for_status(job_id, ("succeeded",))["gpus"] == ["0"]
