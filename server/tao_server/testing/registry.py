@@ -121,29 +121,18 @@ def layer_digests(registry: Registry, repository: str, tag: str) -> list[str]:
     return [layer["digest"] for layer in response.json()["layers"]]
 
 
-class HeldBlobs:
-    """A TCP relay in front of a registry that holds the answer to a download of one blob until `release()`.
+class _Relay:
+    """A TCP relay on 127.0.0.1 in front of `upstream` (HOST:PORT): each accepted connection gets one upstream
+    connection, and `_carry(client, upstream)` starts the threads that copy between them."""
 
-    Everything else passes at once, so the engine sees the manifest and starts the pull; the
-    held layer's bytes wait. A test can then watch the pull in progress, with no assumption
-    about how fast the machine or the disk is, and let it finish when it has seen what it needs.
-    """
-
-    def __init__(self, upstream: str, blob_digest: str) -> None:
+    def __init__(self, upstream: str, name: str) -> None:
         host, _, port = upstream.rpartition(":")
         self._upstream = (host, int(port))
-        self._marker = f"/blobs/{blob_digest}".encode()
-        self._released = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
-        self.held = threading.Event()  # set once a download of the blob has been asked for and held
-        threading.Thread(target=self._accept, name="held-blobs", daemon=True).start()
-
-    def release(self) -> None:
-        self._released.set()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
 
     def close(self) -> None:
-        self._released.set()
         self._listener.close()
 
     def _accept(self) -> None:
@@ -152,10 +141,37 @@ class HeldBlobs:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self._upstream)
-            asked = threading.Event()  # this connection asked for the held blob
-            threading.Thread(target=self._asks, args=(client, upstream, asked), daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client, asked), daemon=True).start()
+            self._carry(client, socket.create_connection(self._upstream))
+
+    def _carry(self, client: socket.socket, upstream: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class HeldBlobs(_Relay):
+    """A TCP relay in front of a registry that holds the answer to a download of one blob until `release()`.
+
+    Everything else passes at once, so the engine sees the manifest and starts the pull; the
+    held layer's bytes wait. A test can then watch the pull in progress, with no assumption
+    about how fast the machine or the disk is, and let it finish when it has seen what it needs.
+    """
+
+    def __init__(self, upstream: str, blob_digest: str) -> None:
+        self._marker = f"/blobs/{blob_digest}".encode()
+        self._released = threading.Event()
+        self.held = threading.Event()  # set once a download of the blob has been asked for and held
+        super().__init__(upstream, "held-blobs")
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self._released.set()
+        super().close()
+
+    def _carry(self, client: socket.socket, upstream: socket.socket) -> None:
+        asked = threading.Event()  # this connection asked for the held blob
+        threading.Thread(target=self._asks, args=(client, upstream, asked), daemon=True).start()
+        threading.Thread(target=self._answers, args=(upstream, client, asked), daemon=True).start()
 
     def _asks(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
         seen = b""
@@ -177,7 +193,7 @@ class HeldBlobs:
         relay(source, target, hold)
 
 
-class PacedRelay:
+class PacedRelay(_Relay):
     """A TCP relay in front of a registry that sends what the registry answers at `rate` bytes a second, per connection.
 
     Requests pass at once. A pull of a few megabytes then takes as long as one of many gigabytes over a
@@ -185,25 +201,12 @@ class PacedRelay:
     """
 
     def __init__(self, upstream: str, rate: float) -> None:
-        host, _, port = upstream.rpartition(":")
-        self._upstream = (host, int(port))
         self._rate = rate
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, name="paced-relay", daemon=True).start()
+        super().__init__(upstream, "paced-relay")
 
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self._upstream)
-            threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=relay, args=(upstream, client, _Pace(self._rate)), daemon=True).start()
+    def _carry(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=relay, args=(upstream, client, _Pace(self._rate)), daemon=True).start()
 
 
 class _Pace:
