@@ -221,6 +221,11 @@ def job_id_of(result: subprocess.CompletedProcess[bytes]) -> str:
 
 _made_accounts: list[str] = []
 _made_groups: list[str] = []
+# Every test session holds this lock shared while it runs; the one that can take it alone at its end
+# is the last, and only it removes the accounts. Two sessions at once (two checkouts on one machine)
+# otherwise remove each other's accounts mid-run.
+_ACCOUNTS_LOCK = "/run/tao-test-accounts.lock"
+_ACCOUNTS_MADE = "/run/tao-test-accounts.made"  # what any session made, for the last one to remove
 
 
 def local_account(name: str) -> tuple[str, int, int]:
@@ -230,20 +235,37 @@ def local_account(name: str) -> tuple[str, int, int]:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        made = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], capture_output=True)
+        if made.returncode not in (0, 9):  # 9: another session made it between the look-up and here
+            raise RuntimeError(f"useradd {name}: {made.stderr.decode(errors='replace').strip()}") from None
         _made_accounts.append(name)
+        with open(_ACCOUNTS_MADE, "a") as made_file:
+            made_file.write(f"user {name}\n")
         entry = pwd.getpwnam(name)
     return name, entry.pw_uid, entry.pw_gid
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_made_accounts() -> Iterator[None]:
-    """The accounts and groups the tests made leave with them: the machine is as it was."""
-    yield
-    for name in reversed(_made_accounts):
-        subprocess.run(["userdel", name], capture_output=True)  # also removes the user's own group
-    for name in reversed(_made_groups):
-        subprocess.run(["groupdel", name], capture_output=True)
+    """The accounts and groups the tests made leave with the last session that uses them: the machine is as it was."""
+    import fcntl
+
+    with open(_ACCOUNTS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another session still runs: it removes them when it ends
+        made = [line.split() for line in Path(_ACCOUNTS_MADE).read_text().splitlines()] if os.path.exists(_ACCOUNTS_MADE) else []
+        for kind, name in reversed([entry for entry in made if len(entry) == 2]):
+            # userdel also removes the user's own group
+            subprocess.run(["userdel" if kind == "user" else "groupdel", name], capture_output=True)
+        for name in reversed(_made_accounts):
+            subprocess.run(["userdel", name], capture_output=True)
+        for name in reversed(_made_groups):
+            subprocess.run(["groupdel", name], capture_output=True)
+        Path(_ACCOUNTS_MADE).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -316,6 +338,8 @@ def test_group() -> tuple[str, int]:
     except KeyError:
         subprocess.run(["groupadd", name], check=True)
         _made_groups.append(name)
+        with open(_ACCOUNTS_MADE, "a") as made_file:
+            made_file.write(f"group {name}\n")
         return name, grp.getgrnam(name).gr_gid
 
 
