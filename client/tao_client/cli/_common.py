@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 EXIT_LAUNCHER = 125
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 
 
 class LauncherOptions:
@@ -88,8 +89,20 @@ def not_utf8(text: str) -> str | None:
     return None
 
 
-def print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell, two spaces apart; the first row is the header."""
+def print_table(rows: Sequence[tuple[str, ...]], last_width: int | None = None) -> None:
+    """Columns padded to their widest cell, two spaces apart; the first row is the header.
+
+    `last_width`: the whole line's width, which the last column is cut to fit (down to MIN_LAST
+    characters), marked with an ellipsis; None: no cut.
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    room = None if last_width is None else max(MIN_LAST, last_width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+    ellipsis = "…" if (sys.stdout.encoding or "").lower().replace("-", "") == "utf8" else "..."
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        cells = list(row)
+        if room is not None and len(cells[-1]) > room:
+            cells[-1] = cells[-1][: room - len(ellipsis)] + ellipsis
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
+
+
+MIN_LAST = 20
