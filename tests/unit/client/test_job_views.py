@@ -19,7 +19,7 @@ TAO = str(Path(sys.executable).parent / "tao")  # the venv's, beside this interp
 
 
 def job(**fields: Any) -> dict[str, Any]:
-    base = {"subtask": "train", "args": [], "started_at": None, "finished_at": None}
+    base: dict[str, Any] = {"subtask": "train", "args": [], "started_at": None, "finished_at": None}
     return {**base, **fields}
 
 
@@ -98,7 +98,7 @@ def test_an_unknown_word_names_the_verbs_and_tasks_it_is_closest_to(word: str, s
 
 
 def test_events_are_a_line_each_and_a_pull_one_line_per_image() -> None:
-    pull = [
+    pull: list[dict[str, Any]] = [
         {"layer": "1", "status": "Pulling from tao/toolkit"},
         {"layer": "a1", "status": "Downloading", "current": 5, "total": 10},
         {"layer": "b2", "status": "Pull complete"},
