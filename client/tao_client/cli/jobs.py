@@ -6,7 +6,7 @@ import json
 import sys
 from argparse import Namespace
 
-from tao_client.cli._common import EXIT_LAUNCHER, error, print_table
+from tao_client.cli._common import EXIT_LAUNCHER, error, print_table, write_out, write_text
 from tao_client.cli._parser import Parser
 from tao_client.cli.attach import attach
 
@@ -43,7 +43,7 @@ def list_jobs(client: Client, args: Namespace) -> int:
         if args.limit is not None and len(found) >= args.limit:
             break
     if args.json:
-        print(json.dumps([job.data for job in found], indent=2))
+        write_text(json.dumps([job.data for job in found], indent=2) + "\n")
         return 0
     rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
     rows += [
@@ -181,8 +181,7 @@ def show_logs(client: Client, args: Namespace) -> int:
 
     job = client.job(args.job_id)  # first: a job seen ended has all its output written
     output = client.logs(job.id)
-    sys.stdout.buffer.write(output)
-    sys.stdout.buffer.flush()
+    write_out(output)
     if not job.done:
         return 0
     if not output and job.status not in ("error", "cancelled") and not job.error:  # exit_code() says those

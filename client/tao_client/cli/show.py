@@ -7,9 +7,9 @@ event), mounts, envs with secrets masked, GPUs, events, and the last lines of it
 from __future__ import annotations
 
 import json
-import sys
 from argparse import Namespace
 
+from tao_client.cli._common import write_text
 from tao_client.cli._parser import Parser
 from tao_client.cli.jobs import command_text, duration, status_text
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 # Env names that hold secrets, as parts of the name (NGC_API_KEY, HF_TOKEN, DB_PASSWORD, ...): their values are masked.
 SECRET_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "CREDENTIAL", "AUTH", "PRIVATE", "COOKIE", "SESSION")
 MASK = "****"
-TAIL_BYTES = 64 * 1024  # enough for the last lines of any output
+TAIL_BYTES = 64 * 1024  # what is read of the output for its last lines: enough for 20 of any task's
+LINE_BYTES = 256  # for more lines (-n): this much a line
+MAX_TAIL_BYTES = 16 * 1024**2
 MAX_EVENT_PAGES = 20  # 20,000 events: a pull's progress of a very large image, and more
 
 
@@ -42,17 +44,17 @@ def show_job(client: Client, args: Namespace) -> int:
     job = client.job(args.job_id).data
     job = {**job, "envs": masked(job.get("envs") or {})}
     events = _all_events(client, job["id"])
-    tail = last_lines(client.logs(job["id"], tail=TAIL_BYTES), max(args.lines, 0))
+    lines = max(args.lines, 0)
+    tail_bytes = min(max(TAIL_BYTES, lines * LINE_BYTES), MAX_TAIL_BYTES)
+    tail = last_lines(client.logs(job["id"], tail=tail_bytes), lines, tail_bytes)
     if args.json:
-        print(json.dumps({"job": job, "events": events, "output_tail": tail}, indent=2))
+        write_text(json.dumps({"job": job, "events": events, "output_tail": tail}, indent=2) + "\n")
         return 0
-    for name, value in fields(job, events):
-        print(f"{name + ':':<11}{value}")
-    print("events:")
-    for line in event_lines(events) or ["(none)"]:
-        print(f"  {line}")
-    print(f"output (last {args.lines} lines):" if tail else "output: (none)")
-    sys.stdout.write("".join(f"  {line}\n" for line in tail.splitlines()))
+    shown = [f"{name + ':':<11}{value}" for name, value in fields(job, events)]
+    shown += ["events:", *(f"  {line}" for line in event_lines(events) or ["(none)"])]
+    shown.append(f"output (last {lines} lines):" if tail else "output: (none)")
+    shown += [f"  {line}" for line in tail.splitlines()]
+    write_text("".join(f"{line}\n" for line in shown))
     return 0
 
 
@@ -111,11 +113,11 @@ def _pull_line(image: str, started: float, progress: list[dict[str, Any]]) -> st
     return f"{_clock(started)}  pull {image}: {len(layers)} layers, last: {progress[-1].get('status', '')}"
 
 
-def last_lines(output: bytes, count: int) -> str:
-    """The last `count` lines of a tail of the output (its first line dropped when the tail began inside it)."""
+def last_lines(output: bytes, count: int, asked: int = TAIL_BYTES) -> str:
+    """The last `count` lines of the last `asked` bytes of the output (the first dropped when the tail began inside it)."""
     text = output.decode("utf-8", errors="replace")
     lines = text.splitlines()
-    if len(output) >= TAIL_BYTES and lines:
+    if len(output) >= asked and lines:
         lines = lines[1:]
     return "\n".join(lines[-count:]) + "\n" if count and lines else ""
 

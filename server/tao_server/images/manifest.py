@@ -60,18 +60,18 @@ class Manifest:
                 known = sorted(name for g, name in self.tasks if g == group)
                 if group not in self.groups:
                     raise UnknownTask(
-                        f"unknown task group {group!r}{did_you_mean(group, self.groups)}; groups: {', '.join(self.groups) or 'none'}",
+                        f"unknown task group {group!r};{did_you_mean(group, self.groups)} groups: {', '.join(self.groups) or 'none'}",
                         field="group",
                     )
                 raise UnknownTask(
-                    f"task group {group!r} has no task {task!r}{did_you_mean(task, known)}; its tasks: {', '.join(known)}", field="task"
+                    f"task group {group!r} has no task {task!r};{did_you_mean(task, known)} its tasks: {', '.join(known)}", field="task"
                 )
             return spec
         for (_, name), spec in self.tasks.items():
             if name == task:
                 return spec
         known = sorted({name for _, name in self.tasks})
-        raise UnknownTask(f"unknown task {task!r}{did_you_mean(task, known)}; known tasks: {', '.join(known)}", field="task")
+        raise UnknownTask(f"unknown task {task!r};{did_you_mean(task, known)} known tasks: {', '.join(known)}", field="task")
 
     def images(self) -> list[TaskImage]:
         return sorted({spec.image for spec in self.tasks.values()}, key=lambda image: image.reference)
@@ -82,11 +82,11 @@ class Manifest:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """'; did you mean X?' for the known names closest to a mistyped one; "" when none is close."""
+    """' did you mean X?' for the known names closest to a mistyped one; "" when none is close."""
     import difflib
 
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(close)}?" if close else ""
+    return f" did you mean {' or '.join(close)}?" if close else ""
 
 
 def load(path: Path | None) -> Manifest:

@@ -77,7 +77,9 @@ def size(count: int | None) -> str:
 
 def options(docker_options: dict[str, Any]) -> dict[str, Any]:
     """Docker options to show: sizes in the units `docker run --shm-size` reads them in (1024s)."""
-    return {name: binary_size(value) if name in _SIZE_OPTIONS and isinstance(value, int) else value for name, value in docker_options.items()}
+    return {
+        name: binary_size(value) if name in _SIZE_OPTIONS and isinstance(value, int) else value for name, value in docker_options.items()
+    }
 
 
 def binary_size(count: int) -> str:
