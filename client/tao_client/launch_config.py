@@ -42,7 +42,9 @@ def for_submission(given: Any = None, source: str | None = None) -> tuple[Any, s
     elif isinstance(given, tuple) and len(given) == 2:
         config, path = given
     elif isinstance(given, dict):
-        config, path = given, None
+        import copy
+
+        config, path = _expand_home(copy.deepcopy(given)), None  # `~` in a source as in a file; the caller's dict unchanged
     else:
         raise LaunchConfigError(
             f"launch_config: expected a dict, a path, what launch_config.read() returns, None (your "

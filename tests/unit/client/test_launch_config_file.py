@@ -179,3 +179,9 @@ def test_a_source_name_that_is_not_utf8_is_sent_readable(home):
     path = home / "caf\udce9.json"  # the byte 0xe9 of a Latin-1 file name, as Python decodes argv
     path.write_text("{}")
     assert for_submission(str(path))[1] == f"{home}/caf\\xe9.json"
+
+
+def test_a_dicts_home_in_a_source_is_this_users_as_in_a_file(home):
+    given = {"Mounts": [{"source": "~/tao", "destination": "/workspace"}]}
+    assert for_submission(given) == ({"Mounts": [{"source": f"{home}/tao", "destination": "/workspace"}]}, None)
+    assert given["Mounts"][0]["source"] == "~/tao"  # the caller's dict is left as it was
