@@ -23,6 +23,7 @@ from travel with it, so `tao` can name them.
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    ├── UnsafeFile                       a file in a job's mount the daemon will not read (a link, a FIFO, another user's)
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
@@ -169,6 +170,15 @@ class StorageFull(TaoError):
 
     code = "storage_full"
     http_status = 507
+
+
+class UnsafeFile(TaoError):
+    """A file a job wrote that the daemon will not read: reached through a link, not a regular file, or another user's.
+
+    Never an answer to a request: what reads such files (the status file's follower) counts it and goes on.
+    """
+
+    code = "unsafe_file"
 
 
 class BackendError(TaoError):

@@ -45,6 +45,7 @@ from tao_server.jobs.events import EventLog, record_image
 from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
+from tao_server.jobs.progress import NO_PROGRESS, Progress
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
@@ -80,8 +81,10 @@ class JobRunner:
         max_running: int,
         stop_timeout: float,
         pins: MountPins | None = None,
+        progress: Progress = NO_PROGRESS,
     ) -> None:
         self._gpus = gpus
+        self._progress = progress  # follows a run's status file from just before it starts to its end
         self._pins = pins or MountPins(None)
         self._store = store
         self.ends = UnrecordedEnds(store)
@@ -390,6 +393,7 @@ class JobRunner:
             try:
                 run = self._prepare(job_id, job, active)
                 if run is not None:
+                    self._progress.follow(job)  # from here on, what its status file gains is this run's
                     run.start()
                 return run
             except BackendUnavailable as exc:
@@ -567,6 +571,7 @@ class JobRunner:
         if status == JobStatus.cancelled and active is not None and active.stopped_at_limit is not None:
             status, error = JobStatus.failed, f"stopped at its time limit of {shown(active.stopped_at_limit)}"
         self._deadlines.forget(job_id)
+        self._progress.ended(job_id)  # its progress complete before its end is seen
         self.ends.finish(job_id, status, exit_code, error)
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)

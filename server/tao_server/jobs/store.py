@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,10 @@ class JobStore:
                 raise DuplicateJobId(f"job id {job.id!r} is already taken", field="id") from None
         job.seq = inserted[0] if inserted is not None else None
         return job
+
+    def writing(self) -> AbstractContextManager[None]:
+        """This store's turn to write, for tables written beside the job's (jobs/metrics.py): the same one writer at a time."""
+        return self._writing()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
