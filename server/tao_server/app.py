@@ -142,7 +142,16 @@ def _start(
     shared = SharedFilesystem(str(settings.slurm_shared_dir)) if settings.backend == "slurm" and settings.slurm_shared_dir else None
     progress = ProgressTracker(MetricStore(store), events, shared)
     runner = JobRunner(
-        store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins, progress=progress
+        store,
+        backend,
+        logs_store,
+        events,
+        puller,
+        scheduler,
+        settings.max_running_jobs,
+        settings.stop_timeout,
+        pins=pins,
+        progress=progress,
     )
     admission = Admission(policy, _protected_paths(settings, backend))
     job_service = JobService(

@@ -22,7 +22,9 @@ CSV_COLUMNS = ("series", "epoch", "step", "value", "time")
     response_model=JobMetrics,
     responses={**responses(404, 422), 200: {"content": {"text/csv": {}}, "description": "The series (CSV with ?format=csv)"}},
 )
-def job_metrics(job_id: str, jobs: JobServiceDep, progress: ProgressDep, caller: CallerDep, format: Literal["json", "csv"] = "json") -> Response:
+def job_metrics(
+    job_id: str, jobs: JobServiceDep, progress: ProgressDep, caller: CallerDep, format: Literal["json", "csv"] = "json"
+) -> Response:
     """Each numeric `graphical` and `kpi` entry of the job's status file as a series named by its key, in the order written.
 
     Who may read the job may read these. `?format=csv` gives one line per point: series,epoch,step,value,time.

@@ -59,7 +59,9 @@ def check(args: list[str], config: LaunchConfig, subtask: str | None, source: st
 def check_status_file(path: str, config: LaunchConfig, source: str | None) -> list[str]:
     """The warnings for `--status-file PATH`; InvalidRequest when it is no absolute path."""
     if not path.startswith("/"):
-        raise InvalidRequest(f"status_file: {path!r} is not an absolute path; give the status file as the container sees it", field="status_file")
+        raise InvalidRequest(
+            f"status_file: {path!r} is not an absolute path; give the status file as the container sees it", field="status_file"
+        )
     if on_host(path, config.mounts) is not None:
         return []
     where = source or "the launcher config"

@@ -98,7 +98,7 @@ class ProgressTracker:
         """Follow the job's status file from now (or from where a previous daemon got to); never raises."""
         try:
             self._follow(job)
-        except Exception:  # noqa: BLE001  (progress is a courtesy: a job never fails to start because of it)
+        except Exception:  # progress is a courtesy: a job never fails to start because of it
             log.exception("job %s: its progress cannot be followed", job.id)
 
     def resume(self, jobs: list[Job]) -> None:
@@ -116,7 +116,7 @@ class ProgressTracker:
             return
         try:
             self._read(followed, final=True)
-        except Exception:  # noqa: BLE001  (a job's end is recorded whatever its status file holds)
+        except Exception:  # a job's end is recorded whatever its status file holds
             log.exception("job %s: the last read of its status file failed", job_id)
 
     # -- what the API and a metrics exporter read --------------------------------------------------
@@ -172,7 +172,7 @@ class ProgressTracker:
             for each in followed:
                 try:
                     self._read(each, final=False)
-                except Exception:  # noqa: BLE001  (one job's follower failing must not stop the others')
+                except Exception:  # one job's follower failing must not stop the others'
                     log.exception("job %s: reading its status file failed", each.job_id)
 
     def _read(self, followed: _Followed, final: bool) -> None:

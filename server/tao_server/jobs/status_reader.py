@@ -10,8 +10,8 @@ counted. What a hostile or broken writer can do is bounded:
 - a line longer than MAX_LINE is skipped up to its newline, however long it grows;
 - a last line without its newline waits for it while the job runs, and is read as it is once
   the job has ended;
-- one read takes at most READ_BUDGET bytes (the follower comes back for the rest), and a file is
-  read no further than MAX_FILE bytes.
+- one read parses at most READ_BUDGET bytes of lines (the follower comes back for the rest), and
+  a file is read no further than MAX_FILE bytes.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _read_lines(fd: int, cursor: FileCursor, size: int, final: bool, reading: Re
         if used == 0:
             return  # a last line waiting for its newline
         cursor.offset += used
-        taken += used
+        taken += 0 if cursor.skipping else used  # dropping a long line costs a scan for its newline, not a parse
         reading.moved = True
 
 

@@ -156,7 +156,13 @@ def test_control_characters_and_lone_surrogates_never_reach_a_message_or_a_serie
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0:41:10", 2470.0), ("0:00:31.250000", 31.25), ("1 day, 2:00:00", 93600.0), ("3 days, 0:00:01.5", 259201.5), ("-1 day, 23:59:55", 0.0)],
+    [
+        ("0:41:10", 2470.0),
+        ("0:00:31.250000", 31.25),
+        ("1 day, 2:00:00", 93600.0),
+        ("3 days, 0:00:01.5", 259201.5),
+        ("-1 day, 23:59:55", 0.0),
+    ],
 )
 def test_an_eta_is_read_as_python_writes_a_timedelta(text: str, seconds: float) -> None:
     assert eta_seconds(text) == seconds

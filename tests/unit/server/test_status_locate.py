@@ -71,7 +71,9 @@ def test_the_status_file_named_is_followed_exactly() -> None:
 
 def test_the_results_dir_of_a_yaml_spec_is_read_through_the_mounts(tmp_path: Path) -> None:
     (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "train.yaml").write_text("encryption_key: x\nresults_dir: /workspace/results/exp1  # where\ntrain:\n  num_epochs: 80\n")
+    (tmp_path / "specs" / "train.yaml").write_text(
+        "encryption_key: x\nresults_dir: /workspace/results/exp1  # where\ntrain:\n  num_epochs: 80\n"
+    )
     located = locate(job(["-e", "/workspace/specs/train.yaml"], [(str(tmp_path), "/workspace")]), None)
     assert located is not None and located.places == [Place("/workspace/results/exp1", str(tmp_path), "results/exp1")]
 
