@@ -41,6 +41,13 @@ COMMANDS = (
     Command("info", "the daemon, its task manifest, the Docker engine and GPUs", "info", "info_parser", "show_info"),
     Command("show", "one job in full: status, error, times, image, mounts, events, last output", "show", "show_parser", "show_job"),
     Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
+    Command(
+        "metrics",
+        "a job's training KPIs and a line per epoch: tao metrics JOB_ID [-f] [--json|--csv]",
+        "metrics",
+        "metrics_parser",
+        "show_metrics",
+    ),
     Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "sessions", "attach_parser", "attach_job"),
     Command(
         "port-forward",

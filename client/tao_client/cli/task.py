@@ -86,6 +86,7 @@ def _submit(
             time=options.time,
             interactive=interactive,
             tty=tty,
+            status_file=options.status_file,
         )
     missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]
     if missing:

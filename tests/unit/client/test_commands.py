@@ -14,7 +14,7 @@ from tao_client.cli._parser import Parser
 from tao_client.cli.help import format_commands, format_usage
 from tao_client.cli.main import run
 
-VERBS = ["list", "stop", "info", "show", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui"]
+VERBS = ["list", "stop", "info", "show", "logs", "metrics", "attach", "port-forward", "pull", "images", "login", "logout", "ui"]
 
 # `tao --help`'s wording, as users and scripts have seen it.
 HELP_COMMANDS = """\
@@ -24,6 +24,7 @@ commands:
   info                  the daemon, its task manifest, the Docker engine and GPUs
   show                  one job in full: status, error, times, image, mounts, events, last output
   logs                  a job's output: tao logs JOB_ID [-f]
+  metrics               a job's training KPIs and a line per epoch: tao metrics JOB_ID [-f] [--json|--csv]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
   pull                  pull the images of tasks ahead of time: tao pull TASK...
@@ -91,7 +92,10 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 
 
 def test_usage_names_every_verb() -> None:
-    assert format_usage().splitlines()[2] == "       tao {list,stop,info,show,logs,attach,port-forward,pull,images,login,logout,ui} ..."
+    assert (
+        format_usage().splitlines()[2]
+        == "       tao {list,stop,info,show,logs,metrics,attach,port-forward,pull,images,login,logout,ui} ..."
+    )
 
 
 @pytest.mark.parametrize("name", VERBS)
