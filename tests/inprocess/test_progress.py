@@ -256,3 +256,18 @@ def test_on_a_cluster_a_results_dir_the_nodes_do_not_share_with_the_daemon_says_
         assert daemon.admin.get(f"/v1/jobs/{job['id']}/metrics").json()["unavailable"] == done["progress_unavailable"]
     finally:
         shutil.rmtree(shared)
+
+
+def test_the_dashboard_shows_the_progress_bar_the_kpis_and_the_status_messages(daemon: Daemon, tmp_path: Path) -> None:
+    job = held(daemon.admin, "ui", tmp_path, "-r", "/workspace/results")
+    append(tmp_path / "results" / "status.json", {**epoch(12, 0.5), "kpi": {"mAP": 0.734, "<b>x</b>": 1}})
+    until(lambda: daemon.admin.job(job["id"])["progress"], "progress")
+    rows = daemon.admin.get("/ui/parts/jobs").text
+    assert '<progress value="0.15" max="1"></progress> 12/80 15% ETA 0:4' in rows
+    detail = daemon.admin.get(f"/ui/parts/job/{job['id']}").text
+    assert '<th>mAP</th><td class="mono">0.734</td>' in detail and "&lt;b&gt;x&lt;/b&gt;" in detail and "<b>x" not in detail
+    assert "RUNNING Training loop in progress" in detail
+    page = daemon.client.get(f"/ui/jobs/{job['id']}").text
+    assert '<script src="/ui/static/uPlot.iife.min.js" defer></script>' in page and 'id="charts"' in page
+    assert "uPlot" not in daemon.client.get("/ui/").text  # only a job's page loads the charts
+    daemon.engine.release("ui")

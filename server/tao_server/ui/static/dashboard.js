@@ -127,6 +127,67 @@
     detail.addEventListener("click", (event) => act(event, id, loadDetail));
     poll(loadDetail, 1000, () => active);
     logViewer(path, () => active);
+    trainingCharts(path, () => active);
+  }
+
+  // -- Training charts ----------------------------------------------------------------------------
+
+  // A chart per series of the job's status file (loss, learning rate, KPIs), drawn with uPlot (served from
+  // /ui/static, never a CDN) and redrawn as the daemon reads new epochs; one last look once the job has ended.
+  function trainingCharts(path, jobActive) {
+    const charts = new Map(); // series name -> its uPlot chart
+    let lookAfterEnd = 1;
+    const load = async () => {
+      const response = await call("/v1/jobs/" + path + "/metrics");
+      if (!response.ok) return;
+      const body = await response.json();
+      const names = Object.keys(body.series);
+      if (body.unavailable) showTraining("Progress cannot be followed: " + body.unavailable);
+      if (!names.length) return;
+      showTraining(body.files.length ? "From " + body.files.join(", ") : "");
+      for (const name of names) draw(charts, name, body.series[name]);
+    };
+    poll(load, 2000, () => jobActive() || lookAfterEnd-- > 0);
+  }
+
+  function showTraining(note) {
+    $("training").hidden = false;
+    $("training-note").textContent = note;
+  }
+
+  function draw(charts, name, points) {
+    const [xs, ys, axis] = xy(points);
+    let chart = charts.get(name);
+    if (chart) {
+      chart.setData([xs, ys]);
+    } else {
+      const box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.series = name;
+      $("charts").appendChild(box);
+      chart = new uPlot(chartOptions(name, axis, xs.length), [xs, ys], box);
+      charts.set(name, chart);
+    }
+    chart.root.parentNode.dataset.points = String(xs.length);
+  }
+
+  // The points along steps when each has one, else epochs, else in the order written; uPlot wants x ascending.
+  function xy(points) {
+    const axis = points.every((p) => p.step !== null) ? "step" : points.every((p) => p.epoch !== null) ? "epoch" : "point";
+    const pairs = points.map((p, index) => [axis === "point" ? index + 1 : p[axis], p.value]);
+    pairs.sort((a, b) => a[0] - b[0]);
+    return [pairs.map((pair) => pair[0]), pairs.map((pair) => pair[1]), axis];
+  }
+
+  function chartOptions(name, axis, count) {
+    return {
+      title: name,
+      width: 440,
+      height: 220,
+      scales: { x: { time: false } },
+      series: [{ label: axis }, { label: name, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
+      axes: [{ label: axis }, {}],
+    };
   }
 
   async function act(event, id, reload) {
