@@ -16,6 +16,7 @@ no point is lost or written twice.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +34,10 @@ NONE = -1  # an epoch or step the task did not give: the unique index would neve
 
 _POINTS = MetricRow.__table__  # type: ignore[attr-defined]
 _CURSORS = ProgressCursor.__table__  # type: ignore[attr-defined]
-_UPSERT = insert(_POINTS)
-_UPSERT = _UPSERT.on_conflict_do_update(
-    index_elements=["job_id", "series", "epoch", "step"], set_={"value": _UPSERT.excluded.value, "time": _UPSERT.excluded.time}
+# Written as SQL for the driver's executemany: at a thousand lines a second, compiling the statement for each batch costs more than the write.
+_UPSERT = (
+    "INSERT INTO job_metric (job_id, series, epoch, step, value, time) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (job_id, series, epoch, step) DO UPDATE SET value = excluded.value, time = excluded.time"
 )
 # Every other point among the oldest of one series: the first stays, so a chart starts where the run did.
 _THIN = text(
@@ -59,6 +61,10 @@ class MetricStore:
     def __init__(self, jobs: JobStore) -> None:
         self._jobs = jobs
         self._engine = jobs.engine
+        # About how many points each series of a followed job holds (never fewer than it does): counted
+        # again only when this passes MAX_POINTS, not on every batch.
+        self._sizes: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
 
     def cursor(self, job_id: str) -> dict[str, Any] | None:
         """The follower's saved state for the job; None when it was never followed."""
@@ -75,20 +81,38 @@ class MetricStore:
     def save(self, job_id: str, state: dict[str, Any], progress: dict[str, Any] | None, points: list[Point]) -> None:
         """The points read, the progress they make and the cursor past them: together or not at all."""
         with self._jobs.writing(), self._engine.begin() as connection:
-            if points:
-                connection.execute(_UPSERT, [_row(job_id, point) for point in points])
+            self._write(connection, job_id, points)
             if progress is not None:
                 connection.execute(update(Job).where(Job.id == job_id).values(progress=progress))  # type: ignore[arg-type]
             connection.execute(update(_CURSORS).where(_CURSORS.c.job_id == job_id).values(state=state))
-            for series in {point.series for point in points}:
-                _thin(connection, job_id, series)
 
     def sample(self, job_id: str, series: str, value: float, at: float) -> None:
         """A value of a series sampled over time (GPU use), kept as the step of its millisecond."""
-        point = Point(series, None, int(at * 1000), value, at)
         with self._jobs.writing(), self._engine.begin() as connection:
-            connection.execute(_UPSERT, [_row(job_id, point)])
-            _thin(connection, job_id, series)
+            self._write(connection, job_id, [Point(series, None, int(at * 1000), value, at)])
+
+    def done(self, job_id: str) -> None:
+        """The job is no longer written to: its series' sizes need not stay in memory."""
+        with self._lock:
+            for key in [key for key in self._sizes if key[0] == job_id]:
+                del self._sizes[key]
+
+    def _write(self, connection: Any, job_id: str, points: list[Point]) -> None:
+        """Upsert the points, then thin each series they grew past MAX_POINTS."""
+        if not points:
+            return
+        connection.exec_driver_sql(_UPSERT, [_row(job_id, point) for point in points])
+        added: dict[str, int] = {}
+        for point in points:
+            added[point.series] = added.get(point.series, 0) + 1
+        for series, count in added.items():
+            with self._lock:
+                known = self._sizes.get((job_id, series))
+            size = _count(connection, job_id, series) if known is None else known + count
+            if size > MAX_POINTS:
+                size = _thin(connection, job_id, series)
+            with self._lock:
+                self._sizes[(job_id, series)] = size
 
     def series(self, job_id: str) -> dict[str, list[MetricPoint]]:
         """Every series of the job, by name, each in the order its points were first written."""
@@ -119,23 +143,23 @@ class MetricStore:
             return int(connection.execute(_count_query(job_id, series)).scalar_one())
 
 
-def _row(job_id: str, point: Point) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "series": point.series,
-        "epoch": NONE if point.epoch is None else point.epoch,
-        "step": NONE if point.step is None else point.step,
-        "value": point.value,
-        "time": point.time,
-    }
+def _row(job_id: str, point: Point) -> tuple[Any, ...]:
+    epoch = NONE if point.epoch is None else point.epoch
+    return (job_id, point.series, epoch, NONE if point.step is None else point.step, point.value, point.time)
 
 
 def _count_query(job_id: str, series: str) -> Any:
     return select(func.count()).select_from(_POINTS).where(_POINTS.c.job_id == job_id, _POINTS.c.series == series)
 
 
-def _thin(connection: Any, job_id: str, series: str) -> None:
-    """Bring the series back under MAX_POINTS: every other point of all but its newest KEEP_RECENT goes."""
-    count = int(connection.execute(_count_query(job_id, series)).scalar_one())
-    if count > MAX_POINTS:
-        connection.execute(_THIN, {"job": job_id, "series": series, "older": count - KEEP_RECENT})
+def _count(connection: Any, job_id: str, series: str) -> int:
+    return int(connection.execute(_count_query(job_id, series)).scalar_one())
+
+
+def _thin(connection: Any, job_id: str, series: str) -> int:
+    """Bring the series back under MAX_POINTS: every other point of all but its newest KEEP_RECENT goes. Its size after."""
+    count = _count(connection, job_id, series)
+    if count <= MAX_POINTS:
+        return count
+    connection.execute(_THIN, {"job": job_id, "series": series, "older": count - KEEP_RECENT})
+    return _count(connection, job_id, series)

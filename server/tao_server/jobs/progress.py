@@ -7,7 +7,8 @@ job's status files gained every INTERVAL seconds (status_reader.py, beneath the 
 never through a link, only files of the job's owner for a user's job), folds the lines
 (progress_state.py) and saves the points, the progress and the cursors in one transaction
 (metrics.py). Its results dir is looked through again every SCAN_INTERVAL seconds for a
-`status.json` one level below that was not there before (TAO 5 makes `results/train/` as it starts).
+`status.json` one level below that was not there before (TAO 5 makes `results/train/` as it starts),
+and every INTERVAL while none has been found in the first EAGER_SCAN seconds.
 
 The files found when the job starts are read from their size then: what a previous run wrote
 there is not this job's. Nothing here can stop a job or a listing: whatever a file holds is
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.25
 SCAN_INTERVAL = 2.0
+EAGER_SCAN = 60.0  # for so long after it starts, a job with no status file found yet is looked for every INTERVAL
 MAX_FILES = 8  # status files followed for one job
 
 
@@ -70,7 +72,14 @@ class _Followed:
     state: ProgressState
     lock: threading.Lock = field(default_factory=threading.Lock)
     scanned: float = 0.0
+    since: float = field(default_factory=time.monotonic)
     ended: bool = False
+
+    def due(self, final: bool) -> bool:
+        """Whether its results dir is to be looked through for status files now."""
+        now = time.monotonic()
+        eager = not self.state.files and now - self.since < EAGER_SCAN
+        return final or eager or now - self.scanned >= SCAN_INTERVAL
 
 
 class ProgressTracker:
@@ -118,6 +127,8 @@ class ProgressTracker:
             self._read(followed, final=True)
         except Exception:  # a job's end is recorded whatever its status file holds
             log.exception("job %s: the last read of its status file failed", job_id)
+        finally:
+            self._metrics.done(job_id)
 
     # -- what the API and a metrics exporter read --------------------------------------------------
 
@@ -183,7 +194,7 @@ class ProgressTracker:
             followed.ended = final
             state, now = followed.state, time.time()
             moved = False
-            if final or time.monotonic() - followed.scanned >= SCAN_INTERVAL:
+            if followed.due(final):
                 followed.scanned = time.monotonic()
                 moved = self._discover(state, followed.owner, baseline=False)
             points: list[Point] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tao_server.jobs.metrics import MAX_SERIES, Point
-from tao_server.jobs.status_lines import StatusLine
+from tao_server.jobs.status_lines import StatusLine, digest
 from tao_server.jobs.status_locate import Place
 from tao_server.jobs.status_reader import FileCursor
 
@@ -42,7 +42,8 @@ class ProgressState:
     kpi: dict[str, float] = field(default_factory=dict)
     updated_at: float | None = None  # None: no line has said anything yet
     series: list[str] = field(default_factory=list)
-    written: dict[str, str] = field(default_factory=dict)  # the digests of the last kpi and graphical objects
+    written: dict[str, str] = field(default_factory=dict)  # the digests of the last kpi and graphical objects, as saved
+    _last: dict[str, object] = field(default_factory=dict, repr=False)  # those objects, since this daemon read them
     said: list[list[str | None]] = field(default_factory=list)  # each (status, message) told as an event
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -68,10 +69,8 @@ class ProgressState:
     def _points(self, line: StatusLine, now: float) -> list[Point]:
         points: dict[str, Point] = {}  # by key: a value in both `graphical` and `kpi` is one point
         for kind in ("graphical", "kpi"):
-            digest = line.written.get(kind)
-            if digest is None or digest == self.written.get(kind):
+            if kind not in line.written or self._repeated(kind, line.written[kind]):
                 continue  # none, or the logger repeating the last one
-            self.written[kind] = digest
             for key, value in getattr(line, kind).items():
                 if key not in self.series:
                     if len(self.series) >= MAX_SERIES:
@@ -82,6 +81,15 @@ class ProgressState:
                     self.kpi[key] = value
                 points[key] = Point(key, self.epoch, self.step, value, now)
         return list(points.values())
+
+    def _repeated(self, kind: str, written: object) -> bool:
+        """Whether `written` is the last `kind` object again (compared whole; by digest across a restart)."""
+        if kind in self._last:
+            repeated = written == self._last[kind]
+        else:
+            repeated = kind in self.written and digest(written) == self.written[kind]
+        self._last[kind] = written
+        return repeated
 
     def _event(self, line: StatusLine) -> dict[str, Any] | None:
         if line.status is None and line.message is None:
@@ -111,14 +119,15 @@ class ProgressState:
         }
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("places", "files")}
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("places", "files", "_last")}
+        data["written"] = {**self.written, **{kind: digest(written) for kind, written in self._last.items()}}
         data["places"] = [vars(place) for place in self.places]
         data["files"] = [cursor.to_json() for cursor in self.files]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProgressState:
-        state = cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data and name not in ("places", "files")})
+        state = cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data and name not in ("places", "files", "_last")})
         state.places = [Place(**place) for place in data.get("places", [])]
         state.files = [FileCursor.from_json(cursor) for cursor in data.get("files", [])]
         return state

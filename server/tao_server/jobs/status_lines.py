@@ -53,9 +53,9 @@ class StatusLine:
     message: str | None = None
     kpi: dict[str, float] = field(default_factory=dict)
     graphical: dict[str, float] = field(default_factory=dict)
-    # A digest of the `kpi` and `graphical` objects as written, by kind (absent: the line has none): TAO's
-    # logger writes its last ones on every line until a task replaces them, and a repeat is no new measurement.
-    written: dict[str, str] = field(default_factory=dict)
+    # The `kpi` and `graphical` objects as written, by kind (absent: the line has none): TAO's logger writes
+    # its last ones on every line until a task replaces them, and a repeat is no new measurement.
+    written: dict[str, object] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
@@ -90,7 +90,7 @@ def parse(raw: bytes) -> StatusLine:
         if kind in data:
             values = _numbers(data[kind], line, context=kind == "kpi")
             setattr(line, kind, values)
-            line.written[kind] = _digest(data[kind])
+            line.written[kind] = data[kind]
     return line
 
 
@@ -190,7 +190,8 @@ def _number(value: object) -> float | str:
     return float(value)
 
 
-def _digest(value: object) -> str:
+def digest(value: object) -> str:
+    """A short digest of a JSON value as written: what a restarted daemon remembers of the last `kpi` and `graphical`."""
     return hashlib.blake2b(json.dumps(value, sort_keys=True).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
