@@ -185,7 +185,8 @@
       width: 440,
       height: 220,
       scales: { x: { time: false } },
-      series: [{ label: axis }, { label: name, stroke: "#76b900", width: 2, points: { show: count < 50 }, value: (u, v) => tick(v) }],
+      legend: { show: false }, // the title names the series; the axes give the values
+      series: [{ label: axis }, { label: name, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
       // Epochs, steps and points are whole numbers: no tick between two of them.
       axes: [{ label: axis, incrs: WHOLE_STEPS }, { size: 64, values: (u, ticks) => ticks.map(tick) }],
     };
@@ -193,7 +194,7 @@
 
   const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8];
 
-  // A value on an axis or in the legend: three significant digits, small ones as 5e-4 (a learning rate).
+  // A value on an axis: three significant digits, small ones as 5e-4 (a learning rate).
   function tick(value) {
     if (value === null || value === undefined) return "--";
     return value !== 0 && Math.abs(value) < 0.01 ? value.toExponential(1) : String(Number(value.toPrecision(3)));
