@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tao_server.errors import StorageFull
 from tao_server.jobs.metrics import KEEP_RECENT, MAX_POINTS, MetricStore
 from tao_server.jobs.status_locate import SharedFilesystem
 from tao_server.jobs.store import JobStore
@@ -271,3 +272,34 @@ def test_the_dashboard_shows_the_progress_bar_the_kpis_and_the_status_messages(d
     assert '<script src="/ui/static/uPlot.iife.min.js" defer></script>' in page and 'id="charts"' in page
     assert "uPlot" not in daemon.client.get("/ui/").text  # only a job's page loads the charts
     daemon.engine.release("ui")
+
+
+def test_lines_read_while_the_database_refuses_them_are_read_again_once_it_takes_them(daemon: Daemon, tmp_path: Path) -> None:
+    tracker = daemon.client.app.state.services.progress  # type: ignore[attr-defined]
+    store = tracker._metrics
+
+    class FullDisk:
+        """The real store, whose saves fail as a full disk makes them (what JobStore raises then)."""
+
+        tried = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def save(self, *args: Any) -> None:
+            FullDisk.tried += 1
+            raise StorageFull("cannot write the job table tao.db: database or disk is full; free space on that disk (jobs go on)")
+
+    job = held(daemon.admin, "full", tmp_path, "-r", "/workspace/results")
+    status = tmp_path / "results" / "status.json"
+    append(status, epoch(1, 0.5))
+    until(lambda: daemon.admin.job(job["id"])["progress"], "epoch 1 read")
+    tracker._metrics = FullDisk()
+    append(status, epoch(2, 0.4), epoch(3, 0.3))
+    until(lambda: FullDisk.tried >= 2, "two saves refused")
+    assert daemon.admin.job(job["id"])["progress"]["epoch"] == 1
+    tracker._metrics = store  # room again
+    until(lambda: daemon.admin.job(job["id"])["progress"]["epoch"] == 3, "epochs 2 and 3 read again and kept")
+    daemon.engine.release("full")
+    daemon.admin.wait_for(job["id"], "succeeded")
+    assert series(daemon.admin, job["id"]) == {"loss": [(1, None, 0.5), (2, None, 0.4), (3, None, 0.3)]}

@@ -22,11 +22,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tao_server.access import beneath
 from tao_server.access.caller import owner_of
-from tao_server.errors import UnsafeFile
+from tao_server.errors import StorageFull, UnsafeFile
 from tao_server.jobs import status_reader
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.metrics import MetricStore, Point
@@ -74,6 +74,7 @@ class _Followed:
     scanned: float = 0.0
     since: float = field(default_factory=time.monotonic)
     ended: bool = False
+    refused: bool = False  # the database refused its last save (a full disk): said once, tried again each read
 
     def due(self, final: bool) -> bool:
         """Whether its results dir is to be looked through for status files now."""
@@ -183,6 +184,10 @@ class ProgressTracker:
             for each in followed:
                 try:
                     self._read(each, final=False)
+                except StorageFull as exc:
+                    if not each.refused:
+                        log.warning("job %s: its progress waits for the database: %s", each.job_id, exc.message)
+                    each.refused = True
                 except Exception:  # one job's follower failing must not stop the others'
                     log.exception("job %s: reading its status file failed", each.job_id)
 
@@ -192,31 +197,22 @@ class ProgressTracker:
             if followed.ended:
                 return
             followed.ended = final
-            state, now = followed.state, time.time()
+            state = followed.state
+            before = state.to_json()  # what to go back to if the database refuses what this read found
             moved = False
             if followed.due(final):
                 followed.scanned = time.monotonic()
                 moved = self._discover(state, followed.owner, baseline=False)
-            points: list[Point] = []
-            events = []
-            for cursor in state.files:
-                reading = status_reader.read(cursor, followed.owner, final)
-                state.count(reading.skipped)
-                moved = moved or reading.moved
-                for raw in reading.lines:
-                    try:
-                        line = parse(raw)
-                    except NotALine as exc:
-                        state.count({exc.reason: 1})
-                        continue
-                    added, event = state.fold(line, now)
-                    points += added
-                    if event is not None:
-                        events.append(event)
+            moved, points, events = _fold_new_lines(state, followed.owner, final, moved)
             if not moved:
                 return
             progress = state.progress()
-            self._metrics.save(followed.job_id, state.to_json(), progress, points)
+            try:
+                self._metrics.save(followed.job_id, state.to_json(), progress, points)
+            except BaseException:
+                followed.state = ProgressState.from_json(before)  # the same lines are read again next time
+                raise
+            followed.refused = False
         for event in events:
             self._events.append(followed.job_id, "status", event)
         if progress is not None and progress["fraction"] is not None and not final:
@@ -244,6 +240,26 @@ class ProgressTracker:
                 known.add(shown)
                 added = True
         return added
+
+
+def _fold_new_lines(state: ProgressState, owner: int | None, final: bool, moved: bool) -> tuple[bool, list[Point], list[dict[str, Any]]]:
+    """Read what each file gained and fold it into `state`: (whether anything moved, the points, the events)."""
+    now, points, events = time.time(), [], []
+    for cursor in state.files:
+        reading = status_reader.read(cursor, owner, final)
+        state.count(reading.skipped)
+        moved = moved or reading.moved
+        for raw in reading.lines:
+            try:
+                line = parse(raw)
+            except NotALine as exc:
+                state.count({exc.reason: 1})
+                continue
+            added, event = state.fold(line, now)
+            points += added
+            if event is not None:
+                events.append(event)
+    return moved, points, events
 
 
 def _candidates(place: Place) -> list[tuple[str, str]]:
