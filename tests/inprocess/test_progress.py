@@ -16,6 +16,7 @@ from typing import Any
 
 from tao_server.errors import StorageFull
 from tao_server.jobs.metrics import KEEP_RECENT, MAX_POINTS, MetricStore
+from tao_server.jobs.progress import Ratio
 from tao_server.jobs.status_locate import SharedFilesystem
 from tao_server.jobs.store import JobStore
 from tests.inprocess.conftest import Caller, Daemon
@@ -303,3 +304,14 @@ def test_lines_read_while_the_database_refuses_them_are_read_again_once_it_takes
     daemon.engine.release("full")
     daemon.admin.wait_for(job["id"], "succeeded")
     assert series(daemon.admin, job["id"]) == {"loss": [(1, None, 0.5), (2, None, 0.4), (3, None, 0.3)]}
+
+
+def test_each_running_jobs_progress_ratio_and_owner_are_in_memory_for_an_exporter(daemon: Daemon, tmp_path: Path) -> None:
+    tracker = daemon.client.app.state.services.progress  # type: ignore[attr-defined]
+    job = held(daemon.admin, "ratio", tmp_path, "-r", "/workspace/results")
+    append(tmp_path / "results" / "status.json", epoch(20, 0.5))
+    until(lambda: job["id"] in tracker.ratios(), "the job's ratio kept")
+    assert tracker.ratios()[job["id"]] == Ratio(owner_uid=0, fraction=0.25)
+    daemon.engine.release("ratio")
+    daemon.admin.wait_for(job["id"], "succeeded")
+    assert job["id"] not in tracker.ratios()  # running jobs only

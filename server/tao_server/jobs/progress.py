@@ -65,10 +65,19 @@ class _Unfollowed:
 NO_PROGRESS: Progress = _Unfollowed()
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """A running job's progress for a metrics exporter: its owner (None: the daemon's) and how far it is, 0..1."""
+
+    owner_uid: int | None
+    fraction: float
+
+
 @dataclass
 class _Followed:
     job_id: str
     owner: int | None  # whose its files must be; None: an admin's job, anyone's
+    owner_uid: int | None  # whose job it is
     state: ProgressState
     lock: threading.Lock = field(default_factory=threading.Lock)
     scanned: float = 0.0
@@ -91,7 +100,7 @@ class ProgressTracker:
         self._visible = visible
         self._interval = interval
         self._followed: dict[str, _Followed] = {}
-        self._fractions: dict[str, float] = {}
+        self._ratios: dict[str, Ratio] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
@@ -121,7 +130,7 @@ class ProgressTracker:
         """The job's run has ended: read what its files gained one last time, then let them go; never raises."""
         with self._lock:
             followed = self._followed.pop(job_id, None)
-            self._fractions.pop(job_id, None)
+            self._ratios.pop(job_id, None)
         if followed is None:
             return
         try:
@@ -133,10 +142,10 @@ class ProgressTracker:
 
     # -- what the API and a metrics exporter read --------------------------------------------------
 
-    def fractions(self) -> dict[str, float]:
-        """How far each followed job is (0..1), from memory: cheap enough for every scrape."""
+    def ratios(self) -> dict[str, Ratio]:
+        """How far each running job whose status file gives it is, and whose job it is: from memory, cheap enough for every scrape."""
         with self._lock:
-            return dict(self._fractions)
+            return dict(self._ratios)
 
     def metrics(self, job: Job) -> JobMetrics:
         """The job's series, the files followed and what was skipped in them (the caller may see the job)."""
@@ -173,9 +182,9 @@ class ProgressTracker:
                 return
         progress = state.progress()
         with self._lock:
-            self._followed[job.id] = _Followed(job.id, owner, state, scanned=time.monotonic())
+            self._followed[job.id] = _Followed(job.id, owner, job.owner_uid, state, scanned=time.monotonic())
             if progress is not None and progress["fraction"] is not None:
-                self._fractions[job.id] = progress["fraction"]
+                self._ratios[job.id] = Ratio(job.owner_uid, progress["fraction"])
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
@@ -218,7 +227,7 @@ class ProgressTracker:
         if progress is not None and progress["fraction"] is not None and not final:
             with self._lock:
                 if followed.job_id in self._followed:
-                    self._fractions[followed.job_id] = progress["fraction"]
+                    self._ratios[followed.job_id] = Ratio(followed.owner_uid, progress["fraction"])
 
     def _discover(self, state: ProgressState, owner: int | None, baseline: bool) -> bool:
         """Add a cursor for each status file now present that has none; True when one was added.

@@ -86,3 +86,23 @@ def test_a_sparkline_spans_its_box_from_the_least_to_the_greatest_value() -> Non
     line = sparkline([1.0, 3.0, 2.0], width=100, height=40)
     assert 'points="0.0,38.0 50.0,2.0 100.0,20.0"' in line
     assert 'points="0.0,38.0"' in sparkline([5.0], width=100, height=40)  # one point, no division by zero
+
+
+def test_tao_show_says_the_progress_its_message_and_kpis_or_why_there_is_none() -> None:
+    from tao_client.cli.show import fields
+
+    base: dict[str, Any] = {"id": "j1", "status": "running", "exit_code": None, "group": None, "task": "ssd", "subtask": "train", "args": [],
+            "created_at": "2026-12-07T10:00:00Z", "image": "img", "envs": {}}  # fmt: skip
+    progress = {
+        "epoch": 12,
+        "max_epoch": 80,
+        "fraction": 0.15,
+        "eta_seconds": None,
+        "message": "Training loop in progress",
+        "kpi": {"mAP": 0.5},
+    }
+    shown = dict(fields({**base, "progress": progress}, []))
+    assert shown["progress"] == "12/80 15%\n" + " " * 11 + "Training loop in progress\n" + " " * 11 + "mAP 0.5"
+    unavailable = dict(fields({**base, "progress": None, "progress_unavailable": "the results dir /r is outside every mount"}, []))
+    assert unavailable["progress"] == "unavailable: the results dir /r is outside every mount"
+    assert "progress" not in dict(fields({**base, "progress": None}, []))
