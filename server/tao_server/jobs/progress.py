@@ -2,13 +2,18 @@
 
 The runner calls `follow(job)` just before a job's run starts, and `ended(job_id)` once the run
 has ended, before its end is recorded: so a client that sees a job ended sees all its progress
-too. A restarted daemon `resume`s the jobs it followed before the runner reconciles them. Meanwhile a thread reads what each followed
-job's status files gained every INTERVAL seconds (status_reader.py, beneath the job's mounts,
-never through a link, only files of the job's owner for a user's job), folds the lines
-(progress_state.py) and saves the points, the progress and the cursors in one transaction
-(metrics.py). Its results dir is looked through again every SCAN_INTERVAL seconds for a
-`status.json` one level below that was not there before (TAO 5 makes `results/train/` as it starts),
-and every INTERVAL while none has been found in the first EAGER_SCAN seconds.
+too. A restarted daemon `resume`s the jobs it followed before the runner reconciles them.
+Meanwhile a thread reads what each followed job's status files gained every INTERVAL seconds
+(status_reader.py, beneath the job's mounts, never through a link, only files of the job's owner
+for a user's job), folds the lines (progress_state.py) and saves the points, the progress and
+the cursors in one transaction (metrics.py). Its results dir is looked through again every
+SCAN_INTERVAL seconds for a `status.json` one level below that was not there before (TAO 5 makes
+`results/train/` as it starts), and every INTERVAL while none has been found in its first
+EAGER_SCAN seconds.
+
+What a metrics exporter needs is kept in memory (`ratios`: each running job's fraction and
+owner); a series sampled beside the status file (GPU use) goes through the same store
+(`MetricStore.sample`), as a series of the job.
 
 The files found when the job starts are read from their size then: what a previous run wrote
 there is not this job's. Nothing here can stop a job or a listing: whatever a file holds is
@@ -76,7 +81,7 @@ class Ratio:
 @dataclass
 class _Followed:
     job_id: str
-    owner: int | None  # whose its files must be; None: an admin's job, anyone's
+    file_owner: int | None  # whose its files must be; None: an admin's job, anyone's
     owner_uid: int | None  # whose job it is
     state: ProgressState
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -164,25 +169,25 @@ class ProgressTracker:
         with self._lock:
             if job.id in self._followed:
                 return
-        owner = None if owner_of(job).admin else job.owner_uid
+        file_owner = None if owner_of(job).admin else job.owner_uid
         saved = self._metrics.cursor(job.id)
         if saved is not None:
             state = ProgressState.from_json(saved)
             if not state.places:
                 return  # it cannot be followed, and says why
         else:
-            located = locate(job, owner, self._visible)
+            located = locate(job, file_owner, self._visible)
             if located is None:
                 return  # no status file and no results dir: nothing to follow, nothing to say
             state = ProgressState(places=located.places)
             if located.places:
-                self._discover(state, owner, baseline=True)
+                self._discover(state, file_owner, baseline=True)
             self._metrics.begin(job.id, state.to_json(), located.unavailable)
             if not located.places:
                 return
         progress = state.progress()
         with self._lock:
-            self._followed[job.id] = _Followed(job.id, owner, job.owner_uid, state, scanned=time.monotonic())
+            self._followed[job.id] = _Followed(job.id, file_owner, job.owner_uid, state, scanned=time.monotonic())
             if progress is not None and progress["fraction"] is not None:
                 self._ratios[job.id] = Ratio(job.owner_uid, progress["fraction"])
 
@@ -211,8 +216,8 @@ class ProgressTracker:
             moved = False
             if followed.due(final):
                 followed.scanned = time.monotonic()
-                moved = self._discover(state, followed.owner, baseline=False)
-            moved, points, events = _fold_new_lines(state, followed.owner, final, moved)
+                moved = self._discover(state, followed.file_owner, baseline=False)
+            moved, points, events = _fold_new_lines(state, followed.file_owner, final, moved)
             if not moved:
                 return
             progress = state.progress()
