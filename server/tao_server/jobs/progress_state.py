@@ -44,7 +44,7 @@ class ProgressState:
     series: list[str] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)  # the digests of the last kpi and graphical objects, as saved
     _last: dict[str, object] = field(default_factory=dict, repr=False)  # those objects, since this daemon read them
-    said: list[list[str | None]] = field(default_factory=list)  # each (status, message) told as an event
+    said: list[str] = field(default_factory=list)  # a digest of each (status, message) told as an event
     skipped: dict[str, int] = field(default_factory=dict)
 
     def count(self, skipped: dict[str, int]) -> None:
@@ -94,7 +94,7 @@ class ProgressState:
     def _event(self, line: StatusLine) -> dict[str, Any] | None:
         if line.status is None and line.message is None:
             return None
-        said = [line.status, line.message]
+        said = digest([line.status, line.message])
         if said in self.said or len(self.said) >= MAX_EVENTS:
             return None
         self.said.append(said)

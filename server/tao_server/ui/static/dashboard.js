@@ -137,7 +137,12 @@
   function trainingCharts(path, jobActive) {
     const charts = new Map(); // series name -> its uPlot chart
     let lookAfterEnd = 1;
+    let drawnAt = null; // the progress's updated_at the charts were last drawn for: nothing new, nothing fetched
     const load = async () => {
+      const progress = $("job-progress");
+      const updated = progress ? progress.dataset.updated : "";
+      if (updated && updated === drawnAt && jobActive()) return;
+      drawnAt = updated;
       const response = await call("/v1/jobs/" + path + "/metrics");
       if (!response.ok) return;
       const body = await response.json();
