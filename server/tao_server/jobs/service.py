@@ -243,7 +243,7 @@ class JobService:
         if job.status.terminal:
             return job
         job_id = job.id  # the name the caller gave may leave out their namespace ("run1" for "alice.run1")
-        if self._store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
+        if self._store.cancel_unstarted(job_id):
             self._runner.forget(job_id)
         else:
             self._store.update(job_id, cancel_requested=True)

@@ -80,6 +80,15 @@ class JobStore:
             session.commit()
             return result.rowcount == 1
 
+    def cancel_unstarted(self, job_id: str) -> bool:
+        """Record a queued job cancelled at once, while no run of it exists; False when it is not queued, or
+        has a run that waits in its backend's queue (Slurm's): that one must be stopped there first."""
+        with self._writing(), Session(self.engine) as session:
+            unstarted = update(Job).where(col(Job.id) == job_id, col(Job.status) == JobStatus.queued, col(Job.container_id).is_(None))
+            result = session.exec(unstarted.values(status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()))
+            session.commit()
+            return result.rowcount == 1
+
     def finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         self.update(job_id, status=status, exit_code=exit_code, error=error, finished_at=utcnow())
 
