@@ -71,6 +71,16 @@ class _ActiveJob:
     stopped_at_limit: int | None = None  # the time limit (s) it was stopped at: its end is not a cancel
 
 
+@dataclass(frozen=True)
+class UnaccountedRun:
+    """A run labelled as this daemon's whose job the table does not know (a database deleted, replaced or
+    restored from an older backup): left as it is, for an admin to stop."""
+
+    run_id: str
+    job_id: str
+    state: str
+
+
 class _ImageGone(Exception):
     """The job's image, pulled while it waited, is not there now that it has its GPUs."""
 
@@ -110,6 +120,7 @@ class JobRunner:
         self._pulls_ahead = puller is not None and backend.images is not None and gpus.rule != LineRule.fifo
         self._image_checks = _WorkerPool(4, "image-check")
         self._deadlines = Deadlines()
+        self.unaccounted: list[UnaccountedRun] = []  # found by the last reconcile
 
     # -- what the job service calls ---------------------------------------------------------
 
@@ -240,9 +251,29 @@ class JobRunner:
         # Only now that every resumed job holds its devices again may queued ones be given any.
         for job in requeued:
             self.enqueue(job)
-        for found in adopted.values():
-            log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
-            found.run.release()
+        self._release_leftovers(list(adopted.values()))
+
+    def _release_leftovers(self, leftovers: list[AdoptedRun]) -> None:
+        """Release the runs of jobs that ended; keep, and report, those of jobs the table does not know.
+
+        A run the table cannot account for may be a running job whose database was deleted or
+        replaced: removing it would end someone's work. It is logged, listed by `tao info`, and
+        left to an admin (docs/admin/failures.md says how to stop one).
+        """
+        self.unaccounted = []
+        for found in leftovers:
+            if self._store.find(found.job_id) is not None:
+                log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
+                found.run.release()
+                continue
+            self.unaccounted.append(UnaccountedRun(found.run.run_id, found.job_id, found.state))
+            log.warning(
+                "run %s (job %s, %s) is labelled as this daemon's, but the job table does not know its job: it is left as it "
+                "is; stop it as an admin once it is known not to be needed (see `tao info`)",
+                found.run.run_id,
+                found.job_id,
+                found.state,
+            )
 
     def _remember_usage(self) -> None:
         """Charge the GPU-seconds of jobs that ended before this start to their owners: fair share outlives a restart."""
