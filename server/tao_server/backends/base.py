@@ -171,7 +171,7 @@ class Run(Protocol):
     def release(self) -> None: ...
 
     def condition(self) -> str | None:
-        """Why the run does not advance, as its backend says ("pending in Slurm (Resources)"); None when it does."""
+        """Why the run does not advance, as its backend says ("pending in Slurm: Resources"); None when it does."""
         ...
 
 

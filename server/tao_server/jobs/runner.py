@@ -47,6 +47,7 @@ from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, 
 from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull, TaoError
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.jobs import leftovers
 from tao_server.jobs.deadlines import Deadlines
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpu_line import LineRule
@@ -69,16 +70,6 @@ class _ActiveJob:
     finished: bool = False
     granted_at: float | None = None  # when it got its GPUs: its time limit counts from then
     stopped_at_limit: int | None = None  # the time limit (s) it was stopped at: its end is not a cancel
-
-
-@dataclass(frozen=True)
-class UnaccountedRun:
-    """A run labelled as this daemon's whose job the table does not know (a database deleted, replaced or
-    restored from an older backup): left as it is, for an admin to stop."""
-
-    run_id: str
-    job_id: str
-    state: str
 
 
 class _ImageGone(Exception):
@@ -120,7 +111,7 @@ class JobRunner:
         self._pulls_ahead = puller is not None and backend.images is not None and gpus.rule != LineRule.fifo
         self._image_checks = _WorkerPool(4, "image-check")
         self._deadlines = Deadlines()
-        self.unaccounted: list[UnaccountedRun] = []  # found by the last reconcile
+        self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
 
     # -- what the job service calls ---------------------------------------------------------
 
@@ -180,7 +171,7 @@ class JobRunner:
             active.cancel.set()
 
     def condition(self, job_id: str) -> str | None:
-        """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm (Resources)")."""
+        """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm: Resources")."""
         with self._lock:
             active = self._active.get(job_id)
         if active is None or active.finished:
@@ -251,29 +242,7 @@ class JobRunner:
         # Only now that every resumed job holds its devices again may queued ones be given any.
         for job in requeued:
             self.enqueue(job)
-        self._release_leftovers(list(adopted.values()))
-
-    def _release_leftovers(self, leftovers: list[AdoptedRun]) -> None:
-        """Release the runs of jobs that ended; keep, and report, those of jobs the table does not know.
-
-        A run the table cannot account for may be a running job whose database was deleted or
-        replaced: removing it would end someone's work. It is logged, listed by `tao info`, and
-        left to an admin (docs/admin/failures.md says how to stop one).
-        """
-        self.unaccounted = []
-        for found in leftovers:
-            if self._store.find(found.job_id) is not None:
-                log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
-                found.run.release()
-                continue
-            self.unaccounted.append(UnaccountedRun(found.run.run_id, found.job_id, found.state))
-            log.warning(
-                "run %s (job %s, %s) is labelled as this daemon's, but the job table does not know its job: it is left as it "
-                "is; stop it as an admin once it is known not to be needed (see `tao info`)",
-                found.run.run_id,
-                found.job_id,
-                found.state,
-            )
+        self.unaccounted = leftovers.settle(self._store, list(adopted.values()))
 
     def _remember_usage(self) -> None:
         """Charge the GPU-seconds of jobs that ended before this start to their owners: fair share outlives a restart."""
