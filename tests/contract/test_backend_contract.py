@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tao_server.backends import Backend, LaunchSpec, Run
+from tao_server.backends import Backend, LaunchSpec, Run, RunExit
 from tao_server.errors import BackendUnavailable, ImageMissing
 from tao_server.testing.engine_proxy import EngineProxy
 from tao_server.testing.fake_backend import FakeBackend, FakeEngine
@@ -502,6 +502,19 @@ def test_a_run_waits_in_its_backends_queue_and_says_why_until_it_runs(queueing: 
     assert ran == [True]
     assert _all_output(run) == b"exiting with 3\n"
     assert run.wait().exit_code == 3 and run.condition() is None
+
+
+def test_a_run_cancelled_while_it_waits_in_the_queue_leaves_it_and_never_runs(queueing: Engine) -> None:
+    assert queueing.queued is not None
+    backend = queueing.backend(make=queueing.queued.make)
+    run = _started(backend, _spec(queueing, "detectnet_v2", "exit", "0", job_id="job-withdrawn"))
+    _eventually(lambda: run.condition() is not None, "the run waits in the queue")
+    run.cancel(GRACE)  # no script to signal yet: it only leaves the queue, at once
+    assert run.wait_running() is False
+    assert run.wait() == RunExit(None)  # the launcher's own cancel: nothing to explain, no code of the task's
+    assert _all_output(run) == b""
+    run.release()
+    assert backend.adopt() == []
 
 
 def test_a_run_cancelled_outside_while_it_waits_in_the_queue_ends_cancelled_having_never_run(queueing: Engine) -> None:

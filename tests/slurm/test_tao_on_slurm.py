@@ -195,13 +195,30 @@ def test_a_pending_job_cancelled_with_scancel_ends_cancelled_and_tao_exits_non_z
     assert on_slurm.wait_for_status(holder, ("succeeded",), timeout=120)["exit_code"] == 0
 
 
+def test_tao_stop_takes_a_pending_job_out_of_slurms_queue(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    holder = job_id_of(on_slurm.tao("--mounts", str(gates.mounts), "--gpus", "4", "-d", "unet", "run", "sh", "-c", gates.wait("go")))
+    on_slurm.wait_for_status(holder, ("running",), timeout=120)
+    pending = job_id_of(on_slurm.tao("--gpus", "4", "-d", "unet", "run", "echo", "never printed"))
+    wait_until(lambda: on_slurm.job(pending).get("condition") is not None, "the job pends in Slurm")
+    slurm_id = on_slurm.job(pending)["container_id"]
+    stopped = on_slurm.tao("stop", pending)
+    assert (stopped.returncode, stopped.stdout) == (0, f"{pending}: cancelled\n".encode()), stopped.stderr
+    assert on_slurm.job(pending)["error"] is None  # its owner's own cancel: nothing to explain
+    assert slurm.job(slurm_id)["JobState"] == "CANCELLED"  # out of Slurm's queue: it never runs later
+    gates.open("go")
+    assert on_slurm.wait_for_status(holder, ("succeeded",), timeout=120)["exit_code"] == 0
+    assert on_slurm.tao("logs", pending).stdout == b""
+
+
 def test_a_running_job_whose_node_fails_ends_an_error_and_leaves_no_container_once_the_node_is_back(
     on_slurm: Daemon, slurm: SlurmCluster
 ) -> None:
     running = on_slurm.popen_tao("unet", "run", "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done")
-    assert running.stdout is not None and running.stderr is not None
-    assert running.stdout.readline() == b"tick 1\n"
+    wait_until(lambda: _jobs(on_slurm) != [], "the job is submitted")
     [job] = _jobs(on_slurm)
+    on_slurm.wait_for_output(job["id"], b"tick 2\n", timeout=120)
     wait_until(lambda: containers_of(job["id"]) != [], "the container runs")
     with slurm.node_failure():
         out, err = running.communicate(timeout=120)
@@ -210,7 +227,7 @@ def test_a_running_job_whose_node_fails_ends_an_error_and_leaves_no_container_on
         ended = on_slurm.job(job["id"])
         assert (ended["status"], ended["exit_code"]) == ("error", 125)
         assert containers_of(job["id"]) != []  # cut off, it runs on while the node is down...
-        shown = b"tick 1\n" + out
+        shown = out  # all it printed up to the failure
         # ...and what it prints meanwhile reaches the job's log, after its end.
         wait_until(lambda: len(on_slurm.tao("logs", job["id"]).stdout) > len(shown), "output after the end reaches the log")
     wait_until(lambda: containers_of(job["id"]) == [], "no container is left once the node is back", timeout=120)

@@ -49,7 +49,7 @@ from tao_server.backends.slurm.script import (
     SlurmOptions,
     render,
 )
-from tao_server.backends.slurm.state import JobState, StatePoller
+from tao_server.backends.slurm.state import Answer, JobState, StatePoller
 from tao_server.backends.slurm.sweep import SWEEP_ID_FILE, SWEEP_SCRIPT, render_sweep
 from tao_server.errors import BackendError, BackendUnavailable, LaunchFailure
 from tao_server.time_limits import slurm_form
@@ -273,6 +273,7 @@ class SlurmRun:
         self.slurm_id = slurm_id
         self._watching = False
         self._cut = False  # its node failed: the output goes on until the task is gone (sweep.py)
+        self._cancelled = False  # this daemon cancelled it: Slurm's CANCELLED is its own doing, not someone else's
 
     @property
     def run_id(self) -> str:
@@ -403,6 +404,8 @@ class SlurmRun:
             self._monitor.wait(self._slurm_done)
         state = self.state()
         end = slurm_end(slurm_id, recorded, signalled, state if state is not None and state.ended else None)
+        if self._cancelled and end.interrupted is not None and end.interrupted.status == "cancelled":
+            return RunExit(end.exit_code)
         if end.cut and state is not None:
             self._cut = True
             self._sweep(slurm_id, state)
@@ -454,8 +457,9 @@ class SlurmRun:
     def cancel(self, grace: float) -> None:
         if self.slurm_id is None:
             return
+        self._cancelled = True
         _write(Path(self.batch.path(GRACE_SUFFIX)), str(math.ceil(max(0.0, grace))), 0o644)  # the script's docker stop reads it
-        self._scancel("--batch", "--signal=TERM")
+        self._signal_term()
         self._monitor.hurry()
         if self._monitor.wait(self.ended, timeout=grace + KILL_MARGIN):
             return
@@ -480,9 +484,27 @@ class SlurmRun:
             return
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
+    def _signal_term(self) -> None:
+        """TERM to the batch script, which stops its container with the grace. A job that does not run yet
+        has no script to signal: it only leaves the queue (scancel --batch would retry, "Job can not be
+        altered now", for as long as it pends)."""
+        assert self.slurm_id is not None
+        state = self.state()
+        if state is None or state.pending:  # not seen running yet: a plain scancel, which TERMs a script that just started too
+            self._scancel()
+            return
+        options = ("--batch", "--signal=TERM")
+        answer = self._backend.commands.run(["scancel", *options, self.slurm_id])
+        if answer.returncode != 0 and "can not be altered now" in answer.stderr:
+            self._scancel()
+            return
+        self._check(answer, options)
+
     def _scancel(self, *options: str) -> None:
         assert self.slurm_id is not None
-        answer = self._backend.commands.run(["scancel", *options, self.slurm_id])
+        self._check(self._backend.commands.run(["scancel", *options, self.slurm_id]), options)
+
+    def _check(self, answer: Answer, options: tuple[str, ...]) -> None:
         if answer.returncode != 0 and "already completing or completed" not in answer.stderr and "Invalid job id" not in answer.stderr:
             raise BackendError(f"scancel {shlex.join(options)} {self.slurm_id}: {answer.stderr.strip()}")
 
