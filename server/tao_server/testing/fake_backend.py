@@ -154,12 +154,12 @@ class FakeEngine:
         """Cancel the job's run behind the daemon's back, as `scancel` would: a pending one never runs, a running one gets SIGTERM."""
         why = Interruption("cancelled", "cancelled outside the launcher (by the fake engine)")
         for process in self._of(job_id):
-            with process.changed:
+            with process.changed:  # a reentrant lock: exit() takes it again
                 process.interrupted = why
-            if process.state == "pending":
-                process.exit(None)
-            else:
-                process.terminate.set()
+                if process.state == "pending":
+                    process.exit(None)
+                else:
+                    process.terminate.set()
 
     def fail_node(self, job_id: str) -> None:
         """The job's node fails: its run ends, `error`, while its program runs on, cut off, until `node_back()`."""
