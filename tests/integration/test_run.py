@@ -179,9 +179,10 @@ def test_two_jobs_run_at_once(daemon: Daemon) -> None:
 
 
 def test_a_container_removed_behind_the_daemons_back_ends_the_job_as_no_success(daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    before = set(_jobs_of(daemon))  # the module's daemon has run other jobs
     running = daemon.popen_tao("unet", "run", "sh", "-c", "echo up; sleep 600")
-    until(lambda: _jobs_of(daemon) != [], "the job is submitted")
-    [job_id] = _jobs_of(daemon)
+    until(lambda: set(_jobs_of(daemon)) - before != set(), "the job is submitted")
+    [job_id] = set(_jobs_of(daemon)) - before
     daemon.wait_for_output(job_id, b"up\n")
     [container] = job_containers(docker_client, job_id)
     docker_client.containers.get(container).remove(force=True)  # someone's `docker rm -f`
