@@ -28,6 +28,7 @@ from tao_server.api import credentials, docs, errors, images, jobs, logs, sessio
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
+from tao_server.db_watch import DatabaseWatch
 from tao_server.images import manifest as task_manifest
 from tao_server.images.credentials import CredentialStore
 from tao_server.images.puller import ImagePuller
@@ -116,9 +117,10 @@ def _start(
 ) -> Services:
     engine = db.make_engine(settings.db_path)
     db.upgrade(engine)
+    database = DatabaseWatch(settings.db_path)  # the file just opened: one deleted or replaced later is noticed
     if backend is None:
         backend = backends.connect(settings, daemon_id(settings.data_dir))
-    store = JobStore(engine)
+    store = JobStore(engine, database)
     logs_store = LogStore(settings.logs_dir)
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
@@ -159,7 +161,7 @@ def _start(
         sessions=JobSessions(job_service, runner, backend.attaches),
         images=image_service,
         tokens=TokenStore(engine),
-        system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),
+        system=SystemService(settings, manifest, backend, job_service, image_service, runner, database, datetime.now(UTC), addresses),
         ui=UiSessions(),
         ui_address=_loopback_http(addresses),
     )

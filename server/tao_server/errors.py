@@ -23,6 +23,7 @@ from travel with it, so `tao` can name them.
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    │   └── DatabaseGone                 its database file was deleted or replaced while it ran
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
@@ -165,10 +166,16 @@ class CredentialFileUnreadable(TaoError):
 
 
 class StorageFull(TaoError):
-    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path."""
+    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path and what is wrong."""
 
     code = "storage_full"
     http_status = 507
+
+
+class DatabaseGone(StorageFull):
+    """The database file the daemon opened was deleted or replaced under it: it takes no new work until restarted."""
+
+    code = "database_gone"
 
 
 class BackendError(TaoError):

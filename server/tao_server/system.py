@@ -1,4 +1,4 @@
-"""What `tao info` and `GET /v1/tasks` show: the daemon, its manifest, the backend, GPUs and images."""
+"""What `tao info`, `/healthz` and `GET /v1/tasks` show: the daemon, its database, its manifest, the backend, GPUs and images."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 from tao_server import __version__
 from tao_server.access.caller import Caller
 from tao_server.backends import Backend
+from tao_server.db_watch import DatabaseWatch
 from tao_server.errors import BackendError
 from tao_server.images.manifest import Manifest, TaskImage
 from tao_server.images.service import ImageService
-from tao_server.jobs.health import BackendHealth
+from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.models import TaskPublic, TasksPublic
 from tao_server.settings import Settings
@@ -26,7 +27,8 @@ class SystemService:
         backend: Backend,
         jobs: JobService,
         images: ImageService | None,
-        health: BackendHealth,
+        runner: JobRunner,
+        database: DatabaseWatch,
         started_at: datetime,
         addresses: list[str],
     ) -> None:
@@ -35,12 +37,17 @@ class SystemService:
         self._backend = backend
         self._jobs = jobs
         self._images = images
-        self._health = health
+        self._runner = runner
+        self._health = runner.health
+        self._database = database
         self._started_at = started_at
         self._addresses = addresses
 
     def health(self) -> dict[str, str]:
-        """/healthz: the daemon answers; "degraded" while its backend does not."""
+        """/healthz: the daemon answers; "failing" once its database file is gone (it takes no new work);
+        "degraded" while its backend does not answer (jobs wait for it)."""
+        if (lost := self._database.problem()) is not None:
+            return {"status": "failing", "database": lost}
         outage = self._health.describe()
         return {"status": "ok"} if outage is None else {"status": "degraded", "backend": f"{self._backend.name} {outage}"}
 
@@ -88,8 +95,13 @@ class SystemService:
             "started_at": self._started_at.isoformat(),
             "jobs": self._jobs.counts(caller),
         }
+        if (lost := self._database.problem()) is not None:
+            daemon["database_error"] = lost
         if caller.admin:
             daemon.update(pid=os.getpid(), data_dir=str(self._settings.data_dir))
+            unaccounted = [{"run_id": run.run_id, "job_id": run.job_id, "state": run.state} for run in self._runner.unaccounted]
+            if unaccounted:
+                daemon["unaccounted_runs"] = unaccounted
         return daemon
 
     def _image(self, image: TaskImage, verbose: bool) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from tao_server import time_limits
 from tao_server.access.admission import Admission, run_as_caller
 from tao_server.access.caller import Caller, user_name_of
-from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
+from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.jobs import gpus, launch_config, path_args
@@ -123,10 +123,8 @@ class JobService:
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return _same_or_conflict(existing, job), False, warnings
         for _ in range(5):
-            # The log first: a job whose log cannot be made is never recorded (a full disk is a 507).
-            self._logs.create(job.id)
             try:
-                job = self._store.insert(job)
+                job = self._record(job)
                 break
             except DuplicateJobId:
                 if request.id is not None:
@@ -134,6 +132,17 @@ class JobService:
                 job.id = new_job_id()
         self._runner.enqueue(job)
         return job, True, warnings
+
+    def _record(self, job: Job) -> Job:
+        """Make the job's log, then its row. The log first: a job whose log cannot be made is never
+        recorded (a full disk is a 507); a row the database refuses leaves no log behind."""
+        made = self._logs.create(job.id)
+        try:
+            return self._store.insert(job)
+        except StorageFull:
+            if made:
+                self._logs.discard(job.id)
+            raise
 
     def get(self, job_id: str, caller: Caller) -> Job:
         """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing.
@@ -236,8 +245,7 @@ class JobService:
         if not caller.admin:
             wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
             job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
-        self._logs.create(job.id)
-        job = self._store.insert(job)
+        job = self._record(job)
         self._runner.enqueue(job)
         return job
 
@@ -246,7 +254,7 @@ class JobService:
         if job.status.terminal:
             return job
         job_id = job.id  # the name the caller gave may leave out their namespace ("run1" for "alice.run1")
-        if self._store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
+        if self._store.cancel_unstarted(job_id):
             self._runner.forget(job_id)
         else:
             self._store.update(job_id, cancel_requested=True)
