@@ -23,6 +23,11 @@ def socket_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".tao", "run", "tao.sock")
 
 
+def runtime_dir() -> str:
+    """This user's own runtime directory for `tao`: where the default socket lives (private, 0700)."""
+    return os.path.dirname(socket_path())
+
+
 def mounts_file() -> str:
     """The launcher config file (`Mounts`, `Envs`, `DockerOptions`), as NVIDIA's launcher names it."""
     return os.path.expanduser(os.environ.get("LAUNCHER_MOUNTS") or os.path.join("~", ".tao_mounts.json"))

@@ -32,6 +32,8 @@ def show_info(client: Client, args: Namespace) -> int:
     print(f"daemon:    {client.address.url} (tao-server {daemon['version']}{pid})")
     if "data_dir" in daemon:
         print(f"data dir:  {daemon['data_dir']}")
+    if daemon.get("dashboard"):
+        print(f"dashboard: {daemon['dashboard']} (`tao ui` signs you in)")
     print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
     print(f"engine:    {_engine(engine)}")
     gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]
