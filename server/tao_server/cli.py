@@ -31,33 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="tao-server", description="The TAO launcher daemon: runs TAO tasks in Docker for the `tao` CLI and HTTP clients."
     )
     parser.add_argument("--data-dir", type=Path, help="SQLite database and job logs (default: $TAO_DATA_DIR or ~/.local/share/tao)")
-    parser.add_argument(
-        "--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)"
-    )
-    parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
-    parser.add_argument(
-        "--socket-mode",
-        help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)",
-    )
-    parser.add_argument(
-        "--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group"
-    )
-    parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
-    parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
-    parser.add_argument(
-        "--dashboard-port",
-        type=int,
-        help="the dashboard's listener on 127.0.0.1, opened when no --port serves plain HTTP on loopback (default: a free port)",
-    )
-    parser.add_argument("--no-dashboard", dest="dashboard", action="store_const", const=False, help="open no listener for the dashboard")
-    parser.add_argument("--tls-cert", type=Path, help="serve TCP over TLS with this certificate (PEM); needs --tls-key")
-    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        default=None,
-        help="allow a TCP address other than loopback without TLS (tokens still travel in clear)",
-    )
+    _listener_arguments(parser)
     parser.add_argument("--policy", type=Path, help="what jobs of users other than admins may ask for (TOML; see README)")
     parser.add_argument(
         "--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)"
@@ -105,6 +79,37 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--started-by", choices=["tao"], help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"tao-server {__version__}")
     return parser
+
+
+def _listener_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the daemon listens: its Unix socket, TCP and TLS, and the dashboard's loopback listener."""
+    parser.add_argument(
+        "--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)"
+    )
+    parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
+    parser.add_argument(
+        "--socket-mode",
+        help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)",
+    )
+    parser.add_argument(
+        "--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group"
+    )
+    parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
+    parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        help="the dashboard's listener on 127.0.0.1, opened when no --port serves plain HTTP on loopback (default: a free port)",
+    )
+    parser.add_argument("--no-dashboard", dest="dashboard", action="store_const", const=False, help="open no listener for the dashboard")
+    parser.add_argument("--tls-cert", type=Path, help="serve TCP over TLS with this certificate (PEM); needs --tls-key")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a TCP address other than loopback without TLS (tokens still travel in clear)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,11 +47,26 @@ def manage_daemon(client: Client, args: Namespace) -> int:
     return action(client, args)
 
 
+def _running(client: Client) -> dict[str, Any] | None:
+    """The daemon's account of itself; None when nothing answers. A daemon of an older release, which has
+    no GET /v1/daemon (still running after an upgrade of tao), is described from its /v1/info."""
+    from tao_client._errors import ApiError
+
+    try:
+        return client.running_daemon()
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+    older: dict[str, Any] = client.info()["daemon"]
+    older.setdefault("manifest", "(an older tao-server: `tao daemon restart` starts this release's)")
+    return older
+
+
 # -- status ----------------------------------------------------------------------------------------
 
 
 def show_status(client: Client, args: Namespace) -> int:
-    reported = client.running_daemon()
+    reported = _running(client)
     if args.json:
         differences = [{"variable": n, "daemon": d, "here": h} for n, d, h in local_daemon.differences(reported or {})]
         answer = {"address": client.address.url, "running": reported is not None, "daemon": reported, "differences": differences}
@@ -107,7 +122,7 @@ def _how_to_stop(client: Client, reported: dict[str, Any]) -> str:
 
 
 def start(client: Client, _args: Namespace) -> int:
-    reported = client.running_daemon()
+    reported = _running(client)
     if reported is not None:
         print(f"tao-server already answers at {client.address.url}{_pid(reported)}")
         return 0
@@ -120,7 +135,7 @@ def start(client: Client, _args: Namespace) -> int:
 
 
 def stop(client: Client, _args: Namespace) -> int:
-    reported = client.running_daemon()
+    reported = _running(client)
     if reported is None:
         print(f"no daemon answers at {client.address.url}")
         return 0
@@ -169,9 +184,10 @@ def show_log(client: Client, args: Namespace) -> int:
 
 
 def _log_of(client: Client) -> str | None:
-    """The log of the daemon at the address: the one it names; else, where none answers, tao's own (why it did not start)."""
-    reported = client.running_daemon()
-    if reported is not None:
+    """The log of the daemon at the address: the one it names; else (nothing answers, or a daemon of an older
+    release) tao's own, where tao may start one: with nothing answering, it says why the last start failed."""
+    reported = _running(client)
+    if reported is not None and "started_by" in reported:
         return reported.get("log") or None
     default = local_daemon.log_path()
     return default if daemon.not_own(client.address) is None and os.path.exists(default) else None

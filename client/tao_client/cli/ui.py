@@ -45,9 +45,9 @@ def open_dashboard(client: Client, args: Namespace) -> int:
     page = redirect_page(url)
     print(page, flush=True)  # for a browser of this machine started some other way: the page is readable by you alone
     if not webbrowser.open(page):
-        from tao_client.cli._common import error
+        import sys
 
-        error(f"no browser found: open {page} in yours, or run `tao ui --no-browser` for a link to paste")
+        print(f"tao: no browser found: open {page} in yours, or run `tao ui --no-browser` for a link to paste", file=sys.stderr)
     return 0
 
 
