@@ -19,7 +19,7 @@ import httpx
 
 from tao_client import _display, _http, daemon
 from tao_client._errors import DaemonUnreachable, api_error
-from tao_client.client import JobView, listing, submission
+from tao_client.client import JobView, listing, log_range, submission, warned
 
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
@@ -35,13 +35,14 @@ class AsyncJob(JobView):
     def __init__(self, client: AsyncClient, data: dict[str, Any]) -> None:
         self._client = client
         self.data = data
+        self.warnings = list(data.get("warnings") or [])
         self.pull: _display.PullProgress | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncJob]:
         return self.wait().__await__()
 
     def _repr_html_(self) -> str:
-        return _display.job_table(self.data, self.pull)
+        return _display.job_table({**self.data, "warnings": self.warnings}, self.pull)
 
     async def refresh(self) -> AsyncJob:
         self.data = (await self._client.job(self.id)).data
@@ -199,9 +200,14 @@ class AsyncClient:
         nodes: int | None = None,
         time: str | None = None,
     ) -> AsyncJob:
-        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
+        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
+
+        `launch_config` as `Client.submit` takes it: None sends your ~/.tao_mounts.json (or
+        $LAUNCHER_MOUNTS) as `tao` does; a dict, a path or what `launch_config.read()` returns sends
+        that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
+        """
         body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
-        return AsyncJob(self, await self._json("POST", "/v1/jobs", json=body))
+        return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
 
     async def job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._json("GET", f"/v1/jobs/{job_id}"))
@@ -221,8 +227,9 @@ class AsyncClient:
 
     # -- logs and events --------------------------------------------------------------------------
 
-    async def logs(self, job_id: str, offset: int = 0) -> bytes:
-        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset})).content
+    async def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
+        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail))).content
 
     async def follow_logs(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""

@@ -24,6 +24,8 @@ class JobView:
     """What the daemon last reported of a job, read-only: the part `Job` and `AsyncJob` share."""
 
     data: dict[str, Any]
+    # What the daemon warned of when the job was submitted: kept on the job `submit` returned, through its refreshes.
+    warnings: list[str]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, task={self.data['task']!r}, status={self.status!r})"
@@ -31,7 +33,7 @@ class JobView:
     def _repr_html_(self) -> str:
         from tao_client import _display
 
-        return _display.job_table(self.data)
+        return _display.job_table({**self.data, "warnings": self.warnings})
 
     @property
     def id(self) -> str:
@@ -60,6 +62,7 @@ class Job(JobView):
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
         self.data = data
+        self.warnings = list(data.get("warnings") or [])
 
     def refresh(self) -> Job:
         self.data = self._client.job(self.id).data
@@ -139,12 +142,15 @@ class Client:
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
+        `launch_config`: None sends your launcher config as `tao` does (~/.tao_mounts.json, or
+        $LAUNCHER_MOUNTS); a dict, a path or what `launch_config.read()` returns sends that; False, none.
+        What the daemon warns of (a results dir outside every mount) comes as LaunchWarnings and in `job.warnings`.
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
         """
         body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
         body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
-        return Job(self, self._json("POST", "/v1/jobs", json_body=body))
+        return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
 
     def job(self, job_id: str) -> Job:
         return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
@@ -176,8 +182,9 @@ class Client:
 
     # -- logs -------------------------------------------------------------------------------------
 
-    def logs(self, job_id: str, offset: int = 0) -> bytes:
-        return self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset}).content
+    def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
+        return self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail)).content
 
     def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
@@ -344,18 +351,41 @@ def submission(
     nodes: int | None,
     time: str | None,
 ) -> dict[str, Any]:
-    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults)."""
+    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
+
+    The launcher config is read here (launch_config.for_submission), so every client sends the same.
+    """
+    from tao_client.launch_config import for_submission
+
     body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
     if pull is not None:
         body["pull"] = pull
-    if launch_config is not None:
-        body["launch_config"] = launch_config
-        body["launch_config_source"] = launch_config_source
+    config, source = for_submission(launch_config, launch_config_source)
+    if config is not None:
+        body["launch_config"] = config
+        body["launch_config_source"] = source
     if gpu_indices:
         body["gpu_indices"] = gpu_indices
     optional = {"id": job_id, "nodes": nodes, "time": time}
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
+
+
+def warned(data: dict[str, Any]) -> dict[str, Any]:
+    """A submitted job's answer, its `warnings` said as LaunchWarnings (Python's warnings: once per place and text)."""
+    if data.get("warnings"):
+        import warnings
+
+        from tao_client._errors import LaunchWarning
+
+        for message in data["warnings"]:
+            warnings.warn(LaunchWarning(message), stacklevel=3)
+    return data
+
+
+def log_range(offset: int, tail: int | None) -> dict[str, Any]:
+    """The query of `GET /v1/jobs/{id}/logs` without `follow`."""
+    return {"offset": offset} if tail is None else {"tail": tail}
 
 
 def listing(statuses: Iterable[str] | None, container_id: str | None, page_size: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from travel with it, so `tao` can name them.
     TaoError                        500  a failure with a message a user can act on
     ├── InvalidRequest              422  the request itself is wrong
     │   ├── InvalidLaunchConfig          a bad Mounts / Envs / DockerOptions entry (names file and key)
+    │   ├── HostPathArgument             an argument names a host path the container does not see (gives the one it does)
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
@@ -73,6 +74,12 @@ class InvalidLaunchConfig(InvalidRequest):
     """A bad `Mounts` / `Envs` / `DockerOptions` entry; the message names file, key and value."""
 
     code = "invalid_launch_config"
+
+
+class HostPathArgument(InvalidRequest):
+    """An argument names a path on the host, under a mount's source but no destination; the message gives the container's path."""
+
+    code = "host_path_argument"
 
 
 class UnknownTask(InvalidRequest):

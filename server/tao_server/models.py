@@ -155,6 +155,8 @@ class JobPublic(JobBase):
     gpu_wait: GpuWait | None = None
     # Why an active job does not advance now, such as "backend unreachable since ...": it goes on once that clears.
     condition: str | None = None
+    # Only in the answer to its submission: what the request risks, such as a results dir outside every mount.
+    warnings: list[str] = []
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:

@@ -270,3 +270,21 @@ def test_the_jobs_table_reaches_the_last_of_100000_jobs_by_cursor(daemon: Daemon
     assert deep.text.count("<tr") == 50 and "bulk1<" in deep.text and deep.headers["x-next-cursor"] == ""
     by_task = daemon.alice.get("/ui/parts/jobs", params={"task": "unet", "cursor": "101"})
     assert by_task.text.count("<tr") == 50 and by_task.headers["x-next-cursor"] == "51"
+
+
+def test_the_command_line_is_one_quoted_line_in_the_table_and_a_copyable_one_on_the_jobs_page(daemon: Daemon) -> None:
+    job = daemon.alice.submit("detectnet_v2", "argv", "a b", "-r", "/workspace/results")
+    line = "tao detectnet_v2 argv &#39;a b&#39; -r /workspace/results"  # as a shell takes it back, escaped for the page
+    assert f'<code class="mono" title="{line}">{line}</code>' in daemon.alice.get("/ui/parts/jobs").text
+    detail = daemon.alice.get(f"/ui/parts/job/{job['id']}").text
+    assert f'<code id="job-command" class="mono">{line}</code>' in detail
+    assert 'data-action="copy" data-copy="job-command"' in detail
+
+
+def test_sizes_are_shown_in_units(daemon: Daemon) -> None:
+    options = {"DockerOptions": {"shm_size": "16G", "mem_limit": 1536 * 1024**2}}
+    job = daemon.alice.submit("detectnet_v2", "argv", "x", launch_config=options)
+    detail = daemon.alice.get(f"/ui/parts/job/{job['id']}").text
+    assert "&#34;shm_size&#34;: &#34;16 GiB&#34;" in detail and "&#34;mem_limit&#34;: &#34;1.5 GiB&#34;" in detail
+    images = daemon.admin.get("/ui/parts/images").text
+    assert '<td class="size">18.0 kB</td>' in images  # the fake engine's image: 1000 bytes a character of its name

@@ -132,8 +132,12 @@ def job_containers(docker_client: Any, job_id: str) -> list[str]:
     return [c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})]
 
 
-def containers_gone(docker_client: Any, job_id: str, timeout: float = 30) -> bool:
-    """After a normal end the daemon removes the container just after recording the exit code."""
+def containers_gone(docker_client: Any, job_id: str, timeout: float = 120) -> bool:
+    """After a normal end the daemon removes the container just after recording the exit code.
+
+    The timeout is a safety net: on a loaded machine a stop (SIGTERM, the stop timeout, SIGKILL) and the
+    engine's removal take tens of seconds.
+    """
     deadline = time.monotonic() + timeout
     while job_containers(docker_client, job_id):
         if time.monotonic() > deadline:

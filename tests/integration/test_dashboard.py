@@ -395,3 +395,41 @@ def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
     expect(progress).to_contain_text(f"{reference}: done", timeout=60_000)
     expect(row.locator("td").nth(2)).to_have_text("yes")
     shot(page, tmp_path, "images-pulled")
+
+
+def test_the_command_line_is_shown_and_copied_and_filters_stay_in_the_url(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    done = job_id_of(ui_daemon.tao("-d", "detectnet_v2", "argv", "two words", "-r", "/workspace/results"))
+    other = job_id_of(ui_daemon.tao("-d", "ssd", "exit", "3"))
+    for job_id, status in ((done, "succeeded"), (other, "failed")):
+        ui_daemon.wait_for_status(job_id, (status,))
+    line = "tao detectnet_v2 argv 'two words' -r /workspace/results"
+    link = ui_link(ui_daemon)
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=link.split("/ui/")[0])
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_url("**/ui/")
+    expect(page.locator(f"tr[data-job='{done}'] td.command")).to_have_text(line)
+
+    page.select_option("#filter-status", "succeeded")
+    page.fill("#filter-task", "detectnet_v2")
+    page.press("#filter-task", "Enter")
+    page.wait_for_url(lambda url: url.endswith("/ui/?status=succeeded&task=detectnet_v2"))
+    expect(page.locator(f"tr[data-job='{other}']")).to_have_count(0)
+    page.reload()  # a reload, as a shared link, keeps the filters and what they show
+    expect(page.locator("#filter-status")).to_have_value("succeeded")
+    expect(page.locator("#filter-task")).to_have_value("detectnet_v2")
+    expect(page.locator(f"tr[data-job='{done}']")).to_be_visible()
+    expect(page.locator(f"tr[data-job='{other}']")).to_have_count(0)
+    shot(page, tmp_path, "jobs-filtered")
+
+    page.locator(f"tr[data-job='{done}']").get_by_role("link", name=done).click()
+    expect(page.locator("#job-command")).to_have_text(line)
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == line
+    expect(page.locator("#job-detail")).to_contain_text('"shm_size": "64 MiB"')  # sizes in units
+    shot(page, tmp_path, "job-command-line")
+    page.goto(link.split("/ui/")[0] + "/ui/images")
+    expect(page.locator("#images td.size").first).to_have_text(re.compile(r"^\d+(\.\d+)? (B|kB|MB|GB)$"))

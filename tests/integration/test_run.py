@@ -92,12 +92,25 @@ def test_stderr_of_the_task_is_shown(daemon: Daemon) -> None:
     assert b"to stdout\n" in result.stdout and b"to stderr\n" in result.stdout
 
 
-def test_unknown_task_is_a_launcher_error_listing_the_tasks(daemon: Daemon) -> None:
+def test_unknown_task_is_a_launcher_error_naming_the_closest_tasks(daemon: Daemon) -> None:
     result = daemon.tao("detectnet_v3", "train")
     assert result.returncode == 125
-    assert b"unknown task 'detectnet_v3'" in result.stderr
-    assert b"detectnet_v2" in result.stderr
-    assert b"Traceback" not in result.stderr
+    assert result.stderr == b"tao: error: unknown task 'detectnet_v3'; did you mean detectnet_v2?\n"
+
+
+def test_a_mistyped_verb_is_a_launcher_error_naming_the_verb(daemon: Daemon) -> None:
+    result = daemon.tao("lst")
+    assert (result.returncode, result.stderr) == (125, b"tao: error: unknown command or task 'lst'; did you mean `tao list`?\n")
+    nothing_close = daemon.tao("xyzzy", "train")
+    assert nothing_close.returncode == 125
+    assert nothing_close.stderr == b"tao: error: unknown command or task 'xyzzy'; `tao --help` lists the commands and the daemon's tasks\n"
+
+
+def test_the_daemon_names_the_closest_task_to_any_client(daemon: Daemon) -> None:
+    with daemon.http() as client:
+        answer = client.post("/v1/jobs", json={"task": "detectnet_v3", "subtask": "train"})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"].startswith("unknown task 'detectnet_v3'; did you mean detectnet_v2? known tasks: ")
 
 
 def test_run_executes_a_command_in_the_tasks_image(daemon: Daemon) -> None:

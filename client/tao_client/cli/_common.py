@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 EXIT_LAUNCHER = 125
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 
 
 class LauncherOptions:
@@ -105,6 +106,24 @@ def fail(message: str, code: int = EXIT_LAUNCHER) -> NoReturn:
     sys.exit(code)
 
 
+def write_out(data: bytes) -> None:
+    """Write all of `data` to stdout, or raise BrokenPipeError (which `main` turns into a quiet end).
+
+    A large write that breaks off when its reader goes (`| head`) says how much it wrote, not why,
+    and `print` drops that count: so much output goes here, where the next write raises.
+    """
+    sys.stdout.flush()  # what print() holds goes first
+    view = memoryview(data)
+    while view:
+        view = view[sys.stdout.buffer.write(view) :]
+    sys.stdout.buffer.flush()
+
+
+def write_text(text: str) -> None:
+    """write_out for text, in stdout's encoding."""
+    write_out(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+
+
 def not_utf8(text: str) -> str | None:
     """`text` with the bytes that are not UTF-8 written as \\xNN ('caf\\xe9.jpg'), or None when it is all UTF-8."""
     if text.isascii():
@@ -119,8 +138,22 @@ def not_utf8(text: str) -> str | None:
     return None
 
 
-def print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell, two spaces apart; the first row is the header."""
+def print_table(rows: Sequence[tuple[str, ...]], last_width: int | None = None) -> None:
+    """Columns padded to their widest cell, two spaces apart; the first row is the header.
+
+    `last_width`: the whole line's width, which the last column is cut to fit (down to MIN_LAST
+    characters), marked with an ellipsis; None: no cut.
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    room = None if last_width is None else max(MIN_LAST, last_width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+    ellipsis = "…" if (sys.stdout.encoding or "").lower().replace("-", "") == "utf8" else "..."
+    lines = []
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        cells = list(row)
+        if room is not None and len(cells[-1]) > room:
+            cells[-1] = cells[-1][: room - len(ellipsis)] + ellipsis
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip() + "\n")
+    write_text("".join(lines))
+
+
+MIN_LAST = 20

@@ -10,20 +10,27 @@ import os
 import sys
 
 from tao_client.cli import commands
-from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error, not_utf8
+from tao_client.cli._common import EXIT_LAUNCHER, EXIT_STDOUT_CLOSED, LauncherOptions, UsageError, error, not_utf8
 
 _VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time")
 PULL_POLICIES = ("missing", "always", "never")
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = run(sys.argv[1:] if argv is None else argv)
     try:
+        code = run(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()
+    except SystemExit as exit_:  # a usage mistake or a failure, already said
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except BrokenPipeError:
+        # Whoever read stdout stopped (`tao list --all | head -3`): end quietly, as tools killed by SIGPIPE do.
+        code = EXIT_STDOUT_CLOSED
+    try:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
-    # Nothing is left to clean up: skip the interpreter's teardown, which costs a few ms per run.
+    # Nothing is left to clean up: skip the interpreter's teardown, which costs a few ms per run (and would
+    # flush a closed stdout again).
     os._exit(code)
 
 

@@ -11,6 +11,7 @@ NVIDIA's launcher ignores that key, so a file stays usable by both.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -58,14 +59,19 @@ class Manifest:
             if spec is None:
                 known = sorted(name for g, name in self.tasks if g == group)
                 if group not in self.groups:
-                    raise UnknownTask(f"unknown task group {group!r}; groups: {', '.join(self.groups) or 'none'}", field="group")
-                raise UnknownTask(f"task group {group!r} has no task {task!r}; its tasks: {', '.join(known)}", field="task")
+                    raise UnknownTask(
+                        f"unknown task group {group!r};{did_you_mean(group, self.groups)} groups: {', '.join(self.groups) or 'none'}",
+                        field="group",
+                    )
+                raise UnknownTask(
+                    f"task group {group!r} has no task {task!r};{did_you_mean(task, known)} its tasks: {', '.join(known)}", field="task"
+                )
             return spec
         for (_, name), spec in self.tasks.items():
             if name == task:
                 return spec
         known = sorted({name for _, name in self.tasks})
-        raise UnknownTask(f"unknown task {task!r}; known tasks: {', '.join(known)}", field="task")
+        raise UnknownTask(f"unknown task {task!r};{did_you_mean(task, known)} known tasks: {', '.join(known)}", field="task")
 
     def images(self) -> list[TaskImage]:
         return sorted({spec.image for spec in self.tasks.values()}, key=lambda image: image.reference)
@@ -73,6 +79,14 @@ class Manifest:
     def tasks_of(self, image: TaskImage) -> list[str]:
         """The names of the tasks that run in `image`, sorted."""
         return sorted({spec.name for spec in self.tasks.values() if spec.image == image})
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' did you mean X?' for the known names closest to a mistyped one; "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" did you mean {' or '.join(close)}?" if close else ""
 
 
 def load(path: Path | None) -> Manifest:

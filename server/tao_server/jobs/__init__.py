@@ -1,9 +1,10 @@
 """The job core, backend-neutral: from a request to a recorded end.
 
 service.py (submit, look up, list, cancel: what the routes call), launch_config.py (validates
-`~/.tao_mounts.json`), store.py (the job table), runner.py (workers that run each job on the
-backend, and the reconcile after a restart), gpus.py + scheduler.py (the GPU inventory and the
-exclusive GPU line), logs.py (log files and their followers), events.py (job events such as pull
-progress). Modules here import `tao_server.access`, `tao_server.images`, the backend contract
-(`tao_server.backends`, never an engine), `errors`, `models` and `memory`.
+`~/.tao_mounts.json`), path_args.py (paths in a job's arguments checked against its mounts),
+store.py (the job table), runner.py (workers that run each job on the backend, and the
+reconcile after a restart), gpus.py + scheduler.py (the GPU inventory and the exclusive GPU
+line), logs.py (log files and their followers), events.py (job events such as pull progress and
+the image a job started from). Modules here import `tao_server.access`, `tao_server.images`,
+the backend contract (`tao_server.backends`, never an engine), `errors`, `models` and `memory`.
 """

@@ -41,7 +41,7 @@ from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
 from tao_server.jobs.deadlines import Deadlines
-from tao_server.jobs.events import EventLog
+from tao_server.jobs.events import EventLog, record_image
 from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
@@ -374,6 +374,7 @@ class JobRunner:
         active.started = True
         if active.cancel.is_set():  # the cancel (or the time limit) arrived before the run was known
             self._control.submit(self._stop, job_id, run)
+        self._control.submit(record_image, self._events, self._backend.images, job_id, job.image)  # its output never waits for this
         self._follow_to_end(job_id, run, active)
 
     def _started(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:

@@ -19,7 +19,7 @@ from tao_server.access.caller import Caller, user_name_of
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
 from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
-from tao_server.jobs import gpus, launch_config
+from tao_server.jobs import gpus, launch_config, path_args
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpu_line import Wait
 from tao_server.jobs.logs import Heartbeat, LogStore
@@ -114,11 +114,14 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool]:
-        """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
-        job = self._build(request, caller)
+    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool, list[str]]:
+        """Record the job and hand it to the runner; (job, created, warnings about the request).
+
+        A repeated id with the same request is harmless (and warned about again).
+        """
+        job, warnings = self._build(request, caller)
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
-            return _same_or_conflict(existing, job), False
+            return _same_or_conflict(existing, job), False, warnings
         for _ in range(5):
             # The log first: a job whose log cannot be made is never recorded (a full disk is a 507).
             self._logs.create(job.id)
@@ -127,10 +130,10 @@ class JobService:
                 break
             except DuplicateJobId:
                 if request.id is not None:
-                    return _same_or_conflict(self._store.get(job.id), job), False
+                    return _same_or_conflict(self._store.get(job.id), job), False, warnings
                 job.id = new_job_id()
         self._runner.enqueue(job)
-        return job, True
+        return job, True, warnings
 
     def get(self, job_id: str, caller: Caller) -> Job:
         """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing.
@@ -282,6 +285,10 @@ class JobService:
                 break
         return start, bytes(data[: end - start])
 
+    def size_of_log(self, job_id: str, caller: Caller) -> int:
+        """How many bytes of output the job's log holds now, if `caller` may see the job."""
+        return self._logs.size(self.get(job_id, caller).id)
+
     def log_size(self, job_id: str) -> int:
         """How many bytes of output the job's log holds now (the caller has been checked)."""
         return self._logs.size(job_id)
@@ -298,10 +305,12 @@ class JobService:
 
     # -- building a job -----------------------------------------------------------------------------
 
-    def _build(self, request: JobCreate, caller: Caller) -> Job:
+    def _build(self, request: JobCreate, caller: Caller) -> tuple[Job, list[str]]:
+        """The job the request asks for, checked, and the warnings about it (a results dir that nothing keeps)."""
         _check_request(request, self._limits)
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
+        warnings = path_args.check(request.args, config, request.subtask, request.launch_config_source)
         placement = self._placement(request)
         if (request.interactive or request.tty) and not self._attaches:
             raise InvalidRequest(
@@ -318,7 +327,7 @@ class JobService:
             gpu_cap = self._admission.admit(
                 caller, config.mounts, config.docker_options, config.envs, placement.gpus, placement.nodes, placement.time_limit
             )
-        return Job(
+        job = Job(
             id=_chosen_id(caller, request.id) if request.id is not None else new_job_id(),
             group=spec.group,
             task=spec.name,
@@ -339,6 +348,7 @@ class JobService:
             gpu_shares=self._admission.shares(caller),
             interactive=request.interactive,
         )
+        return job, warnings
 
     def _placement(self, request: JobCreate) -> Placement:
         """The job's GPUs, nodes and time limit, checked against what the backend places itself."""

@@ -24,6 +24,7 @@ from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 _templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))
+_templates.filters["size"] = views.size
 LOG_WINDOW = 64 * 1024  # bytes of output a page shows at first, and adds with each "load earlier"
 PAGE_SIZE = 50
 
@@ -95,7 +96,14 @@ def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLRes
     job = jobs.public(jobs.get(job_id, caller))
     events = jobs.events(job.id, caller, 0)
     response = _html(
-        "parts/job.html", job=job, row=views.job_row(job), events=events[-200:], pretty=views.pretty, when=views.when, caller=caller
+        "parts/job.html",
+        job=job,
+        row=views.job_row(job),
+        events=events[-200:],
+        pretty=views.pretty,
+        when=views.when,
+        options=views.options(job.docker_options),
+        caller=caller,
     )
     response.headers["X-Job-Active"] = "0" if job.status.terminal else "1"
     return response

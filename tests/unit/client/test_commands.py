@@ -14,14 +14,15 @@ from tao_client.cli._parser import Parser
 from tao_client.cli.help import format_commands, format_usage
 from tao_client.cli.main import run
 
-VERBS = ["list", "stop", "info", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui", "daemon"]
+VERBS = ["list", "stop", "info", "show", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui", "daemon"]
 
 # `tao --help`'s wording, as users and scripts have seen it.
 HELP_COMMANDS = """\
 commands:
-  list                  jobs queued and running (--all adds finished ones, --json)
+  list                  jobs queued and running, newest first (--all adds finished ones, --json)
   stop                  stop jobs: tao stop JOB_ID... | --container_id ID... | --all
   info                  the daemon, its task manifest, the Docker engine and GPUs
+  show                  one job in full: status, error, times, image, mounts, events, last output
   logs                  a job's output: tao logs JOB_ID [-f]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
@@ -91,7 +92,9 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 
 
 def test_usage_names_every_verb() -> None:
-    assert format_usage().splitlines()[2] == "       tao {list,stop,info,logs,attach,port-forward,pull,images,login,logout,ui,daemon} ..."
+    assert (
+        format_usage().splitlines()[2] == "       tao {list,stop,info,show,logs,attach,port-forward,pull,images,login,logout,ui,daemon} ..."
+    )
 
 
 @pytest.mark.parametrize("name", VERBS)
