@@ -150,7 +150,8 @@ class JobList(list[AsyncJob]):
 class AsyncClient:
     """Talks to a tao daemon over its Unix socket or HTTP(S), from asyncio.
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -275,6 +276,10 @@ class AsyncClient:
     async def tasks(self) -> dict[str, Any]:
         return await self._json("GET", "/v1/tasks")
 
+    async def daemon(self) -> dict[str, Any]:
+        """The daemon's process, as `Client.daemon` gives it."""
+        return await self._json("GET", "/v1/daemon")
+
     async def info(self, verbose: bool = False) -> dict[str, Any]:
         return await self._json("GET", "/v1/info", params={"verbose": verbose})
 
@@ -296,9 +301,11 @@ class AsyncClient:
         try:
             return await send()
         except httpx.TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
-        await asyncio.to_thread(daemon.start_local, self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, _reason(exc)) from None
+        from tao_client import local_daemon
+
+        await asyncio.to_thread(local_daemon.autostart, self.address)
         try:
             return await send()
         except httpx.TransportError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from tao_client import daemon
 from tao_client._errors import ApiError, DaemonUnreachable, api_error
-from tao_client._http import Response, Transport, TransportError
+from tao_client._http import NOTHING_ANSWERS, Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ class Job(JobView):
 class Client:
     """Talks to a tao daemon over its Unix socket or HTTP(S).
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -291,6 +292,24 @@ class Client:
     def info(self, verbose: bool = False) -> dict[str, Any]:
         return self._json("GET", "/v1/info", params={"verbose": verbose})
 
+    def daemon(self) -> dict[str, Any]:
+        """The daemon's process: version, addresses, dashboard, manifest; for its own user (and root) also its
+        pid, data dir, log, whether `tao` started it, and the TAO_* environment it started with."""
+        return self._json("GET", "/v1/daemon")
+
+    def running_daemon(self) -> dict[str, Any] | None:
+        """`daemon()` when a daemon answers; None when nothing does. Never starts one."""
+        try:
+            response = self._http.request("GET", "/v1/daemon")
+        except TransportError as exc:
+            if str(exc) == NOTHING_ANSWERS:
+                return None
+            raise daemon.unreachable(self.address, str(exc)) from None
+        if not response.is_success:
+            raise _api_error(response)
+        answer: dict[str, Any] = response.json()
+        return answer
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -300,9 +319,11 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, str(exc)) from None
-            daemon.start_local(self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, str(exc)) from None
+            from tao_client import local_daemon
+
+            local_daemon.autostart(self.address)
             try:
                 response = self._http.request(method, path, **kwargs)
             except TransportError as retry_exc:

@@ -14,6 +14,7 @@ from travel with it, so `tao` can name them.
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
+    ├── LinkNotYours                403  a dashboard sign-in link redeemed by another account than the one it was made for
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
@@ -21,6 +22,7 @@ from travel with it, so `tao` can name them.
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
+    ├── DatabaseUnusable                 the job table is damaged, unreadable or too new (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
     │   └── DatabaseGone                 its database file was deleted or replaced while it ran
@@ -117,6 +119,13 @@ class CrossSiteRequest(TaoError):
     http_status = 403
 
 
+class LinkNotYours(TaoError):
+    """A dashboard sign-in code redeemed by another account than the one it was made for (or one the daemon cannot name)."""
+
+    code = "link_not_yours"
+    http_status = 403
+
+
 class LoginRefused(TaoError):
     """A registry refused the login `tao login` asked to store."""
 
@@ -159,6 +168,12 @@ class PolicyError(TaoError):
     """The policy file cannot be used; raised at start-up, naming file, key and reason."""
 
     code = "invalid_policy"
+
+
+class DatabaseUnusable(TaoError):
+    """The job table cannot be used at start-up (damaged, unreadable, or written by a newer release); names the file."""
+
+    code = "database_unusable"
 
 
 class CredentialFileUnreadable(TaoError):

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure: bool = False
+    # The dashboard's own listener on 127.0.0.1, for a daemon with a Unix socket and no plain HTTP listener
+    # on loopback (the daemon `tao` starts, a service without --port): `tao ui`'s links point there.
+    # Port 0: a free one, chosen at each start.
+    dashboard: bool = True
+    dashboard_port: int = Field(default=0, ge=0, le=65535)
+    # "tao" when the `tao` CLI started this daemon for its user (the hidden --started-by): it then reports
+    # its log and the environment it started with, so `tao` can say when the caller's differs.
+    started_by: Literal["tao"] | None = None
     # What jobs of users other than admins may ask for (policy.py); None: the default policy.
     policy: Path | None = None
     manifest: Path | None = None
@@ -141,6 +149,19 @@ class Settings(BaseSettings):
             return self.manifest.expanduser().resolve()
         user = Path(_paths.user_manifest())
         return user if user.is_file() else None
+
+
+def environment() -> dict[str, str | None]:
+    """The TAO_* variables Settings reads, as this process's environment holds them (None: unset or empty).
+
+    What a daemon reports it was started with. Secrets (NGC_API_KEY) are not TAO_* variables, and are
+    never reported; nor are TAO_SOCKET and TAO_STARTED_BY, which `tao` gives the daemons it starts as flags.
+    """
+    from_flags = ("socket", "started_by")
+    names = [
+        f"TAO_{name.upper()}" for name, field in Settings.model_fields.items() if field.validation_alias is None and name not in from_flags
+    ]
+    return {name: os.environ.get(name) or None for name in names}
 
 
 def _invalid(message: str) -> PydanticCustomError:

@@ -54,6 +54,9 @@ COMMANDS = (
     Command("login", _LOGINS, "images", "login_parser", "login"),
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
     Command("ui", "open the dashboard in a browser, signed in as you: tao ui", "ui", "ui_parser", "open_dashboard"),
+    Command(
+        "daemon", "the daemon tao starts for you: tao daemon status|start|stop|restart|logs", "daemon", "daemon_parser", "manage_daemon"
+    ),
 )
 
 _BY_NAME = {command.name: command for command in COMMANDS}
@@ -95,6 +98,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
 
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
-    with connect(options) as client:
+    # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
+    with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

@@ -45,7 +45,7 @@ def print_help(options: LauncherOptions) -> int:
     print(format_usage(), end="\n\n")
     print(format_commands(), end="\n\n")
     try:
-        with connect(options) as client:
+        with connect(options, check_daemon=True) as client:
             print(format_tasks(client.tasks()), end="\n\n")
     except TaoClientError as exc:
         print(f"tasks:\n  (unavailable: {exc.message})", end="\n\n")

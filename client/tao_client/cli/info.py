@@ -32,6 +32,8 @@ def show_info(client: Client, args: Namespace) -> int:
     print(f"daemon:    {client.address.url} (tao-server {daemon['version']}{pid})")
     if "data_dir" in daemon:
         print(f"data dir:  {daemon['data_dir']}")
+    if daemon.get("dashboard"):
+        print(f"dashboard: {daemon['dashboard']} (`tao ui` signs you in)")
     if "database_error" in daemon:
         print(f"database:  {daemon['database_error']}")
     for run in daemon.get("unaccounted_runs", []):

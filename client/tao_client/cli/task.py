@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def run_task(options: LauncherOptions, words: list[str]) -> int:
-    with connect(options) as client:
+    with connect(options, check_daemon=True) as client:
         tasks = client.tasks()
         try:
             group, task, rest = split_words(tasks, words)

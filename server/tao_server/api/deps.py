@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -42,6 +43,8 @@ class Services:
     system: SystemService
     ui: UiSessions
     ui_address: str | None  # a plain HTTP listener on loopback, where `tao ui`'s links point; None: there is none
+    # The uid owning the client's end of a loopback TCP connection (client, server): access/tcp_peer.py.
+    loopback_owner: Callable[[tuple[str, int], tuple[str, int]], int | None]
 
 
 # The dependencies below only look things up: async, so that FastAPI runs them on the event loop

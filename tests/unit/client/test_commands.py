@@ -14,7 +14,7 @@ from tao_client.cli._parser import Parser
 from tao_client.cli.help import format_commands, format_usage
 from tao_client.cli.main import run
 
-VERBS = ["list", "stop", "info", "show", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui"]
+VERBS = ["list", "stop", "info", "show", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui", "daemon"]
 
 # `tao --help`'s wording, as users and scripts have seen it.
 HELP_COMMANDS = """\
@@ -29,7 +29,8 @@ commands:
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
   login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)
-  ui                    open the dashboard in a browser, signed in as you: tao ui"""
+  ui                    open the dashboard in a browser, signed in as you: tao ui
+  daemon                the daemon tao starts for you: tao daemon status|start|stop|restart|logs"""
 
 
 class FakeClient:
@@ -51,7 +52,7 @@ class FakeClient:
 
 @pytest.fixture
 def no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(options: _common.LauncherOptions) -> None:
+    def refuse(options: _common.LauncherOptions, check_daemon: bool = False) -> None:
         raise AssertionError("connected to the daemon")
 
     monkeypatch.setattr(_common, "connect", refuse)
@@ -91,7 +92,9 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 
 
 def test_usage_names_every_verb() -> None:
-    assert format_usage().splitlines()[2] == "       tao {list,stop,info,show,logs,attach,port-forward,pull,images,login,logout,ui} ..."
+    assert (
+        format_usage().splitlines()[2] == "       tao {list,stop,info,show,logs,attach,port-forward,pull,images,login,logout,ui,daemon} ..."
+    )
 
 
 @pytest.mark.parametrize("name", VERBS)
@@ -114,7 +117,7 @@ def test_verb_help_exits_0_before_connecting(name: str, no_connection: None, cap
 
 def test_dispatch_runs_the_handler_with_a_connected_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     client = FakeClient()
-    monkeypatch.setattr(_common, "connect", lambda options: client)
+    monkeypatch.setattr(_common, "connect", lambda options, check_daemon=False: client)
     assert run(["logout", "registry.example"]) == 0
     assert client.calls == [("logout", "registry.example")]
     assert capsys.readouterr().out == "Login removed for registry.example (bob): the login of uid 1000\n"
