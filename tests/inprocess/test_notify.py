@@ -288,3 +288,28 @@ def test_run_again_notifies_the_same_urls(notifying: Callable[..., Daemon], rece
     assert again.status_code == 201, again.text
     got = receiver.wait_for(lambda seen: len(delivered(seen)) == 4)
     assert len({each.json()["job_id"] for each in got}) == 2
+
+
+def test_the_dashboard_timeline_shows_each_try_and_stays_live_while_one_is_due(
+    notifying: Callable[..., Daemon], receiver: Receiver
+) -> None:
+    daemon = notifying(notify_retry_first=3600, notify_retry_longest=3600)
+    receiver.answer(500)
+    receiver.answer(500)
+    job = daemon.alice.submit("detectnet_v2", "exit", "0", notify=[receiver.url])
+    daemon.alice.wait_for(job["id"], "succeeded")
+    wait_for_events(daemon.alice, job["id"], lambda found: len(found) == 2)
+    part = daemon.alice.get(f"/ui/parts/job/{job['id']}")
+    assert part.status_code == 200
+    assert f"job.ended to {receiver.url}: try 1 retrying (answered 500 Internal Server Error" in part.text
+    assert f'Notifies</th><td class="mono">{receiver.url}<' in part.text
+    assert part.headers["X-Job-Active"] == "1"  # ended, but its notifications are still to be tried
+
+
+def test_the_timeline_of_a_job_whose_notifications_are_done_is_still(notifying: Callable[..., Daemon], receiver: Receiver) -> None:
+    daemon = notifying()
+    job = daemon.alice.submit("detectnet_v2", "exit", "0", notify=[receiver.url])
+    daemon.alice.wait_for(job["id"], "succeeded")
+    wait_for_events(daemon.alice, job["id"], lambda found: len(found) == 2)
+    part = daemon.alice.get(f"/ui/parts/job/{job['id']}")
+    assert "try 1 delivered (answered 200 OK)" in part.text and part.headers["X-Job-Active"] == "0"

@@ -43,7 +43,7 @@ COMMANDS = (
     Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
     Command(
         "events",
-        "a job's events: pulls, GPUs, time limits, notifications: tao events JOB_ID [-f]",
+        "a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]",
         "events",
         "events_parser",
         "show_events",
@@ -62,7 +62,7 @@ COMMANDS = (
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
     Command(
         "notify",
-        "where your jobs' starts and ends are posted: tao notify add|list|rm URL, tao notify secret",
+        "post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret",
         "notify",
         "notify_parser",
         "manage",

@@ -74,6 +74,8 @@ class Outbox:
             if sooner < delivery.next_try_at:
                 self.record(delivery.id, next_try_at=sooner)
 
-    def of_job(self, job_id: str) -> list[Delivery]:
-        with Session(self._engine, expire_on_commit=False) as session:
-            return list(session.exec(select(Delivery).where(col(Delivery.job_id) == job_id).order_by(col(Delivery.created_at))))
+    def pending(self, job_id: str) -> bool:
+        """Whether a delivery of the job is still pending."""
+        query = select(Delivery.id).where(col(Delivery.job_id) == job_id, col(Delivery.state) == DeliveryState.pending).limit(1)
+        with Session(self._engine) as session:
+            return session.exec(query).first() is not None

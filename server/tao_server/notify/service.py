@@ -17,6 +17,7 @@ from tao_server.access.tokens import TokenStore
 from tao_server.errors import DestinationRefused, InvalidRequest
 from tao_server.notify.addresses import AddressCheck, Destination, Refused, Unresolvable
 from tao_server.notify.models import NotifySecret, NotifyUrlPublic, NotifyUrls
+from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.urls import masked, parse
 
@@ -24,8 +25,9 @@ MAX_URLS = 16  # per job, and a user's defaults
 
 
 class NotifyService:
-    def __init__(self, preferences: Preferences, policy: Policy, check: AddressCheck, tokens: TokenStore) -> None:
+    def __init__(self, preferences: Preferences, policy: Policy, check: AddressCheck, tokens: TokenStore, outbox: Outbox) -> None:
         self._preferences = preferences
+        self._outbox = outbox
         self._policy = policy
         self._check = check
         self._tokens = tokens
@@ -60,6 +62,10 @@ class NotifyService:
     def secret(self, caller: Caller) -> NotifySecret:
         """The caller's signing secret, made on first use; never another user's."""
         return NotifySecret(secret=self._preferences.secret(uid_of(caller)))
+
+    def pending(self, job_id: str) -> bool:
+        """Whether a notification of the job is still to be delivered or tried again (the caller may see the job)."""
+        return self._outbox.pending(job_id)
 
     # -- a job's URLs ------------------------------------------------------------------------------
 

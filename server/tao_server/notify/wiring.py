@@ -34,8 +34,8 @@ def build(settings: Settings, policy: Policy, store: JobStore, events: EventLog,
     """`addresses`: the daemon's listeners (unix://, http://, https://), for its own addresses and the dashboard's links."""
     own = OwnAddresses(_hosts(addresses))
     preferences = Preferences(store)
-    service = NotifyService(preferences, policy, AddressCheck(own, CachedResolver()), tokens)
     outbox = Outbox(store)
+    service = NotifyService(preferences, policy, AddressCheck(own, CachedResolver()), tokens, outbox)
     poster = Poster(AddressCheck(own), service.allowed_for_uid, settings.notify_timeout)
     backoff = Backoff(settings.notify_retry_first, settings.notify_retry_longest, settings.notify_retry_for)
     sender = Sender(outbox, preferences, poster, events, backoff, settings.notify_senders)
