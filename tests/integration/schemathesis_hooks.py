@@ -23,5 +23,5 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         if isinstance(case.body.get("url"), str):
             case.body["url"] = UNLISTED_RECEIVER
     if case.method.upper() == "POST" and case.path == "/v1/jobs" and isinstance(case.body, dict):
-        if isinstance(case.body.get("notify"), list):
-            case.body["notify"] = [UNLISTED_RECEIVER for _ in case.body["notify"]]
+        if isinstance(urls := case.body.get("notify"), list):
+            case.body["notify"] = [UNLISTED_RECEIVER for _ in urls]
