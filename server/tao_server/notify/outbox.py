@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from tao_server.jobs.store import JobStore
@@ -73,6 +73,15 @@ class Outbox:
             sooner = next_try(delivery)
             if sooner < delivery.next_try_at:
                 self.record(delivery.id, next_try_at=sooner)
+
+    def prune(self, before: float) -> int:
+        """Forget deliveries settled (delivered or given up) that were made before `before`; how many.
+
+        The job's events keep what became of each; the outbox only needs what is still to be sent.
+        """
+        settled = delete(Delivery).where(col(Delivery.state) != DeliveryState.pending, col(Delivery.created_at) < before)
+        with self._store.writing(), self._engine.begin() as connection:
+            return int(connection.execute(settled).rowcount)
 
     def pending(self, job_id: str) -> bool:
         """Whether a delivery of the job is still pending."""

@@ -35,6 +35,7 @@ from tao_server.notify.urls import masked
 log = logging.getLogger(__name__)
 
 IDLE_WAIT = 60.0  # the dispatcher looks again at least this often, whatever it was told
+KEEP_SETTLED = 7 * 24 * 3600.0  # seconds a delivered or given-up delivery stays in the outbox (its events stay with the job)
 EVENT_TYPE = "notify"
 
 
@@ -82,7 +83,9 @@ class Sender:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Bring forward what waits under longer delays than the settings now give, then start sending."""
+        """Forget long-settled deliveries, bring forward what waits under longer delays than the settings now
+        give, then start sending."""
+        self._outbox.prune(self._clock() - KEEP_SETTLED)
         self._outbox.reschedule(self._backoff.next_try)
         # Daemon threads: a try in flight at exit is not waited for; the next daemon sends it again.
         self._threads = [threading.Thread(target=self._send_each, name=f"notify-{i}", daemon=True) for i in range(self._workers)]
