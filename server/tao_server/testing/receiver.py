@@ -32,6 +32,7 @@ class Received:
     headers: dict[str, str]  # names in lower case
     body: bytes
     status: int
+    arrived_at: float  # time.time() once its body was read, before it was answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -127,6 +128,7 @@ class Receiver:
 
     def _take(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        arrived_at = time.time()
         with self._changed:
             self._arrived += 1
             self._changed.notify_all()
@@ -140,5 +142,6 @@ class Receiver:
         request.end_headers()
         request.wfile.write(b"ok")
         with self._changed:
-            self._seen.append(Received(request.command, request.path, {k.lower(): v for k, v in request.headers.items()}, body, status))
+            received_headers = {k.lower(): v for k, v in request.headers.items()}
+            self._seen.append(Received(request.command, request.path, received_headers, body, status, arrived_at))
             self._changed.notify_all()
