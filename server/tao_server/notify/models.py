@@ -25,7 +25,9 @@ class Delivery(SQLModel, table=True):
     """One notification to one URL, kept until it is delivered or given up: the outbox.
 
     At most one per job, attempt, event and URL, so an end told twice is sent once. `body` is the
-    exact JSON sent (and signed) on every try.
+    exact JSON sent (and signed) on every try. Nothing past the insert knows what it tells: a
+    pipeline's own notification (`pipeline.ended`) is a row with its event, URL and body, and the
+    pipeline's id where `job_id` is.
     """
 
     __tablename__ = "notify_delivery"

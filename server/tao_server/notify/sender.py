@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,7 +30,7 @@ from tao_server.notify import signing
 from tao_server.notify.models import Delivery, DeliveryState
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
-from tao_server.notify.transport import Answer, Poster
+from tao_server.notify.transport import Answer
 from tao_server.notify.urls import masked
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 60.0  # the dispatcher looks again at least this often, whatever it was told
 KEEP_SETTLED = 7 * 24 * 3600.0  # seconds a delivered or given-up delivery stays in the outbox (its events stay with the job)
 EVENT_TYPE = "notify"
+
+
+class Poster(Protocol):
+    """One try of a delivery (transport.Poster)."""
+
+    def post(self, url_text: str, owner_uid: int, body: bytes, headers: dict[str, str]) -> Answer: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class Sender:
         self._workers = workers
         self._clock = clock
         self._busy: dict[str, tuple[str | None, str]] = {}  # id -> (job, URL) of each delivery being sent now
+        # id -> when it may be tried again, for deliveries whose try broke before its outcome could be written
+        self._cooling: dict[str, float] = {}
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stopping = False
@@ -121,12 +130,15 @@ class Sender:
         One job's deliveries to one URL go one at a time, oldest first: a receiver hears of a start
         before the end, unless the start's first try failed.
         """
+        now = self._clock()
         with self._lock:
             busy = dict(self._busy)
+            self._cooling = {key: until for key, until in self._cooling.items() if until > now}
+            resting = set(self._cooling)
         free = self._workers - len(busy)
         held_back = False
         if free > 0:
-            for delivery in self._outbox.due(self._clock(), free * 4, busy):
+            for delivery in self._outbox.due(now, free * 4, busy.keys() | resting):
                 key = (delivery.job_id, delivery.url)
                 if key in busy.values():
                     held_back = True  # its sender wakes the dispatcher when done
@@ -137,7 +149,7 @@ class Sender:
                 with self._lock:
                     self._busy[delivery.id] = key
                 self._calls.put(delivery)
-        due = self._outbox.next_due(busy)
+        due = self._outbox.next_due(busy.keys() | resting)
         if due is None or held_back or len(busy) >= self._workers:
             return IDLE_WAIT  # a sender that finishes wakes the dispatcher
         return min(IDLE_WAIT, max(0.0, due - self._clock()))
@@ -148,8 +160,10 @@ class Sender:
         while (delivery := self._calls.get()) is not None:
             try:
                 self._try(delivery)
-            except Exception:  # a sender must outlive one bad delivery: it stays pending and is tried again
+            except Exception:  # a sender must outlive one bad delivery: it stays pending, and rests before its next try
                 log.exception("notifications: delivery %s could not be tried", delivery.id)
+                with self._lock:
+                    self._cooling[delivery.id] = self._clock() + IDLE_WAIT
             finally:
                 with self._lock:
                     self._busy.pop(delivery.id, None)
