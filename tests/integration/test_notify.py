@@ -18,7 +18,7 @@ import pytest
 
 from tao_server.testing.daemon import Daemon
 from tao_server.testing.receiver import Received, Receiver
-from tests.integration.conftest import make_daemon, tao_as, until
+from tests.integration.conftest import Gates, make_daemon, tao_as, until
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +107,32 @@ def test_a_delivery_answered_500_is_tried_again_after_a_restart_and_arrives_once
     assert [(e["try"], e["outcome"]) for e in after if e["delivery"] == retried[0]["delivery"]] == [(1, "retrying"), (2, "delivered")]
     shown = second.tao("events", "told-across-restart")
     assert f"{retried[0]['event']} to {receiver.url}: try 2 delivered (answered 200 OK)".encode() in shown.stdout
+    assert f"notify:    {receiver.url}\n".encode() in second.tao("show", "told-across-restart").stdout
+
+
+def test_tao_events_follows_a_job_until_it_ends(notifying: Daemon, receiver: Receiver, gates: Gates) -> None:
+    submitted = notifying.tao(
+        "--mounts",
+        str(gates.mounts),
+        "--notify",
+        receiver.url,
+        "-d",
+        "--id",
+        "followed",
+        "detectnet_v2",
+        "run",
+        "sh",
+        "-c",
+        gates.wait("go"),
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    follower = notifying.popen_tao("events", "-f", "followed")
+    receiver.wait_for(lambda seen: any(got.json()["job_id"] == "followed" and got.status == 200 for got in seen))
+    assert follower.poll() is None  # the job runs: the follower waits for more
+    gates.open("go")
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err
+    assert f"notify job.started to {receiver.url}: try 1 delivered (answered 200 OK)".encode() in out
 
 
 @pytest.mark.parametrize(
