@@ -199,6 +199,7 @@ class AsyncClient:
         pull: str | None = None,
         nodes: int | None = None,
         time: str | None = None,
+        notify: Iterable[str] = (),
     ) -> AsyncJob:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -206,7 +207,9 @@ class AsyncClient:
         $LAUNCHER_MOUNTS) as `tao` does; a dict, a path or what `launch_config.read()` returns sends
         that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
         """
-        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
+        body = submission(
+            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+        )
         return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
 
     async def job(self, job_id: str) -> AsyncJob:
@@ -244,6 +247,27 @@ class AsyncClient:
     async def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return await self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    async def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked (Client.notify_urls)."""
+        return [entry["url"] for entry in (await self._json("GET", "/v1/notify/urls"))["urls"]]
+
+    async def notify_add(self, url: str) -> str:
+        """Add a default notification URL; returns it masked (Client.notify_add)."""
+        answer: str = (await self._json("POST", "/v1/notify/urls", json={"url": url}))["url"]
+        return answer
+
+    async def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked; returns it masked (Client.notify_remove)."""
+        answer: str = (await self._json("DELETE", "/v1/notify/urls", params={"url": url}))["url"]
+        return answer
+
+    async def notify_secret(self) -> str:
+        """Your signing secret, made on first use (Client.notify_secret)."""
+        answer: str = (await self._json("POST", "/v1/notify/secret"))["secret"]
+        return answer
 
     # -- images, registries, the daemon -----------------------------------------------------------
 

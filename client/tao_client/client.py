@@ -139,6 +139,7 @@ class Client:
         time: str | None = None,
         interactive: bool = False,
         tty: bool = False,
+        notify: Iterable[str] = (),
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -147,8 +148,11 @@ class Client:
         What the daemon warns of (a results dir outside every mount) comes as LaunchWarnings and in `job.warnings`.
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
+        `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
         """
-        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
+        body = submission(
+            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+        )
         body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
         return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
 
@@ -198,6 +202,27 @@ class Client:
     def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked: every new job of yours notifies them of its start and end."""
+        return [entry["url"] for entry in self._json("GET", "/v1/notify/urls")["urls"]]
+
+    def notify_add(self, url: str) -> str:
+        """Add a default notification URL (checked as `--notify` is); returns it masked."""
+        answer: str = self._json("POST", "/v1/notify/urls", json_body={"url": url})["url"]
+        return answer
+
+    def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked as listed; returns it masked."""
+        answer: str = self._json("DELETE", "/v1/notify/urls", params={"url": url})["url"]
+        return answer
+
+    def notify_secret(self) -> str:
+        """Your signing secret (made on first use): X-Tao-Signature-256 is the HMAC-SHA256 of each body, keyed with it."""
+        answer: str = self._json("POST", "/v1/notify/secret")["secret"]
+        return answer
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -350,6 +375,7 @@ def submission(
     pull: str | None,
     nodes: int | None,
     time: str | None,
+    notify: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
 
@@ -368,6 +394,8 @@ def submission(
         body["gpu_indices"] = gpu_indices
     optional = {"id": job_id, "nodes": nodes, "time": time}
     body.update({key: value for key, value in optional.items() if value is not None})
+    if notify := list(notify):
+        body["notify"] = notify
     return body
 
 

@@ -27,7 +27,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, errors, images, jobs, logs, sessions, system
+from tao_server.api import credentials, docs, errors, images, jobs, logs, notify, sessions, system
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -46,6 +46,7 @@ from tao_server.jobs.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuSchedu
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
 from tao_server.jobs.store import JobStore
+from tao_server.notify import wiring as notify_wiring
 from tao_server.settings import Settings
 from tao_server.system import SystemService, loopback_http
 from tao_server.ui import routes as ui
@@ -85,6 +86,7 @@ def create_app(
             yield
         finally:
             services.runner.shutdown()
+            services.sender.stop()
             services.sessions.close()
             services.backend.close()
             # The last connection to close folds SQLite's write-ahead log into the database file,
@@ -106,7 +108,7 @@ def create_app(
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, logs, sessions, images, credentials, system, docs):
+    for module in (jobs, logs, sessions, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
@@ -160,7 +162,20 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     )
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
-    runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)
+    tokens = TokenStore(engine)
+    notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
+    runner = JobRunner(
+        store,
+        backend,
+        logs_store,
+        events,
+        puller,
+        scheduler,
+        settings.max_running_jobs,
+        settings.stop_timeout,
+        pins=pins,
+        observer=notifications.observer,
+    )
     admission = Admission(policy, _protected_paths(settings, backend))
     job_service = JobService(
         store,
@@ -174,6 +189,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         settings.limits,
         backend.places,
         backend.attaches,
+        notify=notifications.service,
     )
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
@@ -184,13 +200,16 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         jobs=job_service,
         sessions=JobSessions(job_service, runner, backend.attaches),
         images=image_service,
-        tokens=TokenStore(engine),
+        tokens=tokens,
         system=SystemService(settings, manifest, backend, job_service, image_service, runner, database, datetime.now(UTC), addresses),
         ui=UiSessions(),
+        notify=notifications.service,
+        sender=notifications.sender,
         ui_address=loopback_http(addresses),
         loopback_owner=wiring.loopback_owner,
     )
     runner.reconcile()
+    notifications.sender.start()
     return services
 
 

@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=["missing", "always", "never"],
         help="when jobs pull their image, unless they say otherwise (default: missing)",
     )
+    parser.add_argument(
+        "--public-url",
+        help="the daemon's address as users' browsers reach it (https://tao.example:8443), for the dashboard links in notifications",
+    )
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     # Given by `tao` to the daemons it starts for its user (tao_client/local_daemon.py).
     parser.add_argument("--started-by", choices=["tao"], help=argparse.SUPPRESS)

@@ -11,6 +11,7 @@ from travel with it, so `tao` can name them.
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
+    │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
@@ -96,6 +97,12 @@ class PolicyRefusal(InvalidRequest):
 
     code = "refused_by_policy"
     http_status = 403
+
+
+class DestinationRefused(PolicyRefusal):
+    """A notification URL resolves to an address notifications may not reach (loopback, private, ...) and notify_to does not list."""
+
+    code = "destination_refused"
 
 
 class RequestTooLarge(TaoError):

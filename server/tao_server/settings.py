@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     max_arg_bytes: int = Field(default=128 * 1024, ge=1)
     max_envs: int = Field(default=1024, ge=0)
     max_mounts: int = Field(default=256, ge=0)
+    # Notifications of jobs' starts and ends (tao_server.notify): a failed try is tried again after notify_retry_first
+    # seconds, twice as long after each further one up to notify_retry_longest, for notify_retry_for seconds in all;
+    # each try lasts at most notify_timeout seconds; notify_senders tries go on at once.
+    notify_retry_first: float = Field(default=10.0, gt=0)
+    notify_retry_longest: float = Field(default=3600.0, gt=0)
+    notify_retry_for: float = Field(default=24 * 3600.0, gt=0)
+    notify_timeout: float = Field(default=10.0, gt=0, le=300)
+    notify_senders: int = Field(default=4, ge=1, le=64)
+    # The daemon's address as its users' browsers reach it ("https://tao.example:8443"), for the links in notifications;
+    # None: its TCP address, else its loopback dashboard's, else no link.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     # nvcr.io's login for jobs whose owner has none and no shared login is stored (user $oauthtoken).
     ngc_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NGC_API_KEY", "ngc_api_key"))
     # Where systemd (Type=notify) wants to hear that the daemon is ready and when it stops; unset outside systemd.

@@ -35,6 +35,7 @@ class LauncherOptions:
         time: str | None = None,
         interactive: bool | None = None,
         tty: bool | None = None,
+        notify: list[str] | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -48,6 +49,7 @@ class LauncherOptions:
         # None: as the terminal says (both when stdin and stdout are one); True or False: as given.
         self.interactive = interactive
         self.tty = tty
+        self.notify = list(notify or [])  # --notify URL, repeatable
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

@@ -41,6 +41,13 @@ COMMANDS = (
     Command("info", "the daemon, its task manifest, the Docker engine and GPUs", "info", "info_parser", "show_info"),
     Command("show", "one job in full: status, error, times, image, mounts, events, last output", "show", "show_parser", "show_job"),
     Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
+    Command(
+        "events",
+        "a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]",
+        "events",
+        "events_parser",
+        "show_events",
+    ),
     Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "sessions", "attach_parser", "attach_job"),
     Command(
         "port-forward",
@@ -53,6 +60,13 @@ COMMANDS = (
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
+    Command(
+        "notify",
+        "post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret",
+        "notify",
+        "notify_parser",
+        "manage",
+    ),
     Command("ui", "open the dashboard in a browser, signed in as you: tao ui", "ui", "ui_parser", "open_dashboard"),
     Command(
         "daemon", "the daemon tao starts for you: tao daemon status|start|stop|restart|logs", "daemon", "daemon_parser", "manage_daemon"

@@ -86,6 +86,7 @@ def _submit(
             time=options.time,
             interactive=interactive,
             tty=tty,
+            notify=options.notify,
         )
     missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]
     if missing:

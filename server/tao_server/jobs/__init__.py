@@ -5,7 +5,9 @@ service.py (submit, look up, list, cancel: what the routes call), launch_config.
 store.py (the job table), runner.py (workers that run each job on the backend, and the
 reconcile after a restart; leftovers.py settles the runs no active job claims), gpus.py +
 scheduler.py (the GPU inventory and the exclusive GPU line), logs.py (log files and their
-followers), events.py (job events such as pull progress and the image a job started from).
+followers), events.py (job events such as pull progress and the image a job started from),
+observer.py (what the runner tells of each start and end: notifications listen).
 Modules here import `tao_server.access`, `tao_server.images`, the backend contract
-(`tao_server.backends`, never an engine), `errors`, `models` and `memory`.
+(`tao_server.backends`, never an engine), `errors`, `models`, `memory`, and `tao_server.notify`
+(service.py: the URLs a new job notifies, checked).
 """

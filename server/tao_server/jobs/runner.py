@@ -28,6 +28,8 @@ A backend out of reach (BackendUnavailable) ends no job: the worker reports it (
 waits until the backend answers, finds the job's run again and goes on from the byte its log
 has. Meanwhile nothing new starts, the job keeps its status and GPUs, and a cancel asked for is
 carried out once the backend answers.
+
+Its observer (observer.py) hears of each start and end once it is recorded: notifications.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from tao_server.jobs.events import EventLog, record_image
 from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
+from tao_server.jobs.observer import JobObserver, NoObserver
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
@@ -88,8 +91,10 @@ class JobRunner:
         max_running: int,
         stop_timeout: float,
         pins: MountPins | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self._gpus = gpus
+        self._observer: JobObserver = observer or NoObserver()
         self._pins = pins or MountPins(None)
         self._store = store
         self.ends = UnrecordedEnds(store)
@@ -169,6 +174,7 @@ class JobRunner:
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
+        self._observe(job_id, self._observer.job_ended)
 
     def condition(self, job_id: str) -> str | None:
         """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm: Resources")."""
@@ -482,6 +488,7 @@ class JobRunner:
     def _record_running(self, job_id: str, run: Run, active: _ActiveJob) -> None:
         self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
         active.started = True
+        self._observe(job_id, self._observer.job_started)
 
     def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob) -> None:
         """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended."""
@@ -619,6 +626,16 @@ class JobRunner:
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)
         self._wake_followers(job_id, untrack=False)
+        self._observe(job_id, self._observer.job_ended)
+
+    def _observe(self, job_id: str, tell: Callable[[Job], None]) -> None:
+        """Tell the observer (notifications) of the job's recorded start or end, with the job as it now is."""
+        try:
+            job = self._store.find(job_id)
+            if job is not None:
+                tell(self.ends.shown(job))
+        except Exception:  # what watches a job must never change how it goes or ends
+            log.exception("job %s: its observer failed", job_id)
 
     def _done(self, job_id: str) -> None:
         self._gpus.release(job_id)

@@ -27,6 +27,8 @@ from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.models import GpuWait, Job, JobCreate, JobPublic, JobStatus, utcnow
+from tao_server.notify.service import NotifyService
+from tao_server.notify.urls import masked
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
@@ -97,6 +99,7 @@ class JobService:
         limits: RequestLimits | None = None,
         places: frozenset[str] = frozenset(),
         attaches: bool = False,
+        notify: NotifyService | None = None,
     ) -> None:
         self._limits = limits or RequestLimits()
         # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
@@ -111,6 +114,8 @@ class JobService:
         self._scheduler = scheduler
         self._admission = admission
         self._pull_policy = pull_policy
+        # Checks the URLs a job notifies of its start and end; None: a daemon that sends no notifications.
+        self._notify = notify
 
     # -- jobs ---------------------------------------------------------------------------------------
 
@@ -159,6 +164,7 @@ class JobService:
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
+        shown.notify = [masked(url) for url in job.notify_urls]
         if job.status in (JobStatus.queued, JobStatus.pulling) and job.gpu_request:
             wait = self._scheduler.wait(job.id)
             if wait is not None:
@@ -242,6 +248,7 @@ class JobService:
         )
         job = Job.model_validate(job.model_dump())
         job.gpu_shares = self._admission.shares(caller)
+        job.notify_urls = self._notify_urls(caller, old.notify_urls, defaults=False)
         if not caller.admin:
             wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
             job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
@@ -355,8 +362,17 @@ class JobService:
             gpu_cap=gpu_cap,
             gpu_shares=self._admission.shares(caller),
             interactive=request.interactive,
+            notify_urls=self._notify_urls(caller, request.notify),
         )
         return job, warnings
+
+    def _notify_urls(self, caller: Caller, requested: list[str], defaults: bool = True) -> list[str]:
+        """The URLs a new job notifies: those asked for and the caller's defaults, each checked (DestinationRefused)."""
+        if self._notify is None:
+            if requested:
+                raise InvalidRequest("notify: this daemon sends no notifications", field="notify")
+            return []
+        return self._notify.for_job(caller, requested, defaults)
 
     def _placement(self, request: JobCreate) -> Placement:
         """The job's GPUs, nodes and time limit, checked against what the backend places itself."""

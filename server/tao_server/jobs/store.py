@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,10 @@ class JobStore:
                 raise DuplicateJobId(f"job id {job.id!r} is already taken", field="id") from None
         job.seq = inserted[0] if inserted is not None else None
         return job
+
+    def writing(self) -> AbstractContextManager[None]:
+        """One writer at a time into the daemon's database, for the stores of its other tables (notify/); StorageFull as here."""
+        return self._writing()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -104,8 +104,11 @@ def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLRes
         when=views.when,
         options=views.options(job.docker_options),
         caller=caller,
+        event_clock=views.event_clock,
+        event_text=views.event_text,
     )
-    response.headers["X-Job-Active"] = "0" if job.status.terminal else "1"
+    # A job whose notifications are still being tried stays live: its timeline shows each try as it comes.
+    response.headers["X-Job-Active"] = "0" if job.status.terminal and not services.notify.pending(job.id) else "1"
     return response
 
 

@@ -14,7 +14,23 @@ from tao_client.cli._parser import Parser
 from tao_client.cli.help import format_commands, format_usage
 from tao_client.cli.main import run
 
-VERBS = ["list", "stop", "info", "show", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui", "daemon"]
+VERBS = [
+    "list",
+    "stop",
+    "info",
+    "show",
+    "logs",
+    "events",
+    "attach",
+    "port-forward",
+    "pull",
+    "images",
+    "login",
+    "logout",
+    "notify",
+    "ui",
+    "daemon",
+]
 
 # `tao --help`'s wording, as users and scripts have seen it.
 HELP_COMMANDS = """\
@@ -24,11 +40,13 @@ commands:
   info                  the daemon, its task manifest, the Docker engine and GPUs
   show                  one job in full: status, error, times, image, mounts, events, last output
   logs                  a job's output: tao logs JOB_ID [-f]
+  events                a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
   login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)
+  notify                post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret
   ui                    open the dashboard in a browser, signed in as you: tao ui
   daemon                the daemon tao starts for you: tao daemon status|start|stop|restart|logs"""
 
@@ -48,6 +66,18 @@ class FakeClient:
     def logout(self, registry: str) -> dict[str, object]:
         self.calls.append(("logout", registry))
         return {"registry": registry, "username": "bob", "owner_uid": 1000}
+
+    def notify_add(self, url: str) -> str:
+        self.calls.append(("notify_add", url))
+        return "https://hooks.example/services/****abcd"
+
+    def notify_urls(self) -> list[str]:
+        self.calls.append(("notify_urls", ""))
+        return ["https://hooks.example/services/****abcd"]
+
+    def notify_secret(self) -> str:
+        self.calls.append(("notify_secret", ""))
+        return "ab" * 32
 
 
 @pytest.fixture
@@ -93,7 +123,8 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 
 def test_usage_names_every_verb() -> None:
     assert (
-        format_usage().splitlines()[2] == "       tao {list,stop,info,show,logs,attach,port-forward,pull,images,login,logout,ui,daemon} ..."
+        format_usage().splitlines()[2]
+        == "       tao {list,stop,info,show,logs,events,attach,port-forward,pull,images,login,logout,notify,ui,daemon} ..."
     )
 
 
@@ -121,6 +152,29 @@ def test_dispatch_runs_the_handler_with_a_connected_client(monkeypatch: pytest.M
     assert run(["logout", "registry.example"]) == 0
     assert client.calls == [("logout", "registry.example")]
     assert capsys.readouterr().out == "Login removed for registry.example (bob): the login of uid 1000\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "call", "out"),
+    [
+        (
+            ["notify", "add", "https://hooks.example/services/x/abcd"],
+            ("notify_add", "https://hooks.example/services/x/abcd"),
+            "every new job of yours now posts its start and end to https://hooks.example/services/****abcd\n",
+        ),
+        (["notify", "list"], ("notify_urls", ""), "https://hooks.example/services/****abcd\n"),
+        (["notify", "list", "--json"], ("notify_urls", ""), '[\n  "https://hooks.example/services/****abcd"\n]\n'),
+        (["notify", "secret"], ("notify_secret", ""), "ab" * 32 + "\n"),
+    ],
+)
+def test_notify_says_what_it_did(
+    argv: list[str], call: tuple[str, str], out: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = FakeClient()
+    monkeypatch.setattr(_common, "connect", lambda options, check_daemon=False: client)
+    assert run(argv) == 0
+    assert client.calls == [call]
+    assert capsys.readouterr().out == out
 
 
 def test_help_path_imports_no_argparse_typing_or_verb_module() -> None:
