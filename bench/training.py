@@ -1,4 +1,4 @@
-"""Following a task's status file under load (figure 24).
+"""Following a task's status file under load (figure 25).
 
 A job of the sample image sleeps with its results dir mounted; this process writes the task's first
 status line (STARTED) and, once the daemon shows it, appends TAO-shaped status lines to
@@ -6,12 +6,12 @@ status line (STARTED) and, once the daemon shows it, appends TAO-shaped status l
 (10 lines every 10 ms, each with a new step and new values, so every line is news to the daemon),
 while it reads the job from the API every POLL seconds.
 
-24a: the lag from a line's write to the API showing it (`progress.step` of `GET /v1/jobs/{id}`):
+25a: the lag from a line's write to the API showing it (`progress.step` of `GET /v1/jobs/{id}`):
      each line counts from when its write returned to the first answer that shows its step
      (the poll's period is included: the figure is an upper bound).
-24b: the daemon's CPU while it follows, in % of one core (its utime and stime over the run, from
+25b: the daemon's CPU while it follows, in % of one core (its utime and stime over the run, from
      /proc), beside the same poller against an idle job for as long (`baseline`).
-24c: the daemon's RSS: how much it grew from before the writer began to the most it held.
+25c: the daemon's RSS: how much it grew from before the writer began to the most it held.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from harness import Daemon, Figure, bench_daemon, percentile, rss_mb, unix_connection
 
-GROUPS = ("24",)  # what bench/run.py asks of this module
+GROUPS = ("25",)  # what bench/run.py asks of this module
 LINES_PER_SECOND = 1000
 BATCH = 10  # lines a write: 1000 a second as 100 writes of 10
 POLL = 0.05
@@ -84,7 +84,7 @@ def following(daemon: Daemon, scale: TrainingScale) -> list[Figure]:
     p99 = percentile(lags, 0.99) if lags else float("inf")
     return [
         Figure(
-            "24a",
+            "25a",
             f"status line written -> shown by GET /v1/jobs/ID, {LINES_PER_SECOND} lines/s for {scale.seconds:.0f} s",
             "s",
             lags or [float("inf")],
@@ -93,7 +93,7 @@ def following(daemon: Daemon, scale: TrainingScale) -> list[Figure]:
             extra={"p99": round(p99, 4), "lines_written": lines, "lines_shown": len(lags), "poll_period_s": POLL},
         ),
         Figure(
-            "24b",
+            "25b",
             f"daemon CPU following {LINES_PER_SECOND} status lines/s (and answering {1 / POLL:.0f} GETs/s)",
             "% of a core",
             [busy_cpu],
@@ -103,7 +103,7 @@ def following(daemon: Daemon, scale: TrainingScale) -> list[Figure]:
             baseline_name="the same GETs, no lines",
         ),
         Figure(
-            "24c",
+            "25c",
             f"daemon RSS growth while following {lines} status lines",
             "MB",
             [peak[0] - before],

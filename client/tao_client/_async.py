@@ -167,7 +167,8 @@ class JobList(list[AsyncJob]):
 class AsyncClient:
     """Talks to a tao daemon over its Unix socket or HTTP(S), from asyncio.
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -215,6 +216,7 @@ class AsyncClient:
         pull: str | None = None,
         nodes: int | None = None,
         time: str | None = None,
+        notify: Iterable[str] = (),
         status_file: str | None = None,
     ) -> AsyncJob:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
@@ -224,7 +226,20 @@ class AsyncClient:
         that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
         """
         body = submission(
-            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, status_file
+            task,
+            subtask,
+            args,
+            group,
+            launch_config,
+            launch_config_source,
+            gpus,
+            gpu_indices,
+            job_id,
+            pull,
+            nodes,
+            time,
+            notify,
+            status_file,
         )
         return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
 
@@ -268,6 +283,27 @@ class AsyncClient:
         """The job's metric series from its status file, so far; `.to_pandas()` for a DataFrame."""
         return Metrics(await self._json("GET", metrics_path(job_id)))
 
+    # -- notifications ----------------------------------------------------------------------------
+
+    async def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked (Client.notify_urls)."""
+        return [entry["url"] for entry in (await self._json("GET", "/v1/notify/urls"))["urls"]]
+
+    async def notify_add(self, url: str) -> str:
+        """Add a default notification URL; returns it masked (Client.notify_add)."""
+        answer: str = (await self._json("POST", "/v1/notify/urls", json={"url": url}))["url"]
+        return answer
+
+    async def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked; returns it masked (Client.notify_remove)."""
+        answer: str = (await self._json("DELETE", "/v1/notify/urls", params={"url": url}))["url"]
+        return answer
+
+    async def notify_secret(self) -> str:
+        """Your signing secret, made on first use (Client.notify_secret)."""
+        answer: str = (await self._json("POST", "/v1/notify/secret"))["secret"]
+        return answer
+
     # -- images, registries, the daemon -----------------------------------------------------------
 
     async def images(self) -> list[dict[str, Any]]:
@@ -299,6 +335,10 @@ class AsyncClient:
     async def tasks(self) -> dict[str, Any]:
         return await self._json("GET", "/v1/tasks")
 
+    async def daemon(self) -> dict[str, Any]:
+        """The daemon's process, as `Client.daemon` gives it."""
+        return await self._json("GET", "/v1/daemon")
+
     async def info(self, verbose: bool = False) -> dict[str, Any]:
         return await self._json("GET", "/v1/info", params={"verbose": verbose})
 
@@ -320,9 +360,11 @@ class AsyncClient:
         try:
             return await send()
         except httpx.TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
-        await asyncio.to_thread(daemon.start_local, self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, _reason(exc)) from None
+        from tao_client import local_daemon
+
+        await asyncio.to_thread(local_daemon.autostart, self.address)
         try:
             return await send()
         except httpx.TransportError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from tao_client import daemon
 from tao_client._errors import ApiError, DaemonUnreachable, api_error
-from tao_client._http import Response, Transport, TransportError
+from tao_client._http import NOTHING_ANSWERS, Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class Job(JobView):
 class Client:
     """Talks to a tao daemon over its Unix socket or HTTP(S).
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class Client:
         time: str | None = None,
         interactive: bool = False,
         tty: bool = False,
+        notify: Iterable[str] = (),
         status_file: str | None = None,
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
@@ -158,10 +160,24 @@ class Client:
         What the daemon warns of (a results dir outside every mount) comes as LaunchWarnings and in `job.warnings`.
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
+        `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
         `status_file`: TAO's status.json as the container sees it, where the results dir in `args` does not say.
         """
         body = submission(
-            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, status_file
+            task,
+            subtask,
+            args,
+            group,
+            launch_config,
+            launch_config_source,
+            gpus,
+            gpu_indices,
+            job_id,
+            pull,
+            nodes,
+            time,
+            notify,
+            status_file,
         )
         body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
         return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
@@ -222,6 +238,27 @@ class Client:
     def metrics_csv(self, job_id: str) -> bytes:
         """The job's metric series as CSV: series,epoch,step,value,time."""
         return self._request("GET", metrics_path(job_id), params={"format": "csv"}).content
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked: every new job of yours notifies them of its start and end."""
+        return [entry["url"] for entry in self._json("GET", "/v1/notify/urls")["urls"]]
+
+    def notify_add(self, url: str) -> str:
+        """Add a default notification URL (checked as `--notify` is); returns it masked."""
+        answer: str = self._json("POST", "/v1/notify/urls", json_body={"url": url})["url"]
+        return answer
+
+    def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked as listed; returns it masked."""
+        answer: str = self._json("DELETE", "/v1/notify/urls", params={"url": url})["url"]
+        return answer
+
+    def notify_secret(self) -> str:
+        """Your signing secret (made on first use): X-Tao-Signature-256 is the HMAC-SHA256 of each body, keyed with it."""
+        answer: str = self._json("POST", "/v1/notify/secret")["secret"]
+        return answer
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -316,6 +353,24 @@ class Client:
     def info(self, verbose: bool = False) -> dict[str, Any]:
         return self._json("GET", "/v1/info", params={"verbose": verbose})
 
+    def daemon(self) -> dict[str, Any]:
+        """The daemon's process: version, addresses, dashboard, manifest; for its own user (and root) also its
+        pid, data dir, log, whether `tao` started it, and the TAO_* environment it started with."""
+        return self._json("GET", "/v1/daemon")
+
+    def running_daemon(self) -> dict[str, Any] | None:
+        """`daemon()` when a daemon answers; None when nothing does. Never starts one."""
+        try:
+            response = self._http.request("GET", "/v1/daemon")
+        except TransportError as exc:
+            if str(exc) == NOTHING_ANSWERS:
+                return None
+            raise daemon.unreachable(self.address, str(exc)) from None
+        if not response.is_success:
+            raise _api_error(response)
+        answer: dict[str, Any] = response.json()
+        return answer
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -325,9 +380,11 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, str(exc)) from None
-            daemon.start_local(self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, str(exc)) from None
+            from tao_client import local_daemon
+
+            local_daemon.autostart(self.address)
             try:
                 response = self._http.request(method, path, **kwargs)
             except TransportError as retry_exc:
@@ -354,6 +411,7 @@ def submission(
     pull: str | None,
     nodes: int | None,
     time: str | None,
+    notify: Iterable[str] = (),
     status_file: str | None = None,
 ) -> dict[str, Any]:
     """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
@@ -373,6 +431,8 @@ def submission(
         body["gpu_indices"] = gpu_indices
     optional = {"id": job_id, "nodes": nodes, "time": time, "status_file": status_file}
     body.update({key: value for key, value in optional.items() if value is not None})
+    if notify := list(notify):
+        body["notify"] = notify
     return body
 
 

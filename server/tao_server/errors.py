@@ -11,9 +11,11 @@ from travel with it, so `tao` can name them.
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
+    │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
+    ├── LinkNotYours                403  a dashboard sign-in link redeemed by another account than the one it was made for
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
@@ -21,8 +23,10 @@ from travel with it, so `tao` can name them.
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
+    ├── DatabaseUnusable                 the job table is damaged, unreadable or too new (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    │   └── DatabaseGone                 its database file was deleted or replaced while it ran
     ├── UnsafeFile                       a file in a job's mount the daemon will not read (a link, a FIFO, another user's)
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
@@ -96,6 +100,12 @@ class PolicyRefusal(InvalidRequest):
     http_status = 403
 
 
+class DestinationRefused(PolicyRefusal):
+    """A notification URL resolves to an address notifications may not reach (loopback, private, ...) and notify_to does not list."""
+
+    code = "destination_refused"
+
+
 class RequestTooLarge(TaoError):
     """A request body over TAO_MAX_REQUEST_BYTES; refused before it is read."""
 
@@ -114,6 +124,13 @@ class CrossSiteRequest(TaoError):
     """A state-changing request a browser sent from a page of another site."""
 
     code = "cross_site_request"
+    http_status = 403
+
+
+class LinkNotYours(TaoError):
+    """A dashboard sign-in code redeemed by another account than the one it was made for (or one the daemon cannot name)."""
+
+    code = "link_not_yours"
     http_status = 403
 
 
@@ -161,15 +178,27 @@ class PolicyError(TaoError):
     code = "invalid_policy"
 
 
+class DatabaseUnusable(TaoError):
+    """The job table cannot be used at start-up (damaged, unreadable, or written by a newer release); names the file."""
+
+    code = "database_unusable"
+
+
 class CredentialFileUnreadable(TaoError):
     code = "credential_file_unreadable"
 
 
 class StorageFull(TaoError):
-    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path."""
+    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path and what is wrong."""
 
     code = "storage_full"
     http_status = 507
+
+
+class DatabaseGone(StorageFull):
+    """The database file the daemon opened was deleted or replaced under it: it takes no new work until restarted."""
+
+    code = "database_gone"
 
 
 class UnsafeFile(TaoError):

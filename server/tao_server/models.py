@@ -95,6 +95,8 @@ class Job(JobBase, table=True):
     gpu_cap: int | None = None
     # The owner's weight in fair share, from the policy when it was submitted; None: 1 (a row from before shares).
     gpu_shares: float | None = None
+    # The URLs told of its start and end (tao_server.notify), checked at submission; shown masked (JobPublic.notify).
+    notify_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     # Its training progress as its status file tells it (jobs/progress.py): JobProgress's fields; None: none read.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Why its progress cannot be followed (no status file the daemon can see); None: it can, or the job has none.
@@ -130,6 +132,8 @@ class JobCreate(BaseModel):
     interactive: bool = False
     # `docker run -t`: the task runs on a terminal (its output is then one stream, as a terminal shows it).
     tty: bool = False
+    # URLs to tell of the job's start and end (`--notify`), beside the caller's defaults (`tao notify add`).
+    notify: list[str] = PydanticField(default_factory=list)
     # The task's status file (TAO's status.json) as the container sees it, when its results dir does not say.
     status_file: str | None = PydanticField(default=None, max_length=4096)
 
@@ -188,6 +192,8 @@ class JobPublic(JobBase):
     condition: str | None = None
     # Only in the answer to its submission: what the request risks, such as a results dir outside every mount.
     warnings: list[str] = []
+    # The URLs told of its start and end, their credentials masked.
+    notify: list[str] = []
     # Its training progress, from TAO's status file in its results dir; null: no status file (yet).
     progress: JobProgress | None = None
     # Why progress cannot be followed for it, such as a results dir outside every mount; null when it can.

@@ -22,9 +22,10 @@ PAGES = ["/ui/", "/ui/jobs/some-job", "/ui/gpus", "/ui/images", "/ui/login"]
 ALICE = AccessCaller(uid=1001, gid=1001, admin=False)
 
 
-def loopback(daemon: Daemon) -> TestClient:
-    """A client of the same app that connects from 127.0.0.1, as a browser on this machine does."""
-    return TestClient(daemon.client.app, client=("127.0.0.1", 40000))
+def loopback(daemon: Daemon, port: int = 40000) -> TestClient:
+    """A client of the same app that connects from 127.0.0.1, as a browser on this machine does: on port
+    40000 it is alice's (uid 1001), on 40002 bob's (conftest.LOOPBACK_OWNERS), on another nobody's the daemon can name."""
+    return TestClient(daemon.client.app, client=("127.0.0.1", port))
 
 
 def open_session(daemon: Daemon, caller: AccessCaller = ALICE) -> TestClient:
@@ -118,6 +119,29 @@ def test_a_one_time_link_opens_one_session_and_a_replayed_link_opens_nothing(dae
     assert job in rows and theirs not in rows
     replay = loopback(daemon).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
     assert replay.status_code == 401 and "set-cookie" not in replay.headers
+
+
+def test_a_link_opens_nothing_for_another_account_and_stays_good_for_its_own(daemon: Daemon) -> None:
+    code = daemon.client.app.state.services.ui.new_link(ALICE)  # type: ignore[attr-defined]
+    for port in (40002, 40009):  # bob's browser; a connection whose owner the daemon cannot name
+        refused = loopback(daemon, port).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "link_not_yours"
+        assert "set-cookie" not in refused.headers
+    assert (
+        "made for another account"
+        in loopback(daemon, 40002)
+        .post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+        .json()["error"]["message"]
+    )
+    opened = loopback(daemon).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+    assert opened.status_code == 200  # bob's tries took nothing from alice
+
+
+def test_a_link_is_redeemed_only_on_loopback(daemon: Daemon) -> None:
+    code = daemon.client.app.state.services.ui.new_link(ALICE)  # type: ignore[attr-defined]
+    elsewhere = TestClient(daemon.client.app, client=("192.0.2.7", 40000))
+    refused = elsewhere.post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+    assert refused.status_code == 401 and "only on this machine's loopback" in refused.json()["error"]["message"]
 
 
 def test_a_session_is_honoured_only_from_loopback_and_ends_at_sign_out(daemon: Daemon) -> None:

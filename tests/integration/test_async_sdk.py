@@ -181,7 +181,11 @@ def test_nothing_answering_is_daemon_unreachable_in_the_sync_clients_words(tmp_p
 
     with pytest.raises(DaemonUnreachable) as refused:
         asyncio.run(body())
-    assert str(refused.value) == f"cannot reach the tao daemon at {address}: nothing answers there"
+    with Client(address, autostart=False) as sync, pytest.raises(DaemonUnreachable) as sync_refused:
+        sync.info()
+    assert str(refused.value) == str(sync_refused.value)
+    # An address given that does not answer is a service that is down: tao starts nothing there.
+    assert str(refused.value).startswith(f"cannot reach the tao daemon at {address}: the service at that address is not answering")
 
 
 def test_a_job_and_a_job_list_show_as_escaped_html_and_as_a_dataframe(daemon: Daemon) -> None:

@@ -98,7 +98,10 @@ def test_info_names_daemon_manifest_engine_and_gpus(daemon: Daemon, docker_clien
     assert IMAGE in text
 
     info = json.loads(daemon.tao("info", "--verbose", "--json").stdout)
-    assert info["daemon"]["addresses"] == [daemon.address]
+    # Beside its socket, the daemon's own listener for the dashboard, on loopback at a free port.
+    [socket_address, dashboard] = info["daemon"]["addresses"]
+    assert socket_address == daemon.address and re.fullmatch(r"http://127\.0\.0\.1:\d+", dashboard)
+    assert info["daemon"]["dashboard"] == f"{dashboard}/ui/" and f"dashboard: {dashboard}/ui/ (`tao ui` signs you in)" in text
     assert info["images"][0]["reference"] == IMAGE
     assert info["images"][0]["local"]["id"].startswith("sha256:")
     assert "detectnet_v2" in info["images"][0]["tasks"]

@@ -35,6 +35,7 @@ class LauncherOptions:
         time: str | None = None,
         interactive: bool | None = None,
         tty: bool | None = None,
+        notify: list[str] | None = None,
         status_file: str | None = None,
     ) -> None:
         self.host = host
@@ -49,6 +50,7 @@ class LauncherOptions:
         # None: as the terminal says (both when stdin and stdout are one); True or False: as given.
         self.interactive = interactive
         self.tty = tty
+        self.notify = list(notify or [])  # --notify URL, repeatable
         self.status_file = status_file  # TAO's status.json as the container sees it, where the results dir does not say
 
     def __eq__(self, other: object) -> bool:
@@ -62,10 +64,41 @@ class UsageError(Exception):
     pass
 
 
-def connect(options: LauncherOptions) -> Client:
+def connect(options: LauncherOptions, check_daemon: bool = False) -> Client:
+    """The client for the daemon the options name; `check_daemon`: first warn when the daemon `tao` started
+    runs with other TAO_* settings than this environment's (once per command, not for its helpers)."""
     from tao_client.client import Client
 
-    return Client(options.host)
+    client = Client(options.host)
+    if check_daemon:
+        warn_if_settings_differ(client)
+    return client
+
+
+def warn_if_settings_differ(client: Client) -> None:
+    """Where `tao` would start a daemon itself, ask the one there (one request, answered from memory) for the
+    settings it started with, and warn on stderr when this environment gives others."""
+    from tao_client import daemon
+    from tao_client._errors import TaoClientError
+
+    if daemon.autostart_refusal(client.address) is not None:
+        return
+    try:
+        reported = client.running_daemon()
+    except TaoClientError:
+        return  # the command itself says what is wrong
+    if reported is None or reported.get("started_by") != "tao":
+        return
+    from tao_client import local_daemon
+
+    if differences := local_daemon.differences(reported):
+        print(
+            f"tao: warning: the daemon tao started for you (pid {reported.get('pid', '?')}) runs with other TAO_* settings "
+            f"than this environment's:\n  {local_daemon.describe(differences, chr(10) + '  ')}\n"
+            "  restart it to take this environment's: tao daemon restart (running jobs go on)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def error(message: str) -> None:

@@ -48,6 +48,13 @@ COMMANDS = (
         "metrics_parser",
         "show_metrics",
     ),
+    Command(
+        "events",
+        "a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]",
+        "events",
+        "events_parser",
+        "show_events",
+    ),
     Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "sessions", "attach_parser", "attach_job"),
     Command(
         "port-forward",
@@ -60,7 +67,17 @@ COMMANDS = (
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
+    Command(
+        "notify",
+        "post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret",
+        "notify",
+        "notify_parser",
+        "manage",
+    ),
     Command("ui", "open the dashboard in a browser, signed in as you: tao ui", "ui", "ui_parser", "open_dashboard"),
+    Command(
+        "daemon", "the daemon tao starts for you: tao daemon status|start|stop|restart|logs", "daemon", "daemon_parser", "manage_daemon"
+    ),
 )
 
 _BY_NAME = {command.name: command for command in COMMANDS}
@@ -102,6 +119,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
 
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
-    with connect(options) as client:
+    # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
+    with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

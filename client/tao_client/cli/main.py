@@ -12,7 +12,7 @@ import sys
 from tao_client.cli import commands
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_STDOUT_CLOSED, LauncherOptions, UsageError, error, not_utf8
 
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--status-file")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify", "--status-file")
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -138,6 +138,7 @@ def undecodable_argument(argv: list[str], words: list[str], options: LauncherOpt
         )
         if value is not None
     ]
+    named += [("--notify", url) for url in options.notify]
     for name, text in named:
         if (shown := not_utf8(text)) is not None:
             return f"{name} '{shown}' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
@@ -160,6 +161,8 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         options.time = value  # the daemon reads Slurm's forms (MM, HH:MM:SS, D-HH:MM, ...) and names what is wrong
     elif name == "--id":
         options.job_id = value
+    elif name == "--notify":
+        options.notify.append(value)  # the daemon checks the URL and says what is wrong with it
     elif name == "--mounts":
         options.mounts = value
     elif name == "--host":

@@ -82,6 +82,7 @@ def fields(job: dict[str, Any], events: list[dict[str, Any]]) -> list[tuple[str,
         ("mounts", "\n".join(_mount(mount) for mount in job.get("mounts") or []) or "none"),
         ("envs", "\n".join(f"{name}={value}" for name, value in job["envs"].items()) or "none"),
         ("options", ", ".join(f"{name}={_option(name, value)}" for name, value in (job.get("docker_options") or {}).items())),
+        ("notify", "\n".join(job.get("notify") or [])),
     ]
     return [(label, text.replace("\n", "\n" + " " * 11)) for label, text in lines if text.strip()]
 
@@ -158,7 +159,19 @@ def _event_text(kind: str, data: dict[str, Any]) -> str:
         return f"{data.get('reference', '')} {data.get('id') or ''}".strip()
     if kind == "status":  # a new message in the task's status file
         return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
+    if kind == "notify":
+        return notify_text(data)
     return " ".join(f"{name}={value}" for name, value in data.items())
+
+
+def notify_text(data: dict[str, Any]) -> str:
+    """A notification's try in words: "job.ended to https://hooks.example/****abcd: try 2 delivered (answered 200 OK)"."""
+    line = f"{data.get('event', '')} to {data.get('url', '')}: try {data.get('try', '?')} {data.get('outcome', '')}"
+    if data.get("message"):
+        line += f" ({data['message']})"
+    if data.get("next_try_at"):
+        line += f", next try at {_when(data['next_try_at'])}"
+    return line
 
 
 def _mount(mount: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def run_task(options: LauncherOptions, words: list[str]) -> int:
-    with connect(options) as client:
+    with connect(options, check_daemon=True) as client:
         tasks = client.tasks()
         try:
             group, task, rest = split_words(tasks, words)
@@ -86,6 +86,7 @@ def _submit(
             time=options.time,
             interactive=interactive,
             tty=tty,
+            notify=options.notify,
             status_file=options.status_file,
         )
     missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]

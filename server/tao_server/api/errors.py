@@ -31,7 +31,8 @@ _MEANINGS = {
     422: "A parameter or a body field is not valid; `field` names it (and `source` the file it came from)",
     502: "The backend (the Docker engine) answered with a failure",
     503: "The backend (the Docker engine) does not answer at all; jobs wait for it",
-    507: "The daemon cannot write its database or a file of its own (a full disk); `message` names the path",
+    507: "The daemon cannot write its database or a file of its own (a full or read-only disk, a database file deleted "
+    "or replaced under it); `message` names the path and what is wrong",
 }
 
 

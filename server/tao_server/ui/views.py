@@ -121,5 +121,25 @@ def pretty(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def event_clock(seconds: float) -> str:
+    """An event's time in the timeline: HH:MM:SS, UTC."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """An event as the timeline writes it: a notification's try and a status file's message in words, anything else as its JSON."""
+    data = event["data"]
+    if event["type"] == "status":  # a new status or message in the task's status file
+        return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
+    if event["type"] != "notify":
+        return pretty(data)
+    text = f"{data.get('event', '')} to {data.get('url', '')}: try {data.get('try', '?')} {data.get('outcome', '')}"
+    if data.get("message"):
+        text += f" ({data['message']})"
+    if data.get("next_try_at"):
+        text += f"; next try at {data['next_try_at']}"
+    return text
+
+
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
