@@ -38,6 +38,15 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
             "LICENSE": "server/tao_server/api/viewers/LICENSE.swagger-ui",
         },
     ),
+    # The dashboard's training charts (a job's page): small, no dependencies, draws on a canvas with no inline style or script.
+    "uplot": (
+        "1.6.32",
+        {
+            "dist/uPlot.iife.min.js": "server/tao_server/ui/static/uPlot.iife.min.js",
+            "dist/uPlot.min.css": "server/tao_server/ui/static/uPlot.min.css",
+            "LICENSE": "server/tao_server/ui/static/LICENSE.uplot",
+        },
+    ),
 }
 RECORD = ROOT / "server/tao_server/api/viewers/vendored.json"
 

@@ -19,11 +19,13 @@ import httpx
 
 from tao_client import _display, _http, daemon
 from tao_client._errors import DaemonUnreachable, api_error
-from tao_client.client import JobView, listing, log_range, submission, warned
+from tao_client._training import Metrics
+from tao_client.client import JobView, listing, log_range, metrics_path, submission, warned
 
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
 EVENT_POLL_INTERVAL = 0.25
+WATCH_INTERVAL = 2.0  # how often `watch()` redraws a running job's progress and curves
 RECONNECT_SECONDS = 30.0  # as `tao` waits for a restarting daemon
 RECONNECT_INTERVAL = 0.2
 BEFORE_RUNNING = ("queued", "starting", "pulling")  # a job pulls its image while starting: queued, starting, pulling, starting
@@ -37,12 +39,14 @@ class AsyncJob(JobView):
         self.data = data
         self.warnings = list(data.get("warnings") or [])
         self.pull: _display.PullProgress | None = None
+        # Its series as `metrics()` last read them, which the job's HTML draws.
+        self.last_metrics: Metrics | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncJob]:
         return self.wait().__await__()
 
     def _repr_html_(self) -> str:
-        return _display.job_table({**self.data, "warnings": self.warnings}, self.pull)
+        return _display.job_table({**self.data, "warnings": self.warnings}, self.pull, self.last_metrics)
 
     async def refresh(self) -> AsyncJob:
         self.data = (await self._client.job(self.id)).data
@@ -96,6 +100,11 @@ class AsyncJob(JobView):
         self.data = (await self._client.cancel(self.id)).data
         return self
 
+    async def metrics(self) -> Metrics:
+        """Its metric series (loss, KPIs, ...) as the daemon has read them so far; `.to_pandas()` for a DataFrame."""
+        self.last_metrics = await self._client.metrics(self.id)
+        return self.last_metrics
+
     async def pull_progress(self) -> AsyncIterator[_display.PullProgress]:
         """The image pull's progress after each batch of events, until the pull is over or the job past it.
 
@@ -116,7 +125,8 @@ class AsyncJob(JobView):
                 await asyncio.sleep(EVENT_POLL_INTERVAL)
 
     async def watch(self) -> AsyncJob:
-        """In a notebook: show the job and keep its table current (status, pull progress) until it ends."""
+        """In a notebook: show the job and keep it current until it ends: status, pull progress, training progress
+        and a curve per series (the loss growing epoch by epoch)."""
         ipython_display = _optional("IPython.display", "watch()")
         HTML, display = ipython_display.HTML, ipython_display.display
 
@@ -129,8 +139,15 @@ class AsyncJob(JobView):
         async for _ in self.pull_progress():
             show()
         show()  # past its pull: running, or already ended
-        await self.wait()
-        show()
+        ended = asyncio.ensure_future(self.wait())
+        while not ended.done():
+            await asyncio.wait({ended}, timeout=WATCH_INTERVAL)
+            if self.data.get("progress") or not ended.done():
+                await self.metrics()
+            if not ended.done():
+                await self.refresh()
+            show()
+        await ended
         return self
 
 
@@ -200,6 +217,7 @@ class AsyncClient:
         nodes: int | None = None,
         time: str | None = None,
         notify: Iterable[str] = (),
+        status_file: str | None = None,
     ) -> AsyncJob:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -208,7 +226,20 @@ class AsyncClient:
         that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
         """
         body = submission(
-            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+            task,
+            subtask,
+            args,
+            group,
+            launch_config,
+            launch_config_source,
+            gpus,
+            gpu_indices,
+            job_id,
+            pull,
+            nodes,
+            time,
+            notify,
+            status_file,
         )
         return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
 
@@ -247,6 +278,10 @@ class AsyncClient:
     async def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return await self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    async def metrics(self, job_id: str) -> Metrics:
+        """The job's metric series from its status file, so far; `.to_pandas()` for a DataFrame."""
+        return Metrics(await self._json("GET", metrics_path(job_id)))
 
     # -- notifications ----------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""Jobs and image pulls as HTML, for Jupyter's rich display (`_repr_html_`).
+"""Jobs, image pulls and training curves as HTML, for Jupyter's rich display (`_repr_html_`).
 
 Every value comes from the daemon, and so from whoever submitted the job (arguments, errors, a
 task's name): each is escaped before it reaches the page. Pull progress is folded from the job's
 events (`{"image", "layer", "status", "current"?, "total"?}`), as `tao` folds them for its bars.
-Only the notebook SDK imports this module: the CLI never pays for it.
+A job's training shows as a progress bar and a sparkline per series: inline SVG, so a notebook
+needs neither matplotlib nor any script to draw the loss curve as it grows. Only the notebook
+SDK imports this module: the CLI never pays for it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from tao_client._training import Metrics, number, progress_text
+
 # The columns of a job list, and the rows of a single job's table, in the order people read them.
-LIST_COLUMNS = ("id", "task", "subtask", "status", "exit_code", "image", "created_at", "finished_at")
+LIST_COLUMNS = ("id", "task", "subtask", "status", "progress", "exit_code", "image", "created_at", "finished_at")
 JOB_FIELDS = (
     "id",
     "task",
@@ -32,21 +36,64 @@ LAYER_DONE = ("Pull complete", "Already exists")
 
 
 def text(value: Any) -> str:
-    """A value as escaped text: lists joined with spaces, None as an empty cell."""
+    """A value as escaped text: lists joined with spaces, None as an empty cell, progress as `tao list` writes it."""
     if value is None:
         return ""
+    if isinstance(value, dict) and "fraction" in value:
+        return escape(progress_text(value))
     if isinstance(value, (list, tuple)):
         return escape(" ".join(str(item) for item in value))
     return escape(str(value))
 
 
-def job_table(data: dict[str, Any], progress: PullProgress | None = None) -> str:
-    """One job as a two-column table of its main fields, with its image pull's progress when there is one."""
+def job_table(data: dict[str, Any], progress: PullProgress | None = None, metrics: Metrics | None = None) -> str:
+    """One job as a two-column table of its main fields, with its image pull's progress and its training curves when there are."""
     rows = "".join(f"<tr><th>{escape(name)}</th><td>{text(data.get(name))}</td></tr>" for name in JOB_FIELDS)
     if data.get("warnings"):  # what the daemon warned of at submission: each on a line of its own
         rows += f"<tr><th>warnings</th><td>{'<br>'.join(escape(str(line)) for line in data['warnings'])}</td></tr>"
+    rows += training_rows(data)
     pull = progress.html() if progress is not None and progress.layers else ""
-    return f'<table class="tao-job">{rows}</table>{pull}'
+    curves = metrics_html(metrics) if metrics is not None and metrics.series else ""
+    return f'<table class="tao-job">{rows}</table>{pull}{curves}'
+
+
+def training_rows(data: dict[str, Any]) -> str:
+    """The job's training progress as a bar and its words, or why it cannot be followed; nothing when neither."""
+    shown = data.get("progress")
+    if shown:
+        fraction = shown.get("fraction")
+        bar = f'<progress value="{fraction:.4f}" max="1"></progress> ' if fraction is not None else ""
+        words = escape(progress_text(shown))
+        message = f"<br>{escape(str(shown['message']))}" if shown.get("message") else ""
+        return f"<tr><th>progress</th><td>{bar}{words}{message}</td></tr>"
+    if data.get("progress_unavailable"):
+        return f"<tr><th>progress</th><td>unavailable: {escape(str(data['progress_unavailable']))}</td></tr>"
+    return ""
+
+
+def metrics_html(metrics: Metrics, limit: int = 12) -> str:
+    """A row per series: its name, a sparkline of its values, its first, least, greatest and last value."""
+    rows = []
+    for name, points in list(metrics.series.items())[:limit]:
+        values = [point["value"] for point in points]
+        if not values:
+            continue
+        cells = "".join(f"<td>{number(value)}</td>" for value in (values[0], min(values), max(values), values[-1]))
+        rows.append(f"<tr><th>{escape(name)}</th><td>{sparkline(values)}</td>{cells}</tr>")
+    head = "<tr><th>series</th><th>curve</th><th>first</th><th>min</th><th>max</th><th>last</th></tr>"
+    return f'<table class="tao-metrics">{head}{"".join(rows)}</table>'
+
+
+def sparkline(values: list[float], width: int = 240, height: int = 40) -> str:
+    """The values as a line in an SVG of `width` x `height` (numbers only: nothing in it comes as text from the daemon)."""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / max(1, len(values) - 1)
+    points = " ".join(f"{index * step:.1f},{height - 2 - (value - low) / span * (height - 4):.1f}" for index, value in enumerate(values))
+    return (
+        f'<svg class="tao-sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<polyline fill="none" stroke="#76b900" stroke-width="1.5" points="{points}"/></svg>'
+    )
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import socket
     from typing import IO, Any
 
+    from tao_client._training import Metrics
     from tao_client._websocket import WebSocket
 
 ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
@@ -55,6 +56,12 @@ class JobView:
     def done(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """Its training progress from TAO's status file: epoch, max_epoch, step, max_step, fraction, eta_seconds,
+        status, message, kpi; None without a status file (`data["progress_unavailable"]` says why, when it cannot be followed)."""
+        return self.data.get("progress")
+
 
 class Job(JobView):
     """A job as the daemon last reported it; `refresh()` asks again."""
@@ -77,6 +84,10 @@ class Job(JobView):
     def cancel(self) -> Job:
         self.data = self._client.cancel(self.id).data
         return self
+
+    def metrics(self) -> Metrics:
+        """Its metric series (loss, KPIs, ...) as the daemon has read them so far; `.to_pandas()` for a DataFrame."""
+        return self._client.metrics(self.id)
 
     def wait(self, stream_to: IO[bytes] | None = None) -> Job:
         """Block until the job ends, copying its output to `stream_to` as it comes."""
@@ -140,6 +151,7 @@ class Client:
         interactive: bool = False,
         tty: bool = False,
         notify: Iterable[str] = (),
+        status_file: str | None = None,
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -149,9 +161,23 @@ class Client:
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
         `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
+        `status_file`: TAO's status.json as the container sees it, where the results dir in `args` does not say.
         """
         body = submission(
-            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+            task,
+            subtask,
+            args,
+            group,
+            launch_config,
+            launch_config_source,
+            gpus,
+            gpu_indices,
+            job_id,
+            pull,
+            nodes,
+            time,
+            notify,
+            status_file,
         )
         body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
         return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
@@ -202,6 +228,16 @@ class Client:
     def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    def metrics(self, job_id: str) -> Metrics:
+        """The job's metric series from its status file, so far; `.to_pandas()` for a DataFrame."""
+        from tao_client._training import Metrics
+
+        return Metrics(self._json("GET", metrics_path(job_id)))
+
+    def metrics_csv(self, job_id: str) -> bytes:
+        """The job's metric series as CSV: series,epoch,step,value,time."""
+        return self._request("GET", metrics_path(job_id), params={"format": "csv"}).content
 
     # -- notifications ----------------------------------------------------------------------------
 
@@ -376,6 +412,7 @@ def submission(
     nodes: int | None,
     time: str | None,
     notify: Iterable[str] = (),
+    status_file: str | None = None,
 ) -> dict[str, Any]:
     """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
 
@@ -392,7 +429,7 @@ def submission(
         body["launch_config_source"] = source
     if gpu_indices:
         body["gpu_indices"] = gpu_indices
-    optional = {"id": job_id, "nodes": nodes, "time": time}
+    optional = {"id": job_id, "nodes": nodes, "time": time, "status_file": status_file}
     body.update({key: value for key, value in optional.items() if value is not None})
     if notify := list(notify):
         body["notify"] = notify
@@ -409,6 +446,10 @@ def warned(data: dict[str, Any]) -> dict[str, Any]:
         for message in data["warnings"]:
             warnings.warn(LaunchWarning(message), stacklevel=3)
     return data
+
+
+def metrics_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}/metrics"
 
 
 def log_range(offset: int, tail: int | None) -> dict[str, Any]:

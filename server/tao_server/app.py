@@ -27,7 +27,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, errors, images, jobs, logs, notify, sessions, system
+from tao_server.api import credentials, docs, errors, images, jobs, logs, metrics, notify, sessions, system
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -41,10 +41,13 @@ from tao_server.jobs.events import EventLog
 from tao_server.jobs.fair_share import DEFAULT_HALF_LIFE
 from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.logs import LogStore
+from tao_server.jobs.metrics import MetricStore
+from tao_server.jobs.progress import ProgressTracker
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuScheduler
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
+from tao_server.jobs.status_locate import SharedFilesystem
 from tao_server.jobs.store import JobStore
 from tao_server.notify import wiring as notify_wiring
 from tao_server.settings import Settings
@@ -87,6 +90,7 @@ def create_app(
         finally:
             services.runner.shutdown()
             services.sender.stop()
+            services.progress.shutdown()
             services.sessions.close()
             services.backend.close()
             # The last connection to close folds SQLite's write-ahead log into the database file,
@@ -108,7 +112,7 @@ def create_app(
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, logs, sessions, images, credentials, notify, system, docs):
+    for module in (jobs, metrics, logs, sessions, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
@@ -164,6 +168,9 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     pins.sweep()
     tokens = TokenStore(engine)
     notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
+    # On a cluster the daemon sees a job's files only where the nodes share them with its host.
+    shared = SharedFilesystem(str(settings.slurm_shared_dir)) if settings.backend == "slurm" and settings.slurm_shared_dir else None
+    progress = ProgressTracker(MetricStore(store), events, shared)
     runner = JobRunner(
         store,
         backend,
@@ -174,6 +181,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         settings.max_running_jobs,
         settings.stop_timeout,
         pins=pins,
+        progress=progress,
         observer=notifications.observer,
     )
     admission = Admission(policy, _protected_paths(settings, backend))
@@ -197,6 +205,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         database=engine,
         backend=backend,
         runner=runner,
+        progress=progress,
         jobs=job_service,
         sessions=JobSessions(job_service, runner, backend.attaches),
         images=image_service,
@@ -208,8 +217,10 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         ui_address=loopback_http(addresses),
         loopback_owner=wiring.loopback_owner,
     )
+    progress.resume(store.active())  # before the runner records the ends of jobs that ended meanwhile
     runner.reconcile()
     notifications.sender.start()
+    progress.start()
     return services
 
 

@@ -27,6 +27,7 @@ from travel with it, so `tao` can name them.
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
     │   └── DatabaseGone                 its database file was deleted or replaced while it ran
+    ├── UnsafeFile                       a file in a job's mount the daemon will not read (a link, a FIFO, another user's)
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
@@ -198,6 +199,15 @@ class DatabaseGone(StorageFull):
     """The database file the daemon opened was deleted or replaced under it: it takes no new work until restarted."""
 
     code = "database_gone"
+
+
+class UnsafeFile(TaoError):
+    """A file a job wrote that the daemon will not read: reached through a link, not a regular file, or another user's.
+
+    Never an answer to a request: what reads such files (the status file's follower) counts it and goes on.
+    """
+
+    code = "unsafe_file"
 
 
 class BackendError(TaoError):

@@ -2,7 +2,9 @@
 
 The API never returns a table row: `JobBase` holds the fields a job's row (`Job`) and its API
 view (`JobPublic`) share; `JobCreate` is the request body. `ErrorResponse` is the body of every
-error answer.
+error answer. A job's training progress is on its row (`Job.progress`, shown as `JobProgress`);
+its metric series are rows of `job_metric` (`MetricRow`, shown as `JobMetrics`), and where the
+follower of its status file has got to is `job_progress` (`ProgressCursor`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -74,6 +76,8 @@ class JobBase(SQLModel):
     owner_gid: int | None = None
     # Its standard input stays open for a terminal (`tao -i`): the terminal websocket writes to it.
     interactive: bool = False
+    # The task's status file as the container sees it (`tao --status-file`); None: found from its results dir.
+    status_file: str | None = None
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -93,6 +97,10 @@ class Job(JobBase, table=True):
     gpu_shares: float | None = None
     # The URLs told of its start and end (tao_server.notify), checked at submission; shown masked (JobPublic.notify).
     notify_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # Its training progress as its status file tells it (jobs/progress.py): JobProgress's fields; None: none read.
+    progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Why its progress cannot be followed (no status file the daemon can see); None: it can, or the job has none.
+    progress_unavailable: str | None = None
 
 
 class JobCreate(BaseModel):
@@ -126,6 +134,8 @@ class JobCreate(BaseModel):
     tty: bool = False
     # URLs to tell of the job's start and end (`--notify`), beside the caller's defaults (`tao notify add`).
     notify: list[str] = PydanticField(default_factory=list)
+    # The task's status file (TAO's status.json) as the container sees it, when its results dir does not say.
+    status_file: str | None = PydanticField(default=None, max_length=4096)
 
 
 class GpuWait(BaseModel):
@@ -150,6 +160,27 @@ class GpuWait(BaseModel):
         return _utc_text(value)
 
 
+class JobProgress(BaseModel):
+    """A job's training progress, from the last lines of its status file; each field null where they say nothing."""
+
+    epoch: int | None = None
+    max_epoch: int | None = None
+    step: int | None = None
+    max_step: int | None = None
+    fraction: float | None = PydanticField(default=None, ge=0, le=1, description="0..1: from steps when given, else epochs")
+    eta_seconds: float | None = PydanticField(
+        default=None, description="the task's last estimate, less the time since it gave it; null once the job has ended"
+    )
+    status: str | None = PydanticField(default=None, description="STARTED, RUNNING, SUCCESS, FAILURE or SKIPPED, as the task wrote it")
+    message: str | None = None
+    kpi: dict[str, float] | None = PydanticField(default=None, description="the latest value of each numeric KPI")
+    updated_at: datetime | None = PydanticField(default=None, description="when the daemon read the last line that said something")
+
+    @field_serializer("updated_at")
+    def _as_utc(self, value: datetime | None) -> str | None:
+        return _utc_text(value)
+
+
 class JobPublic(JobBase):
     """A job as the API shows it."""
 
@@ -163,6 +194,10 @@ class JobPublic(JobBase):
     warnings: list[str] = []
     # The URLs told of its start and end, their credentials masked.
     notify: list[str] = []
+    # Its training progress, from TAO's status file in its results dir; null: no status file (yet).
+    progress: JobProgress | None = None
+    # Why progress cannot be followed for it, such as a results dir outside every mount; null when it can.
+    progress_unavailable: str | None = None
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:
@@ -175,6 +210,57 @@ def _utc_text(value: datetime | None) -> str | None:
         return None
     aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return aware.isoformat().replace("+00:00", "Z")
+
+
+class MetricPoint(BaseModel):
+    """One value of a series, with the epoch and step it belongs to (null where the task said none)."""
+
+    epoch: int | None
+    step: int | None
+    value: float
+    time: datetime = PydanticField(description="when the daemon read it")
+
+    @field_serializer("time")
+    def _as_utc(self, value: datetime) -> str | None:
+        return _utc_text(value)
+
+
+class JobMetrics(BaseModel):
+    """A job's metric series, named by key (`loss`, `mAP`, ...), each in the order the task wrote it."""
+
+    series: dict[str, list[MetricPoint]]
+    files: list[str] = PydanticField(description="the status files followed, as the container sees them")
+    skipped: dict[str, int] = PydanticField(
+        description="what was left out of them, by reason: invalid_json, line_too_long, not_finite, unsafe_file, ..."
+    )
+    unavailable: str | None = PydanticField(default=None, description="why progress cannot be followed; null when it can")
+
+
+class ProgressCursor(SQLModel, table=True):
+    """How far the daemon has read a job's status files, and what it must remember between lines (jobs/progress.py)."""
+
+    __tablename__ = "job_progress"
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class MetricRow(SQLModel, table=True):
+    """One point of a job's series. One per (series, epoch, step): a later value replaces an earlier one.
+
+    -1 stands for an epoch or step the task did not give (NULLs are never equal in a unique index).
+    """
+
+    __tablename__ = "job_metric"
+    __table_args__ = (UniqueConstraint("job_id", "series", "epoch", "step", name="uq_job_metric_point"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=64)
+    series: str = Field(max_length=64)
+    epoch: int = -1
+    step: int = -1
+    value: float
+    time: float  # seconds since the epoch: when the daemon read it
 
 
 class JobPage(BaseModel):

@@ -36,7 +36,7 @@ def open_session(daemon: Daemon, caller: AccessCaller = ALICE) -> TestClient:
     return browser
 
 
-@pytest.mark.parametrize("path", [*PAGES, "/ui/static/dashboard.js", "/ui/static/dashboard.css"])
+@pytest.mark.parametrize("path", [*PAGES, "/ui/static/dashboard.js", "/ui/static/dashboard.css", "/ui/static/uPlot.iife.min.js"])
 def test_every_dashboard_answer_carries_a_content_security_policy_without_inline_script(daemon: Daemon, path: str) -> None:
     answer = daemon.client.get(path)
     assert answer.status_code == 200

@@ -368,3 +368,36 @@ def test_pull_streams_progress_then_the_images_end_and_logins_are_listed(new_dae
     assert any(line["type"] == "progress" for line in lines)
     assert [image["present"] for image in images if image["reference"] == reference] == [True]
     assert forgotten["registry"] == reg.host
+
+
+def test_watch_redraws_the_loss_curve_as_the_epochs_come_and_metrics_make_a_dataframe(daemon: Daemon, gates: Gates, tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    config = {
+        "Mounts": [{"source": str(workspace), "destination": "/workspace"}, {"source": str(gates.root), "destination": "/gates"}],
+        "Envs": [{"variable": "TAO_SAMPLE_GATES", "value": "/gates"}],
+    }
+
+    async def body(client: AsyncClient) -> tuple[list[int], AsyncJob]:
+        job = await client.submit("detectnet_v2", "train", ["-r", "/workspace/results"], launch_config=config)
+        watching = asyncio.ensure_future(job.watch())
+        drawn: list[int] = []  # how many points the loss curve had each time the test looked
+        for epoch in (1, 2, 3):
+            gates.open(f"epoch-{epoch}")
+            while job.last_metrics is None or len(job.last_metrics.series.get("loss", [])) < epoch:
+                await asyncio.sleep(0.05)  # watch() redraws every 2 s; the test's own timeout is the safety net
+            page = job._repr_html_()
+            assert "<polyline" in page and "<progress" in page
+            drawn.append(len(job.last_metrics.series["loss"]))
+        return drawn, await watching
+
+    drawn, job = run(daemon, body)
+    assert drawn == [1, 2, 3] and job.status == "succeeded"
+    assert job.progress is not None and job.progress["epoch"] == 3
+    with Client(daemon.address, autostart=False) as client:
+        synced = client.job(job.id)
+        assert synced.progress == job.progress
+        frame = synced.metrics().to_pandas()
+        assert sorted(frame["series"].unique()) == ["learning_rate", "loss", "mAP", "validation_loss"]
+        assert frame[frame["series"] == "loss"]["epoch"].tolist() == [1, 2, 3]
+        assert client.metrics_csv(job.id).startswith(b"series,epoch,step,value,time\n")

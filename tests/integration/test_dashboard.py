@@ -27,7 +27,7 @@ import pytest
 
 from tao_server.testing.daemon import Daemon, StartedByTao, executable
 from tao_server.testing.registry import remove_local
-from tests.integration.conftest import Gates, containers_gone, job_id_of, local_account, tao_as
+from tests.integration.conftest import Gates, containers_gone, job_id_of, local_account, tao_as, write_mounts
 from tests.integration.test_images import _login, _manifest
 
 pytestmark = pytest.mark.integration
@@ -270,6 +270,44 @@ def test_a_cross_site_form_post_is_refused(ui_daemon: Daemon, browser: Any, gate
     assert ui_daemon.job(job_id)["status"] == "running"
     shot(page, tmp_path, "cross-site-refused")
     ui_daemon.request("POST", f"/v1/jobs/{job_id}/cancel")
+
+
+def test_the_charts_on_a_jobs_page_grow_while_the_task_writes_epochs(ui_daemon: Daemon, browser: Any, gates: Gates, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    config = {
+        "Mounts": [{"source": str(workspace), "destination": "/workspace"}, {"source": str(gates.root), "destination": "/gates"}],
+        "Envs": [{"variable": "TAO_SAMPLE_GATES", "value": "/gates"}, {"variable": "TAO_SAMPLE_EPOCHS", "value": "5"}],
+    }
+    mounts = write_mounts(tmp_path / "mounts.json", config)
+    job_id = job_id_of(ui_daemon.tao("--mounts", str(mounts), "-d", "detectnet_v2", "train", "-r", "/workspace/results"))
+    page = signed_in(browser, ui_link(ui_daemon))
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    gates.open("epoch-1")
+    row = page.locator(f"tr[data-job='{job_id}']")
+    expect(row.locator("td.progress")).to_contain_text("1/5 20%", timeout=30_000)
+    expect(row.locator("td.progress progress")).to_have_attribute("value", "0.2")
+    row.get_by_role("link", name=job_id).click()
+    loss = page.locator(".chart[data-series='loss']")
+    expect(loss).to_have_attribute("data-points", "1", timeout=30_000)
+    expect(page.locator("#job-kpis")).to_contain_text("mAP")
+    gates.open("epoch-2")
+    expect(loss).to_have_attribute("data-points", "2", timeout=30_000)  # no reload: the chart grows
+    expect(page.locator("#job-progress")).to_contain_text("2/5 40%")
+    assert loss.locator("canvas").count() == 1
+    assert sorted(page.locator(".chart").evaluate_all("charts => charts.map(c => c.dataset.series)")) == [
+        "learning_rate", "loss", "mAP", "validation_loss",
+    ]  # fmt: skip
+    shot(page, tmp_path, "job-training")
+    for epoch in (3, 4, 5):
+        gates.open(f"epoch-{epoch}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=30_000)
+    expect(loss).to_have_attribute("data-points", "5", timeout=30_000)
+    expect(page.locator("#job-detail .events")).to_contain_text("SUCCESS Training finished successfully.")
+    assert refused == []  # uPlot draws within the page's Content-Security-Policy
+    shot(page, tmp_path, "job-trained")
 
 
 def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whole(

@@ -24,7 +24,18 @@ def test_list_shows_active_jobs_and_all_adds_finished(daemon: Daemon) -> None:
     daemon.wait_for_status(running, ("running",))
 
     active = daemon.tao("list").stdout.decode()
-    assert active.splitlines()[0].split() == ["JOB", "ID", "TASK", "STATUS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND"]
+    assert active.splitlines()[0].split() == [
+        "JOB",
+        "ID",
+        "TASK",
+        "STATUS",
+        "PROGRESS",
+        "EXIT",
+        "CREATED",
+        "DURATION",
+        "CONTAINER",
+        "COMMAND",
+    ]
     assert running in active and finished not in active
 
     everything = daemon.tao("list", "--all").stdout.decode()

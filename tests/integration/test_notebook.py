@@ -62,7 +62,7 @@ def test_the_example_notebook_submits_follows_and_tables_a_job(daemon: Daemon, t
         (daemon.home / ".tao_mounts.json").unlink()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    python, connected, submitted, followed, ended, listed, frame, watched, _ = (outputs(cell) for cell in code)
+    python, connected, submitted, followed, ended, trained, listed, frame, watched, _ = (outputs(cell) for cell in code)
     assert python[0].strip() == sys.executable
     assert connected[0].startswith("daemon ")
     assert submitted[0] == f"mounts: {[{**mount, 'read_only': False} for mount in mounts]}\n"
@@ -73,6 +73,8 @@ def test_the_example_notebook_submits_follows_and_tables_a_job(daemon: Daemon, t
     assert followed[0].endswith(f"saved {results}/model.tlt\ntraining finished\n")
     assert (experiments / "results" / "model.tlt").read_text() == "weights of detectnet_v2\n"  # kept on the host
     assert "<th>status</th><td>succeeded</td>" in ended[1] and "<th>exit_code</th><td>0</td>" in ended[1]
+    assert trained[0] == "epoch 3/3: SUCCESS\n"  # from the status.json the task wrote in its results dir
+    assert "learning_rate" in trained[1] and "validation_loss" in trained[1]  # a column per series
     job_id = submitted[1].split("<th>id</th><td>", 1)[1].split("</td>", 1)[0]
     assert f"<td>{job_id}</td>" in listed[1] and 'class="tao-jobs"' in listed[1]
     assert job_id in frame[1] and "<table" in frame[1]  # pandas' own HTML

@@ -111,6 +111,21 @@ def test_the_host_s_etc_stays_protected_even_through_a_link_in_a_host_tree(servi
         assert b"(resolves to /etc)" in refused.stderr
 
 
+def test_the_daemon_in_its_container_follows_a_user_s_training_through_the_host_tree(service: ComposedDaemon, alice: Any) -> None:
+    _, uid, gid = alice
+    experiments = service.tree / "training"
+    experiments.mkdir()
+    os.chown(experiments, uid, gid)
+    ran = tao_as(
+        service, alice, "--mounts", str(mounts_of(service, "training", experiments)), "detectnet_v2", "train", "-r", "/data/results"
+    )
+    assert ran.returncode == 0, ran.stderr
+    job = json.loads(tao_as(service, alice, "list", "--all", "--json").stdout)[0]
+    assert job["progress"]["epoch"] == 3 and job["progress"]["status"] == "SUCCESS", job
+    metrics = tao_as(service, alice, "metrics", job["id"])
+    assert metrics.returncode == 0 and b"KPIs (3/3 100%): mAP 0.82" in metrics.stdout, metrics.stdout
+
+
 def test_a_restart_of_the_daemon_s_container_keeps_a_running_job_s_output_whole_and_its_exit_code(service: ComposedDaemon) -> None:
     gates = Gates(service.tree / "gates")
     for path in (gates.root, gates.mounts):

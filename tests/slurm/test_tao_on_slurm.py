@@ -174,6 +174,30 @@ def test_a_job_is_submitted_as_its_caller_and_runs_as_them(on_slurm: Daemon, slu
     assert tao_as(on_slurm, docker_user, "stop", job_id, groups=[docker_gid]).returncode == 0
 
 
+def test_progress_follows_a_status_file_on_storage_the_nodes_share(on_slurm: Daemon) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    workspace = on_slurm.root / "workspace"  # on the shared dir's filesystem: what the node writes, the daemon sees
+    workspace.mkdir(mode=0o777)
+    config = {
+        "Mounts": [{"source": str(workspace), "destination": "/workspace"}, {"source": str(gates.root), "destination": "/gates"}],
+        "Envs": [{"variable": "TAO_SAMPLE_GATES", "value": "/gates"}],
+    }
+    mounts = on_slurm.root / "training.json"
+    mounts.write_text(json.dumps(config))
+    job_id = job_id_of(on_slurm.tao("--mounts", str(mounts), "-d", "detectnet_v2", "train", "-r", "/workspace/results"))
+    gates.open("epoch-1")
+    wait_until(lambda: (on_slurm.job(job_id).get("progress") or {}).get("epoch") == 1, "epoch 1 shown while the job runs", 120)
+    assert on_slurm.job(job_id)["status"] == "running"
+    gates.open("epoch-2")
+    gates.open("epoch-3")
+    wait_until(lambda: on_slurm.job(job_id)["status"] == "succeeded", "the job's end", 120)
+    done = on_slurm.job(job_id)
+    assert done["progress"]["epoch"] == 3 and done["progress"]["status"] == "SUCCESS" and done["progress_unavailable"] is None
+    series = on_slurm.request("GET", f"/v1/jobs/{job_id}/metrics")["series"]
+    assert [point["epoch"] for point in series["loss"]] == [1, 2, 3]
+
+
 def test_a_pending_job_cancelled_with_scancel_ends_cancelled_and_tao_exits_non_zero(on_slurm: Daemon, slurm: SlurmCluster) -> None:
     gates = Gates(on_slurm.root / "gates")
     gates.root.chmod(0o755)

@@ -36,6 +36,7 @@ class LauncherOptions:
         interactive: bool | None = None,
         tty: bool | None = None,
         notify: list[str] | None = None,
+        status_file: str | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -50,6 +51,7 @@ class LauncherOptions:
         self.interactive = interactive
         self.tty = tty
         self.notify = list(notify or [])  # --notify URL, repeatable
+        self.status_file = status_file  # TAO's status.json as the container sees it, where the results dir does not say
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

@@ -42,6 +42,13 @@ COMMANDS = (
     Command("show", "one job in full: status, error, times, image, mounts, events, last output", "show", "show_parser", "show_job"),
     Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
     Command(
+        "metrics",
+        "a job's training KPIs and a line per epoch: tao metrics JOB_ID [-f] [--json|--csv]",
+        "metrics",
+        "metrics_parser",
+        "show_metrics",
+    ),
+    Command(
         "events",
         "a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]",
         "events",

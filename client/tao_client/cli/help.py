@@ -37,6 +37,8 @@ launcher options (before the task):
   --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket);
                         over http(s) the token comes from $TAO_TOKEN, a CA bundle from $TAO_CA_CERT
   --pull POLICY         missing (pull an absent image), always, or never (default: the daemon's)
+  --status-file PATH    the task's status.json as the container sees it, for its progress
+                        (default: found in its results dir, -r or results_dir=)
   -h, --help            this help; `tao <task> --help` lists a task's subtasks
   --version             the client's version"""
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def list_parser() -> Parser:
     parser = Parser(
         prog="tao list",
-        description="Jobs queued and running, newest first. On a terminal the COMMAND column is cut to its width; "
-        "piped, or with --no-trunc or --json, it is whole.",
+        description="Jobs queued and running, newest first. PROGRESS is the training's, from TAO's status file "
+        "(epoch/max_epoch, percent, time left; n/a: it cannot be followed, `tao show` says why). On a terminal the COMMAND "
+        "column is cut to its width; piped, or with --no-trunc or --json, it is whole.",
     )
     parser.add_argument("-a", "--all", action="store_true", help="include finished jobs")
     parser.add_argument("--json", action="store_true", help="one JSON array, newest first, as the REST API returns jobs")
@@ -45,12 +46,15 @@ def list_jobs(client: Client, args: Namespace) -> int:
     if args.json:
         write_text(json.dumps([job.data for job in found], indent=2) + "\n")
         return 0
-    rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
+    from tao_client._training import progress_text
+
+    rows = [("JOB ID", "TASK", "STATUS", "PROGRESS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
     rows += [
         (
             job.id,
             " ".join(part for part in (job.data["group"], job.data["task"]) if part),
             status_text(job.data),
+            progress_text(job.progress) or ("n/a" if job.data.get("progress_unavailable") else ""),
             "" if job.exit_code is None else str(job.exit_code),
             job.data["created_at"][:19].replace("T", " "),
             duration(job.data),

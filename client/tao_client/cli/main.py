@@ -12,7 +12,7 @@ import sys
 from tao_client.cli import commands
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_STDOUT_CLOSED, LauncherOptions, UsageError, error, not_utf8
 
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify", "--status-file")
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -130,7 +130,12 @@ def undecodable_argument(argv: list[str], words: list[str], options: LauncherOpt
     named = [(f"argument {first + index}", word) for index, word in enumerate(words)]
     named += [
         (option, value)
-        for option, value in (("--id", options.job_id), ("--gpus", options.gpus), ("--time", options.time))
+        for option, value in (
+            ("--id", options.job_id),
+            ("--gpus", options.gpus),
+            ("--time", options.time),
+            ("--status-file", options.status_file),
+        )
         if value is not None
     ]
     named += [("--notify", url) for url in options.notify]
@@ -162,6 +167,8 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         options.mounts = value
     elif name == "--host":
         options.host = value
+    elif name == "--status-file":
+        options.status_file = value  # the daemon checks it against the mounts and says what it sees
     elif name == "--pull":
         if value not in PULL_POLICIES:
             raise UsageError(f"--pull {value!r}: expected one of {', '.join(PULL_POLICIES)}")

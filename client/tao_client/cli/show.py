@@ -1,7 +1,7 @@
 """`tao show JOB`: one job in full, to tell it apart and explain how it ended.
 
-Status, exit code and error, times, the command line, image and digest (from the job's `image`
-event), mounts, envs with secrets masked, GPUs, events, and the last lines of its output.
+Status, exit code and error, times, training progress, the command line, image and digest (from
+the job's `image` event), mounts, envs with secrets masked, GPUs, events, and the last lines of its output.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def fields(job: dict[str, Any], events: list[dict[str, Any]]) -> list[tuple[str,
         ("started", _when(job.get("started_at"))),
         ("finished", _when(job.get("finished_at"))),
         ("duration", duration(job)),
+        ("progress", _progress(job)),
         ("image", job["image"]),
         ("digest", digest),
         ("container", job.get("container_id") or ""),
@@ -84,6 +85,17 @@ def fields(job: dict[str, Any], events: list[dict[str, Any]]) -> list[tuple[str,
         ("notify", "\n".join(job.get("notify") or [])),
     ]
     return [(label, text.replace("\n", "\n" + " " * 11)) for label, text in lines if text.strip()]
+
+
+def _progress(job: dict[str, Any]) -> str:
+    """The training's progress and its last message, or why it cannot be followed."""
+    from tao_client._training import progress_text
+
+    shown = job.get("progress")
+    if shown:
+        kpi = "  ".join(f"{name} {value:.6g}" for name, value in (shown.get("kpi") or {}).items())
+        return "\n".join(part for part in (progress_text(shown), shown.get("message") or "", kpi) if part)
+    return f"unavailable: {job['progress_unavailable']}" if job.get("progress_unavailable") else ""
 
 
 def masked(envs: dict[str, str]) -> dict[str, str]:
@@ -145,6 +157,8 @@ def _event_text(kind: str, data: dict[str, Any]) -> str:
         return ",".join(data.get("devices") or []) or "none"
     if kind == "image":
         return f"{data.get('reference', '')} {data.get('id') or ''}".strip()
+    if kind == "status":  # a new message in the task's status file
+        return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
     if kind == "notify":
         return notify_text(data)
     return " ".join(f"{name}={value}" for name, value in data.items())

@@ -87,6 +87,7 @@ def _submit(
             interactive=interactive,
             tty=tty,
             notify=options.notify,
+            status_file=options.status_file,
         )
     missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]
     if missing:

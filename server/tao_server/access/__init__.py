@@ -4,7 +4,8 @@ caller.py (Caller: uid, groups, admin), peer.py (the kernel's SO_PEERCRED on the
 tcp_peer.py (the owner of a loopback TCP connection's far end, from /proc/net/tcp), tokens.py (bearer tokens for TCP), policy.py (the policy file and its grants), admission.py (the
 checks a user's job passes at submission, and its confinement), paths.py (host paths no job may
 mount), readable.py (could the caller read this path?), mount_pins.py (mount sources pinned to
-what was checked). Modules here import `tao_server.errors`, `tao_server.models`, each other, and
+what was checked), beneath.py (files a job wrote, opened beneath its mount and never through a
+link). Modules here import `tao_server.errors`, `tao_server.models`, each other, and
 `tao_server.notify.addresses` (the policy's `notify_to` patterns).
 """
 

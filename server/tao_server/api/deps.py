@@ -19,6 +19,7 @@ from tao_server.access.tokens import TokenStore
 from tao_server.backends import Backend
 from tao_server.errors import InvalidRequest, Unauthorized
 from tao_server.images.service import ImageService
+from tao_server.jobs.progress import ProgressTracker
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
@@ -38,6 +39,7 @@ class Services:
     database: Engine
     backend: Backend
     runner: JobRunner
+    progress: ProgressTracker
     jobs: JobService
     sessions: JobSessions
     images: ImageService | None  # None: the backend keeps no images
@@ -63,6 +65,10 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
     return (await get_services(connection)).jobs
+
+
+async def get_progress(connection: HTTPConnection) -> ProgressTracker:
+    return (await get_services(connection)).progress
 
 
 async def get_notify(connection: HTTPConnection) -> NotifyService:
@@ -130,5 +136,6 @@ get_caller = CallerScheme()
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
+ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]
 NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]
 CallerDep = Annotated[Caller, Depends(get_caller)]

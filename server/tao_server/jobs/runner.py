@@ -56,6 +56,7 @@ from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
 from tao_server.jobs.observer import JobObserver, NoObserver
+from tao_server.jobs.progress import NO_PROGRESS, Progress
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
@@ -92,9 +93,11 @@ class JobRunner:
         stop_timeout: float,
         pins: MountPins | None = None,
         observer: JobObserver | None = None,
+        progress: Progress = NO_PROGRESS,
     ) -> None:
         self._gpus = gpus
         self._observer: JobObserver = observer or NoObserver()
+        self._progress = progress  # follows a run's status file from just before it starts to its end
         self._pins = pins or MountPins(None)
         self._store = store
         self.ends = UnrecordedEnds(store)
@@ -174,6 +177,7 @@ class JobRunner:
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
+        self._progress.ended(job_id)
         self._observe(job_id, self._observer.job_ended)
 
     def condition(self, job_id: str) -> str | None:
@@ -407,6 +411,7 @@ class JobRunner:
             try:
                 run = self._prepare(job_id, job, active)
                 if run is not None:
+                    self._progress.follow(job)  # from here on, what its status file gains is this run's
                     run.start()
                 return run
             except BackendUnavailable as exc:
@@ -622,6 +627,7 @@ class JobRunner:
         if status == JobStatus.cancelled and active is not None and active.stopped_at_limit is not None:
             status, error = JobStatus.failed, f"stopped at its time limit of {shown(active.stopped_at_limit)}"
         self._deadlines.forget(job_id)
+        self._progress.ended(job_id)  # its progress complete before its end is seen
         self.ends.finish(job_id, status, exit_code, error)
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)

@@ -23,10 +23,11 @@ from tao_server.jobs import gpus, launch_config, path_args
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpu_line import Wait
 from tao_server.jobs.logs import Heartbeat, LogStore
+from tao_server.jobs.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
-from tao_server.models import GpuWait, Job, JobCreate, JobPublic, JobStatus, utcnow
+from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus, utcnow
 from tao_server.notify.service import NotifyService
 from tao_server.notify.urls import masked
 
@@ -37,6 +38,7 @@ MAX_CURSOR_DIGITS = len(str(2**63 - 1))  # a cursor is a row's seq, an SQLite in
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
 _SAME_JOB_FIELDS = (
     "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy", "interactive",
+    "status_file",
 )  # fmt: skip
 
 
@@ -165,6 +167,8 @@ class JobService:
         """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
         shown.notify = [masked(url) for url in job.notify_urls]
+        if job.progress is not None:
+            shown.progress = JobProgress.model_validate(progress_shown(job.progress, job.status.terminal))
         if job.status in (JobStatus.queued, JobStatus.pulling) and job.gpu_request:
             wait = self._scheduler.wait(job.id)
             if wait is not None:
@@ -244,6 +248,8 @@ class JobService:
                 "created_at": utcnow(),
                 "started_at": None,
                 "finished_at": None,
+                "progress": None,
+                "progress_unavailable": None,
             }
         )
         job = Job.model_validate(job.model_dump())
@@ -326,6 +332,8 @@ class JobService:
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
         warnings = path_args.check(request.args, config, request.subtask, request.launch_config_source)
+        if request.status_file is not None:
+            warnings += path_args.check_status_file(request.status_file, config, request.launch_config_source)
         placement = self._placement(request)
         if (request.interactive or request.tty) and not self._attaches:
             raise InvalidRequest(
@@ -363,6 +371,7 @@ class JobService:
             gpu_shares=self._admission.shares(caller),
             interactive=request.interactive,
             notify_urls=self._notify_urls(caller, request.notify),
+            status_file=request.status_file,
         )
         return job, warnings
 
@@ -406,7 +415,7 @@ class Placement:
 def _check_request(request: JobCreate, limits: RequestLimits) -> None:
     """Refuse what the engine could not carry unchanged, or what passes the limits, before anything is looked up."""
     check_args(request.args, limits)
-    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus", "time"):
+    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus", "time", "status_file"):
         if (value := getattr(request, name)) is not None:
             check_text(value, name)
     for index, value in enumerate(request.gpu_indices or []):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tao_server.access.caller import user_name_of
-from tao_server.models import JobPublic
+from tao_server.models import JobProgress, JobPublic
 
 
 def owner(uid: int | None) -> str:
@@ -42,7 +42,11 @@ def when(value: datetime | None) -> str:
 
 
 def job_row(job: JobPublic) -> dict[str, Any]:
+    progress = job.progress
     return {
+        # The training's progress bar (None: no status file, or none read yet) and its words, as `tao list` writes them.
+        "fraction": progress.fraction if progress is not None else None,
+        "progress": progress_text(progress) if progress is not None else ("n/a" if job.progress_unavailable else ""),
         "id": job.id,
         "task": f"{job.task} {job.subtask}" if job.subtask else job.task,
         "command_line": command_line(job),
@@ -55,6 +59,21 @@ def job_row(job: JobPublic) -> dict[str, Any]:
         "duration": duration(job),
         "exit_code": "" if job.exit_code is None else str(job.exit_code),
     }
+
+
+def progress_text(progress: JobProgress) -> str:
+    """ "12/80 15% ETA 0:41:10": the epoch of how many, how far, the time left."""
+    parts = []
+    if progress.epoch is not None:
+        parts.append(f"{progress.epoch}/{progress.max_epoch}" if progress.max_epoch is not None else f"epoch {progress.epoch}")
+    elif progress.step is not None:
+        parts.append(f"step {progress.step}" + (f"/{progress.max_step}" if progress.max_step is not None else ""))
+    if progress.fraction is not None:
+        parts.append(f"{int(progress.fraction * 100)}%")
+    if progress.eta_seconds is not None:
+        seconds = int(progress.eta_seconds)
+        parts.append(f"ETA {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")
+    return " ".join(parts)
 
 
 def command_line(job: JobPublic) -> str:
@@ -108,8 +127,10 @@ def event_clock(seconds: float) -> str:
 
 
 def event_text(event: dict[str, Any]) -> str:
-    """An event as the timeline writes it: a notification's try in words, anything else as its JSON."""
+    """An event as the timeline writes it: a notification's try and a status file's message in words, anything else as its JSON."""
     data = event["data"]
+    if event["type"] == "status":  # a new status or message in the task's status file
+        return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
     if event["type"] != "notify":
         return pretty(data)
     text = f"{data.get('event', '')} to {data.get('url', '')}: try {data.get('try', '?')} {data.get('outcome', '')}"

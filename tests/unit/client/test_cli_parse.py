@@ -44,6 +44,7 @@ def test_empty_argv():
         (["--id", "X", "ssd"], "job_id", "X"),
         (["--mounts", "F", "ssd"], "mounts", "F"),
         (["--host=http://h:1", "ssd"], "host", "http://h:1"),
+        (["--status-file", "/workspace/r/status.json", "ssd"], "status_file", "/workspace/r/status.json"),
     ],
 )
 def test_option_sets_its_field(argv, attribute, value):

@@ -20,6 +20,7 @@ VERBS = [
     "info",
     "show",
     "logs",
+    "metrics",
     "events",
     "attach",
     "port-forward",
@@ -40,6 +41,7 @@ commands:
   info                  the daemon, its task manifest, the Docker engine and GPUs
   show                  one job in full: status, error, times, image, mounts, events, last output
   logs                  a job's output: tao logs JOB_ID [-f]
+  metrics               a job's training KPIs and a line per epoch: tao metrics JOB_ID [-f] [--json|--csv]
   events                a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
@@ -124,7 +126,7 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 def test_usage_names_every_verb() -> None:
     assert (
         format_usage().splitlines()[2]
-        == "       tao {list,stop,info,show,logs,events,attach,port-forward,pull,images,login,logout,notify,ui,daemon} ..."
+        == "       tao {list,stop,info,show,logs,metrics,events,attach,port-forward,pull,images,login,logout,notify,ui,daemon} ..."
     )
 
 

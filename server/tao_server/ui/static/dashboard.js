@@ -127,6 +127,82 @@
     detail.addEventListener("click", (event) => act(event, id, loadDetail));
     poll(loadDetail, 1000, () => active);
     logViewer(path, () => active);
+    trainingCharts(path, () => active);
+  }
+
+  // -- Training charts ----------------------------------------------------------------------------
+
+  // A chart per series of the job's status file (loss, learning rate, KPIs), drawn with uPlot (served from
+  // /ui/static, never a CDN) and redrawn as the daemon reads new epochs; one last look once the job has ended.
+  function trainingCharts(path, jobActive) {
+    const charts = new Map(); // series name -> its uPlot chart
+    let lookAfterEnd = 1;
+    let drawnAt = null; // the progress's updated_at the charts were last drawn for: nothing new, nothing fetched
+    const load = async () => {
+      const progress = $("job-progress");
+      const updated = progress ? progress.dataset.updated : "";
+      if (updated && updated === drawnAt && jobActive()) return;
+      drawnAt = updated;
+      const response = await call("/v1/jobs/" + path + "/metrics");
+      if (!response.ok) return;
+      const body = await response.json();
+      const names = Object.keys(body.series);
+      if (body.unavailable) showTraining("Progress cannot be followed: " + body.unavailable);
+      if (!names.length) return;
+      showTraining(body.files.length ? "From " + body.files.join(", ") : "");
+      for (const name of names) draw(charts, name, body.series[name]);
+    };
+    poll(load, 2000, () => jobActive() || lookAfterEnd-- > 0);
+  }
+
+  function showTraining(note) {
+    $("training").hidden = false;
+    $("training-note").textContent = note;
+  }
+
+  function draw(charts, name, points) {
+    const [xs, ys, axis] = xy(points);
+    let chart = charts.get(name);
+    if (chart) {
+      chart.setData([xs, ys]);
+    } else {
+      const box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.series = name;
+      $("charts").appendChild(box);
+      chart = new uPlot(chartOptions(name, axis, xs.length), [xs, ys], box);
+      charts.set(name, chart);
+    }
+    chart.root.parentNode.dataset.points = String(xs.length);
+  }
+
+  // The points along steps when each has one, else epochs, else in the order written; uPlot wants x ascending.
+  function xy(points) {
+    const axis = points.every((p) => p.step !== null) ? "step" : points.every((p) => p.epoch !== null) ? "epoch" : "point";
+    const pairs = points.map((p, index) => [axis === "point" ? index + 1 : p[axis], p.value]);
+    pairs.sort((a, b) => a[0] - b[0]);
+    return [pairs.map((pair) => pair[0]), pairs.map((pair) => pair[1]), axis];
+  }
+
+  function chartOptions(name, axis, count) {
+    return {
+      title: name,
+      width: 440,
+      height: 220,
+      scales: { x: { time: false } },
+      legend: { show: false }, // the title names the series; the axes give the values
+      series: [{ label: axis }, { label: name, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
+      // Epochs, steps and points are whole numbers: no tick between two of them.
+      axes: [{ label: axis, incrs: WHOLE_STEPS }, { size: 64, values: (u, ticks) => ticks.map(tick) }],
+    };
+  }
+
+  const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8];
+
+  // A value on an axis: three significant digits, small ones as 5e-4 (a learning rate).
+  function tick(value) {
+    if (value === null || value === undefined) return "--";
+    return value !== 0 && Math.abs(value) < 0.01 ? value.toExponential(1) : String(Number(value.toPrecision(3)));
   }
 
   async function act(event, id, reload) {
