@@ -14,9 +14,9 @@ import os
 import socket
 import stat
 
-from tao_client import _paths
 from tao_client._errors import DaemonUnreachable, TaoClientError
 from tao_client._http import NOTHING_ANSWERS
+from tao_common import paths
 
 SERVICE_CHECK = "check it with `systemctl status tao-server`, or `docker compose ps` where it runs in Docker Compose"
 
@@ -49,7 +49,7 @@ def resolve(host: str | None = None) -> Address:
     """The daemon's address: `host`, else $TAO_HOST (unix:///path or http://host:port), else the local socket."""
     host = host or os.environ.get("TAO_HOST") or ""
     if not host:
-        path = _paths.socket_path()
+        path = paths.socket_path()
         return Address(f"unix://{path}", path, explicit=False)
     if host.startswith("unix://"):
         path = host.removeprefix("unix://")

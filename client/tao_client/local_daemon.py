@@ -15,9 +15,9 @@ import struct
 import sys
 import time
 
-from tao_client import _paths
 from tao_client._errors import DaemonUnreachable, TaoClientError
 from tao_client.daemon import SERVICE_CHECK, Address, listening, not_own
+from tao_common import paths
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class DaemonStartFailed(DaemonUnreachable):
 
 def log_path() -> str:
     """Where the daemons `tao` starts write their output: daemon.log in the data dir."""
-    return os.path.join(_paths.data_dir(), "daemon.log")
+    return os.path.join(paths.data_dir(), "daemon.log")
 
 
 def start(address: Address) -> int | None:

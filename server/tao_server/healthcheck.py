@@ -14,7 +14,7 @@ import socket
 import ssl
 import sys
 
-from tao_client import _paths
+from tao_common import paths
 
 TIMEOUT = 4.0  # under the image's HEALTHCHECK --timeout, so a hung daemon is reported, not killed
 
@@ -55,7 +55,7 @@ def _connection(argv: list[str]) -> http.client.HTTPConnection:
     if argv[:1] == ["--socket"] and len(argv) > 1:
         return _UnixConnection(argv[1])
     if os.environ.get("TAO_SOCKET") or not os.environ.get("TAO_TCP_PORT"):
-        return _UnixConnection(os.environ.get("TAO_SOCKET") or _paths.socket_path())
+        return _UnixConnection(os.environ.get("TAO_SOCKET") or paths.socket_path())
     port = int(os.environ["TAO_TCP_PORT"])
     if os.environ.get("TAO_TLS_CERT"):
         # Liveness over loopback: the certificate names the host's public name, not 127.0.0.1.

@@ -14,18 +14,18 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tao_client import _paths
+from tao_common import paths
 from tao_server import db
+from tao_server.access.input_checks import RequestLimits
 from tao_server.access.paths import is_loopback
-from tao_server.input_checks import RequestLimits
 
 
 class Settings(BaseSettings):
     # An empty variable counts as unset: compose files pass optional settings as TAO_X=${TAO_X:-}.
     model_config = SettingsConfigDict(env_prefix="TAO_", extra="ignore", env_ignore_empty=True)
 
-    data_dir: Path = Field(default_factory=lambda: Path(_paths.data_dir()))
-    socket: Path | None = Field(default_factory=lambda: Path(_paths.socket_path()))
+    data_dir: Path = Field(default_factory=lambda: Path(paths.data_dir()))
+    socket: Path | None = Field(default_factory=lambda: Path(paths.socket_path()))
     # Who may connect to the socket: its mode (octal) and group. Callers are told apart by the kernel.
     socket_mode: str = Field(default="0600", pattern=r"^0?[0-7]{3}$")
     socket_group: str | None = None
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         """The manifest override in force: --manifest, else ~/.tao/config.json when present."""
         if self.manifest is not None:
             return self.manifest.expanduser().resolve()
-        user = Path(_paths.user_manifest())
+        user = Path(paths.user_manifest())
         return user if user.is_file() else None
 
 

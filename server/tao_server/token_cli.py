@@ -31,11 +31,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from tao_client import _paths
+    from tao_common import paths
     from tao_server import db
     from tao_server.access.tokens import TokenStore
 
-    db_path = Path(args.data_dir or _paths.data_dir()) / db.FILE_NAME
+    db_path = Path(args.data_dir or paths.data_dir()) / db.FILE_NAME
     if not db_path.exists():
         return _fail(f"no daemon database at {db_path}; give the daemon's --data-dir")
     engine = db.make_engine(db_path)

@@ -46,7 +46,7 @@ def list_jobs(client: Client, args: Namespace) -> int:
     if args.json:
         write_text(json.dumps([job.data for job in found], indent=2) + "\n")
         return 0
-    from tao_client._training import progress_text
+    from tao_common.progress import progress_text
 
     rows = [("JOB ID", "TASK", "STATUS", "PROGRESS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
     rows += [

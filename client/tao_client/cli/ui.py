@@ -83,13 +83,13 @@ def _private_dir() -> str:
     import stat
     import tempfile
 
-    from tao_client import _paths
+    from tao_common import paths
 
-    directory = os.path.join(_paths.runtime_dir(), "ui")
+    directory = os.path.join(paths.runtime_dir(), "ui")
     try:
         # One level at a time: makedirs gives its mode to the last level only, and the runtime dir must stay private
         # (tao starts a daemon only in a directory no one else may enter: tao_client/daemon.py).
-        os.makedirs(_paths.runtime_dir(), mode=0o700, exist_ok=True)
+        os.makedirs(paths.runtime_dir(), mode=0o700, exist_ok=True)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         info = os.lstat(directory)
     except OSError:

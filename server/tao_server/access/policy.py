@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tao_server import time_limits
+from tao_common import time_limits
 from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.paths import is_loopback, within
-from tao_server.errors import InvalidRequest, PolicyError, PolicyRefusal
+from tao_server.errors import PolicyError, PolicyRefusal
 from tao_server.notify.addresses import Destination, parse_destination
 
 # Each grant is named after the DockerOptions key it unlocks.
@@ -215,8 +215,8 @@ def _half_life(path: Path, raw: Any) -> int | None:
     if value is None:
         return None
     try:
-        return time_limits.parse(value, field="half_life") if isinstance(value, str) else time_limits.parse("")
-    except InvalidRequest:
+        return time_limits.parse(value) if isinstance(value, str) else time_limits.parse("")
+    except time_limits.NotATimeLimit:
         raise PolicyError(
             f"{path}: [fair_share] half_life = {value!r}: must be a time above zero as Slurm writes it ({time_limits.FORMS})"
         ) from None
@@ -281,7 +281,7 @@ def _max_time(path: Path, section: str, raw: dict[str, Any]) -> int | None:
         return None
     try:
         return time_limits.parse(value) if isinstance(value, str) else time_limits.parse("")
-    except InvalidRequest:
+    except time_limits.NotATimeLimit:
         raise PolicyError(
             f"{path}: [{section}] max_time = {value!r}: must be a time limit as Slurm writes it ({time_limits.FORMS})"
         ) from None

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from tao_common.time_limits import shown
 from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
 from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, Mount, OutputStream, Run, RunExit
@@ -61,7 +62,6 @@ from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
 from tao_server.models import Job, JobStatus, utcnow
-from tao_server.time_limits import shown
 
 log = logging.getLogger(__name__)
 

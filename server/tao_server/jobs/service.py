@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tao_server import time_limits
+from tao_common import time_limits
 from tao_server.access.admission import Admission, run_as_caller
 from tao_server.access.caller import Caller, user_name_of
+from tao_server.access.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest, TaskSpec
-from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.jobs import gpus, launch_config, path_args
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpu_line import Wait
@@ -398,7 +398,7 @@ class JobService:
                 field="nodes",
             )
         # A backend that does not keep time limits (Docker) has the daemon keep them (runner.py).
-        time_limit = time_limits.parse(request.time) if request.time is not None else None
+        time_limit = _time_limit(request.time) if request.time is not None else None
         return Placement(gpu_request, wanted, request.nodes or 1, time_limit)
 
 
@@ -410,6 +410,14 @@ class Placement:
     gpus: int
     nodes: int = 1
     time_limit: int | None = None
+
+
+def _time_limit(text: str) -> int:
+    """The job's time limit in seconds; InvalidRequest naming Slurm's forms when `text` is none of them."""
+    try:
+        return time_limits.parse(text)
+    except time_limits.NotATimeLimit as exc:
+        raise InvalidRequest(str(exc), field="time") from None
 
 
 def _check_request(request: JobCreate, limits: RequestLimits) -> None:

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
+from tao_common.envs import masked
 from tao_server.api.deps import CallerDep, JobServiceDep, Services, ServicesDep, on_loopback
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
@@ -103,6 +104,7 @@ def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLRes
         pretty=views.pretty,
         when=views.when,
         options=views.options(job.docker_options),
+        envs=masked(job.envs),
         caller=caller,
         event_clock=views.event_clock,
         event_text=views.event_text,

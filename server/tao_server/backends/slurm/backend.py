@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tao_common.time_limits import slurm_form
 from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest
 from tao_server.backends.entrypoint import HEAD_SIZE, init_exec_failure
@@ -52,7 +53,6 @@ from tao_server.backends.slurm.script import (
 from tao_server.backends.slurm.state import Answer, JobState, StatePoller
 from tao_server.backends.slurm.sweep import SWEEP_ID_FILE, SWEEP_SCRIPT, render_sweep
 from tao_server.errors import BackendError, BackendUnavailable, LaunchFailure
-from tao_server.time_limits import slurm_form
 
 log = logging.getLogger(__name__)
 

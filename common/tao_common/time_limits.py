@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import re
 
-from tao_server.errors import InvalidRequest
-
 _FORM = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$")
 FORMS = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
 
 
-def parse(text: str, field: str = "time") -> int:
-    """Seconds in `text`; InvalidRequest naming the forms when it is none of them, or zero."""
+class NotATimeLimit(ValueError):
+    """`text` is none of the forms, or no time at all; the message says which, as `tao` and the daemon show it."""
+
+
+def parse(text: str) -> int:
+    """Seconds in `text`; NotATimeLimit naming the forms when it is none of them, or zero."""
     match = _FORM.match(text.strip())
     if match is None:
-        raise InvalidRequest(f"--time {text!r} is not a time limit; give it as Slurm does: {FORMS}", field=field)
+        raise NotATimeLimit(f"--time {text!r} is not a time limit; give it as Slurm does: {FORMS}")
     parts = {key: int(value) for key, value in match.groupdict().items() if value is not None}
     if "days" in parts:
         seconds = parts["days"] * 86400 + parts["dh"] * 3600 + parts.get("dm", 0) * 60 + parts.get("ds", 0)
@@ -29,7 +31,7 @@ def parse(text: str, field: str = "time") -> int:
     else:
         seconds = parts["a"] * 60 + parts.get("b", 0)
     if seconds <= 0:
-        raise InvalidRequest(f"--time {text!r} is no time at all; give a limit above zero, or no --time for none", field=field)
+        raise NotATimeLimit(f"--time {text!r} is no time at all; give a limit above zero, or no --time for none")
     return seconds
 
 

@@ -1,4 +1,4 @@
-"""Default locations shared by the `tao` client and the daemon it may start.
+"""Default locations shared by the `tao` client and the daemon (its own, or one `tao` starts).
 
 Plain strings and os.path: the CLI reads these on every start-up, and pathlib costs an import.
 """
