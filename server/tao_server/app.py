@@ -156,7 +156,7 @@ def _start(
         backend=backend,
         runner=runner,
         jobs=job_service,
-        sessions=JobSessions(job_service, runner, backend.attaches),
+        sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),
         images=image_service,
         tokens=TokenStore(engine),
         system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),

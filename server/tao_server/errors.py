@@ -11,6 +11,7 @@ from travel with it, so `tao` can name them.
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
+    ├── TooManySessions             429  a terminal or forwarded connection past its user's or job's bound
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
     ├── LoginRefused                401  the registry refused a login (`tao login`)
@@ -93,6 +94,13 @@ class RequestTooLarge(TaoError):
 
     code = "request_too_large"
     http_status = 413
+
+
+class TooManySessions(TaoError):
+    """A terminal or forwarded connection past the bound of its user or its job (jobs/sessions.py); the message names the setting."""
+
+    code = "too_many_sessions"
+    http_status = 429
 
 
 class Unauthorized(TaoError):

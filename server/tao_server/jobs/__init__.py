@@ -4,6 +4,7 @@ service.py (submit, look up, list, cancel: what the routes call), launch_config.
 `~/.tao_mounts.json`), store.py (the job table), runner.py (workers that run each job on the
 backend, and the reconcile after a restart), gpus.py + scheduler.py (the GPU inventory and the
 exclusive GPU line), logs.py (log files and their followers), events.py (job events such as pull
-progress). Modules here import `tao_server.access`, `tao_server.images`, the backend contract
+progress), sessions.py + session_worker.py (terminals and forwarded ports: who may open them, their
+bounds, a thread of each one's own). Modules here import `tao_server.access`, `tao_server.images`, the backend contract
 (`tao_server.backends`, never an engine), `errors`, `models` and `memory`.
 """
