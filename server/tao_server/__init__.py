@@ -10,6 +10,7 @@
 Imports point down this list's dependencies: api -> jobs, images, access; jobs -> images, access,
 the backend contract; images -> access, the backend contract; access and backends -> errors and
 models. app.py composes them; errors.py, models.py, settings.py and input_checks.py are shared by all.
+cli.py runs the daemon: listeners.py (uvicorn's protocols, told who calls), stopping.py (the stop's deadline).
 """
 
 __version__ = "0.1.0"

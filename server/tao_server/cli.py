@@ -10,7 +10,7 @@ import socket
 import stat
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tao_server import __version__
 
@@ -144,7 +144,7 @@ def serve(settings: Settings) -> int:
     # The database and logs hold job arguments and environments: for this user's eyes only.
     os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _lock = _lock_data_dir(settings.data_dir)
+    _lock_data_dir(settings.data_dir)
     try:
         backend = backends.connect(settings, daemon_id(settings.data_dir))
     except TaoError as exc:
@@ -165,7 +165,8 @@ def serve(settings: Settings) -> int:
         app = create_app(settings, backend=backend, addresses=addresses)
     except TaoError as exc:
         _fail(exc.message)
-    from tao_server.listeners import HttpProtocol, TlsAwareServer, WebSocketProtocol
+    from tao_server import stopping
+    from tao_server.listeners import WS_MAX_MESSAGE, HttpProtocol, TlsAwareServer, WebSocketProtocol
     from tao_server.service_manager import ServiceManager
 
     config = uvicorn.Config(
@@ -173,7 +174,11 @@ def serve(settings: Settings) -> int:
         http=HttpProtocol,
         ws=WebSocketProtocol,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=stopping.grace(settings.stop_timeout),
+        ws_max_size=WS_MAX_MESSAGE,
+        # No per-message compression: it would compress a job's output again for each of its followers,
+        # the costliest thing a stream could do, and one that a user could multiply at will.
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_interval,
         # No deadline for the answer: a session under flow control (a slow reader, a task not reading
         # its input) leaves the pong unread for as long as that lasts, and must not be cut for it.
@@ -181,15 +186,23 @@ def serve(settings: Settings) -> int:
         access_log=settings.log_level == "debug",
     )
     manager = ServiceManager(settings.notify_socket)
-    server = TlsAwareServer(config, tls_sockets, tls, on_ready=lambda: manager.ready(addresses), on_stopping=manager.stopping)
+
+    def remove_socket_file() -> None:
+        if settings.socket is not None:
+            settings.socket.unlink(missing_ok=True)
+
+    def stop() -> None:
+        manager.stopping()
+        stopping.start_watchdog(settings.stop_timeout, last_words=remove_socket_file)
+
+    server = TlsAwareServer(config, tls_sockets, tls, on_ready=lambda: manager.ready(addresses), on_stopping=stop)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
     try:
         server.run(sockets=sockets)
     finally:
         for sock in tls_sockets:
             sock.close()
-        if settings.socket is not None:
-            settings.socket.unlink(missing_ok=True)
+        remove_socket_file()
     return 0 if server.started else 1
 
 
@@ -211,17 +224,21 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _lock_data_dir(data_dir: Path) -> IO[str]:
-    lock = open(data_dir / "daemon.lock", "a+")
+def _lock_data_dir(data_dir: Path) -> None:
+    """One daemon per data dir, until its process ends.
+
+    The lock is held by a bare descriptor that nothing closes: a file object would close it (and
+    release the lock) when collected, which can come while the process still lives, winding down.
+    """
+    path = data_dir / "daemon.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        lock.seek(0)
-        _fail(f"another tao-server (pid {lock.read().strip() or '?'}) already uses the data dir {data_dir}")
-    lock.truncate(0)
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
+        holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+        _fail(f"another tao-server (pid {holder or '?'}) already uses the data dir {data_dir}")
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, str(os.getpid()).encode(), 0)
 
 
 def _unix_socket(path: Path, mode: int, group: str | None) -> socket.socket:
