@@ -102,6 +102,15 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
     return app
 
 
+def end_streams(app: FastAPI) -> None:
+    """The daemon begins to stop: every log stream and session ends now, so none is still open when
+    the connections' grace runs out, to be cancelled (and logged as such) instead."""
+    services: Services | None = getattr(app.state, "services", None)
+    if services is not None:
+        services.jobs.stop_following()
+        services.sessions.close()
+
+
 def daemon_id(data_dir: Path) -> str:
     """A stable id for this data dir; the backend marks runs with it so each daemon only adopts its own."""
     data_dir.mkdir(parents=True, exist_ok=True)

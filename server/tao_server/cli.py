@@ -134,10 +134,12 @@ def _first_problem(exc: ValidationError) -> str:
 
 
 def serve(settings: Settings) -> int:
+    import asyncio
+
     import uvicorn
 
     from tao_server import backends, memory
-    from tao_server.app import create_app, daemon_id
+    from tao_server.app import create_app, daemon_id, end_streams
     from tao_server.errors import TaoError
 
     memory.tune()
@@ -194,6 +196,9 @@ def serve(settings: Settings) -> int:
     def stop() -> None:
         manager.stopping()
         stopping.start_watchdog(settings.stop_timeout, last_words=remove_socket_file)
+        # Once uvicorn has closed the listeners and told each connection to finish (its next await):
+        # a client whose stream ends then finds the daemon gone, and waits for the next one.
+        asyncio.get_running_loop().call_soon(end_streams, app)
 
     server = TlsAwareServer(config, tls_sockets, tls, on_ready=lambda: manager.ready(addresses), on_stopping=stop)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))

@@ -23,6 +23,7 @@ from travel with it, so `tao` can name them.
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    ├── DaemonStopping              503  the daemon is stopping: a stream ends, its client follows again later
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
@@ -170,6 +171,13 @@ class StorageFull(TaoError):
 
     code = "storage_full"
     http_status = 507
+
+
+class DaemonStopping(TaoError):
+    """The daemon is stopping: a log stream or session ends now, and its client takes it up with the next daemon."""
+
+    code = "daemon_stopping"
+    http_status = 503
 
 
 class BackendError(TaoError):

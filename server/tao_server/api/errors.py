@@ -31,7 +31,7 @@ _MEANINGS = {
     422: "A parameter or a body field is not valid; `field` names it (and `source` the file it came from)",
     429: "The caller, or the job, has as many sessions open as the daemon allows (TAO_MAX_SESSIONS_PER_USER, _PER_JOB)",
     502: "The backend (the Docker engine) answered with a failure",
-    503: "The backend (the Docker engine) does not answer at all; jobs wait for it",
+    503: "The backend (the Docker engine) does not answer at all (jobs wait for it), or the daemon is stopping",
     507: "The daemon cannot write its database or a file of its own (a full disk); `message` names the path",
 }
 

@@ -9,7 +9,8 @@ nothing answers on the port. The protocol is described in the OpenAPI document's
 (api/docs.py), as websockets have no operations there.
 
 Every session is counted and ended by jobs/sessions.py: when its job ends, a terminal's input
-closes at once and its output goes on to the end; a port's connection closes (1001).
+closes at once and its output goes on to the end; a port's connection closes (1001). When the
+daemon stops, a terminal closes with 1012 and a port's connection with 1001.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from starlette.websockets import WebSocketState
 from tao_server.api import client_json
 from tao_server.api.deps import CallerDep, ServicesDep
 from tao_server.api.errors import responses
-from tao_server.api.logs import MAX_OFFSET, end_message
+from tao_server.api.logs import MAX_OFFSET, SERVICE_RESTART, end_message
 from tao_server.api.routing import JsonRoute
 from tao_server.backends import Terminal
-from tao_server.errors import InvalidRequest, TaoError
+from tao_server.errors import DaemonStopping, InvalidRequest, TaoError
 from tao_server.jobs.logs import Heartbeat
 from tao_server.jobs.sessions import JobSessions, Session
 from tao_server.models import Job
@@ -145,11 +146,15 @@ async def _terminal_session(sender: Coroutine[Any, Any, None], copier: Coroutine
 async def _send_output(websocket: WebSocket, output: AsyncIterator[bytes | Heartbeat], final: Any) -> None:
     """The job's output as it is written, heartbeats while it is quiet, then its end and a normal close."""
     heartbeat = json.dumps({"type": "heartbeat"})
-    async for item in output:
-        if isinstance(item, Heartbeat):
-            await websocket.send_text(heartbeat)
-        else:
-            await websocket.send_bytes(item)
+    try:
+        async for item in output:
+            if isinstance(item, Heartbeat):
+                await websocket.send_text(heartbeat)
+            else:
+                await websocket.send_bytes(item)
+    except DaemonStopping:
+        await websocket.close(code=SERVICE_RESTART)
+        return
     await websocket.send_text(json.dumps(end_message(final())))
     await websocket.close()
 

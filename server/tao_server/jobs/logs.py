@@ -7,7 +7,8 @@ largest file the filesystem can hold (ext4: 16 TiB) is simply past the end: it r
 The followers of one job share what they read (SharedChunks): the first to reach an offset reads
 the chunk there, and the others at that offset send the same bytes, so fifty followers cost one
 read of each chunk, not fifty. Each follower gives the event loop a turn between its chunks, so
-no stream, however fast its client reads, holds up a new connection or another stream.
+no stream, however fast its client reads, holds up a new connection or another stream. When
+the daemon stops, every follower ends at once (`stop`): no stream holds the stop up.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tao_server import memory
-from tao_server.errors import StorageFull
+from tao_server.errors import DaemonStopping, StorageFull
 
 READ_CHUNK = 256 * 1024
 SHARED_CHUNKS = 8  # the latest chunks of a job's log its followers share: 2 MiB, while two or more follow it
@@ -43,6 +44,7 @@ class LogStore:
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._shared: dict[str, SharedChunks] = {}
         self._followers = 0
+        self._stopping = False
 
     def path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.log"
@@ -88,6 +90,14 @@ class LogStore:
             except RuntimeError:  # the follower's loop has closed
                 pass
 
+    def stop(self) -> None:
+        """The daemon stops: every follower ends now, raising DaemonStopping, and so does any that starts."""
+        self._stopping = True
+        with self._lock:
+            jobs = list(self._waiters)
+        for job_id in jobs:
+            self.notify(job_id)
+
     async def follow(
         self,
         job_id: str,
@@ -95,7 +105,7 @@ class LogStore:
         finished: Callable[[], bool],
         heartbeat: float | None,
     ) -> AsyncIterator[bytes | Heartbeat]:
-        """Bytes from `offset` on, until `finished()` is true and the file is drained."""
+        """Bytes from `offset` on, until `finished()` is true and the file is drained; DaemonStopping if the daemon stops first."""
         loop = asyncio.get_running_loop()
         self._followers += 1
         try:
@@ -125,6 +135,8 @@ class LogStore:
                 return chunk
 
             while True:
+                if self._stopping:
+                    raise DaemonStopping("the daemon is stopping: follow the job again once it is back")
                 chunk = read()
                 if chunk:
                     yield chunk
