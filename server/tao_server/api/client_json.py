@@ -29,8 +29,8 @@ class UnreadableJson(ValueError):
 
 def parse(data: str | bytes, max_bytes: int | None = None) -> Any:
     """The value `data` holds; UnreadableJson when it is longer than `max_bytes`, not JSON, or nested too deeply."""
-    if max_bytes is not None and len(data) > max_bytes:
-        raise UnreadableJson(f"{len(data)} bytes, more than the {max_bytes} this daemon reads here")
+    if max_bytes is not None and (size := _size(data, max_bytes)) > max_bytes:
+        raise UnreadableJson(f"{size} bytes, more than the {max_bytes} this daemon reads here")
     try:
         value = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -44,6 +44,13 @@ def parse(data: str | bytes, max_bytes: int | None = None) -> Any:
     if _may_nest_deeper(data) and _deeper_than(value, MAX_DEPTH):
         raise UnreadableJson(_too_deep())
     return value
+
+
+def _size(data: str | bytes, max_bytes: int) -> int:
+    """Its length in bytes, as UTF-8 for text: text of more characters than `max_bytes` is too long whatever its encoding."""
+    if isinstance(data, bytes) or len(data) > max_bytes:
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
 
 
 def _may_nest_deeper(data: str | bytes) -> bool:

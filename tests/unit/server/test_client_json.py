@@ -42,6 +42,12 @@ def test_wide_json_with_many_brackets_is_not_deep() -> None:
     assert parse("[" + ",".join(["[]"] * 10_000) + "]") == [[]] * 10_000
 
 
+def test_text_is_measured_in_the_bytes_it_came_as() -> None:
+    with pytest.raises(UnreadableJson) as refused:
+        parse('{"type": "' + "\u00e9" * 2100 + '"}', max_bytes=4096)  # 2,112 characters, 4,212 bytes of UTF-8
+    assert refused.value.message == "4212 bytes, more than the 4096 this daemon reads here"
+
+
 def test_input_over_the_size_bound_is_refused_unparsed() -> None:
     with pytest.raises(UnreadableJson) as refused:
         parse('{"type": "' + "x" * 5000 + '"}', max_bytes=4096)
