@@ -37,6 +37,8 @@ frame the daemon does not read (not JSON, over 4 KiB, nested more than 128 level
 ### `/v1/jobs/{id}/logs`: follow a job's output
 Replays from `?offset=N` and follows: output as binary frames, `{"type": "heartbeat"}` while the
 job is quiet, `{"type": "end", "status", "exit_code", "error"}` when it ends, then a normal close.
+When the daemon stops first, it closes with 1012: follow again from the byte you had. It reads
+nothing its client sends.
 
 ### `/v1/jobs/{id}/terminal`: an interactive job's terminal
 For a job submitted with `"interactive": true` (and `"tty": true` for a terminal), by its owner
