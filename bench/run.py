@@ -7,7 +7,8 @@ bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluste
 bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
 bash bench/run --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
 bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
-bash bench/run --only 6,24      # logs streamed to 50 followers, and newcomers answered meanwhile
+bash bench/run --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
+bash bench/run --only 6,25      # logs streamed to 50 followers, and newcomers answered meanwhile
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
 import job_trace
+import notifications
 import sessions
 import slurm
 import streams
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24")
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25")
 
 
 def main() -> None:
@@ -42,7 +44,7 @@ def main() -> None:
         "--only",
         default=",".join(GROUPS),
         help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
-        "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 newcomers while logs stream)",
+        "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 newcomers while logs stream)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -55,6 +57,7 @@ def main() -> None:
     dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
     trace_scale = job_trace.TraceScale.quick() if args.quick else job_trace.TraceScale.full()
     session_scale = sessions.SessionScale.quick() if args.quick else sessions.SessionScale.full()
+    notify_scale = notifications.NotifyScale.quick() if args.quick else notifications.NotifyScale.full()
     stream_scale = streams.StreamScale.quick() if args.quick else streams.StreamScale.full()
     build_image()
 
@@ -73,10 +76,12 @@ def main() -> None:
                 produced = dashboard.run_group(group, dashboard_scale)
             elif group in sessions.GROUPS:
                 produced = sessions.run_group(group, session_scale)
-            elif group in streams.GROUPS:
-                produced = streams.run_group(group, stream_scale)
             elif group in job_trace.GROUPS:
                 produced = job_trace.run_group(group, trace_scale)
+            elif group in notifications.GROUPS:
+                produced = notifications.run_group(group, notify_scale)
+            elif group in streams.GROUPS:
+                produced = streams.run_group(group, stream_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced

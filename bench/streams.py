@@ -1,9 +1,9 @@
-"""A daemon busy streaming still answers newcomers (figure 24).
+"""A daemon busy streaming still answers newcomers (figure 25).
 
 One job writes its output at full speed to 50 websocket followers (figure 6b's load). Once every
 follower reads, a prober, in a process of its own so that the followers' threads never hold its
-interpreter lock, opens a new websocket on the job's log (24a: connect to the handshake's answer)
-and asks `GET /healthz` on a new connection (24b: connect to the whole answer), in turn, until
+interpreter lock, opens a new websocket on the job's log (25a: connect to the handshake's answer)
+and asks `GET /healthz` on a new connection (25b: connect to the whole answer), in turn, until
 the followers have read everything. The followers' own handshakes, all made at once at the start,
 are reported beside them.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from harness import Daemon, Figure, bench_daemon, percentile, unix_connection
 
-GROUPS = ("24",)  # what bench/run.py asks of this module
+GROUPS = ("25",)  # what bench/run.py asks of this module
 LINE = "0123456789 the quick brown fox jumps over the lazy dog 0123456789"
 TARGET = 0.250  # seconds: p99 of each probe
 PAUSE = 0.02  # seconds between probes: a steady trickle of newcomers, not a flood of its own
@@ -73,8 +73,8 @@ def newcomers_while_streaming(daemon: Daemon, scale: StreamScale) -> list[Figure
         raise RuntimeError(f"{scale.followers - len(handshakes)} of {scale.followers} followers failed")
     followers = {"followers": scale.followers, "follower_handshake_max": round(max(handshakes), 6)}
     return [
-        _latency("24a", f"new websocket handshake while {scale.followers} followers read", handshake_samples, followers),
-        _latency("24b", f"GET /healthz on a new connection while {scale.followers} followers read", health_samples, followers),
+        _latency("25a", f"new websocket handshake while {scale.followers} followers read", handshake_samples, followers),
+        _latency("25b", f"GET /healthz on a new connection while {scale.followers} followers read", health_samples, followers),
     ]
 
 

@@ -4,7 +4,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import tao_server.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import tao_server.models
+import tao_server.notify.models  # noqa: F401  (the notification tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

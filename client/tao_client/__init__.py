@@ -4,6 +4,10 @@
     job = Client().submit("detectnet_v2", "train", ["-e", "/workspace/specs/train.txt"])
     job.wait(stream_to=sys.stdout.buffer)
 
+`submit` sends the user's launcher config (~/.tao_mounts.json, or $LAUNCHER_MOUNTS) as `tao`
+does; `launch_config=` passes another (a dict, a path), `launch_config=False` none. What the
+daemon warns of comes as `LaunchWarning`s (Python's warnings) and in `job.warnings`.
+
     from tao_client import AsyncClient          # pip install 'tao-launcher[sdk]' (httpx)
     job = await AsyncClient().submit("detectnet_v2", "train", ["-e", "/workspace/specs/train.txt"])
     await job                                   # the job, once it has ended
@@ -23,6 +27,8 @@ __all__ = [
     "JobList",
     "JobNotFound",
     "LaunchConfigError",
+    "LaunchWarning",
+    "NoLaunchConfig",
     "TaoClientError",
 ]
 

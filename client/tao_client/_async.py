@@ -19,7 +19,7 @@ import httpx
 
 from tao_client import _display, _http, daemon
 from tao_client._errors import DaemonUnreachable, api_error
-from tao_client.client import JobView, listing, submission
+from tao_client.client import JobView, listing, log_range, submission, warned
 
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
@@ -35,13 +35,14 @@ class AsyncJob(JobView):
     def __init__(self, client: AsyncClient, data: dict[str, Any]) -> None:
         self._client = client
         self.data = data
+        self.warnings = list(data.get("warnings") or [])
         self.pull: _display.PullProgress | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncJob]:
         return self.wait().__await__()
 
     def _repr_html_(self) -> str:
-        return _display.job_table(self.data, self.pull)
+        return _display.job_table({**self.data, "warnings": self.warnings}, self.pull)
 
     async def refresh(self) -> AsyncJob:
         self.data = (await self._client.job(self.id)).data
@@ -149,7 +150,8 @@ class JobList(list[AsyncJob]):
 class AsyncClient:
     """Talks to a tao daemon over its Unix socket or HTTP(S), from asyncio.
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -197,10 +199,18 @@ class AsyncClient:
         pull: str | None = None,
         nodes: int | None = None,
         time: str | None = None,
+        notify: Iterable[str] = (),
     ) -> AsyncJob:
-        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless."""
-        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
-        return AsyncJob(self, await self._json("POST", "/v1/jobs", json=body))
+        """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
+
+        `launch_config` as `Client.submit` takes it: None sends your ~/.tao_mounts.json (or
+        $LAUNCHER_MOUNTS) as `tao` does; a dict, a path or what `launch_config.read()` returns sends
+        that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
+        """
+        body = submission(
+            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+        )
+        return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
 
     async def job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._json("GET", f"/v1/jobs/{job_id}"))
@@ -220,8 +230,9 @@ class AsyncClient:
 
     # -- logs and events --------------------------------------------------------------------------
 
-    async def logs(self, job_id: str, offset: int = 0) -> bytes:
-        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset})).content
+    async def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
+        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail))).content
 
     async def follow_logs(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
@@ -236,6 +247,27 @@ class AsyncClient:
     async def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return await self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    async def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked (Client.notify_urls)."""
+        return [entry["url"] for entry in (await self._json("GET", "/v1/notify/urls"))["urls"]]
+
+    async def notify_add(self, url: str) -> str:
+        """Add a default notification URL; returns it masked (Client.notify_add)."""
+        answer: str = (await self._json("POST", "/v1/notify/urls", json={"url": url}))["url"]
+        return answer
+
+    async def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked; returns it masked (Client.notify_remove)."""
+        answer: str = (await self._json("DELETE", "/v1/notify/urls", params={"url": url}))["url"]
+        return answer
+
+    async def notify_secret(self) -> str:
+        """Your signing secret, made on first use (Client.notify_secret)."""
+        answer: str = (await self._json("POST", "/v1/notify/secret"))["secret"]
+        return answer
 
     # -- images, registries, the daemon -----------------------------------------------------------
 
@@ -268,6 +300,10 @@ class AsyncClient:
     async def tasks(self) -> dict[str, Any]:
         return await self._json("GET", "/v1/tasks")
 
+    async def daemon(self) -> dict[str, Any]:
+        """The daemon's process, as `Client.daemon` gives it."""
+        return await self._json("GET", "/v1/daemon")
+
     async def info(self, verbose: bool = False) -> dict[str, Any]:
         return await self._json("GET", "/v1/info", params={"verbose": verbose})
 
@@ -289,9 +325,11 @@ class AsyncClient:
         try:
             return await send()
         except httpx.TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, _reason(exc)) from None
-        await asyncio.to_thread(daemon.start_local, self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, _reason(exc)) from None
+        from tao_client import local_daemon
+
+        await asyncio.to_thread(local_daemon.autostart, self.address)
         try:
             return await send()
         except httpx.TransportError as exc:

@@ -43,6 +43,8 @@ def text(value: Any) -> str:
 def job_table(data: dict[str, Any], progress: PullProgress | None = None) -> str:
     """One job as a two-column table of its main fields, with its image pull's progress when there is one."""
     rows = "".join(f"<tr><th>{escape(name)}</th><td>{text(data.get(name))}</td></tr>" for name in JOB_FIELDS)
+    if data.get("warnings"):  # what the daemon warned of at submission: each on a line of its own
+        rows += f"<tr><th>warnings</th><td>{'<br>'.join(escape(str(line)) for line in data['warnings'])}</td></tr>"
     pull = progress.html() if progress is not None and progress.layers else ""
     return f'<table class="tao-job">{rows}</table>{pull}'
 

@@ -1,4 +1,4 @@
-"""The client's exceptions: one hierarchy, each with a message a user can act on."""
+"""The client's exceptions: one hierarchy, each with a message a user can act on; and its warnings."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ class ApiError(TaoClientError):
 
 class JobNotFound(ApiError):
     pass
+
+
+class LaunchWarning(UserWarning):
+    """What a submission risks, as the daemon warns of it: a results dir outside every mount, ..."""
+
+
+class NoLaunchConfig(LaunchWarning):
+    """No launcher config at the default place (~/.tao_mounts.json): the job runs with no mounts, envs or docker options."""
 
 
 def api_error(status_code: int, body: bytes, request: str) -> ApiError:

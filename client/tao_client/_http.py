@@ -22,6 +22,7 @@ STREAM_CHUNK = 256 * 1024
 _NO_TIMEOUT_GIVEN = -1.0
 _NO_BODY_STATUSES = (204, 304)  # their answers end with the head, whatever the headers say (RFC 9112, 6.3)
 _CUT_SHORT = "the connection closed in the middle of a response"
+NOTHING_ANSWERS = "nothing answers there"
 
 
 class TransportError(Exception):
@@ -339,7 +340,7 @@ def _chunk_size(line: bytes) -> int:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
-        return "nothing answers there"
+        return NOTHING_ANSWERS
     if isinstance(exc, PermissionError):
         return "permission denied: the socket admits its owner and, on a shared box, its group; ask to be added to that group"
     if type(exc).__name__ == "SSLCertVerificationError":

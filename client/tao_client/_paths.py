@@ -23,6 +23,17 @@ def socket_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".tao", "run", "tao.sock")
 
 
+def runtime_dir() -> str:
+    """This user's own runtime directory for `tao`: where the default socket lives (private, 0700)."""
+    return os.path.dirname(socket_path())
+
+
+def state_dir() -> str:
+    """Where `tao` keeps what it remembers between runs for this user (which notes it has said)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "tao")
+
+
 def mounts_file() -> str:
     """The launcher config file (`Mounts`, `Envs`, `DockerOptions`), as NVIDIA's launcher names it."""
     return os.path.expanduser(os.environ.get("LAUNCHER_MOUNTS") or os.path.join("~", ".tao_mounts.json"))

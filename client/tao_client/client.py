@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from tao_client import daemon
 from tao_client._errors import ApiError, DaemonUnreachable, api_error
-from tao_client._http import Response, Transport, TransportError
+from tao_client._http import NOTHING_ANSWERS, Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ class JobView:
     """What the daemon last reported of a job, read-only: the part `Job` and `AsyncJob` share."""
 
     data: dict[str, Any]
+    # What the daemon warned of when the job was submitted: kept on the job `submit` returned, through its refreshes.
+    warnings: list[str]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, task={self.data['task']!r}, status={self.status!r})"
@@ -31,7 +33,7 @@ class JobView:
     def _repr_html_(self) -> str:
         from tao_client import _display
 
-        return _display.job_table(self.data)
+        return _display.job_table({**self.data, "warnings": self.warnings})
 
     @property
     def id(self) -> str:
@@ -60,6 +62,7 @@ class Job(JobView):
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
         self.data = data
+        self.warnings = list(data.get("warnings") or [])
 
     def refresh(self) -> Job:
         self.data = self._client.job(self.id).data
@@ -87,7 +90,8 @@ class Job(JobView):
 class Client:
     """Talks to a tao daemon over its Unix socket or HTTP(S).
 
-    With no host and nothing answering on the local socket, a daemon is started in the background.
+    With no host and nothing answering on the local socket, a daemon is started in the background
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
     """
 
     def __init__(
@@ -135,15 +139,22 @@ class Client:
         time: str | None = None,
         interactive: bool = False,
         tty: bool = False,
+        notify: Iterable[str] = (),
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
+        `launch_config`: None sends your launcher config as `tao` does (~/.tao_mounts.json, or
+        $LAUNCHER_MOUNTS); a dict, a path or what `launch_config.read()` returns sends that; False, none.
+        What the daemon warns of (a results dir outside every mount) comes as LaunchWarnings and in `job.warnings`.
         `nodes` and `time` (a limit in Slurm's forms: "90", "2:00:00", "1-12") go to a backend that takes them.
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
+        `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
         """
-        body = submission(task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time)
+        body = submission(
+            task, subtask, args, group, launch_config, launch_config_source, gpus, gpu_indices, job_id, pull, nodes, time, notify
+        )
         body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
-        return Job(self, self._json("POST", "/v1/jobs", json_body=body))
+        return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
 
     def job(self, job_id: str) -> Job:
         return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
@@ -175,8 +186,9 @@ class Client:
 
     # -- logs -------------------------------------------------------------------------------------
 
-    def logs(self, job_id: str, offset: int = 0) -> bytes:
-        return self._request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset}).content
+    def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
+        return self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail)).content
 
     def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
@@ -190,6 +202,27 @@ class Client:
     def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
         return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def notify_urls(self) -> list[str]:
+        """Your default notification URLs, masked: every new job of yours notifies them of its start and end."""
+        return [entry["url"] for entry in self._json("GET", "/v1/notify/urls")["urls"]]
+
+    def notify_add(self, url: str) -> str:
+        """Add a default notification URL (checked as `--notify` is); returns it masked."""
+        answer: str = self._json("POST", "/v1/notify/urls", json_body={"url": url})["url"]
+        return answer
+
+    def notify_remove(self, url: str) -> str:
+        """Remove a default notification URL, given whole or masked as listed; returns it masked."""
+        answer: str = self._json("DELETE", "/v1/notify/urls", params={"url": url})["url"]
+        return answer
+
+    def notify_secret(self) -> str:
+        """Your signing secret (made on first use): X-Tao-Signature-256 is the HMAC-SHA256 of each body, keyed with it."""
+        answer: str = self._json("POST", "/v1/notify/secret")["secret"]
+        return answer
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -284,6 +317,24 @@ class Client:
     def info(self, verbose: bool = False) -> dict[str, Any]:
         return self._json("GET", "/v1/info", params={"verbose": verbose})
 
+    def daemon(self) -> dict[str, Any]:
+        """The daemon's process: version, addresses, dashboard, manifest; for its own user (and root) also its
+        pid, data dir, log, whether `tao` started it, and the TAO_* environment it started with."""
+        return self._json("GET", "/v1/daemon")
+
+    def running_daemon(self) -> dict[str, Any] | None:
+        """`daemon()` when a daemon answers; None when nothing does. Never starts one."""
+        try:
+            response = self._http.request("GET", "/v1/daemon")
+        except TransportError as exc:
+            if str(exc) == NOTHING_ANSWERS:
+                return None
+            raise daemon.unreachable(self.address, str(exc)) from None
+        if not response.is_success:
+            raise _api_error(response)
+        answer: dict[str, Any] = response.json()
+        return answer
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -293,9 +344,11 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except TransportError as exc:
-            if not (self._autostart and self.address.socket_path is not None and not daemon.listening(self.address)):
-                raise DaemonUnreachable(self.address.url, str(exc)) from None
-            daemon.start_local(self.address)
+            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
+                raise daemon.unreachable(self.address, str(exc)) from None
+            from tao_client import local_daemon
+
+            local_daemon.autostart(self.address)
             try:
                 response = self._http.request(method, path, **kwargs)
             except TransportError as retry_exc:
@@ -322,19 +375,45 @@ def submission(
     pull: str | None,
     nodes: int | None,
     time: str | None,
+    notify: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults)."""
+    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
+
+    The launcher config is read here (launch_config.for_submission), so every client sends the same.
+    """
+    from tao_client.launch_config import for_submission
+
     body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
     if pull is not None:
         body["pull"] = pull
-    if launch_config is not None:
-        body["launch_config"] = launch_config
-        body["launch_config_source"] = launch_config_source
+    config, source = for_submission(launch_config, launch_config_source)
+    if config is not None:
+        body["launch_config"] = config
+        body["launch_config_source"] = source
     if gpu_indices:
         body["gpu_indices"] = gpu_indices
     optional = {"id": job_id, "nodes": nodes, "time": time}
     body.update({key: value for key, value in optional.items() if value is not None})
+    if notify := list(notify):
+        body["notify"] = notify
     return body
+
+
+def warned(data: dict[str, Any]) -> dict[str, Any]:
+    """A submitted job's answer, its `warnings` said as LaunchWarnings (Python's warnings: once per place and text)."""
+    if data.get("warnings"):
+        import warnings
+
+        from tao_client._errors import LaunchWarning
+
+        for message in data["warnings"]:
+            warnings.warn(LaunchWarning(message), stacklevel=3)
+    return data
+
+
+def log_range(offset: int, tail: int | None) -> dict[str, Any]:
+    """The query of `GET /v1/jobs/{id}/logs` without `follow`."""
+    return {"offset": offset} if tail is None else {"tail": tail}
 
 
 def listing(statuses: Iterable[str] | None, container_id: str | None, page_size: int) -> dict[str, Any]:

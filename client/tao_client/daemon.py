@@ -1,26 +1,38 @@
-"""Finding the daemon, and starting a local one when none answers on a Unix socket."""
+"""Finding the daemon, and where `tao` may start one of its own.
+
+`tao` starts a daemon (when none answers) and `tao daemon` starts and stops one only where that
+daemon can be nobody else's: a Unix socket in a directory of the caller's own that no one else may
+enter (tao makes it 0700), at the default per-user location, or at an explicit address when
+TAO_AUTOSTART=1 says so. A socket anywhere else (a service's /run/tao, a TCP address) belongs to a
+service: when it does not answer, `tao` says so and how to check it, and starts nothing there,
+which would take the service's socket from it.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
-import time
+import stat
 
 from tao_client import _paths
 from tao_client._errors import DaemonUnreachable, TaoClientError
+from tao_client._http import NOTHING_ANSWERS
 
-START_TIMEOUT = 30.0
+SERVICE_CHECK = "check it with `systemctl status tao-server`, or `docker compose ps` where it runs in Docker Compose"
 
 
 class Address:
-    """Where the daemon listens: `url` for people, `socket_path` when it is a Unix socket."""
+    """Where the daemon listens: `url` for people, `socket_path` when it is a Unix socket.
 
-    __slots__ = ("socket_path", "url")
+    `explicit`: it was given (an argument, --host or $TAO_HOST), rather than the default per-user location.
+    """
 
-    def __init__(self, url: str, socket_path: str | None = None) -> None:
+    __slots__ = ("explicit", "socket_path", "url")
+
+    def __init__(self, url: str, socket_path: str | None = None, explicit: bool = True) -> None:
         self.url = url
         self.socket_path = socket_path
+        self.explicit = explicit
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Address) and (self.url, self.socket_path) == (other.url, other.socket_path)
@@ -38,7 +50,7 @@ def resolve(host: str | None = None) -> Address:
     host = host or os.environ.get("TAO_HOST") or ""
     if not host:
         path = _paths.socket_path()
-        return Address(f"unix://{path}", path)
+        return Address(f"unix://{path}", path, explicit=False)
     if host.startswith("unix://"):
         path = host.removeprefix("unix://")
         return Address(f"unix://{path}", path)
@@ -51,9 +63,9 @@ def resolve(host: str | None = None) -> Address:
 
 def tcp_credentials(address: Address, token: str | None, ca_cert: str | None) -> tuple[str | None, str | None]:
     """(token, CA bundle) for the address: over TCP the given ones, else $TAO_TOKEN and $TAO_CA_CERT; none on a Unix socket."""
-    if address.socket_path is not None:
-        return None, None  # the kernel tells the daemon who is calling
-    return token or os.environ.get("TAO_TOKEN") or None, ca_cert or os.environ.get("TAO_CA_CERT") or None
+    if address.socket_path is None:
+        return token or os.environ.get("TAO_TOKEN") or None, ca_cert or os.environ.get("TAO_CA_CERT") or None
+    return None, None  # the kernel tells the daemon who is calling
 
 
 def listening(address: Address) -> bool:
@@ -71,62 +83,46 @@ def listening(address: Address) -> bool:
     return True
 
 
-def start_local(address: Address) -> None:
-    """Start `tao-server` on the address's socket in the background, once even when many `tao` race."""
-    import fcntl
-    import subprocess
-    from importlib.util import find_spec
+def not_own(address: Address) -> str | None:
+    """Why a daemon at `address` is not one `tao` may start or stop for this user; None when it may.
 
-    if address.socket_path is None or os.environ.get("TAO_NO_AUTOSTART"):
-        raise DaemonUnreachable(address.url, "nothing answers there")
-    if find_spec("tao_server") is None:
-        raise DaemonUnreachable(
-            address.url,
-            "nothing answers there, and this install has no daemon to start: pip install 'tao-launcher[server]', or set TAO_HOST",
-        )
-    path = address.socket_path
-    run_dir = os.path.dirname(path)
-    if os.path.isdir(run_dir) and os.stat(run_dir).st_uid != os.getuid():
-        # Another user's socket (a shared daemon's /run/tao): starting one of ours there is not the fix.
-        raise DaemonUnreachable(
-            address.url,
-            "nothing answers there, and it is another user's daemon (a shared one that is down?): "
-            "its admin starts it (systemctl start tao-server, or docker compose up -d)",
-        )
+    Only a directory no one else may enter holds a socket nobody else relies on: a shared daemon's
+    socket must be reachable by its users, so its directory is open to them.
+    """
+    if address.socket_path is None:
+        return "it is a TCP address, where a service listens"
+    directory = os.path.dirname(address.socket_path) or "."
     try:
-        os.makedirs(run_dir, mode=0o700, exist_ok=True)
-        lock = open(os.path.join(run_dir, f".{os.path.basename(path)}.start-lock"), "w")
+        info = os.stat(directory)
+    except FileNotFoundError:
+        return None  # tao makes it, private
     except OSError as exc:
-        raise DaemonUnreachable(address.url, f"nothing answers there, and no daemon can be started there: {exc.strerror}") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if listening(address):
-            return
-        log_path = os.path.join(_paths.data_dir(), "daemon.log")
-        # Private from the start, as the daemon makes everything in its data dir: the database
-        # and this log can hold job arguments, and those can hold keys.
-        os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
-        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tao_server", "--socket", path],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # the daemon outlives this terminal and its Ctrl-C
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if listening(address):
-                return
-            if process.poll() is not None:
-                raise DaemonUnreachable(address.url, f"the daemon started for it exited ({process.returncode}):\n{_tail(log_path)}")
-            time.sleep(0.02)
-        raise DaemonUnreachable(address.url, f"a daemon was started but did not listen within {START_TIMEOUT:.0f}s; see {log_path}")
+        return f"its directory {directory} cannot be read ({exc.strerror})"
+    if info.st_uid != os.getuid():
+        return f"its directory {directory} belongs to uid {info.st_uid}: a service's, or another user's"
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        return f"its directory {directory} is open to other users (mode {stat.S_IMODE(info.st_mode):04o}), as a service's is"
+    return None
 
 
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, errors="replace") as file:
-            return "\n".join(file.read().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+def autostart_refusal(address: Address) -> str | None:
+    """Why `tao` starts no daemon by itself at `address` when none answers; None when it does."""
+    if os.environ.get("TAO_NO_AUTOSTART"):
+        return "TAO_NO_AUTOSTART is set"
+    if address.explicit and not os.environ.get("TAO_AUTOSTART"):
+        return "it was given as the daemon's address (TAO_AUTOSTART=1 allows that, in a private directory of yours)"
+    return not_own(address)
+
+
+def unreachable(address: Address, reason: str) -> DaemonUnreachable:
+    """The error for a daemon that cannot be reached; when nothing answers where `tao` starts none, why not and what to check."""
+    if reason != NOTHING_ANSWERS:
+        return DaemonUnreachable(address.url, reason)
+    refusal = autostart_refusal(address)
+    if refusal == "TAO_NO_AUTOSTART is set":
+        return DaemonUnreachable(address.url, f"{NOTHING_ANSWERS} (TAO_NO_AUTOSTART is set: tao starts no daemon)")
+    if refusal is None:
+        return DaemonUnreachable(address.url, NOTHING_ANSWERS)
+    return DaemonUnreachable(
+        address.url, f"the service at that address is not answering; {SERVICE_CHECK}. tao starts no daemon there: {refusal}"
+    )

@@ -1,6 +1,8 @@
-"""Reading the launcher config file (`~/.tao_mounts.json` or $LAUNCHER_MOUNTS).
+"""Reading the launcher config file (`~/.tao_mounts.json` or $LAUNCHER_MOUNTS), and what a submission sends of it.
 
 The client only parses it; the daemon validates every field, so all clients share one set of rules.
+`for_submission` is the one place that turns `submit(launch_config=...)` into what is sent:
+`tao`, `Client` and `AsyncClient` all go through it.
 """
 
 from __future__ import annotations
@@ -8,13 +10,69 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 
 from tao_client import _paths
-from tao_client._errors import LaunchConfigError
+from tao_client._errors import LaunchConfigError, NoLaunchConfig
+
+TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 # Levels of arrays and objects inside each other: far above any real config (4), far below the
 # thousand or so at which Python's JSON decoder and encoder give up, here or in the daemon.
 MAX_DEPTH = 100
+
+
+def for_submission(given: Any = None, source: str | None = None) -> tuple[Any, str | None]:
+    """(config, the name of where it came from) to send with a job, from `submit`'s `launch_config`.
+
+    None: the user's file, as `tao` reads it (a missing default file is a NoLaunchConfig warning);
+    False: none; a path: that file; a dict: that config; a (config, path) pair: what `read()` returned.
+    `source` names a dict's origin in the daemon's messages.
+    """
+    if given is None:
+        config, path = read()
+        if path is None:  # said from here, so Python's warning filter says it once per process
+            warnings.warn(NoLaunchConfig(_no_config_note()), stacklevel=1)
+    elif given is False:
+        config, path = None, None
+    elif isinstance(given, (str, os.PathLike)):
+        config, path = read(given)
+    elif isinstance(given, tuple) and len(given) == 2:
+        config, path = given
+    elif isinstance(given, dict):
+        import copy
+
+        config, path = _expand_home(copy.deepcopy(given)), None  # `~` in a source as in a file; the caller's dict unchanged
+    else:
+        raise LaunchConfigError(
+            f"launch_config: expected a dict, a path, what launch_config.read() returns, None (your "
+            f"~/.tao_mounts.json) or False (none), got {type(given).__name__}"
+        )
+    named = source or path
+    # Only named in messages: a path that is not UTF-8 goes as its readable form, which a request can carry.
+    return config, named if named is None else _readable(named)
+
+
+def _no_config_note() -> str:
+    return (
+        f"no launcher config at {_paths.mounts_file()}: jobs run with no mounts, so they see none of this host's files; "
+        "write one (Mounts, Envs, DockerOptions) or set LAUNCHER_MOUNTS"
+    )
+
+
+def _readable(path: str) -> str:
+    """`path` as text any request carries: bytes that are not UTF-8 written as \\xNN."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte: only a caller in Python makes one
+        return ascii(path)[1:-1]
 
 
 def read(path: str | os.PathLike[str] | None = None):  # type: ignore[no-untyped-def]

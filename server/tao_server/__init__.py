@@ -4,12 +4,13 @@
     jobs/       the job core: service, runner, store, GPU line, logs, events
     images/     the task manifest, registry logins, shared pulls
     access/     who is calling and what they may do
-    backends/   where jobs run: the contract, and Docker behind it
+    backends/   where jobs run: the contract, and Docker and Slurm behind it
     testing/    a fake backend and a real-daemon harness, for tests and benchmarks
 
 Imports point down this list's dependencies: api -> jobs, images, access; jobs -> images, access,
 the backend contract; images -> access, the backend contract; access and backends -> errors and
-models. app.py composes them; errors.py, models.py, settings.py and input_checks.py are shared by all.
+models. app.py composes them; errors.py, models.py, settings.py and input_checks.py are shared by all;
+db.py opens the database, db_watch.py notices it deleted or replaced, disk.py says why a write failed.
 cli.py runs the daemon: listeners.py (uvicorn's protocols, told who calls), stopping.py (the stop's deadline).
 """
 

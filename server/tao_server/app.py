@@ -10,24 +10,28 @@ from __future__ import annotations
 import gc
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from tao_server import __version__, backends, db
 from tao_server.access import policy as policy_file
+from tao_server.access import tcp_peer
 from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
-from tao_server.access.paths import ProtectedPaths, is_loopback
+from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, errors, images, jobs, logs, sessions, system
+from tao_server.api import credentials, docs, errors, images, jobs, logs, notify, sessions, system
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
+from tao_server.db_watch import DatabaseWatch
 from tao_server.images import manifest as task_manifest
 from tao_server.images.credentials import CredentialStore
 from tao_server.images.puller import ImagePuller
@@ -42,26 +46,37 @@ from tao_server.jobs.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuSchedu
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
 from tao_server.jobs.store import JobStore
+from tao_server.notify import wiring as notify_wiring
 from tao_server.settings import Settings
-from tao_server.system import SystemService
+from tao_server.system import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
 from tao_server.ui.sessions import UiSessions
 
 log = logging.getLogger(__name__)
+LoopbackOwner = Callable[[tuple[str, int], tuple[str, int]], int | None]
 
 
-def create_app(settings: Settings, backend: Backend | None = None, addresses: list[str] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    backend: Backend | None = None,
+    addresses: list[str] | None = None,
+    database: Engine | None = None,
+    loopback_owner: LoopbackOwner = tcp_peer.loopback_owner,
+) -> FastAPI:
     """The daemon's app. The manifest and policy are read here so broken ones fail before anything listens.
 
-    Without a `backend`, the lifespan connects to the one the settings name.
+    Without a `backend`, the lifespan connects to the one the settings name; without a `database`
+    (tao-server passes the one it checked: db.open_checked), it opens and upgrades the settings' own.
+    `loopback_owner` names who redeems a dashboard link over loopback TCP.
     """
     manifest = task_manifest.load(settings.manifest_path())
     policy = policy_file.load(settings.policy)
+    wiring = _Wiring(backend, addresses or [], database, loopback_owner)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await run_in_threadpool(_start, settings, manifest, policy, backend, addresses or [])
+        services = await run_in_threadpool(_start, settings, manifest, policy, wiring)
         app.state.services = services
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise walk every framework object and stall the answers for tens of ms.
@@ -71,6 +86,7 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
             yield
         finally:
             services.runner.shutdown()
+            services.sender.stop()
             services.sessions.close()
             services.backend.close()
             # The last connection to close folds SQLite's write-ahead log into the database file,
@@ -92,7 +108,7 @@ def create_app(settings: Settings, backend: Backend | None = None, addresses: li
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, logs, sessions, images, credentials, system, docs):
+    for module in (jobs, logs, sessions, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
     app.include_router(system.health)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
@@ -120,14 +136,26 @@ def daemon_id(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _start(
-    settings: Settings, manifest: task_manifest.Manifest, policy: policy_file.Policy, backend: Backend | None, addresses: list[str]
-) -> Services:
-    engine = db.make_engine(settings.db_path)
-    db.upgrade(engine)
+@dataclass(frozen=True)
+class _Wiring:
+    """What create_app's caller hands the lifespan ready-made; None: the lifespan makes it from the settings."""
+
+    backend: Backend | None
+    addresses: list[str]
+    database: Engine | None
+    loopback_owner: LoopbackOwner
+
+
+def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_file.Policy, wiring: _Wiring) -> Services:
+    backend, addresses = wiring.backend, wiring.addresses
+    engine = wiring.database
+    if engine is None:
+        engine = db.make_engine(settings.db_path)
+        db.upgrade(engine)
+    database = DatabaseWatch(settings.db_path)  # the file just opened: one deleted or replaced later is noticed
     if backend is None:
         backend = backends.connect(settings, daemon_id(settings.data_dir))
-    store = JobStore(engine)
+    store = JobStore(engine, database)
     logs_store = LogStore(settings.logs_dir)
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
@@ -143,7 +171,20 @@ def _start(
     )
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
-    runner = JobRunner(store, backend, logs_store, events, puller, scheduler, settings.max_running_jobs, settings.stop_timeout, pins=pins)
+    tokens = TokenStore(engine)
+    notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
+    runner = JobRunner(
+        store,
+        backend,
+        logs_store,
+        events,
+        puller,
+        scheduler,
+        settings.max_running_jobs,
+        settings.stop_timeout,
+        pins=pins,
+        observer=notifications.observer,
+    )
     admission = Admission(policy, _protected_paths(settings, backend))
     job_service = JobService(
         store,
@@ -157,6 +198,7 @@ def _start(
         settings.limits,
         backend.places,
         backend.attaches,
+        notify=notifications.service,
     )
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
@@ -167,12 +209,16 @@ def _start(
         jobs=job_service,
         sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),
         images=image_service,
-        tokens=TokenStore(engine),
-        system=SystemService(settings, manifest, backend, job_service, image_service, runner.health, datetime.now(UTC), addresses),
+        tokens=tokens,
+        system=SystemService(settings, manifest, backend, job_service, image_service, runner, database, datetime.now(UTC), addresses),
         ui=UiSessions(),
-        ui_address=_loopback_http(addresses),
+        notify=notifications.service,
+        sender=notifications.sender,
+        ui_address=loopback_http(addresses),
+        loopback_owner=wiring.loopback_owner,
     )
     runner.reconcile()
+    notifications.sender.start()
     return services
 
 
@@ -180,15 +226,6 @@ def _protected_paths(settings: Settings, backend: Backend) -> ProtectedPaths:
     """The system's paths, the engine's data root and socket, and the daemon's data dir: never job mounts."""
     trees, files = backend.protected_paths()
     return ProtectedPaths(extra_trees=(*trees, str(settings.data_dir)), extra_files=files, host_trees=settings.host_trees)
-
-
-def _loopback_http(addresses: list[str]) -> str | None:
-    """The first plain HTTP listener on loopback: the one `tao ui`'s links may point a browser at."""
-    for address in addresses:
-        host = address.removeprefix("http://").rpartition(":")[0].strip("[]")
-        if address.startswith("http://") and is_loopback(host):
-            return address
-    return None
 
 
 def _secret(settings: Settings) -> str | None:

@@ -7,13 +7,16 @@ from travel with it, so `tao` can name them.
     TaoError                        500  a failure with a message a user can act on
     ├── InvalidRequest              422  the request itself is wrong
     │   ├── InvalidLaunchConfig          a bad Mounts / Envs / DockerOptions entry (names file and key)
+    │   ├── HostPathArgument             an argument names a host path the container does not see (gives the one it does)
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
+    │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
     ├── TooManySessions             429  a terminal or forwarded connection past its user's or job's bound
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
+    ├── LinkNotYours                403  a dashboard sign-in link redeemed by another account than the one it was made for
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
@@ -21,8 +24,10 @@ from travel with it, so `tao` can name them.
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
+    ├── DatabaseUnusable                 the job table is damaged, unreadable or too new (start-up)
     ├── CredentialFileUnreadable         the stored logins cannot be read
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
+    │   └── DatabaseGone                 its database file was deleted or replaced while it ran
     ├── DaemonStopping              503  the daemon is stopping: a stream ends, its client follows again later
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
@@ -75,6 +80,12 @@ class InvalidLaunchConfig(InvalidRequest):
     code = "invalid_launch_config"
 
 
+class HostPathArgument(InvalidRequest):
+    """An argument names a path on the host, under a mount's source but no destination; the message gives the container's path."""
+
+    code = "host_path_argument"
+
+
 class UnknownTask(InvalidRequest):
     code = "unknown_task"
 
@@ -88,6 +99,12 @@ class PolicyRefusal(InvalidRequest):
 
     code = "refused_by_policy"
     http_status = 403
+
+
+class DestinationRefused(PolicyRefusal):
+    """A notification URL resolves to an address notifications may not reach (loopback, private, ...) and notify_to does not list."""
+
+    code = "destination_refused"
 
 
 class RequestTooLarge(TaoError):
@@ -115,6 +132,13 @@ class CrossSiteRequest(TaoError):
     """A state-changing request a browser sent from a page of another site."""
 
     code = "cross_site_request"
+    http_status = 403
+
+
+class LinkNotYours(TaoError):
+    """A dashboard sign-in code redeemed by another account than the one it was made for (or one the daemon cannot name)."""
+
+    code = "link_not_yours"
     http_status = 403
 
 
@@ -162,15 +186,27 @@ class PolicyError(TaoError):
     code = "invalid_policy"
 
 
+class DatabaseUnusable(TaoError):
+    """The job table cannot be used at start-up (damaged, unreadable, or written by a newer release); names the file."""
+
+    code = "database_unusable"
+
+
 class CredentialFileUnreadable(TaoError):
     code = "credential_file_unreadable"
 
 
 class StorageFull(TaoError):
-    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path."""
+    """A write to the daemon's own storage failed (a full disk, a read-only one); the message names the path and what is wrong."""
 
     code = "storage_full"
     http_status = 507
+
+
+class DatabaseGone(StorageFull):
+    """The database file the daemon opened was deleted or replaced under it: it takes no new work until restarted."""
+
+    code = "database_gone"
 
 
 class DaemonStopping(TaoError):

@@ -91,6 +91,8 @@ class Job(JobBase, table=True):
     gpu_cap: int | None = None
     # The owner's weight in fair share, from the policy when it was submitted; None: 1 (a row from before shares).
     gpu_shares: float | None = None
+    # The URLs told of its start and end (tao_server.notify), checked at submission; shown masked (JobPublic.notify).
+    notify_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class JobCreate(BaseModel):
@@ -122,6 +124,8 @@ class JobCreate(BaseModel):
     interactive: bool = False
     # `docker run -t`: the task runs on a terminal (its output is then one stream, as a terminal shows it).
     tty: bool = False
+    # URLs to tell of the job's start and end (`--notify`), beside the caller's defaults (`tao notify add`).
+    notify: list[str] = PydanticField(default_factory=list)
 
 
 class GpuWait(BaseModel):
@@ -155,6 +159,10 @@ class JobPublic(JobBase):
     gpu_wait: GpuWait | None = None
     # Why an active job does not advance now, such as "backend unreachable since ...": it goes on once that clears.
     condition: str | None = None
+    # Only in the answer to its submission: what the request risks, such as a results dir outside every mount.
+    warnings: list[str] = []
+    # The URLs told of its start and end, their credentials masked.
+    notify: list[str] = []
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _as_utc(self, value: datetime | None) -> str | None:

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure: bool = False
+    # The dashboard's own listener on 127.0.0.1, for a daemon with a Unix socket and no plain HTTP listener
+    # on loopback (the daemon `tao` starts, a service without --port): `tao ui`'s links point there.
+    # Port 0: a free one, chosen at each start.
+    dashboard: bool = True
+    dashboard_port: int = Field(default=0, ge=0, le=65535)
+    # "tao" when the `tao` CLI started this daemon for its user (the hidden --started-by): it then reports
+    # its log and the environment it started with, so `tao` can say when the caller's differs.
+    started_by: Literal["tao"] | None = None
     # What jobs of users other than admins may ask for (policy.py); None: the default policy.
     policy: Path | None = None
     manifest: Path | None = None
@@ -84,6 +92,17 @@ class Settings(BaseSettings):
     max_arg_bytes: int = Field(default=128 * 1024, ge=1)
     max_envs: int = Field(default=1024, ge=0)
     max_mounts: int = Field(default=256, ge=0)
+    # Notifications of jobs' starts and ends (tao_server.notify): a failed try is tried again after notify_retry_first
+    # seconds, twice as long after each further one up to notify_retry_longest, for notify_retry_for seconds in all;
+    # each try lasts at most notify_timeout seconds; notify_senders tries go on at once.
+    notify_retry_first: float = Field(default=10.0, gt=0)
+    notify_retry_longest: float = Field(default=3600.0, gt=0)
+    notify_retry_for: float = Field(default=24 * 3600.0, gt=0)
+    notify_timeout: float = Field(default=10.0, gt=0, le=300)
+    notify_senders: int = Field(default=4, ge=1, le=64)
+    # The daemon's address as its users' browsers reach it ("https://tao.example:8443"), for the links in notifications;
+    # None: its TCP address, else its loopback dashboard's, else no link.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     # nvcr.io's login for jobs whose owner has none and no shared login is stored (user $oauthtoken).
     ngc_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NGC_API_KEY", "ngc_api_key"))
     # Where systemd (Type=notify) wants to hear that the daemon is ready and when it stops; unset outside systemd.
@@ -145,6 +164,19 @@ class Settings(BaseSettings):
             return self.manifest.expanduser().resolve()
         user = Path(_paths.user_manifest())
         return user if user.is_file() else None
+
+
+def environment() -> dict[str, str | None]:
+    """The TAO_* variables Settings reads, as this process's environment holds them (None: unset or empty).
+
+    What a daemon reports it was started with. Secrets (NGC_API_KEY) are not TAO_* variables, and are
+    never reported; nor are TAO_SOCKET and TAO_STARTED_BY, which `tao` gives the daemons it starts as flags.
+    """
+    from_flags = ("socket", "started_by")
+    names = [
+        f"TAO_{name.upper()}" for name, field in Settings.model_fields.items() if field.validation_alias is None and name not in from_flags
+    ]
+    return {name: os.environ.get(name) or None for name in names}
 
 
 def _invalid(message: str) -> PydanticCustomError:

@@ -9,18 +9,20 @@ test image carries and the fake emulates.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tao_server.backends import Backend, LaunchSpec, Run
+from tao_server.backends import Backend, LaunchSpec, Run, RunExit
 from tao_server.errors import BackendUnavailable, ImageMissing
 from tao_server.testing.engine_proxy import EngineProxy
 from tao_server.testing.fake_backend import FakeBackend, FakeEngine
@@ -40,7 +42,9 @@ SHORT_GRACE = 2.0
 
 class Engine:
     """One backend kind under test: how to make a backend on it (a new one is a restarted daemon),
-    how to take it out of reach for a while, and how to clean up."""
+    how to take it out of reach for a while, how to end a run behind the daemon's back, and how
+    to clean up. A kind whose runs can wait in a queue (`queued`), or lose their node
+    (`node_failure`), says how; the others leave them None, and those tests are not theirs."""
 
     def __init__(
         self,
@@ -49,23 +53,34 @@ class Engine:
         make: Callable[[str], Backend],
         clean: Callable[[str], None],
         outage: Callable[[], AbstractContextManager[None]],
+        end_outside: Callable[[Run, str], None],
+        leftovers: Callable[[str, str], list[str]],
     ) -> None:
         self.kind = kind
         self.image = image
         self._make = make
         self._clean = clean
         self.outage = outage
+        self.end_outside = end_outside  # cancel or remove the run as someone else would: scancel, docker rm -f
+        self._leftovers = leftovers
+        # A backend whose runs wait in its queue, and how to let one run; a node failure around a block.
+        self.queued: Queued | None = None
+        self.node_failure: Callable[[str], AbstractContextManager[None]] | None = None
         # Random first: the Slurm backend names jobs and containers by the id's first 8 characters.
         self.daemon_id = f"{uuid.uuid4().hex[:12]}-contract"
         self._backends: list[Backend] = []
         self._daemon_ids: set[str] = set()
 
-    def backend(self, daemon_id: str | None = None) -> Backend:
+    def backend(self, daemon_id: str | None = None, make: Callable[[str], Backend] | None = None) -> Backend:
         """A backend as a daemon with this id makes it; a second one with the same id is that daemon restarted."""
-        backend = self._make(daemon_id or self.daemon_id)
+        backend = (make or self._make)(daemon_id or self.daemon_id)
         self._backends.append(backend)
         self._daemon_ids.add(daemon_id or self.daemon_id)
         return backend
+
+    def leftovers(self, job_id: str) -> list[str]:
+        """What is left of the job's runs on the engine (containers, fake runs), of any daemon of this test."""
+        return [left for daemon_id in self._daemon_ids for left in self._leftovers(daemon_id, job_id)]
 
     def close(self) -> None:
         for backend in self._backends:
@@ -78,17 +93,70 @@ class Engine:
             self._clean(daemon_id)
 
 
+class Queued:
+    """A backend that queues its runs, held there until let go: Slurm's with `--hold`, the fake's with its start gate shut."""
+
+    def __init__(self, make: Callable[[str], Backend], let_go: Callable[[Run], None]) -> None:
+        self.make = make
+        self.let_go = let_go
+
+
 @pytest.fixture(params=["fake", "docker", "slurm"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    if request.param == "slurm":
+    yield from _engine(request, request.param)
+
+
+@pytest.fixture(params=["fake", "slurm"])
+def queueing(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The kinds whose runs may wait in the backend's own queue before they run."""
+    yield from _engine(request, request.param)
+
+
+@pytest.fixture(params=["fake", "slurm"])
+def node_failing(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The kinds whose runs live on nodes that can fail under them."""
+    yield from _engine(request, request.param)
+
+
+def _engine(request: pytest.FixtureRequest, kind: str) -> Iterator[Engine]:
+    if kind == "slurm":
         yield from _slurm_engine(request)
-        return
-    if request.param == "fake":
-        fake = FakeEngine(images=["tao-test/toolkit:1"])
-        made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None, fake.outage)
-        yield made
-        made.close()
-        return
+    elif kind == "fake":
+        yield from _fake_engine()
+    else:
+        yield from _docker_engine(request)
+
+
+def _fake_engine() -> Iterator[Engine]:
+    fake = FakeEngine(images=["tao-test/toolkit:1"])
+
+    def leftovers(daemon_id: str, job_id: str) -> list[str]:
+        return [run for run in fake.runs() if run == job_id]
+
+    made = Engine("fake", "tao-test/toolkit:1", lambda daemon_id: FakeBackend(fake, daemon_id), lambda _: None, fake.outage,
+                  lambda run, job_id: fake.cancel_outside(job_id), leftovers)  # fmt: skip
+
+    def held(daemon_id: str) -> Backend:
+        fake.start_gate.clear()
+        return FakeBackend(fake, daemon_id, places=frozenset({"queue"}))
+
+    made.queued = Queued(held, lambda run: fake.start_gate.set())
+    made.node_failure = lambda job_id: _fake_node_failure(fake, job_id)
+    yield made
+    fake.start_gate.set()
+    made.close()
+
+
+@contextmanager
+def _fake_node_failure(fake: FakeEngine, job_id: str) -> Iterator[None]:
+    fake.fail_node(job_id)
+    try:
+        yield
+    finally:
+        fake.node_back()
+
+
+def _docker_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     image = request.getfixturevalue("toolkit_image")
     docker_client = request.getfixturevalue("docker_client")
     from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
@@ -99,22 +167,49 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 
     # The backend reaches the engine through a relay the test can cut: an outage on demand.
     proxy = EngineProxy(Path(tempfile.mkdtemp(prefix="tao-engine-")) / "docker.sock")
-    made = Engine("docker", image, lambda daemon_id: DockerBackend(daemon_id, proxy.address, gpu_mode="env"), clean, proxy.outage)
+    made = Engine(
+        "docker",
+        image,
+        lambda daemon_id: DockerBackend(daemon_id, proxy.address, gpu_mode="env"),
+        clean,
+        proxy.outage,
+        lambda run, job_id: docker_client.containers.get(run.run_id).remove(force=True),  # `docker rm -f` by someone else
+        lambda daemon_id, job_id: _containers(docker_client, daemon_id, job_id),
+    )
     yield made
     made.close()
     proxy.close()
+
+
+def _containers(docker_client: Any, daemon_id: str, job_id: str) -> list[str]:
+    from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB
+
+    labels = [f"{LABEL_DAEMON}={daemon_id}", f"{LABEL_JOB}={job_id}"]
+    return [container.id for container in docker_client.containers.list(all=True, filters={"label": labels})]
 
 
 def _slurm_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """Batch jobs on the session's real Slurm cluster, each running its container with docker on the node."""
     image = request.getfixturevalue("toolkit_image")
     cluster = request.getfixturevalue("slurm_cluster")
+    docker_client = request.getfixturevalue("docker_client")
     from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
 
     shared = Path(tempfile.mkdtemp(prefix="tao-shared-"))
     shared.chmod(0o755)
     config = SlurmConfig(shared_dir=shared, partition=cluster.partition, env=cluster.env(), gpu_mode="env", stop_timeout=GRACE)
-    made = Engine("slurm", image, lambda daemon_id: SlurmBackend(daemon_id, config), lambda _: None, cluster.controller_outage)
+    made = Engine(
+        "slurm",
+        image,
+        lambda daemon_id: SlurmBackend(daemon_id, config),
+        lambda _: None,
+        cluster.controller_outage,
+        lambda run, job_id: cluster.command("scancel", run.run_id),  # by someone else: not the daemon's `scancel --batch --signal=TERM`
+        lambda daemon_id, job_id: _containers(docker_client, daemon_id, job_id),
+    )
+    held = dataclasses.replace(config, sbatch_args=("--hold",))
+    made.queued = Queued(lambda daemon_id: SlurmBackend(daemon_id, held), lambda run: cluster.command("scontrol", "release", run.run_id))
+    made.node_failure = lambda job_id: cluster.node_failure()
     yield made
     made.close()
     cluster.cancel_all_jobs()
@@ -371,3 +466,98 @@ def _until_unavailable(chunks: Iterator[bytes]) -> bytes:
     except BackendUnavailable:
         return seen
     raise AssertionError(f"the output ended during the outage instead of raising BackendUnavailable (after {seen[-40:]!r})")
+
+
+# -- ends that are not the task's own -----------------------------------------------------------------
+
+
+def test_a_run_ended_outside_the_launcher_never_reads_as_a_success(engine: Engine) -> None:
+    backend = engine.backend()
+    run = _started(backend, _spec(engine, "detectnet_v2", "sleep", "600", job_id="job-outside"))
+    _, rest = _read_until(run, b"sleeping 600\n")
+    engine.end_outside(run, "job-outside")  # scancel, docker rm -f: someone else's doing
+    b"".join(rest)  # the output ends
+    end = run.wait()
+    assert end.exit_code != 0
+    if end.interrupted is None:  # Docker saw the kill before the removal: the kill's code, which is no success either
+        assert engine.kind == "docker" and end.exit_code == 137, end
+    else:
+        assert end.interrupted.status == "cancelled" and "outside the launcher" in end.interrupted.reason, end
+    run.release()
+    assert backend.adopt() == []
+    _eventually(lambda: engine.leftovers("job-outside") == [], "nothing of the run is left")
+
+
+def test_a_run_waits_in_its_backends_queue_and_says_why_until_it_runs(queueing: Engine) -> None:
+    assert queueing.queued is not None
+    backend = queueing.backend(make=queueing.queued.make)
+    run = _started(backend, _spec(queueing, "detectnet_v2", "exit", "3"))
+    ran: list[bool] = []
+    waiting = threading.Thread(target=lambda: ran.append(run.wait_running()))
+    waiting.start()
+    _eventually(lambda: run.condition() is not None, "the backend says why the run waits")
+    assert waiting.is_alive() and ran == []  # held in the queue: it cannot have run
+    queueing.queued.let_go(run)
+    waiting.join(timeout=120)
+    assert ran == [True]
+    assert _all_output(run) == b"exiting with 3\n"
+    assert run.wait().exit_code == 3 and run.condition() is None
+
+
+def test_a_run_cancelled_while_it_waits_in_the_queue_leaves_it_and_never_runs(queueing: Engine) -> None:
+    assert queueing.queued is not None
+    backend = queueing.backend(make=queueing.queued.make)
+    run = _started(backend, _spec(queueing, "detectnet_v2", "exit", "0", job_id="job-withdrawn"))
+    _eventually(lambda: run.condition() is not None, "the run waits in the queue")
+    run.cancel(GRACE)  # no script to signal yet: it only leaves the queue, at once
+    assert run.wait_running() is False
+    assert run.wait() == RunExit(None)  # the launcher's own cancel: nothing to explain, no code of the task's
+    assert _all_output(run) == b""
+    run.release()
+    assert backend.adopt() == []
+
+
+def test_a_run_cancelled_outside_while_it_waits_in_the_queue_ends_cancelled_having_never_run(queueing: Engine) -> None:
+    assert queueing.queued is not None
+    backend = queueing.backend(make=queueing.queued.make)
+    run = _started(backend, _spec(queueing, "detectnet_v2", "exit", "0", job_id="job-queued"))
+    _eventually(lambda: run.condition() is not None, "the run waits in the queue")
+    queueing.end_outside(run, "job-queued")
+    assert run.wait_running() is False
+    assert _all_output(run) == b""
+    end = run.wait()
+    assert end.exit_code is None  # it never ran: no code of the task's, and never the 0 Slurm reports for it
+    assert end.interrupted is not None and end.interrupted.status == "cancelled", end
+    assert "outside the launcher" in end.interrupted.reason
+    run.release()
+    assert backend.adopt() == []
+
+
+def test_a_failed_node_ends_the_run_as_an_error_its_output_goes_on_and_nothing_is_left_once_it_is_back(node_failing: Engine) -> None:
+    assert node_failing.node_failure is not None
+    backend = node_failing.backend()
+    run = _started(backend, _spec(node_failing, "detectnet_v2", "ticks", "100000", "0.05", job_id="job-node"))
+    seen, chunks = _read_until(run, b"tick 2\n")
+    with node_failing.node_failure("job-node"):
+        seen += b"".join(chunks)  # the output ends with the run
+        end = run.wait()
+        assert end.exit_code == 125 and end.cut, end
+        assert end.interrupted is not None and end.interrupted.status == "error" and "node failed" in end.interrupted.reason
+        # Cut off, the task runs on, and what it prints still comes, read after the end.
+        late = iter(run.output(len(seen)))
+        seen += next(late)
+    seen += b"".join(late)  # until the node is back and the task is gone
+    lines = seen.decode().splitlines()
+    ticks = lines[:-1] if lines[-1] == "got SIGTERM" else lines
+    assert ticks == [f"tick {n}" for n in range(1, len(ticks) + 1)]  # none lost, none twice
+    run.release()
+    _eventually(lambda: backend.adopt() == [], "the run is released once its node is back")
+    _eventually(lambda: node_failing.leftovers("job-node") == [], "nothing of the run is left on the node")
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait for `check` (a safety timeout only: each case waits for an event, never for a pace)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)

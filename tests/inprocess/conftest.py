@@ -25,6 +25,12 @@ from tao_server.testing.fake_backend import FakeBackend, FakeEngine
 IMAGE = "tao-test/toolkit:1"
 TASKS = ["detectnet_v2", "yolo_v4", "unet", "missing", "not_executable"]
 USERS = {"admin": (0, 0, True), "alice": (1001, 1001, False), "bob": (1002, 1002, False)}
+# Who a loopback "browser" is, by its client port: TestClient makes no socket for /proc/net/tcp to name.
+LOOPBACK_OWNERS = {40000: 1001, 40002: 1002}
+
+
+def loopback_owner(client: tuple[str, int], _server: tuple[str, int]) -> int | None:
+    return LOOPBACK_OWNERS.get(client[1])
 
 
 class Caller:
@@ -140,7 +146,7 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
         )
         backend = FakeBackend(engine, places=places)
         backend.attaches = attaches
-        client = TestClient(create_app(configured, backend=backend))
+        client = TestClient(create_app(configured, backend=backend, loopback_owner=loopback_owner))
         client.__enter__()  # runs the lifespan: migrations, reconcile, workers
         started.append(Daemon(client, engine, configured, backend))
         return started[-1]

@@ -25,8 +25,9 @@ def image_missing(engine) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 def _events(caller: Caller, job_id: str) -> list[dict[str, Any]]:
+    """The job's events about its GPUs, pulls and time limit (its `image` event comes when it comes, beside the run)."""
     events: list[dict[str, Any]] = caller.get(f"/v1/jobs/{job_id}/events").json()["events"]
-    return events
+    return [event for event in events if event["type"] != "image"]
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:

@@ -1,4 +1,4 @@
-"""/v1/images, /v1/credentials, /v1/tasks and /v1/info in process."""
+"""/v1/images, /v1/credentials, /v1/tasks, /v1/info and /v1/daemon in process."""
 
 from __future__ import annotations
 
@@ -94,3 +94,18 @@ def test_info_shows_a_user_their_own_jobs_and_keeps_the_daemons_process_to_admin
     admins = daemon.admin.get("/v1/info").json()["daemon"]
     assert admins["jobs"] == {"failed": 2, "succeeded": 1}
     assert admins["pid"] == os.getpid() and admins["data_dir"] == str(daemon.settings.data_dir)
+
+
+def test_the_daemon_reports_how_it_was_started_to_admins_only(start_daemon, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TAO_GPU_LINE", "fifo")
+    monkeypatch.setenv("NGC_API_KEY", "secret-key")
+    daemon = start_daemon(started_by="tao")
+    admins = daemon.admin.get("/v1/daemon").json()
+    assert (admins["pid"], admins["started_by"], admins["cwd"]) == (os.getpid(), "tao", os.getcwd())
+    assert admins["log"] == str(daemon.settings.data_dir / "daemon.log")
+    assert admins["environment"]["TAO_GPU_LINE"] == "fifo" and admins["environment"]["TAO_MANIFEST"] is None
+    assert "TAO_SOCKET" not in admins["environment"]  # `tao` gives it as a flag
+    assert "secret-key" not in json.dumps(admins)
+    assert admins["manifest"].endswith("manifest.json") and admins["dashboard"] is None  # in process: no listener
+    alices = daemon.alice.get("/v1/daemon").json()
+    assert set(alices) == {"version", "addresses", "dashboard", "started_at", "manifest"}

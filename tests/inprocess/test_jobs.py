@@ -6,10 +6,11 @@ import sqlite3
 import time
 from contextlib import closing
 from datetime import datetime
+from typing import Any
 
 import pytest
 
-from tests.inprocess.conftest import IMAGE, Daemon
+from tests.inprocess.conftest import IMAGE, Caller, Daemon
 
 
 def test_a_job_goes_from_queued_through_running_to_succeeded(daemon: Daemon) -> None:
@@ -224,14 +225,32 @@ def test_an_unknown_job_is_a_404_on_every_route(daemon: Daemon) -> None:
         assert answer.json()["error"] == expected
 
 
+def _events_with_image(caller: Caller, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The job's events once its `image` event is there: it is recorded beside the run, not before it goes on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page: dict[str, Any] = caller.get(f"/v1/jobs/{job_id}/events").json()
+        if any(event["type"] == "image" for event in page["events"]):
+            return page
+        assert time.monotonic() < deadline, f"job {job_id} never recorded its image"
+        time.sleep(0.005)
+
+
+def test_a_started_job_records_the_image_it_runs_from(daemon: Daemon) -> None:
+    job = daemon.alice.submit("detectnet_v2", "exit", "0")
+    page = _events_with_image(daemon.alice, job["id"])
+    image = next(event["data"] for event in page["events"] if event["type"] == "image")
+    assert image["reference"] == IMAGE and image["id"].startswith("sha256:") and image["digests"] == []
+
+
 def test_events_record_the_pull_of_a_missing_image(daemon: Daemon) -> None:
     daemon.engine.images.clear()
     job = daemon.admin.submit("detectnet_v2", "exit", "0")
     daemon.admin.wait_for(job["id"], "succeeded")
-    page = daemon.admin.get(f"/v1/jobs/{job['id']}/events").json()
-    statuses = [event["data"]["status"] for event in page["events"]]
+    page = _events_with_image(daemon.admin, job["id"])
+    statuses = [event["data"]["status"] for event in page["events"] if event["type"] == "pull"]
     assert statuses[-1] == "pulled" and "Pull complete" in statuses
-    assert page["next_after"] == page["events"][-1]["seq"] == len(statuses)
+    assert page["next_after"] == page["events"][-1]["seq"] == len(page["events"])
     later = daemon.admin.get(f"/v1/jobs/{job['id']}/events", params={"after": page["next_after"]}).json()
     assert later == {"events": [], "next_after": page["next_after"]}
     assert daemon.engine.pulled == [(IMAGE, None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.inprocess.conftest import Daemon
@@ -57,6 +58,15 @@ def test_the_pages_carry_the_document_so_one_authenticated_fetch_shows_it(daemon
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
         assert '"/v1/jobs/{job_id}/logs"' in answer.text
         assert "</script>" not in answer.text.split("<script>", 2)[-1].split("</script>")[0]  # the JSON cannot end its script
+
+
+def test_the_pages_load_nothing_from_elsewhere(daemon: Daemon) -> None:
+    # An air-gapped GPU box reaches no CDN: the viewer's script and stylesheet come inside the page.
+    for page, viewer in (("/docs", "SwaggerUIBundle"), ("/redoc", "Redoc.init")):
+        text = daemon.alice.get(page).text
+        sources = re.findall(r"""(?:src|href)=['"]([^'"]{0,40})""", text)
+        assert sources and all(source.startswith("data:") for source in sources), sources
+        assert viewer in text
 
 
 def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(daemon: Daemon) -> None:

@@ -22,9 +22,10 @@ PAGES = ["/ui/", "/ui/jobs/some-job", "/ui/gpus", "/ui/images", "/ui/login"]
 ALICE = AccessCaller(uid=1001, gid=1001, admin=False)
 
 
-def loopback(daemon: Daemon) -> TestClient:
-    """A client of the same app that connects from 127.0.0.1, as a browser on this machine does."""
-    return TestClient(daemon.client.app, client=("127.0.0.1", 40000))
+def loopback(daemon: Daemon, port: int = 40000) -> TestClient:
+    """A client of the same app that connects from 127.0.0.1, as a browser on this machine does: on port
+    40000 it is alice's (uid 1001), on 40002 bob's (conftest.LOOPBACK_OWNERS), on another nobody's the daemon can name."""
+    return TestClient(daemon.client.app, client=("127.0.0.1", port))
 
 
 def open_session(daemon: Daemon, caller: AccessCaller = ALICE) -> TestClient:
@@ -118,6 +119,29 @@ def test_a_one_time_link_opens_one_session_and_a_replayed_link_opens_nothing(dae
     assert job in rows and theirs not in rows
     replay = loopback(daemon).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
     assert replay.status_code == 401 and "set-cookie" not in replay.headers
+
+
+def test_a_link_opens_nothing_for_another_account_and_stays_good_for_its_own(daemon: Daemon) -> None:
+    code = daemon.client.app.state.services.ui.new_link(ALICE)  # type: ignore[attr-defined]
+    for port in (40002, 40009):  # bob's browser; a connection whose owner the daemon cannot name
+        refused = loopback(daemon, port).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "link_not_yours"
+        assert "set-cookie" not in refused.headers
+    assert (
+        "made for another account"
+        in loopback(daemon, 40002)
+        .post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+        .json()["error"]["message"]
+    )
+    opened = loopback(daemon).post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+    assert opened.status_code == 200  # bob's tries took nothing from alice
+
+
+def test_a_link_is_redeemed_only_on_loopback(daemon: Daemon) -> None:
+    code = daemon.client.app.state.services.ui.new_link(ALICE)  # type: ignore[attr-defined]
+    elsewhere = TestClient(daemon.client.app, client=("192.0.2.7", 40000))
+    refused = elsewhere.post("/ui/session", json={"code": code}, headers={"Origin": "http://testserver"})
+    assert refused.status_code == 401 and "only on this machine's loopback" in refused.json()["error"]["message"]
 
 
 def test_a_session_is_honoured_only_from_loopback_and_ends_at_sign_out(daemon: Daemon) -> None:
@@ -246,3 +270,21 @@ def test_the_jobs_table_reaches_the_last_of_100000_jobs_by_cursor(daemon: Daemon
     assert deep.text.count("<tr") == 50 and "bulk1<" in deep.text and deep.headers["x-next-cursor"] == ""
     by_task = daemon.alice.get("/ui/parts/jobs", params={"task": "unet", "cursor": "101"})
     assert by_task.text.count("<tr") == 50 and by_task.headers["x-next-cursor"] == "51"
+
+
+def test_the_command_line_is_one_quoted_line_in_the_table_and_a_copyable_one_on_the_jobs_page(daemon: Daemon) -> None:
+    job = daemon.alice.submit("detectnet_v2", "argv", "a b", "-r", "/workspace/results")
+    line = "tao detectnet_v2 argv &#39;a b&#39; -r /workspace/results"  # as a shell takes it back, escaped for the page
+    assert f'<code class="mono" title="{line}">{line}</code>' in daemon.alice.get("/ui/parts/jobs").text
+    detail = daemon.alice.get(f"/ui/parts/job/{job['id']}").text
+    assert f'<code id="job-command" class="mono">{line}</code>' in detail
+    assert 'data-action="copy" data-copy="job-command"' in detail
+
+
+def test_sizes_are_shown_in_units(daemon: Daemon) -> None:
+    options = {"DockerOptions": {"shm_size": "16G", "mem_limit": 1536 * 1024**2}}
+    job = daemon.alice.submit("detectnet_v2", "argv", "x", launch_config=options)
+    detail = daemon.alice.get(f"/ui/parts/job/{job['id']}").text
+    assert "&#34;shm_size&#34;: &#34;16 GiB&#34;" in detail and "&#34;mem_limit&#34;: &#34;1.5 GiB&#34;" in detail
+    images = daemon.admin.get("/ui/parts/images").text
+    assert '<td class="size">18.0 kB</td>' in images  # the fake engine's image: 1000 bytes a character of its name

@@ -132,8 +132,12 @@ def job_containers(docker_client: Any, job_id: str) -> list[str]:
     return [c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})]
 
 
-def containers_gone(docker_client: Any, job_id: str, timeout: float = 30) -> bool:
-    """After a normal end the daemon removes the container just after recording the exit code."""
+def containers_gone(docker_client: Any, job_id: str, timeout: float = 120) -> bool:
+    """After a normal end the daemon removes the container just after recording the exit code.
+
+    The timeout is a safety net: on a loaded machine a stop (SIGTERM, the stop timeout, SIGKILL) and the
+    engine's removal take tens of seconds.
+    """
     deadline = time.monotonic() + timeout
     while job_containers(docker_client, job_id):
         if time.monotonic() > deadline:
@@ -295,6 +299,7 @@ def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     yield make
     for daemon, root in made:
         daemon.stop()
+        daemon.remove_containers()  # while its data dir still names it: new_daemon's own clean-up comes after the rmtree
         shutil.rmtree(root, ignore_errors=True)
 
 

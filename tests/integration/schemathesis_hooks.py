@@ -8,6 +8,8 @@ import schemathesis
 
 # Nothing listens on port 1: a login or a pull there is refused at once, and never leaves the machine.
 REFUSING_REGISTRY = "127.0.0.1:1"
+# A loopback address no policy opens: refused at submission, before anything is sent.
+UNLISTED_RECEIVER = "http://127.0.0.1:1/hook"
 
 
 @schemathesis.hook
@@ -16,3 +18,10 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     if case.method.upper() == "POST" and case.path == "/v1/credentials" and isinstance(case.body, dict):
         if isinstance(case.body.get("registry"), str):
             case.body["registry"] = REFUSING_REGISTRY
+    # A notification URL is resolved when it is given: a made-up host name would be looked up on the network.
+    if case.method.upper() == "POST" and case.path == "/v1/notify/urls" and isinstance(case.body, dict):
+        if isinstance(case.body.get("url"), str):
+            case.body["url"] = UNLISTED_RECEIVER
+    if case.method.upper() == "POST" and case.path == "/v1/jobs" and isinstance(case.body, dict):
+        if isinstance(urls := case.body.get("notify"), list):
+            case.body["notify"] = [UNLISTED_RECEIVER for _ in urls]

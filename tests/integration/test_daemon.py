@@ -157,6 +157,75 @@ def test_broken_manifest_stops_the_daemon_with_a_clear_message(tmp_path: Path) -
     assert b"Traceback" not in result.stderr
 
 
+def _broken(kind: str, root: Path) -> list[str]:
+    """tao-server's arguments for a start that must fail at `kind`, under `root`."""
+    data = root / "data"
+    if kind == "group":
+        return ["--socket-group", "tao-no-such-group"]
+    if kind == "policy":
+        (root / "policy.toml").write_text("[defaults\n")
+        return ["--policy", str(root / "policy.toml")]
+    if kind == "manifest":
+        (root / "manifest.json").write_text('{"format_version": 2.0,}')
+        return ["--manifest", str(root / "manifest.json")]
+    data.mkdir(mode=0o700)
+    (data / "tao.db").write_bytes(os.urandom(16384))  # "database": random bytes where the job table was
+    return []
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("group", "--socket-group 'tao-no-such-group': no such group"),
+        ("policy", "policy.toml"),
+        ("manifest", "manifest.json: line 1, column 24: invalid JSON"),
+        ("database", "tao.db cannot be used (file is not a database): restore it from a backup"),
+    ],
+)
+def test_a_start_that_fails_says_why_in_one_line_and_leaves_no_socket(tmp_path: Path, kind: str, said: str) -> None:
+    socket_path = tmp_path / "run" / "tao.sock"
+    result = subprocess.run(
+        [executable("tao-server"), "--data-dir", str(tmp_path / "data"), "--socket", str(socket_path), *_broken(kind, tmp_path)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()  # one line, before anything says it listens
+    assert line.startswith("tao-server: error: ") and said in line, line
+    assert not socket_path.exists() and not socket_path.is_symlink()  # nothing a client could take for a daemon that is down
+
+
+def test_a_database_the_daemon_cannot_read_stops_it_in_one_line(unprivileged_user: tuple[str, int, int]) -> None:
+    import shutil
+    import tempfile
+
+    _, uid, gid = unprivileged_user
+    root = Path(tempfile.mkdtemp(prefix="tao-unreadable-"))  # pytest's tmp_path is closed to other accounts
+    try:
+        root.chmod(0o755)
+        data = root / "data"
+        data.mkdir(mode=0o700)
+        os.chown(data, uid, gid)
+        database = data / "tao.db"
+        database.write_bytes(b"")  # root's, mode 0600: the daemon's account cannot read it
+        database.chmod(0o600)
+        result = subprocess.run(
+            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", executable("tao-server"),
+             "--data-dir", str(data), "--socket", str(data / "tao.sock")],
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2
+        [line] = result.stderr.decode().splitlines()
+        assert line == (
+            f"tao-server: error: cannot read the job table {database}: Permission denied (tao-server runs as uid {uid}: "
+            """give the file back to it, or restore it from a backup (the admin guide's "Upgrades and backups" says how))"""
+        )
+        assert not (data / "tao.sock").exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_grouped_manifest_takes_the_group_grammar(new_daemon, tmp_path: Path, toolkit_image: str) -> None:  # type: ignore[no-untyped-def]
     repository, tag = toolkit_image.rsplit(":", 1)
     manifest = tmp_path / "grouped.json"

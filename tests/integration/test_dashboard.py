@@ -1,15 +1,23 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright) against a real daemon and engine.
 
-Each test signs in as a real caller: `tao ui --no-browser` over the Unix socket gives the one-time
-link, or a bearer token is typed into the sign-in form. Screenshots of each page land in the
-test's temp dir (and in $TAO_UI_SHOTS when set), to be looked at.
+Every daemon here is the one a user's first `tao` command starts by itself (StartedByTao: no
+TAO_HOST, no --port): it serves the dashboard on a loopback listener of its own. Each test signs
+in as a real caller: `tao ui --no-browser` over the Unix socket gives the one-time link, or a
+bearer token is typed into the sign-in form. A link made for a second account is opened in that
+account's own browser (chromium run as it), since a code opens a session only for the account it
+was made for. Screenshots of each page land in the test's temp dir (and in $TAO_UI_SHOTS when
+set), to be looked at.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +25,9 @@ import httpx
 import playwright.sync_api as playwright_api
 import pytest
 
-from tao_server.testing.daemon import Daemon
+from tao_server.testing.daemon import Daemon, StartedByTao, executable
 from tao_server.testing.registry import remove_local
-from tests.integration.conftest import Gates, containers_gone, free_port, job_id_of, local_account, tao_as
+from tests.integration.conftest import Gates, containers_gone, job_id_of, local_account, tao_as
 from tests.integration.test_images import _login, _manifest
 
 pytestmark = pytest.mark.integration
@@ -28,32 +36,91 @@ SECOND = 1000  # ms: what "within a second" allows
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed at /usr/bin/chromium: scripts/prepare installs it (these tests never skip)")
     with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver: Any) -> Iterator[Any]:
+    launched = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser_as(playwright_driver: Any) -> Iterator[Callable[[tuple[str, int, int]], Any]]:
+    """Chromium run as another account (setpriv), for the links made for it: its network connections are that account's."""
+    root = Path(tempfile.mkdtemp(prefix="tao-browser-"))
+    root.chmod(0o755)
+    launched: list[Any] = []
+
+    def launch(user: tuple[str, int, int]) -> Any:
+        _, uid, gid = user
+        home = root / f"home-{uid}"
+        home.mkdir(exist_ok=True)
+        os.chown(home, uid, gid)
+        wrapper = root / f"chromium-as-{uid}"
+        # Playwright makes the profile directory as this process's user: it is handed to the account first.
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f'for arg in "$@"; do case "$arg" in --user-data-dir=*) chown -R {uid}:{gid} "${{arg#--user-data-dir=}}";; esac; done\n'
+            f'HOME={home} exec setpriv --reuid={uid} --regid={gid} --clear-groups {CHROMIUM} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        launched.append(playwright_driver.chromium.launch(executable_path=str(wrapper), args=["--no-sandbox"]))
+        return launched[-1]
+
+    yield launch
+    for each in launched:
+        each.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def ui_daemon(shared_daemons: Any) -> Daemon:
-    """A daemon every local user may reach, with its TCP listener on 127.0.0.1: where the dashboard is served."""
-    daemon: Daemon = shared_daemons("--port", str(free_port()))
-    return daemon
+def tao_started(manifest_file: Path, docker_client: Any) -> Iterator[Callable[..., StartedByTao]]:
+    """A factory of daemons started by `tao` itself, for a user with a fresh HOME and no TAO_HOST, under a
+    directory every local user may enter; `shared=True` opens its socket to every local user."""
+    made: list[StartedByTao] = []
+
+    def make(manifest: Path | None = None, shared: bool = False) -> StartedByTao:
+        root = Path(tempfile.mkdtemp(prefix="tao-ui-"))  # pytest's tmp_path is closed to other users
+        root.chmod(0o755)
+        env = {"TAO_HEARTBEAT_INTERVAL": "0.5", **({"TAO_SOCKET_MODE": "0666"} if shared else {})}
+        daemon = StartedByTao(root / "daemon", manifest or manifest_file, env=env).start()
+        daemon.home.chmod(0o755)
+        if shared:  # as a shared daemon's socket directory is: open to every account
+            for directory in (daemon.runtime, daemon.socket.parent):
+                directory.chmod(0o755)
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        daemon.stop()
+        daemon.remove_containers()
+        shutil.rmtree(daemon.root.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def ui_daemon(tao_started: Callable[..., StartedByTao]) -> StartedByTao:
+    """A daemon `tao` started by itself, with no --port, that every local user may reach."""
+    return tao_started(shared=True)
 
 
 def tcp_base(daemon: Daemon) -> str:
-    addresses = daemon.request("GET", "/v1/info")["daemon"]["addresses"]
-    return next(address for address in addresses if address.startswith("http://127.0.0.1:"))
+    dashboard: str = daemon.request("GET", "/v1/daemon")["dashboard"]
+    assert dashboard.startswith("http://127.0.0.1:") and dashboard.endswith("/ui/")
+    return dashboard.removesuffix("/ui/")
 
 
 def ui_link(daemon: Daemon, user: tuple[str, int, int] | None = None) -> str:
     made = tao_as(daemon, user, "ui", "--no-browser") if user is not None else daemon.tao("ui", "--no-browser")
     assert made.returncode == 0, made.stderr.decode()
     link = made.stdout.decode().strip()
-    assert link.startswith("http://127.0.0.1:") and "/ui/login#" in link
+    assert link.startswith(tcp_base(daemon) + "/ui/login#")
     return link
 
 
@@ -131,14 +198,16 @@ def test_a_log_line_with_a_script_tag_is_shown_as_text(ui_daemon: Daemon, browse
     shot(page, tmp_path, "job-markup")
 
 
-def test_a_second_accounts_session_shows_none_of_the_first_accounts_jobs(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+def test_a_second_accounts_session_shows_none_of_the_first_accounts_jobs(
+    ui_daemon: Daemon, browser_as: Callable[[tuple[str, int, int]], Any], tmp_path: Path
+) -> None:
     expect = playwright_api.expect
     first, second = local_account("tao-test-user"), local_account("tao-test-ui2")
     submitted = tao_as(ui_daemon, first, "-d", "detectnet_v2", "argv", "first's")
     assert submitted.returncode == 0, submitted.stderr.decode()
     theirs = job_id_of(submitted)
     mine = job_id_of(tao_as(ui_daemon, second, "-d", "detectnet_v2", "argv", "second's"))
-    page = signed_in(browser, ui_link(ui_daemon, second))
+    page = signed_in(browser_as(second), ui_link(ui_daemon, second))  # the second account's own browser
     expect(page.locator(f"tr[data-job='{mine}']")).to_be_visible()
     assert page.locator(f"tr[data-job='{theirs}']").count() == 0
     page.goto(page.url + f"jobs/{theirs}")
@@ -240,29 +309,74 @@ def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whol
     expect(log.locator("div").last).to_have_text("20000")
 
 
-def test_tao_ui_opens_the_link_with_browser_and_says_when_it_cannot(
-    ui_daemon: Daemon, new_daemon: Any, browser: Any, tmp_path: Path
-) -> None:
-    opened = tmp_path / "opened"
+def test_tao_ui_gives_the_browser_a_page_of_yours_alone_and_never_the_code(ui_daemon: StartedByTao, browser: Any, tmp_path: Path) -> None:
+    recorded = tmp_path / "browser"
     fake_browser = tmp_path / "browser.sh"
-    fake_browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    # What every local user could read of the browser's process: its argv (/proc/PID/cmdline) and its environment.
+    fake_browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {recorded}.argv\nenv > {recorded}.env\n')
     fake_browser.chmod(0o755)
-    made = ui_daemon.tao("ui", env=ui_daemon.env(BROWSER=str(fake_browser)))
+    made = subprocess.run(
+        [executable("tao"), "ui"],
+        env=ui_daemon.user_env(BROWSER=str(fake_browser)),
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert made.returncode == 0, made.stderr.decode()
-    link = made.stdout.decode().strip()
-    assert opened.read_text().strip() == link
-    signed_in(browser, link)
+    [argv] = Path(f"{recorded}.argv").read_text().splitlines()
+    assert argv.startswith("file://") and made.stdout.decode().strip() == argv
+    page = Path(argv.removeprefix("file://"))
+    code = re.search(r"/ui/login#([A-Za-z0-9_-]+)", page.read_text()).group(1)  # type: ignore[union-attr]
+    assert code not in argv and code not in Path(f"{recorded}.env").read_text()
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600 and page.stat().st_uid == os.getuid()
+    assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    browsing = browser.new_context().new_page()
+    browsing.goto(argv)  # the page sends the browser on to the one-time link
+    browsing.wait_for_url("**/ui/")
+    playwright_api.expect(browsing.locator("#jobs-rows")).to_contain_text("No jobs.")  # signed in: the table answers
 
     base = tcp_base(ui_daemon)
     over_tcp = ui_daemon.tao("ui", env=ui_daemon.env(TAO_HOST=base, TAO_TOKEN=ui_daemon.token("--user", "root", "--admin")))
     assert over_tcp.returncode == 125 and f"open {base}/ui/ and give it your token".encode() in over_tcp.stderr
-    socket_only = new_daemon().start()
-    refused = socket_only.tao("ui", "--no-browser")
-    assert refused.returncode == 125 and b"no loopback TCP listener" in refused.stderr and b"--port" in refused.stderr
+
+
+def test_a_daemon_without_a_dashboard_says_so(new_daemon: Any) -> None:
+    refused = new_daemon("--no-dashboard").start().tao("ui", "--no-browser")
+    assert refused.returncode == 125 and b"serves no dashboard" in refused.stderr and b"--no-dashboard" in refused.stderr
+
+
+def curl_as(user: tuple[str, int, int], *args: str) -> tuple[int, str]:
+    """curl run as another account: (HTTP status, body)."""
+    _, uid, gid = user
+    ran = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    body, _, status = ran.stdout.rpartition("\n")
+    assert status.isdigit(), ran.stderr
+    return int(status), body
+
+
+def test_a_second_account_cannot_redeem_the_code_over_the_unix_socket_or_loopback_tcp(ui_daemon: Daemon, browser: Any) -> None:
+    other = local_account("tao-test-user")
+    link = ui_link(ui_daemon)  # root's
+    code = link.rpartition("#")[2]
+    redeem = ["-X", "POST", "-H", "Content-Type: application/json", "--data", f'{{"code": "{code}"}}']
+    for where in (["--unix-socket", str(ui_daemon.socket), "http://tao/ui/session"], [f"{tcp_base(ui_daemon)}/ui/session"]):
+        status, body = curl_as(other, *redeem, *where)
+        assert status == 403 and '"link_not_yours"' in body, body
+    signed_in(browser, link)  # the code is still good for the account it was made for
+
+    own = ui_link(ui_daemon, other).rpartition("#")[2]
+    status, body = curl_as(other, "-X", "POST", "-H", "Content-Type: application/json", "--data", f'{{"code": "{own}"}}',
+                           "--unix-socket", str(ui_daemon.socket), "http://tao/ui/session")  # fmt: skip
+    assert status == 200, body  # its own code, over the socket the kernel names it on
 
 
 def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
-    new_daemon: Any,
+    tao_started: Callable[..., StartedByTao],
     registry: Any,
     browser: Any,
     tmp_path: Path,
@@ -270,7 +384,7 @@ def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
     expect = playwright_api.expect
     reg, reference, _, _ = registry
     remove_local(reference)
-    daemon = new_daemon("--port", str(free_port()), manifest=_manifest(tmp_path / "manifest.json", reg)).start()
+    daemon = tao_started(manifest=_manifest(tmp_path / "manifest.json", reg))
     assert _login(daemon, reg.host).returncode == 0
     page = signed_in(browser, ui_link(daemon))
     page.goto(page.url + "images")
@@ -281,3 +395,41 @@ def test_an_admin_pulls_an_image_from_the_images_page_with_progress(
     expect(progress).to_contain_text(f"{reference}: done", timeout=60_000)
     expect(row.locator("td").nth(2)).to_have_text("yes")
     shot(page, tmp_path, "images-pulled")
+
+
+def test_the_command_line_is_shown_and_copied_and_filters_stay_in_the_url(ui_daemon: Daemon, browser: Any, tmp_path: Path) -> None:
+    expect = playwright_api.expect
+    done = job_id_of(ui_daemon.tao("-d", "detectnet_v2", "argv", "two words", "-r", "/workspace/results"))
+    other = job_id_of(ui_daemon.tao("-d", "ssd", "exit", "3"))
+    for job_id, status in ((done, "succeeded"), (other, "failed")):
+        ui_daemon.wait_for_status(job_id, (status,))
+    line = "tao detectnet_v2 argv 'two words' -r /workspace/results"
+    link = ui_link(ui_daemon)
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=link.split("/ui/")[0])
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_url("**/ui/")
+    expect(page.locator(f"tr[data-job='{done}'] td.command")).to_have_text(line)
+
+    page.select_option("#filter-status", "succeeded")
+    page.fill("#filter-task", "detectnet_v2")
+    page.press("#filter-task", "Enter")
+    page.wait_for_url(lambda url: url.endswith("/ui/?status=succeeded&task=detectnet_v2"))
+    expect(page.locator(f"tr[data-job='{other}']")).to_have_count(0)
+    page.reload()  # a reload, as a shared link, keeps the filters and what they show
+    expect(page.locator("#filter-status")).to_have_value("succeeded")
+    expect(page.locator("#filter-task")).to_have_value("detectnet_v2")
+    expect(page.locator(f"tr[data-job='{done}']")).to_be_visible()
+    expect(page.locator(f"tr[data-job='{other}']")).to_have_count(0)
+    shot(page, tmp_path, "jobs-filtered")
+
+    page.locator(f"tr[data-job='{done}']").get_by_role("link", name=done).click()
+    expect(page.locator("#job-command")).to_have_text(line)
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == line
+    expect(page.locator("#job-detail")).to_contain_text('"shm_size": "64 MiB"')  # sizes in units
+    shot(page, tmp_path, "job-command-line")
+    page.goto(link.split("/ui/")[0] + "/ui/images")
+    expect(page.locator("#images td.size").first).to_have_text(re.compile(r"^\d+(\.\d+)? (B|kB|MB|GB)$"))

@@ -42,8 +42,9 @@ def _login(daemon: Daemon, host: str, password: str = PASSWORD) -> subprocess.Co
 
 
 def _events(daemon: Daemon, job_id: str) -> list[dict[str, Any]]:
+    """The job's pull events' data (beside them, an `image` event names the image the job started from)."""
     with daemon.http() as client:
-        return [event["data"] for event in client.get(f"/v1/jobs/{job_id}/events").json()["events"]]
+        return [event["data"] for event in client.get(f"/v1/jobs/{job_id}/events").json()["events"] if event["type"] == "pull"]
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_a_job_pulls_its_image_with_a_stored_login_and_shows_progress(new_daemon
         assert tao.wait(timeout=120) == 0, stderr.rest()
         assert stdout == b"exiting with 0\n"
 
-        job = json.loads(daemon.tao("list", "--all", "--json").stdout)[-1]
+        job = json.loads(daemon.tao("list", "--all", "--json").stdout)[0]  # the newest
         events = _events(daemon, job["id"])
         assert any(event.get("total") for event in events), "no download progress with byte counts"
         assert any(event["status"] == "Pull complete" for event in events)
@@ -147,7 +148,7 @@ def test_a_wrong_password_and_a_missing_login_are_clear_errors(pulling_daemon: D
     assert result.returncode == 125
     assert f"registry {reg.host} refused access".encode() in result.stderr
     assert f"tao login {reg.host}".encode() in result.stderr
-    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
+    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[0]  # the newest
     assert job["status"] == "error" and job["exit_code"] == 125
 
 
@@ -202,7 +203,7 @@ def test_pull_policies_and_tao_pull(pulling_daemon: Daemon, registry) -> None:  
     before = reg.blob_downloads(own_layer)
     always = pulling_daemon.tao("--pull", "always", "yolo_v4", "exit", "0")
     assert always.returncode == 0
-    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[-1]
+    job = json.loads(pulling_daemon.tao("list", "--all", "--json").stdout)[0]  # the newest
     assert job["pull_policy"] == "always"
     assert any(event["status"] == "pulled" for event in _events(pulling_daemon, job["id"]))
     assert reg.blob_downloads(own_layer) == before  # the layers are there: the registry was asked, nothing fetched again

@@ -263,3 +263,72 @@ def test_files_a_task_writes_belong_to_the_caller_not_root(shared_daemon: Daemon
     assert result.returncode == 0, result.stderr
     weights = results / "run" / "model.tlt"
     assert (weights.stat().st_uid, weights.stat().st_gid) == (uid, gid)
+
+
+# -- paths checked before submission -----------------------------------------------------------------
+
+
+def _experiments(tmp_path: Path) -> tuple[Path, dict[str, list[dict[str, str]]]]:
+    """A host dir with a spec, mounted at /workspace/tao-experiments as NVIDIA's examples do."""
+    experiments = tmp_path / "tao"
+    (experiments / "specs").mkdir(parents=True)
+    (experiments / "specs" / "train.txt").write_text("model_config {}\n")
+    return experiments, {"Mounts": [{"source": str(experiments), "destination": "/workspace/tao-experiments"}]}
+
+
+def test_a_host_path_argument_is_refused_before_anything_runs_with_the_container_path(daemon: Daemon, tmp_path: Path) -> None:
+    experiments, config = _experiments(tmp_path)
+    jobs_before = daemon.tao("list", "--all", "--json").stdout
+    spec = experiments / "specs" / "train.txt"
+    result = _run_with(daemon, tmp_path, config, "detectnet_v2", "train", "-e", str(spec), "-r", "/workspace/tao-experiments/results")
+    assert result.returncode == 125
+    said = result.stderr.decode()
+    assert said.startswith(f"tao: error: -e {spec}: a host path, which the task cannot see; ")
+    assert f"{spec} is /workspace/tao-experiments/specs/train.txt inside the container" in said
+    assert said.endswith("give /workspace/tao-experiments/specs/train.txt instead\n") and "Traceback" not in said
+    assert daemon.tao("list", "--all", "--json").stdout == jobs_before  # nothing was recorded, nothing ran
+
+    given = _run_with(daemon, tmp_path, config, "detectnet_v2", "train", "-e", "/workspace/tao-experiments/specs/train.txt")
+    assert given.returncode == 0 and given.stderr == b"", given.stderr
+
+
+def test_a_results_dir_outside_every_mount_is_warned_of_and_the_run_goes_on(daemon: Daemon, tmp_path: Path) -> None:
+    experiments, config = _experiments(tmp_path)
+    lost = _run_with(
+        daemon, tmp_path, config, "detectnet_v2", "train", "-e", "/workspace/tao-experiments/specs/train.txt", "-r", "/results"
+    )
+    assert lost.returncode == 0, lost.stderr
+    assert lost.stderr == (
+        b"tao: warning: -r /results: the results dir is outside every mount, so its files are lost with the container; "
+        b"give a dir under a mount's destination (/workspace/tao-experiments), or mount a host dir at /results (Mounts in "
+        + str(tmp_path / "tao_mounts.json").encode()
+        + b")\n"
+    )
+    assert lost.stdout.endswith(b"saved /results/model.tlt\ntraining finished\n")
+    kept = _run_with(daemon, tmp_path, config, "detectnet_v2", "train", "-r", "/workspace/tao-experiments/results")
+    assert (kept.returncode, kept.stderr) == (0, b"")
+    assert (experiments / "results" / "model.tlt").read_text() == "weights of detectnet_v2\n"
+
+
+def test_the_images_own_paths_pass_untouched(daemon: Daemon, tmp_path: Path) -> None:
+    _, config = _experiments(tmp_path)
+    result = _run_with(daemon, tmp_path, config, "unet", "run", "cat", "/opt/tao/task.sh")  # a file the image ships
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"#!/bin/sh")
+
+
+def test_a_missing_launcher_config_is_said_once(daemon: Daemon, tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = daemon.env(HOME=str(home))
+    note = f"tao: note: no launcher config at {home}/.tao_mounts.json: jobs run with no mounts".encode()
+    first = daemon.tao("ssd", "exit", "0", env=env)
+    assert first.returncode == 0 and first.stderr.startswith(note) and first.stderr.endswith(b"(said once)\n"), first.stderr
+    assert daemon.tao("ssd", "exit", "0", env=env).stderr == b""  # said once: not on every command
+    assert daemon.tao("list", env=env).stderr == b""
+
+    write_mounts(home / ".tao_mounts.json", {"Envs": []})
+    assert daemon.tao("ssd", "exit", "0", env=env).stderr == b""
+    (home / ".tao_mounts.json").unlink()  # gone again: said again, once
+    assert daemon.tao("ssd", "exit", "0", env=env).stderr.startswith(note)
+    assert daemon.tao("ssd", "exit", "0", env=env).stderr == b""

@@ -46,19 +46,32 @@ def outputs(cell: Any) -> tuple[str, str]:
 
 
 def test_the_example_notebook_submits_follows_and_tables_a_job(daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebook runs as a user's would: with their ~/.tao_mounts.json, which its `submit` sends as `tao` does."""
+    experiments = tmp_path / "experiments"
+    (experiments / "specs").mkdir(parents=True)
+    (experiments / "specs" / "train.txt").write_text("model_config {}\n")
+    mounts = [{"source": str(experiments), "destination": "/workspace/tao-experiments"}]
+    (daemon.home / ".tao_mounts.json").write_text(json.dumps({"Mounts": mounts}))
     env = {"TAO_HOST": daemon.address, "TAO_NO_AUTOSTART": "1", "HOME": str(daemon.home), "PYTHONNOUSERSITE": "1"}
     monkeypatch.setenv("JUPYTER_PATH", str(kernelspec(tmp_path / "jupyter", env)))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.insert(0, nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
-    NotebookClient(notebook, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    try:
+        NotebookClient(notebook, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        (daemon.home / ".tao_mounts.json").unlink()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     python, connected, submitted, followed, ended, listed, frame, watched, _ = (outputs(cell) for cell in code)
     assert python[0].strip() == sys.executable
     assert connected[0].startswith("daemon ")
+    assert submitted[0] == f"mounts: {[{**mount, 'read_only': False} for mount in mounts]}\n"
     assert "<th>status</th><td>queued</td>" in submitted[1]
-    assert followed[0].startswith("detectnet_v2 train: spec= results=/tmp/results\nEpoch 1/3")
-    assert followed[0].endswith("saved /tmp/results/model.tlt\ntraining finished\n")
+    assert "<th>warnings</th>" not in submitted[1]  # its results dir is under a mount: nothing is lost
+    spec, results = "/workspace/tao-experiments/specs/train.txt", "/workspace/tao-experiments/results"
+    assert followed[0].startswith(f"detectnet_v2 train: spec={spec} results={results}\nEpoch 1/3")
+    assert followed[0].endswith(f"saved {results}/model.tlt\ntraining finished\n")
+    assert (experiments / "results" / "model.tlt").read_text() == "weights of detectnet_v2\n"  # kept on the host
     assert "<th>status</th><td>succeeded</td>" in ended[1] and "<th>exit_code</th><td>0</td>" in ended[1]
     job_id = submitted[1].split("<th>id</th><td>", 1)[1].split("</td>", 1)[0]
     assert f"<td>{job_id}</td>" in listed[1] and 'class="tao-jobs"' in listed[1]

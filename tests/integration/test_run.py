@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tao_server.testing.daemon import Daemon
-from tests.integration.conftest import job_id_of
+from tests.integration.conftest import job_containers, job_id_of, until
 
 pytestmark = pytest.mark.integration
 
@@ -92,12 +92,25 @@ def test_stderr_of_the_task_is_shown(daemon: Daemon) -> None:
     assert b"to stdout\n" in result.stdout and b"to stderr\n" in result.stdout
 
 
-def test_unknown_task_is_a_launcher_error_listing_the_tasks(daemon: Daemon) -> None:
+def test_unknown_task_is_a_launcher_error_naming_the_closest_tasks(daemon: Daemon) -> None:
     result = daemon.tao("detectnet_v3", "train")
     assert result.returncode == 125
-    assert b"unknown task 'detectnet_v3'" in result.stderr
-    assert b"detectnet_v2" in result.stderr
-    assert b"Traceback" not in result.stderr
+    assert result.stderr == b"tao: error: unknown task 'detectnet_v3'; did you mean detectnet_v2?\n"
+
+
+def test_a_mistyped_verb_is_a_launcher_error_naming_the_verb(daemon: Daemon) -> None:
+    result = daemon.tao("lst")
+    assert (result.returncode, result.stderr) == (125, b"tao: error: unknown command or task 'lst'; did you mean `tao list`?\n")
+    nothing_close = daemon.tao("xyzzy", "train")
+    assert nothing_close.returncode == 125
+    assert nothing_close.stderr == b"tao: error: unknown command or task 'xyzzy'; `tao --help` lists the commands and the daemon's tasks\n"
+
+
+def test_the_daemon_names_the_closest_task_to_any_client(daemon: Daemon) -> None:
+    with daemon.http() as client:
+        answer = client.post("/v1/jobs", json={"task": "detectnet_v3", "subtask": "train"})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"].startswith("unknown task 'detectnet_v3'; did you mean detectnet_v2? known tasks: ")
 
 
 def test_run_executes_a_command_in_the_tasks_image(daemon: Daemon) -> None:
@@ -176,3 +189,25 @@ def test_two_jobs_run_at_once(daemon: Daemon) -> None:
     stopped = daemon.tao("stop", first, second)
     assert stopped.returncode == 0
     assert daemon.job(first)["status"] == daemon.job(second)["status"] == "cancelled"
+
+
+def test_a_container_removed_behind_the_daemons_back_ends_the_job_as_no_success(daemon: Daemon, docker_client) -> None:  # type: ignore[no-untyped-def]
+    before = set(_jobs_of(daemon))  # the module's daemon has run other jobs
+    running = daemon.popen_tao("unet", "run", "sh", "-c", "echo up; sleep 600")
+    until(lambda: set(_jobs_of(daemon)) - before != set(), "the job is submitted")
+    [job_id] = set(_jobs_of(daemon)) - before
+    daemon.wait_for_output(job_id, b"up\n")
+    [container] = job_containers(docker_client, job_id)
+    docker_client.containers.get(container).remove(force=True)  # someone's `docker rm -f`
+    _, err = running.communicate(timeout=120)
+    ended = daemon.job(job_id)
+    if ended["status"] == "cancelled":  # the usual case: the container was gone when the daemon looked
+        assert running.returncode == 143
+        assert f"was cancelled: its container {container[:12]} was removed outside the launcher".encode() in err
+    else:  # the engine recorded the kill before the removal: the kill's own code
+        assert (ended["status"], ended["exit_code"], running.returncode) == ("failed", 137, 137)
+
+
+def _jobs_of(daemon: Daemon) -> list[str]:
+    with daemon.http() as client:
+        return [job["id"] for job in client.get("/v1/jobs").json()["jobs"]]

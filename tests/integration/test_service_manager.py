@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import socket
@@ -55,7 +56,12 @@ def test_ready_comes_once_every_listener_answers_and_stopping_when_sigterm_comes
     process = daemon.launch()
 
     ready = next_message(notify_socket, process)
-    assert ready == {"READY": "1", "STATUS": f"listening on {daemon.address}, https://127.0.0.1:{port}", "MAINPID": str(process.pid)}
+    # The dashboard's own listener too: --port serves TLS here, not plain HTTP on loopback.
+    status = re.fullmatch(
+        rf"listening on {re.escape(daemon.address)}, https://127\.0\.0\.1:{port}, http://127\.0\.0\.1:(\d+)", ready["STATUS"]
+    )
+    assert status is not None, ready
+    assert ready == {"READY": "1", "STATUS": ready["STATUS"], "MAINPID": str(process.pid)}
     # The migrations ran before it: the schema is in place (read from the file, not through the daemon).
     with contextlib.closing(sqlite3.connect(daemon.data_dir / "tao.db")) as db:
         assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
@@ -64,6 +70,7 @@ def test_ready_comes_once_every_listener_answers_and_stopping_when_sigterm_comes
         assert client.get("/healthz").status_code == 200
     trusting = ssl.create_default_context(cafile=str(cert))
     assert httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trusting, timeout=30).status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{status.group(1)}/healthz", timeout=30).status_code == 200
 
     process.send_signal(signal.SIGTERM)
     assert next_message(notify_socket, process)["STOPPING"] == "1"

@@ -2,7 +2,9 @@
 
 The log directory alone on a small disk, then the whole data dir (the database with it): jobs end
 with what they printed kept, reads go on, submissions are refused with 507 while nothing can be
-written, and everything recovers by itself once space returns.
+written, and everything recovers by itself once space returns. A database on a filesystem turned
+read-only is refused saying so; one deleted under the daemon stops new work, and the next daemon
+leaves the runs it cannot account for running.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from tao_server.testing.daemon import Daemon
-from tests.integration.conftest import containers_gone, job_id_of, until
+from tests.integration.conftest import containers_gone, job_containers, job_id_of, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")]
 
@@ -107,6 +109,8 @@ def test_a_full_data_disk_refuses_submissions_keeps_reads_and_recovers(new_daemo
     refused = _submit_until_refused(daemon)
     assert refused["code"] == "storage_full"
     assert f"cannot write the job table {daemon.data_dir / 'tao.db'}" in refused["message"]
+    assert "free space on that disk" in refused["message"]
+    assert _logs_without_jobs(daemon) == set()  # the refused job left no empty log behind
     assert next(job["id"] for job in _jobs(daemon)) == ticking  # reads go on
     assert daemon.tao("list", "--all").returncode == 0
 
@@ -114,6 +118,68 @@ def test_a_full_data_disk_refuses_submissions_keeps_reads_and_recovers(new_daemo
     until(lambda: _stored_status(daemon, ticking) == "error", "the kept end is written once there is room")
     again = daemon.tao("detectnet_v2", "exit", "0")
     assert (again.returncode, again.stdout) == (0, b"exiting with 0\n")
+
+
+def test_a_read_only_filesystem_is_named_as_such_never_as_a_full_disk(small_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tao_server import db
+    from tao_server.errors import StorageFull
+    from tao_server.jobs.logs import LogStore
+    from tao_server.jobs.store import JobStore
+    from tao_server.models import Job
+
+    disk = small_disks(tmp_path / "ro", 4)
+    path = disk.path / "tao.db"
+    made = db.make_engine(path)
+    db.upgrade(made)
+    with made.connect() as connection:  # a write-ahead log needs its -shm file written: a read-only disk cannot open one
+        connection.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    made.dispose()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk.path)], check=True)
+
+    with pytest.raises(StorageFull) as refused:
+        JobStore(db.make_engine(path)).insert(Job(id="refused", task="unet", image="tao-test/toolkit:1"))
+    assert f"cannot write the job table {path}: attempt to write a readonly database" in refused.value.message
+    assert "its filesystem is mounted read-only: remount it read-write" in refused.value.message
+    assert "free space" not in refused.value.message
+    with pytest.raises(StorageFull) as log_refused:
+        LogStore(disk.path).create("refused")
+    assert log_refused.value.message == (
+        f"cannot create the job's log {disk.path / 'refused.log'}: Read-only file system; "
+        "its filesystem is mounted read-only: remount it read-write"
+    )
+
+
+def test_a_database_deleted_under_the_daemon_refuses_work_and_its_runs_outlive_the_restart(
+    new_daemon, tmp_path: Path, docker_client
+) -> None:  # type: ignore[no-untyped-def]
+    daemon: Daemon = new_daemon(root=tmp_path / "d").start()
+    running = job_id_of(daemon.tao("-d", "unet", "run", "sh", "-c", "echo up; sleep 600"))
+    daemon.wait_for_output(running, b"up")
+    db = daemon.data_dir / "tao.db"
+    db.unlink()
+
+    refused = daemon.tao("detectnet_v2", "exit", "0")
+    assert refused.returncode == 125
+    assert f"the job database {db} was deleted while the daemon ran".encode() in refused.stderr
+    with daemon.http() as client:
+        health = client.get("/healthz").json()
+    assert health["status"] == "failing" and str(db) in health["database"]
+    assert f"database:  the job database {db} was deleted".encode() in daemon.tao("info").stdout
+
+    daemon.stop()
+    daemon.start()  # on a new, empty database
+    [container] = job_containers(docker_client, running)
+    assert docker_client.containers.get(container).status == "running"  # not taken for a stray: the table cannot account for it
+    shown = daemon.tao("info").stdout.decode()
+    assert f"unaccounted run: {container} (job {running}, active): not in the job table" in shown
+    with daemon.http() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def _logs_without_jobs(daemon: Daemon) -> set[str]:
+    """The log files of jobs the table does not hold."""
+    logged = {path.stem for path in (daemon.data_dir / "logs").glob("*.log")}
+    return logged - {job["id"] for job in _jobs(daemon)}
 
 
 def _submit_until_refused(daemon: Daemon) -> dict[str, str]:

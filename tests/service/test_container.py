@@ -8,13 +8,14 @@ keep the table, the logs and the running jobs.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from tao_server.testing.daemon import executable
-from tests.integration.conftest import Gates, consecutive_ticks, job_id_of, tao_as, write_mounts
+from tests.integration.conftest import Gates, consecutive_ticks, job_id_of, tao_as, until, write_mounts
 from tests.previous_release import previous_release_data_dir
 from tests.service.composed import ComposedDaemon
 
@@ -179,3 +180,35 @@ def test_the_previous_release_s_database_is_upgraded_in_the_data_volume(composed
     assert revision.stdout.strip() == head
     ran = service.tao("detectnet_v2", "argv", "after", "the", "upgrade")
     assert (ran.returncode, ran.stdout) == (0, b"after\0the\0upgrade\0")
+
+
+def test_root_s_tao_never_takes_the_socket_of_a_service_that_is_down(composed: Any) -> None:
+    service = composed().start()
+    service.stop()  # the service is down (restarting, or not yet listening): its socket directory stays
+    assert not service.socket.exists()
+    env = {key: value for key, value in os.environ.items() if key not in ("TAO_NO_AUTOSTART", "LAUNCHER_MOUNTS")}
+    env.update(HOME=str(service.home), TAO_HOST=service.address)
+    for extra in ({}, {"TAO_AUTOSTART": "1"}):  # not even when asked to start one: the directory is the service's
+        ran = subprocess.run([executable("tao"), "list"], env={**env, **extra}, capture_output=True, timeout=120)
+        assert ran.returncode == 125
+        said = ran.stderr.decode()
+        assert f"cannot reach the tao daemon at {service.address}: the service at that address is not answering" in said
+        assert "`systemctl status tao-server`" in said and "`docker compose ps`" in said
+        assert not service.socket.exists()  # nothing listens there afterwards
+    service.start()  # and the service starts again cleanly, on its own socket
+    assert service.tao("detectnet_v2", "exit", "0").returncode == 0
+
+
+def test_a_service_that_cannot_start_leaves_no_socket_behind(composed: Any) -> None:
+    service = composed(env={"TAO_SOCKET_GROUP": "tao-no-such-group"})
+    service.compose("up", "-d")
+    container = service.container()
+
+    def failed_once() -> bool:  # the engine restarts it after each failed start (restart: unless-stopped)
+        inspected = subprocess.run(["docker", "inspect", "--format", "{{.RestartCount}}", container], capture_output=True, text=True)
+        return int(inspected.stdout.strip() or 0) >= 1
+
+    until(failed_once, "the service's start failed")
+    assert "--socket-group 'tao-no-such-group': no such group" in service.server_log()
+    assert not service.socket.exists()  # a client finds nothing it could take for a daemon that is down
+    service.compose("stop", check=False)

@@ -111,10 +111,12 @@ def test_a_job_waiting_for_gpus_shows_slurm_s_reason_then_runs(on_slurm: Daemon,
 
     def pending() -> bool:
         listed = {job["id"]: job for job in json.loads(on_slurm.tao("list", "--json").stdout)}
-        return listed.get(second, {}).get("condition") == "pending in Slurm (Resources)"
+        return listed.get(second, {}).get("condition") == "pending in Slurm: Resources"
 
     wait_until(pending, "the second job shows Slurm's pending reason")
-    assert "pending in Slurm (Resources)" in on_slurm.tao("list").stdout.decode()
+    assert "queued (pending in Slurm: Resources)" in on_slurm.tao("list").stdout.decode()
+    waiting = on_slurm.job(second)
+    assert (waiting["status"], waiting["started_at"]) == ("queued", None) and waiting["container_id"]  # its Slurm job id
     gates.open("go")
     assert on_slurm.wait_for_status(second, ("succeeded",), timeout=120)["exit_code"] == 0
     firsts = on_slurm.tao("logs", first).stdout.decode().split("=")[1].strip().split(",")
@@ -170,3 +172,72 @@ def test_a_job_is_submitted_as_its_caller_and_runs_as_them(on_slurm: Daemon, slu
     on_slurm.wait_for_output(job_id, f"{uid}\n".encode())
     assert any(line.split("|")[1] == name for line in slurm_jobs(slurm) if job_id in line), slurm_jobs(slurm)
     assert tao_as(on_slurm, docker_user, "stop", job_id, groups=[docker_gid]).returncode == 0
+
+
+def test_a_pending_job_cancelled_with_scancel_ends_cancelled_and_tao_exits_non_zero(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    holder = job_id_of(on_slurm.tao("--mounts", str(gates.mounts), "--gpus", "4", "-d", "unet", "run", "sh", "-c", gates.wait("go")))
+    on_slurm.wait_for_status(holder, ("running",), timeout=120)
+    waiting = on_slurm.popen_tao("--gpus", "4", "unet", "run", "echo", "never printed")
+    wait_until(
+        lambda: any(job["status"] == "queued" and job.get("condition") for job in _jobs(on_slurm) if job["id"] != holder), "a job pends"
+    )
+    [job] = [job for job in _jobs(on_slurm) if job["id"] != holder]
+    slurm.command("scancel", job["container_id"])  # behind the daemon's back: an admin, say
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode not in (0, None) and out == b""
+    assert b"was cancelled: cancelled in Slurm, outside the launcher" in err, err
+    ended = on_slurm.job(job["id"])
+    assert (ended["status"], ended["exit_code"], ended["started_at"]) == ("cancelled", None, None)
+    assert f"Slurm job {job['container_id']} ended CANCELLED" in ended["error"]
+    gates.open("go")
+    assert on_slurm.wait_for_status(holder, ("succeeded",), timeout=120)["exit_code"] == 0
+
+
+def test_tao_stop_takes_a_pending_job_out_of_slurms_queue(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    gates = Gates(on_slurm.root / "gates")
+    gates.root.chmod(0o755)
+    holder = job_id_of(on_slurm.tao("--mounts", str(gates.mounts), "--gpus", "4", "-d", "unet", "run", "sh", "-c", gates.wait("go")))
+    on_slurm.wait_for_status(holder, ("running",), timeout=120)
+    pending = job_id_of(on_slurm.tao("--gpus", "4", "-d", "unet", "run", "echo", "never printed"))
+    wait_until(lambda: on_slurm.job(pending).get("condition") is not None, "the job pends in Slurm")
+    slurm_id = on_slurm.job(pending)["container_id"]
+    stopped = on_slurm.tao("stop", pending)
+    assert (stopped.returncode, stopped.stdout) == (0, f"{pending}: cancelled\n".encode()), stopped.stderr
+    assert on_slurm.job(pending)["error"] is None  # its owner's own cancel: nothing to explain
+    assert slurm.job(slurm_id)["JobState"] == "CANCELLED"  # out of Slurm's queue: it never runs later
+    gates.open("go")
+    assert on_slurm.wait_for_status(holder, ("succeeded",), timeout=120)["exit_code"] == 0
+    assert on_slurm.tao("logs", pending).stdout == b""
+
+
+def test_a_running_job_whose_node_fails_ends_an_error_and_leaves_no_container_once_the_node_is_back(
+    on_slurm: Daemon, slurm: SlurmCluster
+) -> None:
+    running = on_slurm.popen_tao("unet", "run", "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done")
+    wait_until(lambda: _jobs(on_slurm) != [], "the job is submitted")
+    [job] = _jobs(on_slurm)
+    on_slurm.wait_for_output(job["id"], b"tick 2\n", timeout=120)
+    wait_until(lambda: containers_of(job["id"]) != [], "the container runs")
+    with slurm.node_failure():
+        out, err = running.communicate(timeout=120)
+        assert running.returncode == 125, err
+        assert b"its node failed (Slurm job" in err and b"ended NODE_FAIL on node" in err
+        ended = on_slurm.job(job["id"])
+        assert (ended["status"], ended["exit_code"]) == ("error", 125)
+        assert containers_of(job["id"]) != []  # cut off, it runs on while the node is down...
+        shown = out  # all it printed up to the failure
+        # ...and what it prints meanwhile reaches the job's log, after its end.
+        wait_until(lambda: len(on_slurm.tao("logs", job["id"]).stdout) > len(shown), "output after the end reaches the log")
+    wait_until(lambda: containers_of(job["id"]) == [], "no container is left once the node is back", timeout=120)
+    logged = on_slurm.tao("logs", job["id"]).stdout
+    assert logged.startswith(shown)
+    ticks = logged.decode().splitlines()
+    assert ticks == [f"tick {n}" for n in range(1, len(ticks) + 1)]  # nothing lost, nothing twice
+    assert on_slurm.job(job["id"])["status"] == "error"
+
+
+def _jobs(daemon: Daemon) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = json.loads(daemon.tao("list", "--all", "--json").stdout)
+    return jobs

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 EXIT_LAUNCHER = 125
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 
 
 class LauncherOptions:
@@ -34,6 +35,7 @@ class LauncherOptions:
         time: str | None = None,
         interactive: bool | None = None,
         tty: bool | None = None,
+        notify: list[str] | None = None,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -47,6 +49,7 @@ class LauncherOptions:
         # None: as the terminal says (both when stdin and stdout are one); True or False: as given.
         self.interactive = interactive
         self.tty = tty
+        self.notify = list(notify or [])  # --notify URL, repeatable
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)
@@ -59,10 +62,41 @@ class UsageError(Exception):
     pass
 
 
-def connect(options: LauncherOptions) -> Client:
+def connect(options: LauncherOptions, check_daemon: bool = False) -> Client:
+    """The client for the daemon the options name; `check_daemon`: first warn when the daemon `tao` started
+    runs with other TAO_* settings than this environment's (once per command, not for its helpers)."""
     from tao_client.client import Client
 
-    return Client(options.host)
+    client = Client(options.host)
+    if check_daemon:
+        warn_if_settings_differ(client)
+    return client
+
+
+def warn_if_settings_differ(client: Client) -> None:
+    """Where `tao` would start a daemon itself, ask the one there (one request, answered from memory) for the
+    settings it started with, and warn on stderr when this environment gives others."""
+    from tao_client import daemon
+    from tao_client._errors import TaoClientError
+
+    if daemon.autostart_refusal(client.address) is not None:
+        return
+    try:
+        reported = client.running_daemon()
+    except TaoClientError:
+        return  # the command itself says what is wrong
+    if reported is None or reported.get("started_by") != "tao":
+        return
+    from tao_client import local_daemon
+
+    if differences := local_daemon.differences(reported):
+        print(
+            f"tao: warning: the daemon tao started for you (pid {reported.get('pid', '?')}) runs with other TAO_* settings "
+            f"than this environment's:\n  {local_daemon.describe(differences, chr(10) + '  ')}\n"
+            "  restart it to take this environment's: tao daemon restart (running jobs go on)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def error(message: str) -> None:
@@ -72,6 +106,24 @@ def error(message: str) -> None:
 def fail(message: str, code: int = EXIT_LAUNCHER) -> NoReturn:
     error(message)
     sys.exit(code)
+
+
+def write_out(data: bytes) -> None:
+    """Write all of `data` to stdout, or raise BrokenPipeError (which `main` turns into a quiet end).
+
+    A large write that breaks off when its reader goes (`| head`) says how much it wrote, not why,
+    and `print` drops that count: so much output goes here, where the next write raises.
+    """
+    sys.stdout.flush()  # what print() holds goes first
+    view = memoryview(data)
+    while view:
+        view = view[sys.stdout.buffer.write(view) :]
+    sys.stdout.buffer.flush()
+
+
+def write_text(text: str) -> None:
+    """write_out for text, in stdout's encoding."""
+    write_out(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
 
 
 def not_utf8(text: str) -> str | None:
@@ -88,8 +140,22 @@ def not_utf8(text: str) -> str | None:
     return None
 
 
-def print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell, two spaces apart; the first row is the header."""
+def print_table(rows: Sequence[tuple[str, ...]], last_width: int | None = None) -> None:
+    """Columns padded to their widest cell, two spaces apart; the first row is the header.
+
+    `last_width`: the whole line's width, which the last column is cut to fit (down to MIN_LAST
+    characters), marked with an ellipsis; None: no cut.
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    room = None if last_width is None else max(MIN_LAST, last_width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+    ellipsis = "…" if (sys.stdout.encoding or "").lower().replace("-", "") == "utf8" else "..."
+    lines = []
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        cells = list(row)
+        if room is not None and len(cells[-1]) > room:
+            cells[-1] = cells[-1][: room - len(ellipsis)] + ellipsis
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip() + "\n")
+    write_text("".join(lines))
+
+
+MIN_LAST = 20

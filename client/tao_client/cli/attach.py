@@ -113,7 +113,7 @@ def exit_code(job: Job) -> int:
         error(job.error)
         return job.exit_code or EXIT_SIGTERM
     if job.status == "cancelled":
-        print(f"tao: job {job.id} was cancelled", file=sys.stderr)
+        print(f"tao: job {job.id} was cancelled{': ' + job.error if job.error else ''}", file=sys.stderr)
         # Even a task that exits 0 on SIGTERM did not finish its work.
         return job.exit_code if job.exit_code else EXIT_SIGTERM
     return job.exit_code if job.exit_code is not None else EXIT_LAUNCHER

@@ -36,10 +36,18 @@ class Command:
 _LOGINS = "store or forget your registry login: tao login nvcr.io (--list shows yours)"
 
 COMMANDS = (
-    Command("list", "jobs queued and running (--all adds finished ones, --json)", "jobs", "list_parser", "list_jobs"),
+    Command("list", "jobs queued and running, newest first (--all adds finished ones, --json)", "jobs", "list_parser", "list_jobs"),
     Command("stop", "stop jobs: tao stop JOB_ID... | --container_id ID... | --all", "jobs", "stop_parser", "stop_jobs"),
     Command("info", "the daemon, its task manifest, the Docker engine and GPUs", "info", "info_parser", "show_info"),
+    Command("show", "one job in full: status, error, times, image, mounts, events, last output", "show", "show_parser", "show_job"),
     Command("logs", "a job's output: tao logs JOB_ID [-f]", "jobs", "logs_parser", "show_logs"),
+    Command(
+        "events",
+        "a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]",
+        "events",
+        "events_parser",
+        "show_events",
+    ),
     Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "sessions", "attach_parser", "attach_job"),
     Command(
         "port-forward",
@@ -52,7 +60,17 @@ COMMANDS = (
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
     Command("logout", _LOGINS, "images", "logout_parser", "logout"),
+    Command(
+        "notify",
+        "post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret",
+        "notify",
+        "notify_parser",
+        "manage",
+    ),
     Command("ui", "open the dashboard in a browser, signed in as you: tao ui", "ui", "ui_parser", "open_dashboard"),
+    Command(
+        "daemon", "the daemon tao starts for you: tao daemon status|start|stop|restart|logs", "daemon", "daemon_parser", "manage_daemon"
+    ),
 )
 
 _BY_NAME = {command.name: command for command in COMMANDS}
@@ -61,6 +79,18 @@ _BY_NAME = {command.name: command for command in COMMANDS}
 def find(name: str) -> Command | None:
     """The verb called `name`, or None when `name` is not a verb (it is then a task)."""
     return _BY_NAME.get(name)
+
+
+def unknown_word(word: str, tasks: list[str], groups: list[str]) -> str:
+    """What `tao WORD` says when WORD is no verb, task or group: the ones it is closest to (`tao lst`: did you mean `tao list`?)."""
+    import difflib
+
+    verbs = difflib.get_close_matches(word, [command.name for command in COMMANDS], n=2, cutoff=0.6)
+    names = difflib.get_close_matches(word, [*tasks, *groups], n=3, cutoff=0.6)
+    kind = "task" if names and not verbs else "command or task"
+    guesses = [f"`tao {verb}`" for verb in verbs] + names
+    hint = f"did you mean {' or '.join(guesses)}?" if guesses else "`tao --help` lists the commands and the daemon's tasks"
+    return f"unknown {kind} {word!r}; {hint}"
 
 
 def help_lines() -> list[tuple[str, str]]:
@@ -82,6 +112,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
 
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
-    with connect(options) as client:
+    # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
+    with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

@@ -31,6 +31,8 @@ launcher options (before the task):
   --nodes N             nodes for the job (Slurm backend)
   --time LIMIT          time limit, as Slurm writes it: MM, HH:MM:SS, D-HH[:MM[:SS]] (Slurm backend)
   --id ID               job id to use; resubmitting the same id is harmless
+  --notify URL          POST the job's start and end to URL (repeatable), beside your defaults
+                        (`tao notify add`); Slack, Mattermost and Teams webhooks show its `text`
   --mounts FILE         launcher config (default: $LAUNCHER_MOUNTS or ~/.tao_mounts.json)
   --host ADDRESS        daemon address (default: $TAO_HOST, else the local socket);
                         over http(s) the token comes from $TAO_TOKEN, a CA bundle from $TAO_CA_CERT
@@ -45,7 +47,7 @@ def print_help(options: LauncherOptions) -> int:
     print(format_usage(), end="\n\n")
     print(format_commands(), end="\n\n")
     try:
-        with connect(options) as client:
+        with connect(options, check_daemon=True) as client:
             print(format_tasks(client.tasks()), end="\n\n")
     except TaoClientError as exc:
         print(f"tasks:\n  (unavailable: {exc.message})", end="\n\n")

@@ -32,6 +32,12 @@ def show_info(client: Client, args: Namespace) -> int:
     print(f"daemon:    {client.address.url} (tao-server {daemon['version']}{pid})")
     if "data_dir" in daemon:
         print(f"data dir:  {daemon['data_dir']}")
+    if daemon.get("dashboard"):
+        print(f"dashboard: {daemon['dashboard']} (`tao ui` signs you in)")
+    if "database_error" in daemon:
+        print(f"database:  {daemon['database_error']}")
+    for run in daemon.get("unaccounted_runs", []):
+        print(f"unaccounted run: {run['run_id']} (job {run['job_id']}, {run['state']}): not in the job table; left as it is")
     print(f"manifest:  {manifest['source']} (format {manifest['format_version']}, toolkit {manifest['toolkit_version'] or 'unknown'})")
     print(f"engine:    {_engine(engine)}")
     gpus = [f"{gpu['index']} ({_gpu_holder(gpu)})" for gpu in info["gpus"]]

@@ -6,12 +6,13 @@ import json
 import sys
 from argparse import Namespace
 
-from tao_client.cli._common import EXIT_LAUNCHER, error, print_table
+from tao_client.cli._common import EXIT_LAUNCHER, error, print_table, write_out, write_text
 from tao_client.cli._parser import Parser
 from tao_client.cli.attach import attach
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any
 
     from tao_client.client import Client
@@ -21,10 +22,15 @@ if TYPE_CHECKING:
 
 
 def list_parser() -> Parser:
-    parser = Parser(prog="tao list", description="Jobs queued and running, oldest first.")
+    parser = Parser(
+        prog="tao list",
+        description="Jobs queued and running, newest first. On a terminal the COMMAND column is cut to its width; "
+        "piped, or with --no-trunc or --json, it is whole.",
+    )
     parser.add_argument("-a", "--all", action="store_true", help="include finished jobs")
-    parser.add_argument("--json", action="store_true", help="one JSON array, as the REST API returns jobs")
+    parser.add_argument("--json", action="store_true", help="one JSON array, newest first, as the REST API returns jobs")
     parser.add_argument("-n", "--limit", type=int, default=None, help="show at most this many (the newest)")
+    parser.add_argument("--no-trunc", action="store_true", help="never cut the COMMAND column")
     return parser
 
 
@@ -36,27 +42,66 @@ def list_jobs(client: Client, args: Namespace) -> int:
         found.append(job)
         if args.limit is not None and len(found) >= args.limit:
             break
-    found.reverse()
     if args.json:
-        print(json.dumps([job.data for job in found], indent=2))
+        write_text(json.dumps([job.data for job in found], indent=2) + "\n")
         return 0
-    rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "CONTAINER")]
+    rows = [("JOB ID", "TASK", "STATUS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
     rows += [
         (
             job.id,
-            " ".join(part for part in (job.data["group"], job.data["task"], job.data["subtask"]) if part),
-            job.status + _waiting(job.data),
+            " ".join(part for part in (job.data["group"], job.data["task"]) if part),
+            status_text(job.data),
             "" if job.exit_code is None else str(job.exit_code),
             job.data["created_at"][:19].replace("T", " "),
+            duration(job.data),
             (job.data["container_id"] or "")[:12],
+            command_text(job.data),
         )
         for job in found
     ]
-    print_table(rows)
+    width = None if args.no_trunc or not sys.stdout.isatty() else _terminal_width()
+    print_table(rows, last_width=width)
     return 0
 
 
+def command_text(job: dict[str, Any]) -> str:
+    """The subtask and arguments as a shell would take them back: what tells a job from its neighbours."""
+    import shlex
+
+    return shlex.join([job["subtask"], *job["args"]] if job["subtask"] else job["args"])
+
+
+def duration(job: dict[str, Any], now: datetime | None = None) -> str:
+    """How long the job has run (M:SS, H:MM:SS, or D-HH:MM:SS as Slurm writes it); "" before it starts."""
+    from datetime import UTC, datetime
+
+    if not job.get("started_at"):
+        return ""
+    end = datetime.fromisoformat(job["finished_at"]) if job.get("finished_at") else (now or datetime.now(UTC))
+    seconds = max(0, int((end - datetime.fromisoformat(job["started_at"])).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _terminal_width() -> int:
+    import os
+
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        return 80
+
+
 # -- stop ------------------------------------------------------------------------------------------
+
+
+def status_text(job: dict[str, Any]) -> str:
+    """The status, and why the job does not advance when it waits."""
+    return str(job["status"]) + _waiting(job)
 
 
 def _waiting(job: dict[str, Any]) -> str:
@@ -118,15 +163,27 @@ def stop_jobs(client: Client, args: Namespace) -> int:
 
 
 def logs_parser() -> Parser:
-    parser = Parser(prog="tao logs", description="A job's output. With -f, follow it to the end and exit with the job's exit code.")
+    parser = Parser(
+        prog="tao logs",
+        description="A job's output; for a job that has ended, exits with its exit code (and says why it ended when it printed "
+        "nothing). With -f, follow it to the end.",
+    )
     parser.add_argument("job_id", metavar="JOB_ID")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C detaches; the job goes on)")
     return parser
 
 
 def show_logs(client: Client, args: Namespace) -> int:
+    """The output so far; for a job that has ended, its exit code, and why it ended when it printed nothing."""
     if args.follow:
         return attach(client, args.job_id, cancel_on_signal=False)
-    sys.stdout.buffer.write(client.logs(args.job_id))
-    sys.stdout.buffer.flush()
-    return 0
+    from tao_client.cli.attach import exit_code
+
+    job = client.job(args.job_id)  # first: a job seen ended has all its output written
+    output = client.logs(job.id)
+    write_out(output)
+    if not job.done:
+        return 0
+    if not output and job.status not in ("error", "cancelled") and not job.error:  # exit_code() says those
+        print(f"tao: job {job.id} {job.status} with exit code {job.exit_code} and printed nothing", file=sys.stderr)
+    return exit_code(job)

@@ -10,20 +10,27 @@ import os
 import sys
 
 from tao_client.cli import commands
-from tao_client.cli._common import EXIT_LAUNCHER, LauncherOptions, UsageError, error, not_utf8
+from tao_client.cli._common import EXIT_LAUNCHER, EXIT_STDOUT_CLOSED, LauncherOptions, UsageError, error, not_utf8
 
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time")
+_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify")
 PULL_POLICIES = ("missing", "always", "never")
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = run(sys.argv[1:] if argv is None else argv)
     try:
+        code = run(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()
+    except SystemExit as exit_:  # a usage mistake or a failure, already said
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except BrokenPipeError:
+        # Whoever read stdout stopped (`tao list --all | head -3`): end quietly, as tools killed by SIGPIPE do.
+        code = EXIT_STDOUT_CLOSED
+    try:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
-    # Nothing is left to clean up: skip the interpreter's teardown, which costs a few ms per run.
+    # Nothing is left to clean up: skip the interpreter's teardown, which costs a few ms per run (and would
+    # flush a closed stdout again).
     os._exit(code)
 
 
@@ -126,6 +133,7 @@ def undecodable_argument(argv: list[str], words: list[str], options: LauncherOpt
         for option, value in (("--id", options.job_id), ("--gpus", options.gpus), ("--time", options.time))
         if value is not None
     ]
+    named += [("--notify", url) for url in options.notify]
     for name, text in named:
         if (shown := not_utf8(text)) is not None:
             return f"{name} '{shown}' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
@@ -148,6 +156,8 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         options.time = value  # the daemon reads Slurm's forms (MM, HH:MM:SS, D-HH:MM, ...) and names what is wrong
     elif name == "--id":
         options.job_id = value
+    elif name == "--notify":
+        options.notify.append(value)  # the daemon checks the URL and says what is wrong with it
     elif name == "--mounts":
         options.mounts = value
     elif name == "--host":

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from tao_client.client import Client
 
 DONE_STATUSES = ("Pull complete", "Already exists", "pulled")
+POLL = 0.25  # seconds between looks while a pull shows progress
+QUIET_POLL = 5.0  # the longest between looks while nothing happens (a job pending for hours in a cluster's queue)
 
 
 def view() -> PlainView | RichView:
@@ -110,6 +112,7 @@ class PullWatcher(threading.Thread):
             return
         shown: PlainView | RichView | None = None
         after = 0
+        pause = POLL
         try:
             with self._connect() as client:
                 while True:
@@ -120,7 +123,9 @@ class PullWatcher(threading.Thread):
                         shown = shown or view()
                         shown.update(event["data"])
                     after = page["next_after"]
-                    if client.job(self._job_id).status not in ("queued", "pulling") or self._stopped.wait(0.25):
+                    # Back off while nothing comes, so that clients waiting in a long queue cost the daemon little.
+                    pause = POLL if page["events"] else min(pause * 2, QUIET_POLL)
+                    if client.job(self._job_id).status not in ("queued", "pulling") or self._stopped.wait(pause):
                         return
         except TaoClientError:
             return  # the output stream reports a lost daemon; progress is best effort

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tao_client import launch_config
-from tao_client.cli._common import LauncherOptions, UsageError, connect, fail, not_utf8
+import sys
+
+from tao_client.cli import notes
+from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
 from tao_client.cli.attach import attach
 from tao_client.cli.help import print_task_help
 
@@ -11,12 +13,15 @@ TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from tao_client.client import Client, Job
+
 
 def run_task(options: LauncherOptions, words: list[str]) -> int:
-    with connect(options) as client:
+    with connect(options, check_daemon=True) as client:
         tasks = client.tasks()
         try:
             group, task, rest = split_words(tasks, words)
+            known(tasks, group, task)
         except UsageError as exc:
             fail(str(exc))
         info = _find(tasks, group, task)
@@ -32,24 +37,7 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
                 return 0
             rest = ["--help"]  # the manifest knows no subtasks: ask the task itself
         subtask, args = (None, rest) if rest[0].startswith("-") else (rest[0], rest[1:])
-        config, source = launch_config.read(options.mounts)
-        job = client.submit(
-            task,
-            subtask,
-            args,
-            group=group,
-            launch_config=config,
-            # Only named in messages: a path that is not UTF-8 goes as its readable form, which a request can carry.
-            launch_config_source=source if source is None else (not_utf8(source) or source),
-            gpus=options.gpus,
-            gpu_indices=options.gpu_indices,
-            job_id=options.job_id,
-            pull=options.pull,
-            nodes=options.nodes,
-            time=options.time,
-            interactive=interactive,
-            tty=tty,
-        )
+        job = _submit(client, options, group, task, subtask, args, interactive, tty)
         if options.detach:
             print(job.id)
             return 0
@@ -65,6 +53,50 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
         if not wait_for_start(client, job.id, progress):
             return attach(client, job.id, cancel_on_signal=True)  # it ended first: show how
         return session(client, job.id, tty=tty, offset=0)
+
+
+def _submit(
+    client: Client,
+    options: LauncherOptions,
+    group: str | None,
+    task: str,
+    subtask: str | None,
+    args: list[str],
+    interactive: bool,
+    tty: bool,
+) -> Job:
+    """Submit as the SDK does (it reads the launcher config), and say on stderr what the SDK warns of."""
+    import warnings
+
+    from tao_client._errors import LaunchWarning, NoLaunchConfig
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", LaunchWarning)
+        job = client.submit(
+            task,
+            subtask,
+            args,
+            group=group,
+            launch_config=options.mounts,  # None: $LAUNCHER_MOUNTS or ~/.tao_mounts.json, as the SDK reads it
+            gpus=options.gpus,
+            gpu_indices=options.gpu_indices,
+            job_id=options.job_id,
+            pull=options.pull,
+            nodes=options.nodes,
+            time=options.time,
+            interactive=interactive,
+            tty=tty,
+            notify=options.notify,
+        )
+    missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]
+    if missing:
+        notes.say_once("no-launch-config", str(missing[0].message))
+    elif options.mounts is None:
+        notes.forget("no-launch-config")
+    for warning in said:
+        if isinstance(warning.message, LaunchWarning) and not isinstance(warning.message, NoLaunchConfig):
+            print(f"tao: warning: {warning.message}", file=sys.stderr)
+    return job
 
 
 def terminal_modes(options: LauncherOptions, daemon_attaches: bool = True) -> tuple[bool, bool]:
@@ -93,6 +125,18 @@ def split_words(tasks: dict[str, Any], words: list[str]) -> tuple[str | None, st
             raise UsageError(f"usage: tao {words[0]} <task> <subtask> [args...]; tasks in {words[0]}: {', '.join(names)}")
         return words[0], words[1], words[2:]
     return None, words[0], words[1:]
+
+
+def known(tasks: dict[str, Any], group: str | None, name: str) -> None:
+    """UsageError for a first word that is neither a verb, a group nor a task, with the names it is closest to.
+
+    A task of a group that lacks it is the daemon's to refuse: it names the group's tasks.
+    """
+    if group is not None or any(task["name"] == name for task in tasks["tasks"]):
+        return
+    from tao_client.cli import commands
+
+    raise UsageError(commands.unknown_word(name, sorted({task["name"] for task in tasks["tasks"]}), tasks["groups"]))
 
 
 def _find(tasks: dict[str, Any], group: str | None, name: str) -> dict[str, Any] | None:

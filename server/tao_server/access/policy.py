@@ -18,6 +18,7 @@ The file (TOML) grants options and narrows mounts per user and per group:
     max_nodes = 2                      # nodes one job may ask for (Slurm backend)
     max_time = "24:00:00"              # the longest time limit a job may give; then it must give one
     shares = 1                         # each user's weight in fair share (the GPU line's order)
+    notify_to = ["hooks.corp.example", "127.0.0.1:9000"]   # opens these to notifications (notify/)
 
     [user.alice]
     allow = ["privileged", "devices"]
@@ -32,7 +33,7 @@ The file (TOML) grants options and narrows mounts per user and per group:
     half_life = "1-00:00:00"           # GPU-seconds used count half after this long (default a day)
 
 A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[group.NAME]` they
-belong to; each cap (`max_gpus`, `max_nodes`, `max_time`) and `shares` is the user's own if set,
+belong to (`notify_to` too, which binds admins as well: a notification is the daemon's own request); each cap (`max_gpus`, `max_nodes`, `max_time`) and `shares` is the user's own if set,
 else the largest of their groups', else the default's (shares: 1).
 
 Fair share (jobs/fair_share.py, jobs/gpu_line.py) orders the GPU line by each user's GPU-seconds
@@ -55,6 +56,7 @@ from tao_server import time_limits
 from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.paths import is_loopback, within
 from tao_server.errors import InvalidRequest, PolicyError, PolicyRefusal
+from tao_server.notify.addresses import Destination, parse_destination
 
 # Each grant is named after the DockerOptions key it unlocks.
 GRANTS = {
@@ -68,7 +70,7 @@ GRANTS = {
     "ports": "host ports below 1024 or bound to an address other than loopback",
     "ulimits": "ulimits that raise scheduling priority (rtprio, nice) or lift the per-user process limit (nproc)",
 }
-_RULE_KEYS = ("allow", "mount_roots", "max_gpus", "max_nodes", "max_time", "shares")
+_RULE_KEYS = ("allow", "mount_roots", "max_gpus", "max_nodes", "max_time", "shares", "notify_to")
 _FAIR_SHARE_KEYS = ("half_life",)
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
 _DEFAULT_NETWORKS = ("bridge", "none", "default")
@@ -87,6 +89,8 @@ class Rules:
     max_nodes: int | None = None
     max_time: int | None = None  # seconds; a job must then give a time limit within it
     shares: float = 1.0  # weight in fair share: usage is divided by it
+    # Hosts and addresses notifications may reach although they are loopback, private or the daemon's own.
+    notify_to: tuple[Destination, ...] = ()
     sources: tuple[str, ...] = ("no policy file",)  # the sections they came from, for messages
 
 
@@ -102,6 +106,7 @@ class _Rule:
     max_nodes: int | None = None
     max_time: int | None = None
     shares: float | None = None
+    notify_to: tuple[Destination, ...] = ()
 
 
 @dataclass
@@ -130,6 +135,7 @@ class Policy:
         return Rules(
             allow=frozenset().union(*(rule.allow for _, rule in sections)),
             mount_roots=tuple(dict.fromkeys(root for _, rule in sections for root in rule.mount_roots)),
+            notify_to=tuple(dict.fromkeys(pattern for _, rule in sections for pattern in rule.notify_to)),
             sources=tuple(f"[{name}]" for name, _ in sections),
             shares=self._cap("shares", user_rule, group_rules) or 1.0,
             **{cap: self._cap(cap, user_rule, group_rules) for cap in _CAPS},
@@ -239,7 +245,33 @@ def _rule(path: Path, section: str, raw: Any) -> _Rule:
         raise PolicyError(f"{path}: [{section}] shares = {shares!r}: must be a number above 0 (a user's weight in fair share)")
     # Roots are compared with resolved mount sources, so resolve them too.
     real_roots = tuple(os.path.realpath(root) for root in roots)
-    return _Rule(frozenset(allow), real_roots, cap, nodes, _max_time(path, section, raw), float(shares) if shares is not None else None)
+    return _Rule(
+        frozenset(allow),
+        real_roots,
+        cap,
+        nodes,
+        _max_time(path, section, raw),
+        float(shares) if shares is not None else None,
+        _notify_to(path, section, raw),
+    )
+
+
+def _notify_to(path: Path, section: str, raw: dict[str, Any]) -> tuple[Destination, ...]:
+    """`notify_to`: host or host:port patterns, addresses and networks notifications may reach though they are not public."""
+    patterns = raw.get("notify_to", [])
+    if not isinstance(patterns, list) or not all(isinstance(pattern, str) for pattern in patterns):
+        raise PolicyError(f'{path}: [{section}] notify_to = {patterns!r}: must be a list of strings such as "hooks.corp.example:443"')
+    parsed = []
+    for pattern in patterns:
+        try:
+            parsed.append(parse_destination(pattern))
+        except ValueError as exc:
+            raise PolicyError(
+                f"{path}: [{section}] notify_to: {pattern!r}: {exc}; give a host name (* matches any part), an address or "
+                'a network, each with :PORT or not ("hooks.corp.example", "*.corp.example:8443", "127.0.0.1:9000", '
+                '"10.0.0.0/8", "[fd00::1]:443")'
+            ) from None
+    return tuple(parsed)
 
 
 def _max_time(path: Path, section: str, raw: dict[str, Any]) -> int | None:

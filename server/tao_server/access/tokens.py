@@ -49,6 +49,18 @@ class TokenStore:
             session.commit()
             return True
 
+    def named(self, uid: int) -> Caller | None:
+        """The caller tokens of `uid` act as (the first made), without admin rights; None when no token has that uid.
+
+        For what a user who has no local account may do when they are not calling: their job's notifications.
+        """
+        query = select(ApiToken).where(col(ApiToken.uid) == uid).order_by(col(ApiToken.created_at)).limit(1)
+        with Session(self._engine) as session:
+            token = session.exec(query).first()
+        if token is None:
+            return None
+        return Caller(uid=token.uid, gid=token.gid, admin=False, groups=_local_groups(token.user, token.uid, token.gid), name=token.user)
+
     def caller_for(self, text: str) -> Caller | None:
         """The caller a presented token acts as; None for a malformed, unknown or revoked one."""
         if not text.startswith(PREFIX):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -21,6 +22,8 @@ from tao_server.images.service import ImageService
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.jobs.sessions import JobSessions
+from tao_server.notify.sender import Sender
+from tao_server.notify.service import NotifyService
 from tao_server.settings import Settings
 from tao_server.system import SystemService
 from tao_server.ui.sessions import COOKIE, UiSessions
@@ -41,7 +44,11 @@ class Services:
     tokens: TokenStore
     system: SystemService
     ui: UiSessions
+    notify: NotifyService
+    sender: Sender  # for the lifespan's clean-up
     ui_address: str | None  # a plain HTTP listener on loopback, where `tao ui`'s links point; None: there is none
+    # The uid owning the client's end of a loopback TCP connection (client, server): access/tcp_peer.py.
+    loopback_owner: Callable[[tuple[str, int], tuple[str, int]], int | None]
 
 
 # The dependencies below only look things up: async, so that FastAPI runs them on the event loop
@@ -56,6 +63,10 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
     return (await get_services(connection)).jobs
+
+
+async def get_notify(connection: HTTPConnection) -> NotifyService:
+    return (await get_services(connection)).notify
 
 
 async def get_images(connection: HTTPConnection) -> ImageService:
@@ -119,4 +130,5 @@ get_caller = CallerScheme()
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
+NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,17 +1,22 @@
 """/openapi.json, /docs and /redoc: the API's reference, for callers the daemon knows (as every route but /healthz).
 
-The pages carry the document inside them, so a page fetched with a token (`curl -H "Authorization:
-Bearer ..." .../docs > api.html`) shows the reference without a second request, which a browser
-could not make with the token.
+Each page is whole in itself: the document, and the viewer's script and stylesheet (vendored from
+npm into `viewers/`, see scripts/vendor_web.py) as data: URLs. A page fetched with a token
+(`curl -H "Authorization: Bearer ..." .../docs > api.html`) then shows the reference with no second
+request, which a browser could not make with the token, and on a box that reaches no CDN. Data URLs
+rather than inline scripts: the bundles hold `<!--` in their regular expressions, which an HTML
+parser reads inside a script element as the start of an escaped section.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -57,7 +62,11 @@ both have ended, with 1011 if the connection broke, 1001 when the job ends. `tao
 opens one per local connection.
 """
 
-REDOC_JS = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
+# Nothing but what the page carries: the viewers would otherwise fetch a logo or fonts from their makers' CDNs.
+_OFFLINE = (
+    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; script-src data: 'unsafe-inline'; "
+    "style-src data: 'unsafe-inline'; img-src data:; font-src data:; worker-src blob:; connect-src 'none'\">"
+)
 _FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"
 
 
@@ -69,17 +78,29 @@ def openapi(request: Request) -> JSONResponse:
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     app: FastAPI = request.app
-    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API", swagger_ui_parameters={"spec": app.openapi()})
+    return HTMLResponse(
+        f"<!DOCTYPE html>\n<html><head><title>{app.title} API</title><meta charset='utf-8'/>{_OFFLINE}"
+        f"<link rel='stylesheet' href='{_data_url('swagger-ui.css', 'text/css')}'></head><body>"
+        f"<div id='swagger-ui'></div><script src='{_data_url('swagger-ui-bundle.js', 'text/javascript')}'></script>"
+        f"<script>SwaggerUIBundle({{spec: {_html_safe(app.openapi())}, dom_id: '#swagger-ui'}})</script></body></html>"
+    )
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     app: FastAPI = request.app
     return HTMLResponse(
-        f"<!DOCTYPE html>\n<html><head><title>{app.title} API</title><meta charset='utf-8'/></head><body>"
-        f"<div id='redoc'></div><script src='{REDOC_JS}'></script>"
+        f"<!DOCTYPE html>\n<html><head><title>{app.title} API</title><meta charset='utf-8'/>{_OFFLINE}</head><body>"
+        f"<div id='redoc'></div><script src='{_data_url('redoc.standalone.js', 'text/javascript')}'></script>"
         f"<script>Redoc.init({_html_safe(app.openapi())}, {{}}, document.getElementById('redoc'))</script></body></html>"
     )
+
+
+@cache
+def _data_url(name: str, media_type: str) -> str:
+    """A vendored viewer file as a data: URL, read once (a megabyte or two: the pages are rarely fetched)."""
+    data = resources.files("tao_server.api").joinpath("viewers", name).read_bytes()
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def document(app: FastAPI) -> dict[str, Any]:

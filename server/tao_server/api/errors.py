@@ -32,7 +32,8 @@ _MEANINGS = {
     429: "The caller, or the job, has as many sessions open as the daemon allows (TAO_MAX_SESSIONS_PER_USER, _PER_JOB)",
     502: "The backend (the Docker engine) answered with a failure",
     503: "The backend (the Docker engine) does not answer at all (jobs wait for it), or the daemon is stopping",
-    507: "The daemon cannot write its database or a file of its own (a full disk); `message` names the path",
+    507: "The daemon cannot write its database or a file of its own (a full or read-only disk, a database file deleted "
+    "or replaced under it); `message` names the path and what is wrong",
 }
 
 

@@ -31,9 +31,14 @@ def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Re
     """Record a job and return at once; a runner starts it. Resubmitting the same `id` returns the existing job.
 
     Over the Unix socket, the container runs as the caller's uid:gid unless `DockerOptions.user` says otherwise.
+    An argument naming a host path under a mount's source, outside every destination, is refused (422,
+    `host_path_argument`, `field` `args[N]`, the container's path in the message); `warnings` in the answer
+    name what the request risks, such as a results dir outside every mount.
     """
-    job, created = jobs.submit(request, caller)
-    return _json(jobs.public(job), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    job, created, warnings = jobs.submit(request, caller)
+    shown = jobs.public(job)
+    shown.warnings = warnings
+    return _json(shown, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get("", response_model=JobPage, responses=responses(422))

@@ -26,6 +26,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["logs"], route_class=JsonRoute)
 SERVICE_RESTART = 1012  # a websocket's close code when the daemon stops: its client follows again once it is back
 MAX_OFFSET = 2**62  # past any log, and below 2**63, where a file position overflows (jobs/logs.py reads past the end as nothing)
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from; past the end: no bytes")]
+Tail = Annotated[
+    int | None, Query(ge=1, le=MAX_OFFSET, description="only the last this many bytes (then `offset` is not used): `tao show`'s last lines")
+]
 
 
 class LogText(StreamingResponse):
@@ -40,8 +43,8 @@ class LogText(StreamingResponse):
     response_class=Response,
     responses={200: {"description": "The output", "content": {"text/plain": {"schema": {"type": "string"}}}}, **responses(404, 422)},
 )
-def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False) -> LogText:
-    """The job's output from byte `offset`; with `follow`, the stream stays open until the job ends.
+def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False, tail: Tail = None) -> LogText:
+    """The job's output from byte `offset` (with `tail`: its last `tail` bytes); with `follow`, the stream stays open until the job ends.
 
     The same path is a websocket (`ws://`, and the same token over TCP). It replays from `offset`
     and follows: the output as binary frames, the text frame `{"type": "heartbeat"}` while the
@@ -49,6 +52,8 @@ def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset
     `{"type": "end", "status", "exit_code", "error"}`, then a normal close. For a job the caller
     may not see: `{"type": "error", "code", "message", "field"}`, and close code 4404.
     """
+    if tail is not None:
+        offset = max(0, jobs.size_of_log(job_id, caller) - tail)
     if follow:
         return LogText(_without_heartbeats(jobs.follow_log(job_id, caller, offset, heartbeat=None)))
     return LogText(jobs.read_log(job_id, caller, offset))

@@ -1,4 +1,4 @@
-"""/v1/tasks, /v1/info and /healthz."""
+"""/v1/tasks, /v1/info, /v1/daemon and /healthz."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ async def healthz(services: ServicesDep) -> dict[str, str]:
 @router.get("/v1/tasks", response_model=TasksPublic)
 async def list_tasks(services: ServicesDep) -> TasksPublic:
     return services.system.tasks()
+
+
+@router.get("/v1/daemon")
+async def daemon(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    """The daemon's process, from memory (cheap: `tao` asks before its commands): version, listeners, dashboard, manifest.
+
+    An admin's answer (the daemon's own user, root) adds its `pid`, `data_dir`, `started_by` ("tao" when
+    the CLI started it), `log`, `service_manager`, and the `environment` (TAO_* variables) and `cwd` it
+    started with.
+    """
+    return services.system.process(caller)
 
 
 @router.get("/v1/info", responses=responses(422))

@@ -4,10 +4,11 @@ The runner knows jobs, not containers. A backend takes a `LaunchSpec` (image, ar
 environment, options, devices, owner) and gives back a `Run`, a handle on that job's execution:
 
     run = backend.prepare(spec)      # everything short of starting: may raise ImageMissing
-    run.start()                      # once; from here the job runs, its output captured from byte 0
+    run.start()                      # once; from here the job is the backend's, its output captured from byte 0
+    run.wait_running()               # True once it runs; a backend that queues jobs (Slurm) holds here meanwhile
     for chunk in run.output(offset): # the output from `offset`, as it comes, until the run ends
         ...
-    end = run.wait()                 # RunExit: the exit code, and why the entrypoint failed if it did
+    end = run.wait()                 # RunExit: the exit code, why the entrypoint failed, who ended it if not the task
     run.cancel(grace)                # SIGTERM, then SIGKILL after `grace` seconds; returns once it ended
     run.release()                    # kill it if it still runs, then free what it holds; idempotent
 
@@ -20,6 +21,14 @@ after the run ended: output can be read again from any offset until the run is r
 `cancel` at any time (on a run not started it does nothing); `release` at any time, and after it
 nothing but `release`. `wait` names an entrypoint that could not run whether or not anyone read
 the output first.
+
+A run that did not end by itself says so: `RunExit.interrupted` names the status its job ends
+with (cancelled, failed or error) and why, in the backend's words: a Slurm job cancelled with
+`scancel`, preempted or timed out, a node that failed, a container removed behind the daemon's
+back. Such an end is never a success, whatever exit code the task left. When the task may outlive
+that end (its node failed, and a node that comes back may still run it), `RunExit.cut` says so:
+`output(offset)` read after `wait` then goes on until the task is gone, and `release` keeps what
+the run holds until then.
 
 Errors are the backend's own types from tao_server.errors: BackendUnavailable when the engine
 cannot be reached at all, BackendError when it answers with a failure, LaunchFailure (exit code
@@ -37,17 +46,21 @@ How the two engines fit:
     step        Docker (backends/docker)                     Slurm (backends/slurm)
     prepare     create the container (ImageMissing, ports)   write the batch script into the job's dir
     start       attach to its output, then start it           sbatch --parsable as the owner; the job id is the run id
+    wait_running  at once                                      while Slurm has the job PENDING
     output      the attach stream; after a restart the        the job's output file in the shared dir,
                 engine's log, replayed from `offset`          read from `offset` as it grows
-    wait        the engine's wait; tini names exec failures   the exit code the script recorded; the state from one
-                                                              batched squeue per tick (scontrol/sacct once a job
+    wait        the engine's wait; tini names exec failures;  the exit code the script recorded, and Slurm's end
+                a container removed behind the daemon's       state where the task did not end by itself (CANCELLED,
+                back is `interrupted`                         NODE_FAIL, TIMEOUT, ...: slurm/ends.py); the state from
+                                                              one batched squeue per tick (scontrol/sacct once a job
                                                               leaves it); two empty answers before "lost"
     cancel      docker stop with the grace period             scancel --batch TERM (the script's docker stop takes
                                                               the grace), scancel after it
-    release     remove the container                          scancel if it runs; the job's dir goes
+    release     remove the container                          scancel if it runs; the job's dir goes (after a node
+                                                              failure, once the node is back and swept)
     adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
     images      pull, login, inspect on the engine            None: the nodes pull images themselves
-    places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits
+    places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits, its queue
                 time limits (jobs/gpu_line.py, runner.py)
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
@@ -60,10 +73,12 @@ run, what interactive sessions need (`AttachableRun`): its standard input and te
 the daemon without publishing anything on the host. A batch backend (Slurm) offers neither, and
 the job service refuses `-i`/`-t` and port-forwards there with a message that says so.
 
-What the job core still assumes: a job reads `running` from the moment `start` returns (on
-Slurm it may still be pending: `Run.condition()` says so, "pending in Slurm (Resources)"); mount
-pins are for a backend on this host (`mount_namespace_pid`); pull progress events are Docker's
-JSON lines.
+A backend that queues jobs itself ("queue" in `Backend.places`: Slurm) may hold a started run
+before it runs: its job reads `queued` meanwhile, with the backend's reason as its condition
+("pending in Slurm: Resources"), and `running` once `wait_running` returns.
+
+What the job core still assumes: mount pins are for a backend on this host
+(`mount_namespace_pid`); pull progress events are Docker's JSON lines.
 """
 
 from __future__ import annotations
@@ -105,11 +120,23 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True)
-class RunExit:
-    """How a run ended: its exit code, and `failure` when the entrypoint could not run (126/127)."""
+class Interruption:
+    """Who or what ended a run that did not end by itself: the status its job ends with, and why."""
 
-    exit_code: int
+    status: Literal["cancelled", "failed", "error"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunExit:
+    """How a run ended: its exit code (None: the task never ran), `failure` when the entrypoint could
+    not run (126/127), `interrupted` when something else than the task ended it, and `cut` when the
+    task may outlive this end (its node failed): output read after it goes on until the task is gone."""
+
+    exit_code: int | None
     failure: str | None = None
+    interrupted: Interruption | None = None
+    cut: bool = False
 
 
 class OutputStream(Protocol):
@@ -130,6 +157,11 @@ class Run(Protocol):
 
     def start(self) -> None: ...
 
+    def wait_running(self) -> bool:
+        """Return once the run runs (True) or ended without ever running (False). A backend that queues
+        its runs ("queue" in Backend.places) holds here while they wait; the others return at once."""
+        ...
+
     def output(self, offset: int = 0) -> OutputStream: ...
 
     def wait(self) -> RunExit: ...
@@ -139,7 +171,7 @@ class Run(Protocol):
     def release(self) -> None: ...
 
     def condition(self) -> str | None:
-        """Why the run does not advance, as its backend says ("pending in Slurm (Resources)"); None when it does."""
+        """Why the run does not advance, as its backend says ("pending in Slurm: Resources"); None when it does."""
         ...
 
 
@@ -221,7 +253,8 @@ class Backend(Protocol):
     # What the backend decides itself instead of the daemon: "gpus" (it allocates devices: the
     # daemon's GPU line is not used and LaunchSpec.gpu_count says how many), "nodes" (jobs may span
     # several), "time" (it enforces LaunchSpec.time_limit; without it, the daemon stops a job at its
-    # limit). A single engine (Docker): none of them.
+    # limit), "queue" (it queues jobs: a started run may wait there before it runs, Run.wait_running).
+    # A single engine (Docker): none of them.
     places: frozenset[str]
     # Whether its runs are AttachableRun: a terminal attaches to them, their ports are reached.
     attaches: bool

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tao_server import disk
 from tao_server.access.caller import Caller
 from tao_server.errors import CredentialFileUnreadable, StorageFull
 
@@ -121,7 +122,7 @@ class CredentialStore:
                 json.dump({"version": FORMAT_VERSION, "users": users}, file, indent=2, sort_keys=True)
             os.replace(temporary, self.path)  # all or nothing: a full disk leaves the old file whole
         except OSError as exc:
-            raise StorageFull(f"cannot write the stored logins {self.path}: {exc.strerror}; free space on that disk") from None
+            raise StorageFull(f"cannot write the stored logins {self.path}: {exc.strerror}; {disk.advice(self.path, exc.errno)}") from None
 
 
 def _key(owner: int | None) -> str:

@@ -5,18 +5,21 @@ Reads NVIDIA's launcher config formats:
   2.0  dockers.<image>.<tag> = {docker_registry, docker_digest?, tasks}
   3.0  task_group.<group>.dockers.<image>.<tag> = {docker_registry, docker_digest?, tasks}
 Each tag entry may also carry `subtasks: {task: [names]}`, which `tao <task> --help` lists;
-NVIDIA's launcher ignores that key, so a file stays usable by both.
+NVIDIA's launcher ignores that key, so a file stays usable by both. Each image's registry, name,
+tag and digest must parse as the engine parses references (reference.py): an error names the key.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tao_server.errors import ManifestError, UnknownTask
+from tao_server.images import reference
 
 BUNDLED_SOURCE = "bundled default manifest"
 
@@ -58,14 +61,19 @@ class Manifest:
             if spec is None:
                 known = sorted(name for g, name in self.tasks if g == group)
                 if group not in self.groups:
-                    raise UnknownTask(f"unknown task group {group!r}; groups: {', '.join(self.groups) or 'none'}", field="group")
-                raise UnknownTask(f"task group {group!r} has no task {task!r}; its tasks: {', '.join(known)}", field="task")
+                    raise UnknownTask(
+                        f"unknown task group {group!r};{did_you_mean(group, self.groups)} groups: {', '.join(self.groups) or 'none'}",
+                        field="group",
+                    )
+                raise UnknownTask(
+                    f"task group {group!r} has no task {task!r};{did_you_mean(task, known)} its tasks: {', '.join(known)}", field="task"
+                )
             return spec
         for (_, name), spec in self.tasks.items():
             if name == task:
                 return spec
         known = sorted({name for _, name in self.tasks})
-        raise UnknownTask(f"unknown task {task!r}; known tasks: {', '.join(known)}", field="task")
+        raise UnknownTask(f"unknown task {task!r};{did_you_mean(task, known)} known tasks: {', '.join(known)}", field="task")
 
     def images(self) -> list[TaskImage]:
         return sorted({spec.image for spec in self.tasks.values()}, key=lambda image: image.reference)
@@ -73,6 +81,14 @@ class Manifest:
     def tasks_of(self, image: TaskImage) -> list[str]:
         """The names of the tasks that run in `image`, sorted."""
         return sorted({spec.name for spec in self.tasks.values() if spec.image == image})
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' did you mean X?' for the known names closest to a mistyped one; "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" did you mean {' or '.join(close)}?" if close else ""
 
 
 def load(path: Path | None) -> Manifest:
@@ -100,7 +116,7 @@ def parse(text: str, source: str) -> Manifest:
         for image_name, entry in reader.object(data, "dockers").items():
             key = f"dockers.{image_name}"
             reader.expect(entry, dict, key, "an object")
-            _add_tag(reader, manifest, None, image_name, reader.string(entry, "docker_tag", key), entry, key)
+            _add_tag(reader, manifest, None, (image_name, key), (reader.string(entry, "docker_tag", key), f"{key}.docker_tag"), entry, key)
     elif version == "2.0":
         _add_dockers(reader, manifest, None, reader.object(data, "dockers"), "dockers")
     else:
@@ -143,15 +159,21 @@ def _add_dockers(reader: _Reader, manifest: Manifest, group: str | None, dockers
         reader.expect(tags, dict, image_key, "an object mapping tags to {docker_registry, tasks}")
         for tag, entry in tags.items():
             reader.expect(entry, dict, f"{image_key}.{tag}", "an object")
-            _add_tag(reader, manifest, group, image_name, tag, entry, f"{image_key}.{tag}")
+            _add_tag(reader, manifest, group, (image_name, image_key), (tag, f"{image_key}.{tag}"), entry, f"{image_key}.{tag}")
 
 
-def _add_tag(reader: _Reader, manifest: Manifest, group: str | None, image_name: str, tag: str, entry: dict[str, Any], key: str) -> None:
+def _add_tag(
+    reader: _Reader, manifest: Manifest, group: str | None, name: tuple[str, str], tag: tuple[str, str], entry: dict[str, Any], key: str
+) -> None:
+    """The tasks of one image tag; `name` and `tag` are (value, the key that holds it), for errors."""
     image = TaskImage(
         registry=reader.string(entry, "docker_registry", key, allow_empty=True),
-        repository=image_name,
-        tag=tag,
+        repository=name[0],
+        tag=tag[0],
         digest=_opt_str(entry.get("docker_digest")),
+    )
+    _check_reference(
+        reader, image, {"registry": f"{key}.docker_registry", "repository": name[1], "tag": tag[1], "digest": f"{key}.docker_digest"}
     )
     tasks = entry.get("tasks")
     if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
@@ -168,6 +190,18 @@ def _add_tag(reader: _Reader, manifest: Manifest, group: str | None, image_name:
             )
         # A task listed twice in one group: the first entry wins, as in NVIDIA's launcher order.
         manifest.tasks.setdefault((group, task), TaskSpec(group, task, image, tuple(known)))
+
+
+def _check_reference(reader: _Reader, image: TaskImage, keys: dict[str, str]) -> None:
+    """ManifestError naming the key and value of the piece of `image` the engine could not parse."""
+    problem = reference.problems(image.registry, image.repository, image.tag, image.digest)
+    if problem is None:
+        return
+    value = {"registry": image.registry, "repository": image.repository, "tag": image.tag, "digest": image.digest}[problem.piece]
+    key = keys[problem.piece]
+    raise ManifestError(
+        f"{reader.source}: {key}: {value!r} is not an image reference the engine can parse: {problem.why}", field=key, source=reader.source
+    )
 
 
 def _opt_str(value: Any) -> str | None:

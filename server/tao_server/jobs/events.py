@@ -1,7 +1,9 @@
 """Per-job event files: what happened to a job beside its output, such as image pull progress.
 
 One JSON object a line in `logs/JOB.events`, numbered from 1; readers ask for the events after
-the last number they saw, so a dashboard can poll and a late reader can replay.
+the last number they saw, so a dashboard can poll and a late reader can replay. Types: `pull`
+(progress), `gpus` (the devices given), `image` (the image the job started from: id, digests),
+`time_limit`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tao_server.backends import ImageStore
+from tao_server.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +30,13 @@ class EventLog:
     def path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.events"
 
-    def append(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
-        """Add an event; one the disk cannot take is lost with a warning (events are a courtesy, output is not)."""
+    def append(self, job_id: str, kind: str, data: dict[str, Any], late: bool = False) -> None:
+        """Add an event; one the disk cannot take is lost with a warning (events are a courtesy, output is not).
+
+        `late`: it may come after the job's end (`forget`), so its number is kept only if one already is.
+        """
         with self._lock:
+            kept = job_id in self._next
             seq = self._next.get(job_id) or self._count(job_id) + 1
             line = json.dumps({"seq": seq, "time": round(time.time(), 3), "type": kind, "data": data})
             try:
@@ -36,7 +45,8 @@ class EventLog:
             except OSError as exc:
                 log.warning("job %s: an event is lost, %s cannot be written: %s", job_id, self.path(job_id), exc.strerror)
                 return
-            self._next[job_id] = seq + 1
+            if kept or not late:
+                self._next[job_id] = seq + 1
 
     def after(self, job_id: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         try:
@@ -66,3 +76,14 @@ def _parsed(line: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return event
+
+
+def record_image(events: EventLog, images: ImageStore | None, job_id: str, image: str) -> None:
+    """An `image` event: the id and digests of the image the job started from, which a later pull may change."""
+    try:
+        summary = images.summary(image) if images is not None else None
+    except BackendError as exc:
+        log.info("job %s: its image %s could not be described: %s", job_id, image, exc.message)
+        return
+    if summary is not None:
+        events.append(job_id, "image", {"reference": image, "id": summary.id, "digests": summary.digests}, late=True)

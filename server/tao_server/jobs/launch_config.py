@@ -59,6 +59,9 @@ class LaunchConfig:
     mounts: list[dict[str, Any]] = field(default_factory=list)
     envs: dict[str, str] = field(default_factory=dict)
     docker_options: dict[str, Any] = field(default_factory=lambda: {"shm_size": DEFAULT_SHM_SIZE})
+    # Each mount's source as the file gives it (normalised, symlinks kept): users write paths in
+    # their arguments that way, while `mounts` holds the resolved path the engine mounts.
+    given_sources: list[str] = field(default_factory=list)
 
 
 def validate(raw: Any, source: str | None, protected: ProtectedPaths | None = None) -> LaunchConfig:
@@ -68,10 +71,12 @@ def validate(raw: Any, source: str | None, protected: ProtectedPaths | None = No
         return LaunchConfig()
     check.type(raw, dict, "(top level)", "an object with keys " + ", ".join(TOP_LEVEL_KEYS))
     check.keys(raw, TOP_LEVEL_KEYS, "(top level)")
+    mounts = _mounts(check, raw.get("Mounts", []), protected or ProtectedPaths())
     return LaunchConfig(
-        mounts=_mounts(check, raw.get("Mounts", []), protected or ProtectedPaths()),
+        mounts=mounts,
         envs=_envs(check, raw.get("Envs", [])),
         docker_options=_docker_options(check, raw.get("DockerOptions", {})),
+        given_sources=[os.path.normpath(entry["source"]) for entry in raw.get("Mounts", [])],
     )
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from tao_server import memory
+from tao_server import disk, memory
 from tao_server.errors import DaemonStopping, StorageFull
 
 READ_CHUNK = 256 * 1024
@@ -49,12 +49,20 @@ class LogStore:
     def path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.log"
 
-    def create(self, job_id: str) -> None:
-        """An empty log for a new job (an existing one is left as it is); StorageFull when the disk refuses."""
+    def create(self, job_id: str) -> bool:
+        """An empty log for a new job; False when one was there already (it is left as it is). StorageFull when the disk refuses."""
+        path = self.path(job_id)
         try:
-            self.path(job_id).touch()
+            path.touch(exist_ok=False)
+        except FileExistsError:
+            return False
         except OSError as exc:
-            raise StorageFull(f"cannot create the job's log {self.path(job_id)}: {exc.strerror}; free space on that disk") from None
+            raise StorageFull(f"cannot create the job's log {path}: {exc.strerror}; {disk.advice(path, exc.errno)}") from None
+        return True
+
+    def discard(self, job_id: str) -> None:
+        """Remove the log of a job that was never recorded (its submission was refused)."""
+        self.path(job_id).unlink(missing_ok=True)
 
     def size(self, job_id: str) -> int:
         try:
@@ -256,7 +264,7 @@ class LogWriter:
             self._store.notify(self._job_id)
 
     def _full(self, exc: OSError) -> StorageFull:
-        return StorageFull(f"cannot write the job's log {self._path}: {exc.strerror}; free space on that disk")
+        return StorageFull(f"cannot write the job's log {self._path}: {exc.strerror}; {disk.advice(self._path, exc.errno)}")
 
     def close(self) -> None:
         self._file.close()

@@ -17,10 +17,19 @@ timeout as a cancel does, and records it `failed` with "stopped at its time limi
 the task's exit code after the stop (143 for a task that exits on SIGTERM, 137 when it needed
 SIGKILL), as a Slurm job at its limit reads on the Slurm backend.
 
+A backend that queues jobs itself (Slurm) may hold a started run: the job reads `queued`, with the
+backend's reason as its condition, until `Run.wait_running` says it runs. A run that did not end
+by itself (cancelled on the cluster, a failed node, a container removed behind the daemon's back)
+ends with the status and reason its backend gives (RunExit.interrupted), never `succeeded`; one
+whose task may outlive that end (a failed node) keeps its output copied into the log, in a thread
+of its own, until the task is gone, and is released only then.
+
 A backend out of reach (BackendUnavailable) ends no job: the worker reports it (health.py),
 waits until the backend answers, finds the job's run again and goes on from the byte its log
 has. Meanwhile nothing new starts, the job keeps its status and GPUs, and a cancel asked for is
 carried out once the backend answers.
+
+Its observer (observer.py) hears of each start and end once it is recorded: notifications.
 """
 
 from __future__ import annotations
@@ -36,15 +45,17 @@ from typing import Any, cast
 
 from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
-from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, Mount, OutputStream, Run
-from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull
+from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, Mount, OutputStream, Run, RunExit
+from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull, TaoError
 from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.jobs import leftovers
 from tao_server.jobs.deadlines import Deadlines
-from tao_server.jobs.events import EventLog
+from tao_server.jobs.events import EventLog, record_image
 from tao_server.jobs.gpu_line import LineRule
 from tao_server.jobs.health import BackendHealth
 from tao_server.jobs.logs import LogStore
+from tao_server.jobs.observer import JobObserver, NoObserver
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
@@ -58,7 +69,7 @@ log = logging.getLogger(__name__)
 class _ActiveJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     run: Run | None = None
-    started: bool = False  # the run has started: a terminal may attach, its ports may be reached
+    started: bool = False  # the run runs (out of its backend's queue): a terminal may attach, its ports may be reached
     finished: bool = False
     granted_at: float | None = None  # when it got its GPUs: its time limit counts from then
     stopped_at_limit: int | None = None  # the time limit (s) it was stopped at: its end is not a cancel
@@ -80,8 +91,10 @@ class JobRunner:
         max_running: int,
         stop_timeout: float,
         pins: MountPins | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self._gpus = gpus
+        self._observer: JobObserver = observer or NoObserver()
         self._pins = pins or MountPins(None)
         self._store = store
         self.ends = UnrecordedEnds(store)
@@ -103,6 +116,7 @@ class JobRunner:
         self._pulls_ahead = puller is not None and backend.images is not None and gpus.rule != LineRule.fifo
         self._image_checks = _WorkerPool(4, "image-check")
         self._deadlines = Deadlines()
+        self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
         self._end_listeners: list[Callable[[str], None]] = []
 
     # -- what the job service calls ---------------------------------------------------------
@@ -161,9 +175,10 @@ class JobRunner:
         active = self._wake_followers(job_id, untrack=True)
         if active is not None:
             active.cancel.set()
+        self._observe(job_id, self._observer.job_ended)
 
     def condition(self, job_id: str) -> str | None:
-        """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm (Resources)")."""
+        """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm: Resources")."""
         with self._lock:
             active = self._active.get(job_id)
         if active is None or active.finished:
@@ -219,9 +234,11 @@ class JobRunner:
                 log.info("resuming job %s (run %s)", job.id, found.run.run_id[:12])
                 since = _epoch(job.started_at)
                 self._gpus.hold(job.id, job.gpus, owner=job.owner_uid, since=since, time_limit=job.time_limit)
-                self._store.update(job.id, status=JobStatus.running, container_id=found.run.run_id)
+                # A run in its backend's queue is followed out of it: `queued` until it runs.
+                running = job.status == JobStatus.running or "queue" not in self._backend.places
+                self._store.update(job.id, status=JobStatus.running if running else JobStatus.queued, container_id=found.run.run_id)
                 resumed = self._track(job.id)
-                resumed.run, resumed.started = found.run, True
+                resumed.run, resumed.started = found.run, running
                 self._keep_time(job.id, job.time_limit, since or time.time())
                 (self._gpu_workers if job.gpus else self._workers).submit(self._resume, job.id, found.run)
             elif job.status == JobStatus.running:
@@ -236,9 +253,7 @@ class JobRunner:
         # Only now that every resumed job holds its devices again may queued ones be given any.
         for job in requeued:
             self.enqueue(job)
-        for found in adopted.values():
-            log.info("releasing run %s left by job %s", found.run.run_id[:12], found.job_id)
-            found.run.release()
+        self.unaccounted = leftovers.settle(self._store, list(adopted.values()))
 
     def _remember_usage(self) -> None:
         """Charge the GPU-seconds of jobs that ended before this start to their owners: fair share outlives a restart."""
@@ -375,10 +390,13 @@ class JobRunner:
         run = self._started(job_id, job, active)
         if run is None:
             return
-        self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
-        active.started = True
+        if "queue" in self._backend.places:  # it may wait in the backend's queue first: `queued` until it runs
+            self._store.update(job_id, status=JobStatus.queued, container_id=run.run_id)
+        else:
+            self._record_running(job_id, run, active)
         if active.cancel.is_set():  # the cancel (or the time limit) arrived before the run was known
             self._control.submit(self._stop, job_id, run)
+        self._control.submit(record_image, self._events, self._backend.images, job_id, job.image)  # its output never waits for this
         self._follow_to_end(job_id, run, active)
 
     def _started(self, job_id: str, job: Job, active: _ActiveJob) -> Run | None:
@@ -472,10 +490,19 @@ class JobRunner:
             self._store.update(job_id, status=JobStatus.starting)
         return True
 
+    def _record_running(self, job_id: str, run: Run, active: _ActiveJob) -> None:
+        self._store.update(job_id, status=JobStatus.running, container_id=run.run_id, started_at=utcnow())
+        active.started = True
+        self._observe(job_id, self._observer.job_started)
+
     def _follow_to_end(self, job_id: str, run: Run, active: _ActiveJob) -> None:
-        """Copy the run's output to the log from the byte it has, to the end; record how it ended."""
+        """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended."""
         while True:
             try:
+                if not active.started:
+                    if run.wait_running():
+                        self._record_running(job_id, run, active)
+                    active.started = True  # or it ended in the queue: its end comes next
                 self._copy_output(job_id, run.output(self._logs.size(job_id)))
                 end = run.wait()
                 break
@@ -489,18 +516,47 @@ class JobRunner:
                 run = active.run = found.run
                 if active.cancel.is_set():  # asked for during the outage: carry it out now
                     self._control.submit(self._stop, job_id, run)
-        if active.cancel.is_set():
+        if active.cancel.is_set() and not end.cut:
             # A cancel promises nothing is left behind once the job reads cancelled.
             self._release(job_id, run)
             self._finish(job_id, JobStatus.cancelled, end.exit_code)
             return
-        if end.failure is not None:
+        self._record_end(job_id, end)
+        # The exit code is recorded: the waiting client need not also wait for the backend's cleanup.
+        active.run = None
+        if end.cut:
+            self._follow_after_cut(job_id, run)
+        else:
+            self._release(job_id, run)
+
+    def _record_end(self, job_id: str, end: RunExit) -> None:
+        """The job's end as its run gives it: who ended it when the task did not, the entrypoint's failure, or the task's code."""
+        if end.interrupted is not None:
+            self._finish(job_id, JobStatus(end.interrupted.status), end.exit_code, end.interrupted.reason)
+        elif end.failure is not None:
             self._finish(job_id, JobStatus.error, end.exit_code, end.failure)
         else:
             self._finish(job_id, JobStatus.succeeded if end.exit_code == 0 else JobStatus.failed, end.exit_code)
-        # The exit code is recorded: the waiting client need not also wait for the backend's cleanup.
-        active.run = None
-        self._release(job_id, run)
+
+    def _follow_after_cut(self, job_id: str, run: Run) -> None:
+        """The run's task may outlive its recorded end (its node failed): what it still prints is added to
+        the log, in a thread of its own (it lasts until the node is back), and the run is released after."""
+
+        def follow() -> None:
+            while True:
+                try:
+                    self._copy_output(job_id, run.output(self._logs.size(job_id)))
+                    break
+                except BackendUnavailable as exc:
+                    self.health.lost(exc.message)
+                    self.health.wait_until_up()
+                except TaoError as exc:
+                    log.warning("job %s: its output after its end could not be copied: %s", job_id, exc.message)
+                    break
+            self._logs.notify(job_id)
+            self._release(job_id, run)
+
+        threading.Thread(target=follow, name=f"after-cut-{job_id}", daemon=True).start()
 
     def _release(self, job_id: str, run: Run) -> None:
         """Release the run, waiting out an outage; should the backend refuse, the next reconcile tries again."""
@@ -575,6 +631,16 @@ class JobRunner:
         self._gpus.release(job_id)  # the run has stopped: its devices are free for the next in line
         self._events.forget(job_id)
         self._wake_followers(job_id, untrack=False)
+        self._observe(job_id, self._observer.job_ended)
+
+    def _observe(self, job_id: str, tell: Callable[[Job], None]) -> None:
+        """Tell the observer (notifications) of the job's recorded start or end, with the job as it now is."""
+        try:
+            job = self._store.find(job_id)
+            if job is not None:
+                tell(self.ends.shown(job))
+        except Exception:  # what watches a job must never change how it goes or ends
+            log.exception("job %s: its observer failed", job_id)
 
     def _done(self, job_id: str) -> None:
         self._gpus.release(job_id)

@@ -16,10 +16,10 @@ from typing import Any
 from tao_server import time_limits
 from tao_server.access.admission import Admission, run_as_caller
 from tao_server.access.caller import Caller, user_name_of
-from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound
+from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest, TaskSpec
 from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
-from tao_server.jobs import gpus, launch_config
+from tao_server.jobs import gpus, launch_config, path_args
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpu_line import Wait
 from tao_server.jobs.logs import Heartbeat, LogStore
@@ -27,6 +27,8 @@ from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.models import GpuWait, Job, JobCreate, JobPublic, JobStatus, utcnow
+from tao_server.notify.service import NotifyService
+from tao_server.notify.urls import masked
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
@@ -97,6 +99,7 @@ class JobService:
         limits: RequestLimits | None = None,
         places: frozenset[str] = frozenset(),
         attaches: bool = False,
+        notify: NotifyService | None = None,
     ) -> None:
         self._limits = limits or RequestLimits()
         # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
@@ -111,26 +114,40 @@ class JobService:
         self._scheduler = scheduler
         self._admission = admission
         self._pull_policy = pull_policy
+        # Checks the URLs a job notifies of its start and end; None: a daemon that sends no notifications.
+        self._notify = notify
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool]:
-        """Record the job and hand it to the runner; (job, created). A repeated id with the same request is harmless."""
-        job = self._build(request, caller)
+    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool, list[str]]:
+        """Record the job and hand it to the runner; (job, created, warnings about the request).
+
+        A repeated id with the same request is harmless (and warned about again).
+        """
+        job, warnings = self._build(request, caller)
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
-            return _same_or_conflict(existing, job), False
+            return _same_or_conflict(existing, job), False, warnings
         for _ in range(5):
-            # The log first: a job whose log cannot be made is never recorded (a full disk is a 507).
-            self._logs.create(job.id)
             try:
-                job = self._store.insert(job)
+                job = self._record(job)
                 break
             except DuplicateJobId:
                 if request.id is not None:
-                    return _same_or_conflict(self._store.get(job.id), job), False
+                    return _same_or_conflict(self._store.get(job.id), job), False, warnings
                 job.id = new_job_id()
         self._runner.enqueue(job)
-        return job, True
+        return job, True, warnings
+
+    def _record(self, job: Job) -> Job:
+        """Make the job's log, then its row. The log first: a job whose log cannot be made is never
+        recorded (a full disk is a 507); a row the database refuses leaves no log behind."""
+        made = self._logs.create(job.id)
+        try:
+            return self._store.insert(job)
+        except StorageFull:
+            if made:
+                self._logs.discard(job.id)
+            raise
 
     def get(self, job_id: str, caller: Caller) -> Job:
         """The job, if `caller` may see it; others' jobs answer as unknown ones, revealing nothing.
@@ -147,6 +164,7 @@ class JobService:
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
+        shown.notify = [masked(url) for url in job.notify_urls]
         if job.status in (JobStatus.queued, JobStatus.pulling) and job.gpu_request:
             wait = self._scheduler.wait(job.id)
             if wait is not None:
@@ -230,11 +248,11 @@ class JobService:
         )
         job = Job.model_validate(job.model_dump())
         job.gpu_shares = self._admission.shares(caller)
+        job.notify_urls = self._notify_urls(caller, old.notify_urls, defaults=False)
         if not caller.admin:
             wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
             job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
-        self._logs.create(job.id)
-        job = self._store.insert(job)
+        job = self._record(job)
         self._runner.enqueue(job)
         return job
 
@@ -243,7 +261,7 @@ class JobService:
         if job.status.terminal:
             return job
         job_id = job.id  # the name the caller gave may leave out their namespace ("run1" for "alice.run1")
-        if self._store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()):
+        if self._store.cancel_unstarted(job_id):
             self._runner.forget(job_id)
         else:
             self._store.update(job_id, cancel_requested=True)
@@ -282,6 +300,10 @@ class JobService:
                 break
         return start, bytes(data[: end - start])
 
+    def size_of_log(self, job_id: str, caller: Caller) -> int:
+        """How many bytes of output the job's log holds now, if `caller` may see the job."""
+        return self._logs.size(self.get(job_id, caller).id)
+
     def log_size(self, job_id: str) -> int:
         """How many bytes of output the job's log holds now (the caller has been checked)."""
         return self._logs.size(job_id)
@@ -302,10 +324,12 @@ class JobService:
 
     # -- building a job -----------------------------------------------------------------------------
 
-    def _build(self, request: JobCreate, caller: Caller) -> Job:
+    def _build(self, request: JobCreate, caller: Caller) -> tuple[Job, list[str]]:
+        """The job the request asks for, checked, and the warnings about it (a results dir that nothing keeps)."""
         _check_request(request, self._limits)
         spec = self._manifest.resolve(request.group, request.task)
         config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
+        warnings = path_args.check(request.args, config, request.subtask, request.launch_config_source)
         placement = self._placement(request)
         if (request.interactive or request.tty) and not self._attaches:
             raise InvalidRequest(
@@ -322,7 +346,7 @@ class JobService:
             gpu_cap = self._admission.admit(
                 caller, config.mounts, config.docker_options, config.envs, placement.gpus, placement.nodes, placement.time_limit
             )
-        return Job(
+        job = Job(
             id=_chosen_id(caller, request.id) if request.id is not None else new_job_id(),
             group=spec.group,
             task=spec.name,
@@ -342,7 +366,17 @@ class JobService:
             gpu_cap=gpu_cap,
             gpu_shares=self._admission.shares(caller),
             interactive=request.interactive,
+            notify_urls=self._notify_urls(caller, request.notify),
         )
+        return job, warnings
+
+    def _notify_urls(self, caller: Caller, requested: list[str], defaults: bool = True) -> list[str]:
+        """The URLs a new job notifies: those asked for and the caller's defaults, each checked (DestinationRefused)."""
+        if self._notify is None:
+            if requested:
+                raise InvalidRequest("notify: this daemon sends no notifications", field="notify")
+            return []
+        return self._notify.for_job(caller, requested, defaults)
 
     def _placement(self, request: JobCreate) -> Placement:
         """The job's GPUs, nodes and time limit, checked against what the backend places itself."""

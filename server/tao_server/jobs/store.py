@@ -1,15 +1,17 @@
 """Reads and writes of the job table. Every state change is a short transaction.
 
-A write the disk cannot take (full, read-only, failing) is StorageFull naming the database file;
-reads go on working.
+A write the disk cannot take (full, read-only, failing) is StorageFull naming the database file
+and what is wrong with it; a database file deleted or replaced under the daemon is DatabaseGone
+(db_watch.py), checked before each write. Reads go on working.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, update
@@ -18,6 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from tao_server import disk
+from tao_server.db_watch import DatabaseWatch
 from tao_server.errors import DuplicateJobId, JobNotFound, StorageFull
 from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
 
@@ -26,8 +30,9 @@ _INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]
 
 
 class JobStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, watch: DatabaseWatch | None = None) -> None:
         self.engine = engine
+        self.watch = watch
         # SQLite admits one writer at a time and makes the others sleep and retry; queueing the
         # daemon's own writers here instead keeps submissions fast under concurrency.
         self._write_lock = threading.Lock()
@@ -43,18 +48,25 @@ class JobStore:
         job.seq = inserted[0] if inserted is not None else None
         return job
 
+    def writing(self) -> AbstractContextManager[None]:
+        """One writer at a time into the daemon's database, for the stores of its other tables (notify/); StorageFull as here."""
+        return self._writing()
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """One writer at a time; a write the disk refuses is StorageFull, naming the file."""
+        """One writer at a time, into the file the daemon opened; a write the disk refuses is StorageFull, naming the file."""
         with self._write_lock:
+            if self.watch is not None:
+                self.watch.check()
             try:
                 yield
             except OperationalError as exc:
                 reason = str(exc.orig)
                 if not any(word in reason for word in ("full", "disk I/O", "readonly", "read-only", "unable to open")):
                     raise
+                path = Path(str(self.engine.url.database))
                 raise StorageFull(
-                    f"cannot write the job table {self.engine.url.database}: {reason}; free space on that disk (jobs go on)"
+                    f"cannot write the job table {path}: {reason}; {disk.database_advice(path, reason)} (jobs go on)"
                 ) from None
 
     def get(self, job_id: str) -> Job:
@@ -77,6 +89,15 @@ class JobStore:
         """Apply `fields` only while the job is in one of `expected`; False when it was not (a lost race)."""
         with self._writing(), Session(self.engine) as session:
             result = session.exec(update(Job).where(col(Job.id) == job_id, col(Job.status).in_(list(expected))).values(**fields))
+            session.commit()
+            return result.rowcount == 1
+
+    def cancel_unstarted(self, job_id: str) -> bool:
+        """Record a queued job cancelled at once, while no run of it exists; False when it is not queued, or
+        has a run that waits in its backend's queue (Slurm's): that one must be stopped there first."""
+        with self._writing(), Session(self.engine) as session:
+            unstarted = update(Job).where(col(Job.id) == job_id, col(Job.status) == JobStatus.queued, col(Job.container_id).is_(None))
+            result = session.exec(unstarted.values(status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow()))
             session.commit()
             return result.rowcount == 1
 

@@ -2,11 +2,13 @@
 
 The one harness the integration tests and the benchmarks share: nothing is mocked, the daemon
 is the installed `tao-server`, and `tao` is the installed CLI run with no TTY and no stdin.
+`Daemon` starts `tao-server` itself; `StartedByTao` has a user's first `tao` command start it.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -203,3 +205,76 @@ class Daemon:
         return subprocess.Popen(
             [executable("tao"), *args], env=env or self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+
+
+class StartedByTao(Daemon):
+    """The daemon a user's first `tao` command starts by itself: no TAO_HOST, HOME in root/home,
+    XDG_RUNTIME_DIR root/xdg (its socket in root/xdg/tao), TAO_DATA_DIR root/data, the manifest in
+    TAO_MANIFEST, `env` as further TAO_* variables, and no --port. `tao daemon stop` stops it.
+
+    `env()` names its socket explicitly (and forbids a start), as the other tests' commands do;
+    `user_env()` is the user's own environment, where `tao` may start it.
+    """
+
+    def __init__(self, root: Path, manifest: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(root, manifest, env=env)
+        self.runtime = root / "xdg"
+        self.socket = self.runtime / "tao" / "tao.sock"
+        self.notice = ""  # what the starting `tao` said on stderr
+
+    def user_env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("TAO_HOST", "TAO_NO_AUTOSTART", "TAO_AUTOSTART", "LAUNCHER_MOUNTS")
+        }
+        env.update(HOME=str(self.home), XDG_RUNTIME_DIR=str(self.runtime), TAO_DATA_DIR=str(self.data_dir), TAO_MANIFEST=str(self.manifest))
+        env.update(TAO_STOP_TIMEOUT="5", TAO_GPUS="none", **self.extra_env)
+        env.update(extra)
+        return env
+
+    def start(self, timeout: float = 60) -> StartedByTao:
+        """`tao info` with nothing answering: `tao` starts the daemon, says so, and returns once it answers."""
+        self.runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ran = subprocess.run(
+            [executable("tao"), "info"], env=self.user_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
+        )
+        if ran.returncode != 0:
+            raise RuntimeError(f"tao did not start a daemon ({ran.returncode}):\n{ran.stderr.decode(errors='replace')}")
+        self.notice = ran.stderr.decode(errors="replace")
+        return self
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        raise NotImplementedError("`tao` starts this daemon: use start()")
+
+    def pid(self) -> int | None:
+        lock = self.data_dir / "daemon.lock"
+        text = lock.read_text().strip() if lock.exists() else ""
+        return int(text) if text else None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """`tao daemon stop`, or where it refuses (a test opened the socket's directory to others) SIGTERM as an
+        admin would; another signal (SIGKILL) is sent as it is. Returns once the process has ended."""
+        if sig == signal.SIGTERM and self.socket.exists():
+            stopped = subprocess.run([executable("tao"), "daemon", "stop"], env=self.user_env(), capture_output=True, timeout=120)
+            if stopped.returncode == 0:
+                return
+        if (pid := self.pid()) is not None:
+            _signal_and_wait(pid, sig)
+
+    def server_log(self) -> str:
+        log = self.data_dir / "daemon.log"
+        return log.read_text(errors="replace") if log.exists() else ""
+
+
+def _signal_and_wait(pid: int, sig: int, timeout: float = 60) -> None:
+    """Signal a process that is not this one's child, and wait (through a pidfd) until it has ended."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, sig)
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)

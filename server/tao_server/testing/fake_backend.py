@@ -17,6 +17,12 @@ seconds, N times; answers SIGTERM). `engine.outage()` takes the engine out of re
 every output stream being read raises BackendUnavailable while the runs go on. One subtask exists
 only here: `hold NAME` prints "holding NAME", waits until the test calls `engine.release(NAME)`,
 then prints "released NAME" and exits 0 (or answers SIGTERM with 143 while it waits).
+
+What a cluster does behind the daemon's back, for the contract's cases of ends that are not the
+task's own: `engine.start_gate` cleared holds started runs `pending` (a backend made with
+`places={"queue"}` reads them `queued`); `engine.cancel_outside(job_id)` cancels a run as
+`scancel` would, pending or running; `engine.fail_node(job_id)` ends a run as a node failure
+would, its program running on and printing, cut off, until `engine.node_back()` stops it.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from tao_server.backends import AdoptedRun, ImageSummary, LaunchSpec, OutputStream, RunExit, RunState
-from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendUnavailable, ImageMissing, LaunchFailure, LoginRefused
+from tao_server.backends import AdoptedRun, ImageSummary, Interruption, LaunchSpec, OutputStream, RunExit, RunState
+from tao_server.errors import CANNOT_EXECUTE, LAUNCHER_FAILURE, NOT_FOUND, BackendUnavailable, ImageMissing, LaunchFailure, LoginRefused
 
 KILLED = 137  # 128 + SIGKILL, as the engine reports a killed task
 TERMINATED = 143  # 128 + SIGTERM, as the sample task exits when it answers SIGTERM
@@ -45,12 +51,20 @@ class _Process:
     daemon_id: str
     spec: LaunchSpec
     changed: threading.Condition = field(default_factory=threading.Condition)
-    state: str = "created"  # created, running, exited
+    state: str = "created"  # created, pending, running, exited
     output: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None
     failure: str | None = None
+    ran: bool = False
+    interrupted: Interruption | None = None  # who ended it, when not the program itself
+    cut: bool = False  # its node failed: the run has ended, the program runs on until the node is back
     terminate: threading.Event = field(default_factory=threading.Event)
     kill: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def over(self) -> bool:
+        """Whether the run has ended, as the daemon sees it: the program exited, or its node failed."""
+        return self.state == "exited" or self.cut
 
     def write(self, data: bytes) -> None:
         with self.changed:
@@ -62,9 +76,9 @@ class _Process:
     def signal_kill(self) -> None:
         self.kill.set()
         self.terminate.set()  # wakes a program asleep on SIGTERM; its exit code is already KILLED
-        self.exit(KILLED)
+        self.exit(KILLED if self.ran else None)
 
-    def exit(self, code: int, failure: str | None = None) -> None:
+    def exit(self, code: int | None, failure: str | None = None) -> None:
         with self.changed:
             if self.state == "exited":
                 return
@@ -83,6 +97,8 @@ class FakeEngine:
         self.missing_images: set[str] = set()  # images the registry does not have
         self.pull_gate = threading.Event()  # pulls wait for it: cleared, a test controls when they finish
         self.pull_gate.set()
+        self.start_gate = threading.Event()  # cleared, started runs wait `pending`, as in a cluster's queue
+        self.start_gate.set()
         self._runs: dict[str, _Process] = {}
         self._down = threading.Event()
         self._gates: dict[str, threading.Event] = {}
@@ -133,6 +149,38 @@ class FakeEngine:
         for process in found:
             process.signal_kill()
             self._remove(process.run_id)
+
+    def cancel_outside(self, job_id: str) -> None:
+        """Cancel the job's run behind the daemon's back, as `scancel` would: a pending one never runs, a running one gets SIGTERM."""
+        why = Interruption("cancelled", "cancelled outside the launcher (by the fake engine)")
+        for process in self._of(job_id):
+            with process.changed:  # a reentrant lock: exit() takes it again
+                process.interrupted = why
+                if process.state == "pending":
+                    process.exit(None)
+                else:
+                    process.terminate.set()
+
+    def fail_node(self, job_id: str) -> None:
+        """The job's node fails: its run ends, `error`, while its program runs on, cut off, until `node_back()`."""
+        for process in self._of(job_id):
+            with process.changed:
+                if process.state != "running":
+                    continue
+                process.cut = True
+                process.interrupted = Interruption("error", "its node failed (the fake engine's)")
+                process.changed.notify_all()
+
+    def node_back(self) -> None:
+        """The failed node is back: what still runs there of a cut run gets SIGTERM, as slurmd sends it."""
+        with self._lock:
+            cut = [p for p in self._runs.values() if p.cut]
+        for process in cut:
+            process.terminate.set()
+
+    def _of(self, job_id: str) -> list[_Process]:
+        with self._lock:
+            return [p for p in self._runs.values() if p.spec.job_id == job_id]
 
     def kill_all(self) -> None:
         """SIGKILL every run, as removing every container would."""
@@ -194,8 +242,11 @@ class FakeBackend:
         self.engine.answer()
 
     def _adopted(self, process: _Process) -> AdoptedRun:
-        states: dict[str, RunState] = {"created": "prepared", "running": "active", "exited": "exited"}
-        return AdoptedRun(process.spec.job_id, FakeRun(self, process), states[process.state], process.exit_code)
+        run = FakeRun(self, process)
+        if process.over:
+            return AdoptedRun(process.spec.job_id, run, "exited", run.end().exit_code)
+        states: dict[str, RunState] = {"created": "prepared", "pending": "active", "running": "active"}
+        return AdoptedRun(process.spec.job_id, run, states[process.state], None)
 
     def describe(self) -> dict[str, Any]:
         self.engine.answer()
@@ -231,8 +282,15 @@ class FakeRun:
         with process.changed:
             if process.state != "created":
                 raise LaunchFailure(f"run {process.run_id[:12]} was already started")
-            process.state = "running"
+            process.state = "running" if self._engine.start_gate.is_set() else "pending"
+            process.ran = process.state == "running"
         threading.Thread(target=_execute, args=(self._engine, process), name=f"fake-{process.spec.job_id}", daemon=True).start()
+
+    def wait_running(self) -> bool:
+        self._engine.answer()
+        process = self._process
+        self._wait_for(lambda: process.state not in ("created", "pending"))
+        return process.ran
 
     def output(self, offset: int = 0) -> OutputStream:
         self._engine.answer()
@@ -240,14 +298,26 @@ class FakeRun:
 
     def wait(self) -> RunExit:
         self._engine.answer()
+        self._wait_for(lambda: self._process.over)
+        return self.end()
+
+    def _wait_for(self, condition: Callable[[], bool]) -> None:
+        """Block until `condition` holds; BackendUnavailable in an outage; forever once the backend is closed."""
         process = self._process
         with process.changed:
-            process.changed.wait_for(lambda: process.state == "exited" or self._backend.closed.is_set() or self._engine.down)
+            process.changed.wait_for(lambda: condition() or self._backend.closed.is_set() or self._engine.down)
         if self._backend.closed.is_set():
             _go_still()
         self._engine.answer()
+
+    def end(self) -> RunExit:
+        """The run's end as the daemon sees it; a cut run's is its node's failure, whatever its program does next."""
+        process = self._process
         with process.changed:
-            return RunExit(process.exit_code if process.exit_code is not None else KILLED, process.failure)
+            if process.cut:
+                return RunExit(LAUNCHER_FAILURE, interrupted=process.interrupted, cut=True)
+            exit_code = process.exit_code if process.exit_code is not None or not process.ran else KILLED
+            return RunExit(exit_code, process.failure, process.interrupted)
 
     def cancel(self, grace: float) -> None:
         """SIGTERM, then SIGKILL once `grace` seconds pass; returns when the run has exited."""
@@ -256,13 +326,17 @@ class FakeRun:
         with process.changed:
             if process.state == "created":
                 return
+            if process.state == "pending":  # nothing ran: it leaves the queue
+                process.state, process.exit_code = "exited", None
+                process.changed.notify_all()
+                return
             process.terminate.set()
             if process.changed.wait_for(lambda: process.state == "exited", timeout=grace):
                 return
         process.signal_kill()
 
     def condition(self) -> str | None:
-        return None
+        return "pending in the fake engine's queue" if self._process.state == "pending" else None
 
     def release(self) -> None:
         """Remove the run, killing it if it still runs (`docker rm -f`)."""
@@ -278,6 +352,8 @@ class _Output:
         self._position = offset
         self._closed = False
         self._backend_closed = backend_closed
+        # A stream opened after its run was cut reads on until the program is gone; one opened before ends at the cut.
+        self._until_exit = process.cut
 
     def close(self) -> None:
         with self._process.changed:
@@ -294,7 +370,7 @@ class _Output:
                         or self._backend_closed.is_set()
                         or self._engine.down
                         or len(process.output) > self._position
-                        or process.state == "exited"
+                        or self._over()
                     )
                 )
                 if self._closed:
@@ -304,11 +380,14 @@ class _Output:
             self._engine.answer()  # the connection to an engine out of reach breaks
             with process.changed:
                 chunk = bytes(process.output[self._position :])
-                if not chunk and process.state == "exited":
+                if not chunk and self._over():
                     return
             self._position += len(chunk)
             if chunk:
                 yield chunk
+
+    def _over(self) -> bool:
+        return self._process.state == "exited" or (self._process.cut and not self._until_exit)
 
 
 def _go_still() -> NoReturn:
@@ -357,6 +436,14 @@ class FakeImages:
 
 
 def _execute(engine: FakeEngine, process: _Process) -> None:
+    while not engine.start_gate.wait(0.05):  # queued: it runs once the gate opens, unless it left the queue first
+        if process.state != "pending":
+            return
+    with process.changed:
+        if process.state != "pending" and process.state != "running":
+            return
+        process.state, process.ran = "running", True
+        process.changed.notify_all()
     argv = process.spec.command
     program = argv[0] if argv else ""
     if program == "missing":

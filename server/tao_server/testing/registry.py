@@ -141,7 +141,12 @@ class _Relay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            self._carry(client, socket.create_connection(self._upstream))
+            try:
+                upstream = socket.create_connection(self._upstream)
+            except OSError:
+                client.close()  # the registry is gone: this connection ends, the relay keeps accepting
+                continue
+            self._carry(client, upstream)
 
     def _carry(self, client: socket.socket, upstream: socket.socket) -> None:
         raise NotImplementedError

@@ -38,6 +38,10 @@ is not available") did not show here: --gres=gpu:N, --gpus=N, --gpus-per-node, -
 --cpus-per-gpu, --mem-per-gpu, --ntasks-per-gpu, --exclusive and typed GPUs (gpu:t4:N) were all
 accepted and ran, under CR_CPU, CR_Core and CR_Core_Memory alike. tests/slurm keeps five forms.
 
+`node_failure()` fails the node as a crashed slurmd and an admin would (slurmd killed, the node set
+DOWN) while the block runs, and brings it back after: a job running there ends NODE_FAIL while
+its script, and a docker runtime's container, run on until slurmd is back.
+
 Two slurmds on one host (two nodes) also work with Debian's build: `slurmd -N n1` and `-N n2`,
 each node with its own `Port=` and `%n` in SlurmdSpoolDir, SlurmdPidFile and SlurmdLogFile; a
 `-N 2` job's `srun` ran on both. Not used here: one node is what the backend needs first.
@@ -134,6 +138,27 @@ class SlurmCluster:
         finally:
             self._launch("slurmctld", ["slurmctld", "-D"], "slurmctld.out")
             self._wait(self._controller_answers, time.monotonic() + timeout, "slurmctld to answer again")
+
+    @contextlib.contextmanager
+    def node_failure(self, reason: str = "tao test: node failure", timeout: float = 60) -> Iterator[None]:
+        """The node fails while the block runs: slurmd killed and the node set DOWN, so Slurm ends its
+        jobs NODE_FAIL while their processes run on (slurmstepd outlives slurmd). Then slurmd starts
+        again, the node returns to service (ReturnToService=2) and slurmd stops what is left of them."""
+        process = self._processes.pop("slurmd")
+        process.kill()
+        process.wait()
+        try:
+            self.command("scontrol", "update", f"nodename={self.node}", "state=DOWN", f"reason={reason}")
+            yield
+        finally:
+            self._launch("slurmd", ["slurmd", "-D"], "slurmd.out")
+            self._wait(self._node_up, time.monotonic() + timeout, f"node {self.node} to be back in service")
+
+    def _node_up(self) -> bool:
+        result = subprocess.run(
+            ["sinfo", "--noheader", "--nodes", self.node, "--format", "%T"], env=self.env(), capture_output=True, text=True, timeout=30
+        )
+        return result.returncode == 0 and result.stdout.strip() in ("idle", "mixed", "allocated", "completing")
 
     def _controller_answers(self) -> bool:
         result = subprocess.run(["scontrol", "ping"], env=self.env(), capture_output=True, text=True, timeout=30)

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
-from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep, on_loopback
+from tao_server.api.deps import CallerDep, JobServiceDep, Services, ServicesDep, on_loopback
 from tao_server.api.routing import JsonRoute
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
@@ -25,6 +25,7 @@ from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=JsonRoute)  # a body as the API reads one
 _templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))
+_templates.filters["size"] = views.size
 LOG_WINDOW = 64 * 1024  # bytes of output a page shows at first, and adds with each "load earlier"
 PAGE_SIZE = 50
 
@@ -96,9 +97,19 @@ def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLRes
     job = jobs.public(jobs.get(job_id, caller))
     events = jobs.events(job.id, caller, 0)
     response = _html(
-        "parts/job.html", job=job, row=views.job_row(job), events=events[-200:], pretty=views.pretty, when=views.when, caller=caller
+        "parts/job.html",
+        job=job,
+        row=views.job_row(job),
+        events=events[-200:],
+        pretty=views.pretty,
+        when=views.when,
+        options=views.options(job.docker_options),
+        caller=caller,
+        event_clock=views.event_clock,
+        event_text=views.event_text,
     )
-    response.headers["X-Job-Active"] = "0" if job.status.terminal else "1"
+    # A job whose notifications are still being tried stays live: its timeline shows each try as it comes.
+    response.headers["X-Job-Active"] = "0" if job.status.terminal and not services.notify.pending(job.id) else "1"
     return response
 
 
@@ -154,7 +165,8 @@ def new_link(request: Request, services: ServicesDep, caller: CallerDep) -> Link
     address = services.ui_address
     if address is None:
         raise PolicyRefusal(
-            "this daemon has no loopback TCP listener to serve the dashboard on; restart it with --port N (it listens on 127.0.0.1)"
+            "this daemon serves no dashboard on loopback: it was started with --no-dashboard; "
+            "restart it without, or with --port N (it listens on 127.0.0.1)"
         )
     return LinkAnswer(url=f"{address}/ui/login#{services.ui.new_link(caller)}")
 
@@ -165,13 +177,25 @@ class Redeem(BaseModel):
 
 @router.post("/session")
 def open_session(body: Redeem, request: Request, services: ServicesDep) -> Response:
-    """Trade a link's code, once, for the session cookie; only on loopback."""
-    session = services.ui.redeem(body.code) if on_loopback(request) else None
-    if session is None:
-        raise Unauthorized("this dashboard link was already used or has expired: run `tao ui` again", field="code")
+    """Trade a link's code, once, for the session cookie: only on loopback or the Unix socket, and only by
+    the account the code was made for (the socket's peer, or the owner of the loopback connection)."""
+    if getattr(request.state, "peer", None) is None and not on_loopback(request):
+        raise Unauthorized("a dashboard link opens only on this machine's loopback: run `tao ui` on it", field="code")
+    session = services.ui.redeem(body.code, _redeemer_uid(request, services))
     response = JSONResponse({"ok": True})
     response.set_cookie(COOKIE, session, max_age=int(SESSION_SECONDS), path="/", httponly=True, samesite="strict")
     return response
+
+
+def _redeemer_uid(request: Request, services: Services) -> int | None:
+    """Who redeems a code: the kernel's peer on the Unix socket; on loopback TCP, the owner of the caller's socket."""
+    if (peer := getattr(request.state, "peer", None)) is not None:
+        uid: int = peer[0]
+        return uid
+    client, server = request.scope.get("client"), request.scope.get("server")
+    if client is None or server is None:
+        return None
+    return services.loopback_owner((client[0], client[1]), (server[0], server[1]))
 
 
 @router.post("/logout")

@@ -45,6 +45,7 @@ def job_row(job: JobPublic) -> dict[str, Any]:
     return {
         "id": job.id,
         "task": f"{job.task} {job.subtask}" if job.subtask else job.task,
+        "command_line": command_line(job),
         "owner": owner(job.owner_uid),
         "status": job.status.value,
         "status_text": status_text(job),
@@ -56,6 +57,42 @@ def job_row(job: JobPublic) -> dict[str, Any]:
     }
 
 
+def command_line(job: JobPublic) -> str:
+    """The `tao` command that submits the job again, quoted as a shell takes it back: a line to copy."""
+    import shlex
+
+    return shlex.join(["tao", *(part for part in (job.group, job.task, job.subtask) if part), *job.args])
+
+
+def size(count: int | None) -> str:
+    """An image's size as `docker images` writes it (1000s): 812 kB, 1.99 MB, 14.2 GB."""
+    if count is None:
+        return ""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"
+    return f"{count} B"
+
+
+def options(docker_options: dict[str, Any]) -> dict[str, Any]:
+    """Docker options to show: sizes in the units `docker run --shm-size` reads them in (1024s)."""
+    return {
+        name: binary_size(value) if name in _SIZE_OPTIONS and isinstance(value, int) else value for name, value in docker_options.items()
+    }
+
+
+def binary_size(count: int) -> str:
+    """64 MiB, 16 GiB, 1.5 GiB: as the launcher config writes sizes (64M, 16G)."""
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{count} B"
+
+
+_SIZE_OPTIONS = ("shm_size", "mem_limit")
+
+
 def asked_gpus(request: str) -> str:
     """What a job without devices yet asked for: "asks 2", "asks 0,3", "asks all"; "" for none."""
     return f"asks {request.partition(':')[2] or request}" if request else ""
@@ -63,6 +100,24 @@ def asked_gpus(request: str) -> str:
 
 def pretty(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def event_clock(seconds: float) -> str:
+    """An event's time in the timeline: HH:MM:SS, UTC."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """An event as the timeline writes it: a notification's try in words, anything else as its JSON."""
+    data = event["data"]
+    if event["type"] != "notify":
+        return pretty(data)
+    text = f"{data.get('event', '')} to {data.get('url', '')}: try {data.get('try', '?')} {data.get('outcome', '')}"
+    if data.get("message"):
+        text += f" ({data['message']})"
+    if data.get("next_try_at"):
+        text += f"; next try at {data['next_try_at']}"
+    return text
 
 
 def _aware(value: datetime) -> datetime:

@@ -58,6 +58,13 @@ def test_several_options_together():
     assert words == ["ssd", "train"]
 
 
+def test_notify_is_repeatable_and_kept_in_order():
+    options, words = parse_launcher_options(["--notify", "https://a.example/", "-d", "--notify=http://b.example/x", "ssd"])
+    assert options.notify == ["https://a.example/", "http://b.example/x"]
+    assert options == LauncherOptions(detach=True, notify=["https://a.example/", "http://b.example/x"])
+    assert words == ["ssd"]
+
+
 def test_options_stop_at_the_first_word():
     argv = ["ssd", "train", "--help", "-d", "--gpus", "3", "--unknown"]
     options, words = parse_launcher_options(argv)
@@ -81,7 +88,7 @@ def test_unknown_option(argv):
         parse_launcher_options(argv)
 
 
-@pytest.mark.parametrize("option", ["--gpus", "--gpu-index", "--id", "--mounts", "--host"])
+@pytest.mark.parametrize("option", ["--gpus", "--gpu-index", "--id", "--mounts", "--host", "--notify"])
 def test_option_missing_its_value(option):
     with pytest.raises(UsageError, match=f"^{option} needs a value$"):
         parse_launcher_options(["-d", option])

@@ -14,21 +14,41 @@ from tao_client.cli._parser import Parser
 from tao_client.cli.help import format_commands, format_usage
 from tao_client.cli.main import run
 
-VERBS = ["list", "stop", "info", "logs", "attach", "port-forward", "pull", "images", "login", "logout", "ui"]
+VERBS = [
+    "list",
+    "stop",
+    "info",
+    "show",
+    "logs",
+    "events",
+    "attach",
+    "port-forward",
+    "pull",
+    "images",
+    "login",
+    "logout",
+    "notify",
+    "ui",
+    "daemon",
+]
 
 # `tao --help`'s wording, as users and scripts have seen it.
 HELP_COMMANDS = """\
 commands:
-  list                  jobs queued and running (--all adds finished ones, --json)
+  list                  jobs queued and running, newest first (--all adds finished ones, --json)
   stop                  stop jobs: tao stop JOB_ID... | --container_id ID... | --all
   info                  the daemon, its task manifest, the Docker engine and GPUs
+  show                  one job in full: status, error, times, image, mounts, events, last output
   logs                  a job's output: tao logs JOB_ID [-f]
+  events                a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
   login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)
-  ui                    open the dashboard in a browser, signed in as you: tao ui"""
+  notify                post your jobs' starts and ends to URLs: tao notify add|list|rm URL, tao notify secret
+  ui                    open the dashboard in a browser, signed in as you: tao ui
+  daemon                the daemon tao starts for you: tao daemon status|start|stop|restart|logs"""
 
 
 class FakeClient:
@@ -47,10 +67,22 @@ class FakeClient:
         self.calls.append(("logout", registry))
         return {"registry": registry, "username": "bob", "owner_uid": 1000}
 
+    def notify_add(self, url: str) -> str:
+        self.calls.append(("notify_add", url))
+        return "https://hooks.example/services/****abcd"
+
+    def notify_urls(self) -> list[str]:
+        self.calls.append(("notify_urls", ""))
+        return ["https://hooks.example/services/****abcd"]
+
+    def notify_secret(self) -> str:
+        self.calls.append(("notify_secret", ""))
+        return "ab" * 32
+
 
 @pytest.fixture
 def no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(options: _common.LauncherOptions) -> None:
+    def refuse(options: _common.LauncherOptions, check_daemon: bool = False) -> None:
         raise AssertionError("connected to the daemon")
 
     monkeypatch.setattr(_common, "connect", refuse)
@@ -90,7 +122,10 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 
 
 def test_usage_names_every_verb() -> None:
-    assert format_usage().splitlines()[2] == "       tao {list,stop,info,logs,attach,port-forward,pull,images,login,logout,ui} ..."
+    assert (
+        format_usage().splitlines()[2]
+        == "       tao {list,stop,info,show,logs,events,attach,port-forward,pull,images,login,logout,notify,ui,daemon} ..."
+    )
 
 
 @pytest.mark.parametrize("name", VERBS)
@@ -113,10 +148,33 @@ def test_verb_help_exits_0_before_connecting(name: str, no_connection: None, cap
 
 def test_dispatch_runs_the_handler_with_a_connected_client(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     client = FakeClient()
-    monkeypatch.setattr(_common, "connect", lambda options: client)
+    monkeypatch.setattr(_common, "connect", lambda options, check_daemon=False: client)
     assert run(["logout", "registry.example"]) == 0
     assert client.calls == [("logout", "registry.example")]
     assert capsys.readouterr().out == "Login removed for registry.example (bob): the login of uid 1000\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "call", "out"),
+    [
+        (
+            ["notify", "add", "https://hooks.example/services/x/abcd"],
+            ("notify_add", "https://hooks.example/services/x/abcd"),
+            "every new job of yours now posts its start and end to https://hooks.example/services/****abcd\n",
+        ),
+        (["notify", "list"], ("notify_urls", ""), "https://hooks.example/services/****abcd\n"),
+        (["notify", "list", "--json"], ("notify_urls", ""), '[\n  "https://hooks.example/services/****abcd"\n]\n'),
+        (["notify", "secret"], ("notify_secret", ""), "ab" * 32 + "\n"),
+    ],
+)
+def test_notify_says_what_it_did(
+    argv: list[str], call: tuple[str, str], out: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = FakeClient()
+    monkeypatch.setattr(_common, "connect", lambda options, check_daemon=False: client)
+    assert run(argv) == 0
+    assert client.calls == [call]
+    assert capsys.readouterr().out == out
 
 
 def test_help_path_imports_no_argparse_typing_or_verb_module() -> None:

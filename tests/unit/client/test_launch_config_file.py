@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tao_client._errors import LaunchConfigError
-from tao_client.launch_config import read
+from tao_client._errors import LaunchConfigError, NoLaunchConfig
+from tao_client.launch_config import for_submission, read
 
 MALFORMED = '{\n  "Mounts": [\n    {"source": "/a" "destination": "/b"}\n  ]\n}'  # comma missing at line 3, column 21
 
@@ -135,3 +135,53 @@ def test_a_file_that_is_not_utf8_is_an_error_naming_line_and_column(home):
     assert info.value.message == (
         f"{path}: line 3, column 43: not valid UTF-8 (byte 0xe9); a launcher config is JSON, which is UTF-8: save the file as UTF-8"
     )
+
+
+# -- what a submission sends (launch_config.for_submission, which Client, AsyncClient and tao share) --
+
+
+def test_by_default_a_submission_sends_the_users_file(home):
+    path = write_json(home / ".tao_mounts.json", {"Envs": [{"variable": "A", "value": "1"}]})
+    assert for_submission() == ({"Envs": [{"variable": "A", "value": "1"}]}, str(path))
+
+
+def test_a_missing_default_file_is_a_no_launch_config_warning_and_sends_nothing(home):
+    with pytest.warns(NoLaunchConfig, match=f"no launcher config at {home}/.tao_mounts.json: jobs run with no mounts"):
+        assert for_submission() == (None, None)
+
+
+def test_false_sends_none_even_when_the_user_has_a_file(home, recwarn):
+    write_json(home / ".tao_mounts.json", {"Envs": []})
+    assert for_submission(False) == (None, None)
+    assert not recwarn.list
+
+
+def test_a_path_a_dict_and_what_read_returns_are_each_sent(home):
+    path = write_json(home / "elsewhere.json", {"Mounts": []})
+    assert for_submission(str(path)) == ({"Mounts": []}, str(path))
+    assert for_submission(path) == ({"Mounts": []}, str(path))
+    assert for_submission(read(path)) == ({"Mounts": []}, str(path))
+    assert for_submission({"Envs": []}) == ({"Envs": []}, None)
+    assert for_submission({"Envs": []}, "my notebook's config") == ({"Envs": []}, "my notebook's config")
+
+
+def test_a_path_that_is_not_there_is_an_error_naming_it(home):
+    with pytest.raises(LaunchConfigError, match=r"nope\.json: launcher config file not found"):
+        for_submission(str(home / "nope.json"))
+
+
+def test_anything_else_is_an_error_saying_what_is_taken(home):
+    with pytest.raises(LaunchConfigError, match=r"launch_config: expected a dict, a path, .* got list"):
+        for_submission([{"Mounts": []}])
+
+
+def test_a_source_name_that_is_not_utf8_is_sent_readable(home):
+    path = home / "caf\udce9.json"  # the byte 0xe9 of a Latin-1 file name, as Python decodes argv
+    path.write_text("{}")
+    assert for_submission(str(path))[1] == f"{home}/caf\\xe9.json"
+
+
+def test_a_dicts_home_in_a_source_is_this_users_as_in_a_file(home):
+    given = {"Mounts": [{"source": "~/tao", "destination": "/workspace"}]}
+    assert for_submission(given) == ({"Mounts": [{"source": f"{home}/tao", "destination": "/workspace"}]}, None)
+    assert given["Mounts"][0]["source"] == "~/tao"  # the caller's dict is left as it was

@@ -10,6 +10,7 @@ from tao_server.errors import ManifestError, UnknownTask
 from tao_server.images.manifest import BUNDLED_SOURCE, TaskImage, load, parse
 
 SOURCE = "/etc/tao/config.json"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 V1 = {
     "format_version": 1.0,
@@ -24,7 +25,7 @@ V2 = {
         "nvidia/tao/tao-toolkit-tf": {
             "v3.21.11-py3": {
                 "docker_registry": "nvcr.io",
-                "docker_digest": "sha256:abc123",
+                "docker_digest": DIGEST,
                 "tasks": ["detectnet_v2", "ssd"],
                 "subtasks": {"ssd": ["train", "evaluate"]},
             },
@@ -96,7 +97,7 @@ def test_format_2_0_with_digest_and_subtasks():
     manifest = parse_dict(V2)
     assert manifest.format_version == "2.0"
     ssd = manifest.resolve(None, "ssd")
-    assert ssd.image.reference == "nvcr.io/nvidia/tao/tao-toolkit-tf:v3.21.11-py3@sha256:abc123"
+    assert ssd.image.reference == f"nvcr.io/nvidia/tao/tao-toolkit-tf:v3.21.11-py3@{DIGEST}"
     assert ssd.subtasks == ("train", "evaluate")
     assert manifest.resolve(None, "detectnet_v2").subtasks == ()
 
@@ -142,7 +143,7 @@ def test_task_listed_twice_keeps_the_first_image():
 
 def test_images_are_unique_and_sorted():
     references = [image.reference for image in parse_dict(V2).images()]
-    assert references == ["local/tools:latest", "nvcr.io/nvidia/tao/tao-toolkit-tf:v3.21.11-py3@sha256:abc123"]
+    assert references == ["local/tools:latest", f"nvcr.io/nvidia/tao/tao-toolkit-tf:v3.21.11-py3@{DIGEST}"]
 
 
 # --- resolve errors ------------------------------------------------------------------------------
@@ -239,6 +240,64 @@ def test_parse_error_names_source_and_key(data, field, fragment):
     assert error.source == SOURCE
     assert error.message.startswith(f"{SOURCE}: {field}:")
     assert fragment in error.message
+
+
+def _one_image(name: str = "nvidia/tao", tag: str = "5.0", registry: str = "nvcr.io", **entry: str) -> dict[str, object]:
+    return {"format_version": 2.0, "dockers": {name: {tag: {"docker_registry": registry, "tasks": ["ssd"], **entry}}}}
+
+
+# (manifest, the key the error names, the value it quotes, a fragment of the rule it gives)
+BAD_REFERENCES = [
+    pytest.param(_one_image(name="NVIDIA/tao"), "dockers.NVIDIA/tao", "'NVIDIA/tao'", "lowercase", id="uppercase-repository"),
+    pytest.param(_one_image(name="nvidia//tao"), "dockers.nvidia//tao", "'nvidia//tao'", "joined by '/'", id="empty-component"),
+    pytest.param(_one_image(name="nvidia/tao-"), "dockers.nvidia/tao-", "'nvidia/tao-'", "separated by", id="trailing-separator"),
+    pytest.param(_one_image(name="tao toolkit"), "dockers.tao toolkit", "'tao toolkit'", "lowercase", id="space"),
+    pytest.param(_one_image(tag="-rc1"), "dockers.nvidia/tao.-rc1", "'-rc1'", "does not start with", id="tag-starts-with-dash"),
+    pytest.param(_one_image(tag="5.0:x"), "dockers.nvidia/tao.5.0:x", "'5.0:x'", "a tag is", id="tag-with-colon"),
+    pytest.param(_one_image(tag="t" * 129), "dockers.nvidia/tao." + "t" * 129, "'" + "t" * 129 + "'", "up to 128", id="tag-too-long"),
+    pytest.param(_one_image(registry="nvcr io"), "dockers.nvidia/tao.5.0.docker_registry", "'nvcr io'", "host name", id="registry-space"),
+    pytest.param(
+        _one_image(registry="https://nvcr.io"), "dockers.nvidia/tao.5.0.docker_registry", "'https://nvcr.io'", ":port", id="scheme"
+    ),
+    pytest.param(
+        _one_image(docker_digest="sha256:abc123"),
+        "dockers.nvidia/tao.5.0.docker_digest",
+        "'sha256:abc123'",
+        "ALGORITHM:HEX",
+        id="digest-short",
+    ),
+    pytest.param(
+        _one_image(docker_digest="sha256:" + "a" * 40),
+        "dockers.nvidia/tao.5.0.docker_digest",
+        "'sha256:",
+        "64 hex digits, not 40",
+        id="sha256-40",
+    ),
+    pytest.param(_one_image(name="a/" * 130 + "b"), "dockers." + "a/" * 130 + "b", "'", "at most 255", id="name-too-long"),
+]
+
+
+@pytest.mark.parametrize(("data", "field", "value", "rule"), BAD_REFERENCES)
+def test_an_image_reference_the_engine_cannot_parse_is_refused_naming_key_and_value(data, field, value, rule):
+    error = manifest_error(json.dumps(data))
+    assert (error.field, error.source) == (field, SOURCE)
+    assert error.message.startswith(f"{SOURCE}: {field}: {value}")
+    assert "is not an image reference the engine can parse" in error.message and rule in error.message
+
+
+@pytest.mark.parametrize(
+    ("registry", "name", "tag"),
+    [
+        ("localhost:5000", "tao/toolkit", "5.0.0-pyt"),
+        ("127.0.0.1:1", "tao-test/absent", "never"),
+        ("[::1]:5000", "a__b/c.d/e-f--g", "V_1.0"),
+        ("nvcr.io/nvidia", "tao/tao-toolkit", "5.0"),  # a registry with a path of its own
+        ("", "nvcr.io/nvidia/tao", "latest"),  # the registry in the name, as Docker reads it
+        ("", "ubuntu", "22.04"),
+    ],
+)
+def test_references_the_engine_parses_are_accepted(registry, name, tag):
+    assert parse_dict(_one_image(name=name, tag=tag, registry=registry)).resolve(None, "ssd").image.tag == tag
 
 
 @pytest.mark.parametrize(

@@ -182,3 +182,31 @@ def test_broken_fair_share_settings_are_named(tmp_path: Path, text: str, message
     with pytest.raises(PolicyError) as broken:
         _policy(tmp_path, text)
     assert message in broken.value.message
+
+
+def test_notify_to_is_the_union_of_default_user_and_groups(tmp_path: Path):
+    policy = _policy(
+        tmp_path,
+        '[default]\nnotify_to = ["hooks.corp.example"]\n'
+        f'[user.{ME}]\nnotify_to = ["127.0.0.1:9000"]\n'
+        f'[group.{MY_GROUP}]\nnotify_to = ["10.0.0.0/8", "hooks.corp.example"]\n'
+        '[user.somebody-else]\nnotify_to = ["192.168.0.1"]\n',
+    )
+    assert [pattern.text for pattern in policy.rules_for(ALICE).notify_to] == ["hooks.corp.example", "127.0.0.1:9000", "10.0.0.0/8"]
+    assert Policy().rules_for(ALICE).notify_to == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[default]\nnotify_to = "127.0.0.1"\n', "[default] notify_to = '127.0.0.1': must be a list of strings"),
+        ("[default]\nnotify_to = [1]\n", "must be a list of strings"),
+        ('[user.x]\nnotify_to = ["127.0.0.1:0"]\n', "[user.x] notify_to: '127.0.0.1:0': port '0' is not a number from 1 to 65535"),
+        ('[group.y]\nnotify_to = ["a b"]\n', "[group.y] notify_to: 'a b': 'a b' is neither a host name, an address nor a network"),
+    ],
+)
+def test_a_broken_notify_to_names_file_section_and_pattern(tmp_path: Path, text: str, message: str):
+    with pytest.raises(PolicyError) as broken:
+        _policy(tmp_path, text)
+    assert str(tmp_path / "policy.toml") in broken.value.message
+    assert message in broken.value.message

@@ -19,6 +19,7 @@ import pytest
 from tao_server.backends.base import LaunchSpec, Mount
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, docker_run
 from tao_server.backends.slurm.script import BatchJob, SlurmOptions, directives, pyxis_image, pyxis_mount, render
+from tao_server.backends.slurm.sweep import render_sweep
 from tao_server.errors import LaunchFailure
 from tests.unit.server.test_container_request import HOSTILE_ARGV
 
@@ -43,9 +44,12 @@ if name == "prlimit":
 if name == "docker" and verb == ["container", "inspect"]:
     print("true" if os.path.exists(os.environ["STUB_PID"]) else "false")
 elif name == "docker" and verb[0] == "stop":
-    os.kill(int(open(os.environ["STUB_PID"]).read()), signal.SIGTERM)
+    if os.path.exists(os.environ["STUB_PID"]):
+        os.kill(int(open(os.environ["STUB_PID"]).read()), signal.SIGTERM)
 elif name == "docker" and verb[0] in ("rm",):
     pass
+elif name == "docker" and verb[0] == "ps":
+    print(os.environ.get("STUB_PS", ""), end="")
 else:
     if os.environ.get("STUB_BLOCK"):
         open(os.environ["STUB_PID"], "w").write(str(os.getpid()))
@@ -345,6 +349,7 @@ def test_term_stops_a_running_container_once_with_docker_stop_and_records_its_en
     process = stop_while_running(node, script)
     assert process.returncode == 128 + signal.SIGTERM
     assert exit_file(node, batch) == "143\n"
+    assert (node["shared"] / f"{batch.name}.signalled").exists()  # a signal, not the task, ended it: the daemon asks Slurm why
     verbs = [call["argv"][1:3] for call in calls(node)]
     assert ["stop", "-t"] in verbs and calls(node)[verbs.index(["stop", "-t"])]["argv"][3:] == ["3", batch.name]
     assert verbs[-1] == ["rm", "-f"]  # and whatever is left of it goes
@@ -389,3 +394,39 @@ def test_a_two_node_job_asks_slurm_for_both_and_pyxis_starts_the_task_through_sr
     # srun in the allocation starts one task per node, each in the container.
     assert lines[lines.index("run=(") + 1] == '  "$srun"'
     assert "  '--container-image=nvcr.io#nvidia/tao/tao-toolkit:5.0'" in lines
+
+
+# --- the sweep after a node failure -------------------------------------------------------------
+
+
+def test_the_sweep_of_a_failed_node_stops_and_removes_what_is_left_of_that_job_there(node: dict[str, Any]) -> None:
+    batch = BatchJob(DAEMON_ID, "alice.job-1", str(node["shared"]), runtime="docker", stop_timeout=2.5)
+    script = node["shared"] / "sweep.sbatch"
+    text = render_sweep(batch, "4242", "gpu-node01", "gpu", ("--account=ml",))
+    script.write_text(text)
+    done = run_script(node, script, STUB_PS="c0ffee\nbeef\n")
+    assert done.returncode == 0, done.stderr
+    slurm_job = ["--filter", f"label={LABEL_DAEMON}={DAEMON_ID}", "--filter", "label=org.tao-launcher.slurm-job=4242"]
+    assert [call["argv"][1:] for call in calls(node)] == [
+        ["ps", "-aq", *slurm_job],
+        ["stop", "-t", "3", "c0ffee", "beef"],  # as a cancel would: TERM, then KILL after the stop timeout
+        ["rm", "-f", "c0ffee", "beef"],
+    ]
+    assert done.stdout.startswith(b"tao: swept 2 container(s) of Slurm job 4242 from ")  # into the sweep's output, under sbatch
+    lines = text.splitlines()
+    assert "#SBATCH --nodelist=gpu-node01" in lines and "#SBATCH --partition=gpu" in lines
+    assert lines.index("#SBATCH --account=ml") > lines.index("#SBATCH --partition=gpu")  # the daemon's sbatch arguments last
+    assert f"#SBATCH --job-name={batch.name}-sweep" in lines  # never taken for the job itself on adoption
+
+
+def test_a_sweep_finding_nothing_does_nothing(node: dict[str, Any]) -> None:
+    batch = BatchJob(DAEMON_ID, "alice.job-1", str(node["shared"]), runtime="docker")
+    script = node["shared"] / "sweep.sbatch"
+    script.write_text(render_sweep(batch, "4242", "gpu-node01", None))
+    assert run_script(node, script).returncode == 0
+    assert [call["argv"][1] for call in calls(node)] == ["ps"]
+
+
+def test_under_pyxis_the_sweep_only_marks_the_nodes_return() -> None:
+    text = render_sweep(batch_job("pyxis"), "4242", "gpu-node01", None)
+    assert "docker" not in text and "#SBATCH --nodelist=gpu-node01" in text.splitlines()

@@ -100,6 +100,12 @@ def test_a_running_job_in_scontrol_has_its_gpus_and_no_end() -> None:
     assert state is not None
     assert (state.job_id, state.state, state.reason, state.nodes, state.gpus) == ("101", "RUNNING", None, "gpu-node01", (1, 3))
     assert state.name == "tao-0123abcd-job1" and state.start_time == "2024-03-05T10:12:44" and not state.ended
+    assert state.batch_host == "gpu-node01" and not state.pending  # where a sweep goes after a node failure
+
+
+def test_pending_and_configuring_jobs_wait_in_slurms_queue() -> None:
+    assert parse_squeue(SQUEUE)["102"].pending and not parse_squeue(SQUEUE)["104"].pending
+    assert JobState("9", "CONFIGURING").pending and not JobState("9", "RUNNING").pending
 
 
 @pytest.mark.parametrize(

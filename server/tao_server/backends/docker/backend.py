@@ -20,7 +20,7 @@ import requests.exceptions
 from docker.types import DeviceRequest, Mount, Ulimit
 
 from tao_server.access.peer import ucred
-from tao_server.backends.base import AdoptedRun, LaunchSpec, OutputStream, RunExit, RunState
+from tao_server.backends.base import AdoptedRun, Interruption, LaunchSpec, OutputStream, RunExit, RunState
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
 from tao_server.backends.docker.images import DockerImages
@@ -136,14 +136,17 @@ class DockerRun:
         self._attached: AttachedStream | None = None
         self._head = bytearray()
         self._exit_code: int | None = None  # learnt at the end of the output, so that wait() need not ask again
+        self._removed = False  # the container went behind the daemon's back (docker rm): its end is not its task's
         # Its network namespace, opened at the first connection to one of its ports: a descriptor names
         # the namespace itself, so a pid the kernel hands on after the container ends can never mislead it.
         self._network: _Namespace | None = None
         self._host_network = False
         self._lock = threading.Lock()
 
-    def _exited(self, exit_code: int) -> None:
+    def _exited(self, exit_code: int | None) -> None:
+        """The end the output stream learnt: the exit code, or None for a container removed behind the daemon's back."""
         self._exit_code = exit_code
+        self._removed = exit_code is None
 
     @property
     def run_id(self) -> str:
@@ -172,11 +175,20 @@ class DockerRun:
         streams = _Streams(self._api, self.container_id, attached, self._exited)
         return Output(streams.chunks(), offset, streams.close, self._head)
 
+    def wait_running(self) -> bool:
+        return True  # a started container runs: the engine has no queue
+
     def wait(self) -> RunExit:
         exit_code = self._exit_code
-        if exit_code is None:  # the output was not read to its end, which learns the exit code on the way
+        if exit_code is None and not self._removed:  # the output was not read to its end, which learns the exit code on the way
             with engine_errors(f"waiting for container {self.container_id[:12]}"):
-                exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
+                try:
+                    exit_code = int(self._api.wait(self.container_id, timeout=None)["StatusCode"])
+                except docker.errors.NotFound:
+                    self._removed = True
+        if exit_code is None:
+            reason = f"its container {self.container_id[:12]} was removed outside the launcher (docker rm); its exit code is lost"
+            return RunExit(None, interrupted=Interruption("cancelled", reason))
         head = bytes(self._head)
         if exit_code in (CANNOT_EXECUTE, NOT_FOUND) and not head:  # nobody read the output: ask the engine
             with engine_errors(f"reading the log of container {self.container_id[:12]}"):
@@ -301,7 +313,9 @@ class _Streams:
     engine that does not answer at all is BackendUnavailable, never a quiet end.
     """
 
-    def __init__(self, api: docker.APIClient, container_id: str, attached: AttachedStream | None, exited: Callable[[int], None]) -> None:
+    def __init__(
+        self, api: docker.APIClient, container_id: str, attached: AttachedStream | None, exited: Callable[[int | None], None]
+    ) -> None:
         self._api = api
         self._container_id = container_id
         self._attached = attached
@@ -331,12 +345,16 @@ class _Streams:
 
     def _ended(self) -> bool:
         """Whether the container has stopped. A stream can end a moment before the engine records the
-        exit, so allow it that moment; a container still running after it had its stream cut."""
+        exit, so allow it that moment; a container still running after it had its stream cut. One
+        removed behind the daemon's back has ended too, its exit code lost with it."""
         with engine_errors(f"asking whether container {self._container_id[:12]} still runs"):
             try:
                 ended = self._api.wait(self._container_id, timeout=_EXIT_RECORDED)
             except requests.exceptions.ReadTimeout:
                 return False
+            except docker.errors.NotFound:
+                self._exited(None)
+                return True
         self._exited(int(ended["StatusCode"]))
         return True
 

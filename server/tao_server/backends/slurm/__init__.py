@@ -1,3 +1,4 @@
-"""The Slurm backend's pure parts: batch scripts (script.py) and the reading of Slurm's answers
-about jobs, with the poller that decides what to ask (state.py). Nothing here runs a command:
-the backend hands in a function that does, and a clock."""
+"""The Slurm backend (backend.py) and its parts: batch scripts (script.py), the reading of Slurm's
+answers about jobs, with the poller that decides what to ask (state.py) and the one thread that
+asks (monitor.py), how a job's end reads (ends.py), the sweep of a failed node (sweep.py), and the
+commands run here or over SSH (commands.py). Only backend.py and commands.py run anything."""

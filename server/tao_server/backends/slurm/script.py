@@ -19,7 +19,8 @@ for Apptainer.
 A TERM (scancel --batch --signal=TERM; Slurm's own at the time limit) reaches the task: the trap
 runs `docker stop -t <stop timeout>`, or passes the signal to srun or apptainer, which pass it on.
 The container's exit code is written next to the output (`<name>.exit`), so the daemon knows it
-without Slurm accounting, and the script exits with it. A request the runtime cannot honour is
+without Slurm accounting, and the script exits with it. The trap first leaves `<name>.signalled`:
+a signal, not the task, may have ended it, and the daemon then asks Slurm why (slurm/ends.py). A request the runtime cannot honour is
 refused before anything is submitted, naming the option (LaunchFailure, 125).
 
 What differs by runtime, beyond the refusals: docker runs the image's ENTRYPOINT before the
@@ -47,6 +48,7 @@ EXIT_SUFFIX = ".exit"
 OUTPUT_SUFFIX = ".out"  # what the task printed, which the daemon follows into the job's log
 SLURM_SUFFIX = ".slurm"  # what Slurm itself writes about the job
 GRACE_SUFFIX = ".grace"  # seconds a cancel gives the task, written by the daemon before it signals
+SIGNALLED_SUFFIX = ".signalled"  # left by the script's trap: a TERM or INT reached it before the task ended
 
 _DIRECTIVE_SAFE = re.compile(r"[^\s\"'\\#%]+")  # sbatch reads #SBATCH lines with quoting of its own
 _TIME_LIMIT = re.compile(r"\d+(?:-\d+)?(?::\d+){0,2}|UNLIMITED|INFINITE")
@@ -125,7 +127,7 @@ def directives(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) ->
         *_resource_args(request, slurm),
         *slurm.extra_args,
     ]
-    return [f"#SBATCH {_directive_safe(arg)}" for arg in args]
+    return [f"#SBATCH {directive_safe(arg)}" for arg in args]
 
 
 def _resource_args(request: ContainerRequest, slurm: SlurmOptions) -> list[str]:
@@ -141,7 +143,7 @@ def _resource_args(request: ContainerRequest, slurm: SlurmOptions) -> list[str]:
     return args
 
 
-def _directive_safe(arg: str) -> str:
+def directive_safe(arg: str) -> str:
     if not _DIRECTIVE_SAFE.fullmatch(arg):
         raise ValueError(f"sbatch argument {arg!r} cannot go on an #SBATCH line: no spaces, quotes, backslashes, '#' or '%'")
     return arg
@@ -156,6 +158,7 @@ def _prelude(job: BatchJob, slurm: SlurmOptions) -> list[str]:
         # The task's output, and only it (and this script's own complaints): Slurm writes its messages to --output.
         f"exec >>{shlex.quote(job.path(OUTPUT_SUFFIX))} 2>&1",
         f"exit_file={shlex.quote(job.path(EXIT_SUFFIX))}",
+        f"signalled_file={shlex.quote(job.path(SIGNALLED_SUFFIX))}",
         "finish() {  # the exit code beside the output, where the daemon reads it without Slurm accounting",
         '  printf \'%s\\n\' "$1" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"',
         '  exit "$1"',
@@ -247,7 +250,7 @@ def _launch(env_words: list[str], stop: str) -> list[str]:
     return [
         _array("job_env", env_words),
         f"stop() {{ {stop}; }}",
-        "trap 'stopping=1; stop' TERM INT",
+        "trap 'stopping=1; : >\"$signalled_file\"; stop' TERM INT",
         'env "${job_env[@]}" "${run[@]}" &',
         "child=$!",
         "while :; do",

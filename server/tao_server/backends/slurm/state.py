@@ -57,7 +57,8 @@ Runner = Callable[[Sequence[str]], Answer]
 @dataclass(frozen=True)
 class JobState:
     """One job as Slurm reports it. `exit_code` is the batch script's (128 + N when signal N ended
-    it), known once the job ended and scontrol or sacct said; `gpus` are the batch host's indices."""
+    it), known once the job ended and scontrol or sacct said; `gpus` are the batch host's indices;
+    `batch_host` is the node its script runs on (scontrol only)."""
 
     job_id: str
     state: str
@@ -67,10 +68,16 @@ class JobState:
     start_time: str | None = None
     name: str | None = None
     gpus: tuple[int, ...] = ()
+    batch_host: str | None = None
 
     @property
     def ended(self) -> bool:
         return self.state in ENDED_STATES
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for Slurm to run it: PENDING, or CONFIGURING while its nodes boot."""
+        return self.state in ("PENDING", "CONFIGURING")
 
 
 def squeue_command(job_ids: Iterable[str]) -> list[str]:
@@ -118,6 +125,7 @@ def parse_scontrol(text: str) -> JobState | None:
         start_time=_value(record.get("StartTime", "")),
         name=_value(record.get("JobName", "")),
         gpus=_batch_host_gpus(lines),
+        batch_host=_value(record.get("BatchHost", "")),
     )
 
 

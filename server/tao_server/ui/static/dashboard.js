@@ -67,15 +67,25 @@
 
   // -- Jobs -------------------------------------------------------------------------------------
 
+  // The filters live in the page's URL too (?status=&task=&owner=): a reload, a bookmark or a shared link keeps them.
+  const FILTERS = ["status", "task", "owner"];
+
+  function filters() {
+    const params = new URLSearchParams();
+    for (const name of FILTERS) {
+      const value = $("filter-" + name).value.trim();
+      if (value) params.set(name, value);
+    }
+    return params;
+  }
+
   function jobsPage() {
     let cursor = "";
     let next = "";
+    const given = new URLSearchParams(location.search);
+    for (const name of FILTERS) if (given.get(name)) $("filter-" + name).value = given.get(name);
     const load = async () => {
-      const params = new URLSearchParams();
-      for (const name of ["status", "task", "owner"]) {
-        const value = $("filter-" + name).value.trim();
-        if (value) params.set(name, value);
-      }
+      const params = filters();
       if (cursor) params.set("cursor", cursor);
       const response = await call("/ui/parts/jobs?" + params);
       if (!response.ok) return;
@@ -84,7 +94,12 @@
       $("next-page").disabled = !next;
       $("newest").disabled = !cursor;
     };
-    const restart = () => { cursor = ""; load(); };
+    const restart = () => {
+      const query = filters().toString();
+      history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+      cursor = "";
+      load();
+    };
     $("next-page").addEventListener("click", () => { cursor = next; load(); });
     $("newest").addEventListener("click", restart);
     $("filter-status").addEventListener("change", restart);
@@ -117,8 +132,9 @@
   async function act(event, id, reload) {
     const button = event.target.closest("button[data-action]");
     if (!button) return;
-    button.disabled = true;
     const action = button.dataset.action;
+    if (action === "copy") return copy(button, $(button.dataset.copy));
+    button.disabled = true;
     const url = action === "cancel" ? "/v1/jobs/" + encodeURIComponent(id) + "/cancel" : "/ui/jobs/" + encodeURIComponent(id) + "/rerun";
     const response = await call(url, { method: "POST" });
     if (!response.ok) {
@@ -128,6 +144,19 @@
     }
     if (action === "rerun") location.href = "/ui/jobs/" + encodeURIComponent((await response.json()).id);
     else reload();
+  }
+
+  // The clipboard API needs a secure context (https, or this machine's loopback); elsewhere the text is selected
+  // for Ctrl-C.
+  async function copy(button, element) {
+    const selection = getSelection();
+    selection.selectAllChildren(element);
+    try {
+      await navigator.clipboard.writeText(element.textContent);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Selected: press Ctrl-C";
+    }
   }
 
   const MAX_LINES = 5000; // the DOM keeps at most this many lines; older ones come back with "load earlier"
