@@ -31,7 +31,6 @@ from tao_server.api import credentials, docs, errors, images, jobs, logs, metric
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
-from tao_server.db_watch import DatabaseWatch
 from tao_server.images import manifest as task_manifest
 from tao_server.images.credentials import CredentialStore
 from tao_server.images.puller import ImagePuller
@@ -50,8 +49,9 @@ from tao_server.jobs.sessions import JobSessions
 from tao_server.jobs.status_locate import SharedFilesystem
 from tao_server.jobs.store import JobStore
 from tao_server.notify import wiring as notify_wiring
+from tao_server.runtime.db_watch import DatabaseWatch
 from tao_server.settings import Settings
-from tao_server.system import SystemService, loopback_http
+from tao_server.system.system_service import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
 from tao_server.ui.sessions import UiSessions

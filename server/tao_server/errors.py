@@ -22,6 +22,7 @@ from travel with it, so `tao` can name them.
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
+    ├── DaemonCannotStart                the daemon cannot start as configured: its data dir, a socket, TLS (start-up)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── DatabaseUnusable                 the job table is damaged, unreadable or too new (start-up)
@@ -173,6 +174,13 @@ class NotAttachable(JobConflict):
     """A terminal or a port-forward asked of a job that cannot take one now; the message says why."""
 
     code = "not_attachable"
+
+
+class DaemonCannotStart(TaoError):
+    """`tao-server` cannot start as configured (its data dir held by another daemon, a socket in use, TLS files
+    it cannot read); the message names what and why. Raised before anything listens."""
+
+    code = "cannot_start"
 
 
 class ManifestError(TaoError):

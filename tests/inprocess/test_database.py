@@ -1,4 +1,4 @@
-"""The job database watched under a running daemon (db_watch.py), and a start on a database that
+"""The job database watched under a running daemon (runtime/db_watch.py), and a start on a database that
 does not know the runs labelled as the daemon's: nothing is lost unseen, nothing removed unaccounted."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from tao_server.jobs.sessions import JobSessions
 from tao_server.notify.sender import Sender
 from tao_server.notify.service import NotifyService
 from tao_server.settings import Settings
-from tao_server.system import SystemService
+from tao_server.system.system_service import SystemService
 from tao_server.ui.sessions import COOKIE, UiSessions
 
 

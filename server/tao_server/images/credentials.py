@@ -18,9 +18,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tao_server import disk
 from tao_server.access.caller import Caller
 from tao_server.errors import CredentialFileUnreadable, StorageFull
+from tao_server.runtime import disk
 
 NGC_REGISTRY = "nvcr.io"
 NGC_USERNAME = "$oauthtoken"

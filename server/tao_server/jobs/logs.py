@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from tao_server import disk, memory
 from tao_server.errors import DaemonStopping, StorageFull
+from tao_server.runtime import disk, memory
 
 READ_CHUNK = 256 * 1024
 SHARED_CHUNKS = 8  # the latest chunks of a job's log its followers share: 2 MiB, while two or more follow it

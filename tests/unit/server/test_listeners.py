@@ -1,4 +1,4 @@
-"""When the daemon's server says it is ready, and stopping (tao_server.listeners.TlsAwareServer).
+"""When the daemon's server says it is ready, and stopping (tao_server.runtime.listeners.TlsAwareServer).
 
 The server runs a bare ASGI app whose lifespan records its steps; each callback records what was
 true when it ran, so the order is checked from events, not from timing.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from tao_server.listeners import TlsAwareServer
+from tao_server.runtime.listeners import TlsAwareServer
 from tests.conftest import self_signed_certificate
 
 TIMEOUT = 30.0  # a safety net only: each wait ends on an event
@@ -114,8 +114,8 @@ def test_binary_messages_arrive_byte_for_byte_whatever_their_length(tmp_path: Pa
     """The daemon's websocket protocol writes a binary frame's header and its message apart; compressed, uvicorn's own way."""
     from websockets.sync.client import unix_connect
 
-    from tao_server import listeners
-    from tao_server.listeners import WebSocketProtocol
+    from tao_server.runtime import listeners
+    from tao_server.runtime.listeners import WebSocketProtocol
 
     headers: list[int] = []
     made = listeners._binary_header

@@ -1,4 +1,4 @@
-"""Notifications to systemd (tao_server.service_manager), received on a real datagram socket the test binds."""
+"""Notifications to systemd (tao_server.runtime.service_manager), received on a real datagram socket the test binds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tao_server.service_manager import ServiceManager
+from tao_server.runtime.service_manager import ServiceManager
 
 
 def _receiver(address: str | bytes) -> socket.socket:
@@ -69,7 +69,7 @@ def test_without_notify_socket_nothing_is_sent(address: str | None, caplog: pyte
 
 @pytest.mark.parametrize("address", ["/nonexistent/notify", "@tao-test-nobody-listens-here", "vsock:2:1234"])
 def test_a_failure_to_notify_is_logged_not_raised(address: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="tao_server.service_manager"):
+    with caplog.at_level(logging.WARNING, logger="tao_server.runtime.service_manager"):
         assert ServiceManager(address).ready(["unix:///tmp/x.sock"]) is False
     [record] = caplog.records
     assert f"cannot notify the service manager at {address}" in record.getMessage()

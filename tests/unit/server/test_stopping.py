@@ -1,4 +1,4 @@
-"""The daemon's stop, bounded by its stop timeout (tao_server.stopping)."""
+"""The daemon's stop, bounded by its stop timeout (tao_server.runtime.stopping)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tao_server import stopping
+from tao_server.runtime import stopping
 
 
 @pytest.mark.parametrize(("timeout", "deadline", "grace"), [(30, 30, 3), (10, 10, 3), (5, 5, 2), (0, 1, 0)])
@@ -24,7 +24,7 @@ def test_a_process_held_open_by_a_stuck_thread_is_ended_at_its_deadline_saying_s
         f"""
         import logging, threading
         from pathlib import Path
-        from tao_server import stopping
+        from tao_server.runtime import stopping
         logging.basicConfig(level="INFO", format="%(message)s")
         threading.Thread(target=threading.Event().wait, name="stuck-engine-call").start()  # never ends, not a daemon
         stopping.start_watchdog(1.0, last_words=lambda: Path({str(marker)!r}).touch())

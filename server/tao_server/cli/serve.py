@@ -1,13 +1,10 @@
-"""`tao-server`: flags -> Settings -> uvicorn on a Unix socket and, when asked, TCP."""
+"""`tao-server [flags]`: flags -> Settings -> the checked storage, backend and sockets -> uvicorn, until stopped."""
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
-import socket
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -23,6 +20,7 @@ if TYPE_CHECKING:  # the settings stack is imported only once the flags are read
     from sqlalchemy.engine import Engine
 
     from tao_server.backends import Backend
+    from tao_server.runtime.sockets import Listeners
     from tao_server.settings import Settings
 
 
@@ -116,16 +114,8 @@ def _listener_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["token"]:
-        from tao_server import token_cli
-
-        sys.exit(token_cli.main(argv[1:]))
-    if argv[:1] == ["healthcheck"]:
-        from tao_server import healthcheck
-
-        sys.exit(healthcheck.main(argv[1:]))
+def main(argv: list[str]) -> int:
+    """`tao-server [flags]`: read the settings, set up logging, serve until stopped."""
     args = _parser().parse_args(argv)
     overrides = {key: value for key, value in vars(args).items() if value is not None and key != "no_socket"}
     if args.no_socket:
@@ -144,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.log_level != "debug":
         # uvicorn logs each websocket's opening at INFO: a port-forward opens one per connection.
         logging.getLogger("uvicorn.error").addFilter(_not_a_websocket_opening)
-    sys.exit(serve(settings))
+    return serve(settings)
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -161,26 +151,26 @@ def serve(settings: Settings) -> int:
     manifest and the policy are all checked first: a daemon that cannot start says why in one line
     and leaves no socket behind, where a client could take it for a daemon that is down.
     """
-    from tao_server import memory
     from tao_server.app import create_app
+    from tao_server.runtime import memory, sockets
 
     memory.tune()
     # The database and logs hold job arguments and environments: for this user's eyes only.
     os.umask(0o077)
-    _lock_data_dir(settings.data_dir)
-    database, backend = _open_storage_and_backend(settings)
-    tls = _tls_context(settings)
-    group = _group_id(settings.socket_group) if settings.socket_group is not None else None
-    if settings.socket is not None:
-        _check_socket_path(settings.socket)
-    listeners = _tcp_listeners(settings, tls)
-    addresses = ([f"unix://{settings.socket}"] if settings.socket is not None else []) + listeners.addresses
     try:
+        sockets.lock_data_dir(settings.data_dir)
+        database, backend = _open_storage_and_backend(settings)
+        tls = sockets.tls_context(settings)
+        group = sockets.group_id(settings.socket_group) if settings.socket_group is not None else None
+        if settings.socket is not None:
+            sockets.check_socket_path(settings.socket)
+        listeners = sockets.tcp_listeners(settings, tls)
+        addresses = ([f"unix://{settings.socket}"] if settings.socket is not None else []) + listeners.addresses
         app = create_app(settings, backend=backend, addresses=addresses, database=database)
+        if settings.socket is not None:
+            listeners.plain.insert(0, sockets.unix_socket(settings.socket, settings.socket_mode_bits, group))
     except TaoError as exc:
         _fail(exc.message)
-    if settings.socket is not None:
-        listeners.plain.insert(0, _unix_socket(settings.socket, settings.socket_mode_bits, group))
     try:
         return _run(settings, app, listeners, tls, addresses)
     finally:
@@ -192,59 +182,24 @@ def _remove_socket_file(settings: Settings) -> None:
         settings.socket.unlink(missing_ok=True)
 
 
-class _Listeners:
-    """The sockets uvicorn serves: `plain` ones itself, `tls` ones through TlsAwareServer; `addresses` for people."""
-
-    def __init__(self) -> None:
-        self.plain: list[socket.socket] = []
-        self.tls: list[socket.socket] = []
-        self.addresses: list[str] = []
-
-
 def _open_storage_and_backend(settings: Settings) -> tuple[Engine, Backend]:
     """The checked database, then the backend: a database that cannot be used stops the daemon before the engine is asked."""
     from tao_server import backends, db
     from tao_server.app import daemon_id
 
-    try:
-        database = db.open_checked(settings.db_path)
-        return database, backends.connect(settings, daemon_id(settings.data_dir))
-    except TaoError as exc:
-        _fail(exc.message)
+    database = db.open_checked(settings.db_path)
+    return database, backends.connect(settings, daemon_id(settings.data_dir))
 
 
-def _tcp_listeners(settings: Settings, tls: ssl.SSLContext | None) -> _Listeners:
-    """--port's listener, and the dashboard's on 127.0.0.1 when a Unix socket has no plain HTTP one on loopback beside it."""
-    from tao_server.access.paths import is_loopback
-
-    listeners = _Listeners()
-    loopback_http = False
-    if settings.tcp_port is not None:
-        host = settings.tcp_address
-        tcp = _tcp_socket(host, settings.tcp_port)
-        (listeners.tls if tls else listeners.plain).append(tcp)
-        listeners.addresses.append(f"{'https' if tls else 'http'}://{_url_host(host)}:{tcp.getsockname()[1]}")
-        loopback_http = tls is None and is_loopback(host)
-    if settings.socket is not None and settings.dashboard and not loopback_http:
-        dashboard = _tcp_socket("127.0.0.1", settings.dashboard_port)
-        listeners.plain.append(dashboard)
-        listeners.addresses.append(f"http://127.0.0.1:{dashboard.getsockname()[1]}")
-    return listeners
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _run(settings: Settings, app: FastAPI, listeners: _Listeners, tls: ssl.SSLContext | None, addresses: list[str]) -> int:
+def _run(settings: Settings, app: FastAPI, listeners: Listeners, tls: ssl.SSLContext | None, addresses: list[str]) -> int:
     import asyncio
 
     import uvicorn
 
-    from tao_server import stopping
     from tao_server.app import end_streams
-    from tao_server.listeners import WS_MAX_MESSAGE, HttpProtocol, TlsAwareServer, WebSocketProtocol
-    from tao_server.service_manager import ServiceManager
+    from tao_server.runtime import stopping
+    from tao_server.runtime.listeners import WS_MAX_MESSAGE, HttpProtocol, TlsAwareServer, WebSocketProtocol
+    from tao_server.runtime.service_manager import ServiceManager
 
     config = uvicorn.Config(
         app,
@@ -284,104 +239,6 @@ def _run(settings: Settings, app: FastAPI, listeners: _Listeners, tls: ssl.SSLCo
 def _not_a_websocket_opening(record: logging.LogRecord) -> bool:
     message = str(record.msg)
     return not (message.startswith('%s - "WebSocket %s"') or message in ("connection open", "connection closed"))
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.tls_cert is None:
-        return None
-    import ssl
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        _fail(f"cannot use --tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {exc}")
-    return context
-
-
-def _lock_data_dir(data_dir: Path) -> None:
-    """The data dir, made when missing, and held until the process ends: one daemon per data dir.
-
-    The lock is held by a bare descriptor that nothing closes: a file object would close it (and
-    release the lock) when collected, which can come while the process still lives, winding down.
-    """
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(data_dir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        _fail(f"cannot use the data dir {data_dir}: {exc.strerror} (tao-server runs as uid {os.getuid()})")
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
-        _fail(f"another tao-server (pid {holder or '?'}) already uses the data dir {data_dir}")
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, str(os.getpid()).encode(), 0)
-
-
-def _check_socket_path(path: Path) -> None:
-    """Refuse a path that holds something other than a socket, or a socket another daemon answers on;
-    a stale socket (its daemon died) is removed."""
-    if not (path.exists() or path.is_symlink()):
-        return
-    if not stat.S_ISSOCK(path.lstat().st_mode):
-        _fail(f"{path} exists and is not a socket; remove it or choose another --socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # a stale socket from a daemon that died
-    else:
-        _fail(f"another daemon already listens on {path}")
-    finally:
-        probe.close()
-
-
-def _unix_socket(path: Path, mode: int, gid: int | None) -> socket.socket:
-    """Listen on `path`; who may connect is the file's mode and group (a `tao` group on a shared box)."""
-    try:
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True)
-            path.parent.chmod(0o755 if mode & 0o077 else 0o700)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)  # nobody else may connect before the mode below is in place
-        try:
-            sock.bind(str(path))
-        finally:
-            os.umask(old_umask)
-    except OSError as exc:
-        _fail(f"cannot listen on {path}: {exc.strerror}")
-    try:
-        if gid is not None:
-            os.chown(path, -1, gid)
-        path.chmod(mode)
-        sock.listen(512)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        _fail(f"cannot set up the socket {path}: {exc.strerror}")
-    return sock
-
-
-def _group_id(group: str) -> int:
-    import grp
-
-    try:
-        return int(group) if group.isdecimal() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        _fail(f"--socket-group {group!r}: no such group; create it (groupadd {group}) or name another")
-        raise
-
-
-def _tcp_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
-    sock.listen(512)
-    return sock
 
 
 def _fail(message: str) -> NoReturn:

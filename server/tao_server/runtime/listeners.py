@@ -8,7 +8,7 @@ uvicorn applies one `ssl` setting to every socket it serves; the Unix socket mus
 (the kernel already names its callers), so TLS listeners are added here with their own context.
 
 uvicorn raises SIGINT or SIGTERM again once it has shut down, to end the process as the signal
-would have; a signal killing the process skips `tao-server`'s own clean-up (cli.py removes the
+would have; a signal killing the process skips `tao-server`'s own clean-up (cli/serve.py removes the
 socket file) and reports the daemon as killed. Here a signal only asks the server to stop, and
 `tao-server` then ends normally, with status 0.
 

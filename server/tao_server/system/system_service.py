@@ -10,13 +10,13 @@ from tao_server import __version__
 from tao_server.access.caller import Caller
 from tao_server.access.paths import is_loopback
 from tao_server.backends import Backend
-from tao_server.db_watch import DatabaseWatch
 from tao_server.errors import BackendError
 from tao_server.images.manifest import Manifest, TaskImage
 from tao_server.images.service import ImageService
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.models import TaskPublic, TasksPublic
+from tao_server.runtime.db_watch import DatabaseWatch
 from tao_server.settings import Settings, environment
 
 
