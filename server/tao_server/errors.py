@@ -1,7 +1,7 @@
 """Every error the daemon raises on purpose, in one hierarchy.
 
 Each error carries a message a user can act on, a stable `code`, and the HTTP status it maps to
-(api/errors.py turns them into JSON bodies, once). The field it is about and the file it came
+(api/error_responses.py turns them into JSON bodies, once). The field it is about and the file it came
 from travel with it, so `tao` can name them.
 
     TaoError                        500  a failure with a message a user can act on
@@ -117,7 +117,7 @@ class RequestTooLarge(TaoError):
 
 
 class TooManySessions(TaoError):
-    """A terminal or forwarded connection past the bound of its user or its job (jobs/sessions.py); the message names the setting."""
+    """A terminal or forwarded connection past the bound of its user or its job (interactive/session_registry.py); the message names the setting."""
 
     code = "too_many_sessions"
     http_status = 429

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # How a job gets its devices: "request" (a Docker device request, plus NVIDIA_VISIBLE_DEVICES) or
     # "env" (NVIDIA_VISIBLE_DEVICES alone, for engines whose default runtime is nvidia).
     gpu_mode: Literal["request", "env"] = "request"
-    # The GPU line's order (jobs/gpu_line.py): "fifo" (first come, first served, each job pulling its image
+    # The GPU line's order (jobs/gpus/gpu_line.py): "fifo" (first come, first served, each job pulling its image
     # once it has its GPUs, as before), "fair" (images pulled while jobs wait, fair share between users),
     # "backfill" (fair, and jobs with a time limit may use idle GPUs when the first in line cannot be delayed).
     gpu_line: Literal["fifo", "fair", "backfill"] = "backfill"
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # Seconds between the pings every websocket gets: they keep idle sessions and forwards alive through
     # proxies and NATs that drop quiet connections.
     ws_ping_interval: float = Field(default=20.0, gt=0)
-    # Terminals and forwarded connections open at once (jobs/sessions.py): one user's, and one job's.
+    # Terminals and forwarded connections open at once (interactive/session_registry.py): one user's, and one job's.
     # Past either bound a new one is refused (close code 4429, or HTTP 429); those open go on.
     max_sessions_per_user: int = Field(default=64, ge=1)
     max_sessions_per_job: int = Field(default=32, ge=1)

@@ -159,7 +159,7 @@ def _fake_node_failure(fake: FakeEngine, job_id: str) -> Iterator[None]:
 def _docker_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     image = request.getfixturevalue("toolkit_image")
     docker_client = request.getfixturevalue("docker_client")
-    from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
+    from tao_server.backends.docker.docker_backend import LABEL_DAEMON, DockerBackend
 
     def clean(daemon_id: str) -> None:
         for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon_id}"}):
@@ -193,7 +193,7 @@ def _slurm_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     image = request.getfixturevalue("toolkit_image")
     cluster = request.getfixturevalue("slurm_cluster")
     docker_client = request.getfixturevalue("docker_client")
-    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
+    from tao_server.backends.slurm.slurm_backend import SlurmBackend, SlurmConfig
 
     shared = Path(tempfile.mkdtemp(prefix="tao-shared-"))
     shared.chmod(0o755)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tao_server.errors import StorageFull
-from tao_server.jobs.metrics import KEEP_RECENT, MAX_POINTS, MetricStore
-from tao_server.jobs.progress import Ratio
-from tao_server.jobs.status_locate import SharedFilesystem
+from tao_server.jobs.progress.metric_store import KEEP_RECENT, MAX_POINTS, MetricStore
+from tao_server.jobs.progress.status_locate import SharedFilesystem
+from tao_server.jobs.progress.tracker import Ratio
 from tao_server.jobs.store import JobStore
 from tests.inprocess.conftest import Caller, Daemon
 

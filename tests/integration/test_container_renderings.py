@@ -19,7 +19,7 @@ import pytest
 
 from tao_server.backends.base import LaunchSpec, Mount
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, docker_run
-from tao_server.backends.docker.backend import create_arguments
+from tao_server.backends.docker.docker_backend import create_arguments
 from tao_server.backends.slurm.script import BatchJob, SlurmOptions, render
 from tests.unit.server.test_container_request import HOSTILE_ARGV
 

@@ -36,7 +36,7 @@ A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[gr
 belong to (`notify_to` too, which binds admins as well: a notification is the daemon's own request); each cap (`max_gpus`, `max_nodes`, `max_time`) and `shares` is the user's own if set,
 else the largest of their groups', else the default's (shares: 1).
 
-Fair share (jobs/fair_share.py, jobs/gpu_line.py) orders the GPU line by each user's GPU-seconds
+Fair share (jobs/gpus/fair_share.py, jobs/gpus/gpu_line.py) orders the GPU line by each user's GPU-seconds
 of late, decayed with `half_life`, divided by their shares: the lowest goes first. Shares belong to
 users; a group's shares are what each of its members gets, not a pool they split.
 """

@@ -11,7 +11,7 @@ from pydantic_core import PydanticSerializationError
 
 from tao_server.access.input_checks import scrubbed
 from tao_server.api.deps import CallerDep, JobServiceDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
 

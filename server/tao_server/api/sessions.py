@@ -8,7 +8,7 @@ frame the daemon does not read (not JSON, over MAX_CONTROL_BYTES, nested too dee
 nothing answers on the port. The protocol is described in the OpenAPI document's description
 (api/docs.py), as websockets have no operations there.
 
-Every session is counted and ended by jobs/sessions.py: when its job ends, a terminal's input
+Every session is counted and ended by interactive/session_registry.py: when its job ends, a terminal's input
 closes at once and its output goes on to the end; a port's connection closes (1001). When the
 daemon stops, a terminal closes with 1012 and a port's connection with 1001.
 """
@@ -26,13 +26,13 @@ from starlette.websockets import WebSocketState
 
 from tao_server.api import client_json
 from tao_server.api.deps import CallerDep, ServicesDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.logs import MAX_OFFSET, SERVICE_RESTART, end_message
 from tao_server.api.routing import JsonRoute
 from tao_server.backends import Terminal
 from tao_server.errors import DaemonStopping, InvalidRequest, TaoError
-from tao_server.jobs.logs import Heartbeat
-from tao_server.jobs.sessions import JobSessions, Session
+from tao_server.interactive.session_registry import JobSessions, Session
+from tao_server.jobs.log_files import Heartbeat
 from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["sessions"], route_class=JsonRoute)

@@ -61,7 +61,7 @@ def connect(settings: Settings, daemon_id: str) -> Backend:
 
 
 def _docker(settings: Settings, daemon_id: str) -> Backend:
-    from tao_server.backends.docker import DockerBackend
+    from tao_server.backends.docker.docker_backend import DockerBackend
 
     # Each running job keeps a connection or two open (its output, its wait): room for all of them.
     pool_size = settings.max_running_jobs * 2 + 8
@@ -71,7 +71,7 @@ def _docker(settings: Settings, daemon_id: str) -> Backend:
 def _slurm(settings: Settings, daemon_id: str) -> Backend:
     import shlex
 
-    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
+    from tao_server.backends.slurm.slurm_backend import SlurmBackend, SlurmConfig
 
     assert settings.slurm_shared_dir is not None  # Settings insists
     config = SlurmConfig(

@@ -48,17 +48,17 @@ from tao_server.access.caller import owner_of
 from tao_server.access.mount_pins import MountPins
 from tao_server.backends import AdoptedRun, AttachableRun, Backend, LaunchSpec, Mount, OutputStream, Run, RunExit
 from tao_server.errors import LAUNCHER_FAILURE, BackendError, BackendUnavailable, ImageMissing, LaunchFailure, StorageFull, TaoError
-from tao_server.images.credentials import login_owner
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.images.registry_logins import login_owner
 from tao_server.jobs import leftovers
+from tao_server.jobs.backend_health import BackendHealth
 from tao_server.jobs.deadlines import Deadlines
 from tao_server.jobs.events import EventLog, record_image
-from tao_server.jobs.gpu_line import LineRule
-from tao_server.jobs.health import BackendHealth
-from tao_server.jobs.logs import LogStore
+from tao_server.jobs.gpus.gpu_line import LineRule
+from tao_server.jobs.gpus.scheduler import GpuScheduler
+from tao_server.jobs.log_files import LogStore
 from tao_server.jobs.observer import JobObserver, NoObserver
-from tao_server.jobs.progress import NO_PROGRESS, Progress
-from tao_server.jobs.scheduler import GpuScheduler
+from tao_server.jobs.progress.tracker import NO_PROGRESS, Progress
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.unrecorded import UnrecordedEnds
 from tao_server.models import Job, JobStatus, utcnow

@@ -19,16 +19,17 @@ from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest, TaskSpec
-from tao_server.jobs import gpus, launch_config, path_args
+from tao_server.jobs import launch_options, path_args
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.gpu_line import Wait
-from tao_server.jobs.logs import Heartbeat, LogStore
-from tao_server.jobs.progress_state import shown as progress_shown
+from tao_server.jobs.gpus import devices
+from tao_server.jobs.gpus.gpu_line import Wait
+from tao_server.jobs.gpus.scheduler import GpuScheduler
+from tao_server.jobs.log_files import Heartbeat, LogStore
+from tao_server.jobs.progress.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
-from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
 from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus, utcnow
-from tao_server.notify.service import NotifyService
+from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.urls import masked
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
@@ -334,7 +335,7 @@ class JobService:
         """The job the request asks for, checked, and the warnings about it (a results dir that nothing keeps)."""
         _check_request(request, self._limits)
         spec = self._manifest.resolve(request.group, request.task)
-        config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
+        config = launch_options.validate(request.launch_config, request.launch_config_source, self._admission.protected)
         warnings = path_args.check(request.args, config, request.subtask, request.launch_config_source)
         if request.status_file is not None:
             warnings += path_args.check_status_file(request.status_file, config, request.launch_config_source)
@@ -390,10 +391,10 @@ class JobService:
     def _placement(self, request: JobCreate) -> Placement:
         """The job's GPUs, nodes and time limit, checked against what the backend places itself."""
         if "gpus" in self._places:  # the backend allocates devices (Slurm's gres): a count, never indices
-            gpu_request = gpus.resolve_count(request.gpus, request.gpu_indices)
+            gpu_request = devices.resolve_count(request.gpus, request.gpu_indices)
             wanted = int(gpu_request.partition(":")[2] or 0)
         else:
-            gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
+            gpu_request = devices.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
             wanted = self._scheduler.size(gpu_request) if gpu_request else 0
         if request.nodes not in (None, 1) and "nodes" not in self._places:
             raise InvalidRequest(

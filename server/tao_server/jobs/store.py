@@ -49,7 +49,7 @@ class JobStore:
         return job
 
     def writing(self) -> AbstractContextManager[None]:
-        """One writer at a time into the daemon's database, for the stores of its other tables (notify/, jobs/metrics.py); StorageFull as here."""
+        """One writer at a time into the daemon's database, for the stores of its other tables (notify/, jobs/progress/metric_store.py); StorageFull as here."""
         return self._writing()
 
     @contextmanager

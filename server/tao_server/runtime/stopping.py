@@ -2,7 +2,7 @@
 
 uvicorn gives open connections a share of the timeout to close (`grace`), then cancels what
 they still run; the lifespan then lets go of the engine and the database. Sessions hold nothing
-that outlives that (jobs/sessions.py). A thread still blocked after it (an engine call that
+that outlives that (interactive/session_registry.py). A thread still blocked after it (an engine call that
 never answers) would hold the process open at exit: the watchdog, started as the stop begins,
 ends the process at the timeout instead, naming the threads it cut. The data dir's lock is
 released by the process's end and nothing earlier (sockets.py), so no second daemon takes the data

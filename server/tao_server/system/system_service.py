@@ -11,8 +11,8 @@ from tao_server.access.caller import Caller
 from tao_server.access.paths import is_loopback
 from tao_server.backends import Backend
 from tao_server.errors import BackendError
+from tao_server.images.image_service import ImageService
 from tao_server.images.manifest import Manifest, TaskImage
-from tao_server.images.service import ImageService
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.models import TaskPublic, TasksPublic

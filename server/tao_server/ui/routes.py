@@ -22,7 +22,7 @@ from tao_server.api.routing import JsonRoute
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
 from tao_server.ui import views
-from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
+from tao_server.ui.sign_in import COOKIE, SESSION_SECONDS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=JsonRoute)  # a body as the API reads one
 _templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))

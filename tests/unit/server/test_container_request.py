@@ -1,4 +1,4 @@
-"""One container request, two renderings (backends/container.py, backends/docker/backend.py):
+"""One container request, two renderings (backends/container.py, backends/docker/docker_backend.py):
 the engine's API arguments the Docker backend passes, and a `docker run` command line, byte for byte."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tao_server.backends.container import (
     mount_spec,
     publish_spec,
 )
-from tao_server.backends.docker.backend import create_arguments
+from tao_server.backends.docker.docker_backend import create_arguments
 from tao_server.errors import LaunchFailure
 
 HOSTILE_ARGV = [

@@ -10,7 +10,7 @@ import pytest
 
 from tao_server.access.caller import DAEMON, Caller
 from tao_server.errors import CredentialFileUnreadable
-from tao_server.images.credentials import CredentialStore, login_owner
+from tao_server.images.registry_logins import CredentialStore, login_owner
 
 REGISTRY = "127.0.0.1:5000"
 ALICE, BOB = 1001, 1002

@@ -1,4 +1,4 @@
-"""The GPU line's decisions (tao_server.jobs.gpu_line, fair_share): fairness, reservations, backfill, no starvation.
+"""The GPU line's decisions (tao_server.jobs.gpus.gpu_line, fair_share): fairness, reservations, backfill, no starvation.
 
 Pure: every plan is made from given state and a given time, so each test states a situation and
 reads the decision. The simulations at the end run whole lines on a virtual clock.
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tao_server.jobs.fair_share import Account, Usage
-from tao_server.jobs.gpu_line import Holding, LineRule, Plan, Waiting, plan
+from tao_server.jobs.gpus.fair_share import Account, Usage
+from tao_server.jobs.gpus.gpu_line import Holding, LineRule, Plan, Waiting, plan
 
 FOUR = ["0", "1", "2", "3"]
 ALICE, BOB, CAROL = 1001, 1002, 1003

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tao_server.errors import NoGpus
-from tao_server.jobs.gpus import inventory, resolve
+from tao_server.jobs.gpus.devices import inventory, resolve
 
 TWO = ["0", "1"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from tao_server.access.paths import ProtectedPaths
 from tao_server.errors import InvalidLaunchConfig
-from tao_server.jobs.launch_config import DEFAULT_SHM_SIZE, parse_size, validate
+from tao_server.jobs.launch_options import DEFAULT_SHM_SIZE, parse_size, validate
 
 SOURCE = "/home/user/.tao_mounts.json"
 GIB = 1024**3

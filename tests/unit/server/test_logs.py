@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pytest
 
 from tao_server.errors import DaemonStopping
-from tao_server.jobs import logs
-from tao_server.jobs.logs import HEARTBEAT, READ_CHUNK, Heartbeat, LogStore, SharedChunks
+from tao_server.jobs import log_files
+from tao_server.jobs.log_files import HEARTBEAT, READ_CHUNK, Heartbeat, LogStore, SharedChunks
 
 JOB = "abcd2345"
 TIMEOUT = 30.0  # a safety net only: each wait ends on an event
@@ -171,7 +171,7 @@ def test_followers_of_one_job_read_each_chunk_once_and_get_every_byte(store, mon
         reads.append(position)
         return real_pread(descriptor, length, position)
 
-    monkeypatch.setattr(logs.os, "pread", counted)
+    monkeypatch.setattr(log_files.os, "pread", counted)
 
     async def three() -> list[bytes]:
         return await asyncio.gather(*(collect(store, 0, lambda: True) for _ in range(3)))

@@ -12,7 +12,7 @@ import pytest
 from tao_server.errors import InvalidRequest
 from tao_server.models import JobPublic, JobStatus
 from tao_server.notify import payload, signing
-from tao_server.notify.models import ENDED, STARTED, Delivery
+from tao_server.notify.notify_models import ENDED, STARTED, Delivery
 from tao_server.notify.sender import Backoff
 from tao_server.notify.transport import _meaning
 from tao_server.notify.urls import masked, parse

@@ -8,7 +8,7 @@ import pytest
 
 from tao_server import db
 from tao_server.jobs.store import JobStore
-from tao_server.notify.models import ENDED, STARTED, Delivery, DeliveryState
+from tao_server.notify.notify_models import ENDED, STARTED, Delivery, DeliveryState
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 

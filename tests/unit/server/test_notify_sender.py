@@ -14,7 +14,7 @@ import pytest
 from tao_server import db
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.store import JobStore
-from tao_server.notify.models import ENDED, STARTED, Delivery, DeliveryState
+from tao_server.notify.notify_models import ENDED, STARTED, Delivery, DeliveryState
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.sender import IDLE_WAIT, Backoff, Sender

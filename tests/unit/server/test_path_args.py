@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tao_server.errors import HostPathArgument
-from tao_server.jobs.launch_config import LaunchConfig, validate
+from tao_server.jobs.launch_options import LaunchConfig, validate
 from tao_server.jobs.path_args import check
 
 SOURCE = "~/.tao_mounts.json"

@@ -1,4 +1,4 @@
-"""Exclusive GPUs (tao_server.jobs.scheduler): hand-overs, waiting aside, usage and fresh plans around gpu_line's decisions."""
+"""Exclusive GPUs (tao_server.jobs.gpus.scheduler): hand-overs, waiting aside, usage and fresh plans around gpu_line's decisions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tao_server.jobs.gpu_line import LineRule
-from tao_server.jobs.scheduler import GpuScheduler
+from tao_server.jobs.gpus.gpu_line import LineRule
+from tao_server.jobs.gpus.scheduler import GpuScheduler
 
 FOUR = ["0", "1", "2", "3"]
 

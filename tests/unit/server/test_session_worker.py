@@ -1,4 +1,4 @@
-"""A session's own thread for its blocking calls (tao_server.jobs.session_worker)."""
+"""A session's own thread for its blocking calls (tao_server.interactive.session_worker)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tao_server.jobs.session_worker import SessionWorker
+from tao_server.interactive.session_worker import SessionWorker
 
 
 def test_calls_run_in_order_on_one_thread_of_their_own() -> None:

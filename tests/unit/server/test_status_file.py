@@ -1,4 +1,4 @@
-"""TAO's status file read line by line (jobs/status_lines.py) and folded into progress and series (jobs/progress_state.py).
+"""TAO's status file read line by line (jobs/progress/status_lines.py) and folded into progress and series (jobs/progress/progress_state.py).
 
 The fixtures in tests/fixtures/status-json are shaped as TAO's status logger writes them.
 """
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tao_server.jobs.metrics import MAX_SERIES, Point
-from tao_server.jobs.progress_state import ProgressState, fraction, shown
-from tao_server.jobs.status_lines import MAX_KEY, NotALine, eta_seconds, parse
+from tao_server.jobs.progress.metric_store import MAX_SERIES, Point
+from tao_server.jobs.progress.progress_state import ProgressState, fraction, shown
+from tao_server.jobs.progress.status_lines import MAX_KEY, NotALine, eta_seconds, parse
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "status-json"
 

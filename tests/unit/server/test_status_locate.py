@@ -1,4 +1,4 @@
-"""Where a job's status file is (jobs/status_locate.py): its results dir from its arguments or spec, through its mounts."""
+"""Where a job's status file is (jobs/progress/status_locate.py): its results dir from its arguments or spec, through its mounts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tao_server.jobs.status_locate import Place, SharedFilesystem, locate, spec_results_dir
+from tao_server.jobs.progress.status_locate import Place, SharedFilesystem, locate, spec_results_dir
 from tao_server.models import Job
 
 

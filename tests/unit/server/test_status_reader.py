@@ -1,4 +1,4 @@
-"""A status file read from its offset (jobs/status_reader.py), beneath its mount and never through a link (access/beneath.py).
+"""A status file read from its offset (jobs/progress/status_reader.py), beneath its mount and never through a link (access/beneath.py).
 
 Real files in a temp dir: links, FIFOs, files replaced and truncated, lines without their newline.
 """
@@ -14,8 +14,8 @@ import pytest
 
 from tao_server.access import beneath
 from tao_server.errors import UnsafeFile
-from tao_server.jobs import status_reader
-from tao_server.jobs.status_reader import MAX_LINE, READ_BUDGET, FileCursor, read
+from tao_server.jobs.progress import status_reader
+from tao_server.jobs.progress.status_reader import MAX_LINE, READ_BUDGET, FileCursor, read
 
 
 @pytest.fixture(params=["openat2", "walk"])

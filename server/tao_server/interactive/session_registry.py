@@ -3,7 +3,7 @@
 The API's websockets (api/sessions.py) carry the bytes; this decides who may open what, and
 when: a terminal once the job's run has started (a session may wait for that), a port only
 while the run runs. A terminal's output is not here: it is the job's log, followed like any
-reader follows it (jobs/logs.py), so a session that attaches late, or again, replays what it
+reader follows it (jobs/log_files.py), so a session that attaches late, or again, replays what it
 missed from the offset it asks for.
 
 No user can hurt another's sessions with theirs. Each session counts against bounds on its
@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 from tao_server.access.caller import Caller
 from tao_server.backends import AttachableRun, Terminal
 from tao_server.errors import NotAttachable, PolicyRefusal, TooManySessions
+from tao_server.interactive.session_worker import SessionWorker
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
-from tao_server.jobs.session_worker import SessionWorker
 from tao_server.models import Job
 
 START_POLL_FIRST = 0.02  # seconds between looks while a terminal waits for its job's run to start, doubling

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from tao_server.errors import StorageFull
 from tao_server.models import Job, JobPublic, utcnow
 from tao_server.notify import payload
-from tao_server.notify.models import ENDED, STARTED, Delivery
+from tao_server.notify.notify_models import ENDED, STARTED, Delivery
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.sender import Sender
 from tao_server.notify.urls import masked

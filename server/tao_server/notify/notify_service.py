@@ -16,7 +16,7 @@ from tao_server.access.policy import Policy, Rules
 from tao_server.access.tokens import TokenStore
 from tao_server.errors import DestinationRefused, InvalidRequest
 from tao_server.notify.addresses import AddressCheck, Destination, Refused, Unresolvable
-from tao_server.notify.models import NotifySecret, NotifyUrlPublic, NotifyUrls
+from tao_server.notify.notify_models import NotifySecret, NotifyUrlPublic, NotifyUrls
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.urls import masked, parse

@@ -7,7 +7,7 @@ over time rather than per epoch (GPU use) stores each sample as its own step: `s
 
 Storage per job is bounded: at most MAX_POINTS points a series (past that, every other point
 of all but the newest KEEP_RECENT goes: a chart keeps the whole run, older parts at a coarser
-grain) and at most MAX_SERIES series (jobs/progress.py keeps the count).
+grain) and at most MAX_SERIES series (jobs/progress/tracker.py keeps the count).
 
 The points, the job's progress and the follower's cursor are written in one transaction, so a
 daemon that stops between two reads resumes with its cursor just past the last points it kept:

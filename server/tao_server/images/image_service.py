@@ -11,9 +11,9 @@ from tao_server.access.caller import Caller
 from tao_server.access.input_checks import check_text
 from tao_server.backends import ImageStore, ImageSummary
 from tao_server.errors import BackendError, InvalidRequest, LaunchFailure, PolicyRefusal
-from tao_server.images.credentials import CredentialStore, describe_owner, login_owner
 from tao_server.images.manifest import Manifest
 from tao_server.images.puller import ImagePuller, ProgressRecorder
+from tao_server.images.registry_logins import CredentialStore, describe_owner, login_owner
 from tao_server.models import CredentialPublic, ImagePublic
 
 

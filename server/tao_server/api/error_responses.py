@@ -20,7 +20,7 @@ from tao_server.models import ErrorResponse
 
 log = logging.getLogger(__name__)
 
-# What each error status means here; the codes that come with it are read from errors.py.
+# What each error status means here; the codes that come with it are read from tao_server/errors.py.
 _MEANINGS = {
     400: "The body cannot be read at all (not UTF-8, not JSON)",
     401: "Over TCP: no bearer token, or one that is not valid; for a login: the registry refused it",

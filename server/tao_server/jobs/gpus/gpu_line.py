@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from tao_server.jobs.fair_share import Account, order_key
+from tao_server.jobs.gpus.fair_share import Account, order_key
 
 
 class LineRule(StrEnum):

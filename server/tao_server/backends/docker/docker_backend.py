@@ -23,7 +23,7 @@ from tao_server.access.peer import ucred
 from tao_server.backends.base import AdoptedRun, Interruption, LaunchSpec, OutputStream, RunExit, RunState
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, PublishedPort
 from tao_server.backends.docker.failures import engine_errors, explain, guarded, reaching, start_failure
-from tao_server.backends.docker.images import DockerImages
+from tao_server.backends.docker.image_store import DockerImages
 from tao_server.backends.docker.session import DockerTerminal, belongs_to, connect_in_namespace, open_namespace
 from tao_server.backends.docker.stream import HEAD_SIZE, AttachedStream, Output, from_byte
 from tao_server.backends.entrypoint import init_exec_failure

@@ -6,7 +6,7 @@ too. A restarted daemon `resume`s the jobs it followed before the runner reconci
 Meanwhile a thread reads what each followed job's status files gained every INTERVAL seconds
 (status_reader.py, beneath the job's mounts, never through a link, only files of the job's owner
 for a user's job), folds the lines (progress_state.py) and saves the points, the progress and
-the cursors in one transaction (metrics.py). Its results dir is looked through again every
+the cursors in one transaction (metric_store.py). Its results dir is looked through again every
 SCAN_INTERVAL seconds for a `status.json` one level below that was not there before (TAO 5 makes
 `results/train/` as it starts), and every INTERVAL while none has been found in its first
 EAGER_SCAN seconds.
@@ -32,13 +32,13 @@ from typing import Any, Protocol
 from tao_server.access import beneath
 from tao_server.access.caller import owner_of
 from tao_server.errors import StorageFull, UnsafeFile
-from tao_server.jobs import status_reader
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.metrics import MetricStore, Point
-from tao_server.jobs.progress_state import ProgressState
-from tao_server.jobs.status_lines import NotALine, parse
-from tao_server.jobs.status_locate import Place, Visibility, locate
-from tao_server.jobs.status_reader import FileCursor
+from tao_server.jobs.progress import status_reader
+from tao_server.jobs.progress.metric_store import MetricStore, Point
+from tao_server.jobs.progress.progress_state import ProgressState
+from tao_server.jobs.progress.status_lines import NotALine, parse
+from tao_server.jobs.progress.status_locate import Place, Visibility, locate
+from tao_server.jobs.progress.status_reader import FileCursor
 from tao_server.models import Job, JobMetrics
 
 log = logging.getLogger(__name__)

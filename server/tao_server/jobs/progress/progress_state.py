@@ -8,7 +8,7 @@ repeat, not a new measurement, and adds no points. A change of the line's status
 is an event for the job's timeline the first time it is written (a bounded number of them): per
 epoch TAO alternates "Training loop in progress" and "Train metrics generated.", said once each.
 
-`ProgressState` is saved as JSON beside the job (jobs/metrics.py) after each read, with the
+`ProgressState` is saved as JSON beside the job (jobs/progress/metric_store.py) after each read, with the
 cursors of its files, so a restarted daemon folds the next line exactly as this one would have.
 """
 
@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tao_server.jobs.metrics import MAX_SERIES, Point
-from tao_server.jobs.status_lines import StatusLine, digest
-from tao_server.jobs.status_locate import Place
-from tao_server.jobs.status_reader import FileCursor
+from tao_server.jobs.progress.metric_store import MAX_SERIES, Point
+from tao_server.jobs.progress.status_lines import StatusLine, digest
+from tao_server.jobs.progress.status_locate import Place
+from tao_server.jobs.progress.status_reader import FileCursor
 
 MAX_EVENTS = 100  # status messages told as job events, each once; a task that writes a new one each line is not a log
 _COUNTS = ("epoch", "max_epoch", "step", "max_step")

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from tao_server.jobs import gpu_line
-from tao_server.jobs.fair_share import DEFAULT_HALF_LIFE, Account, Usage
-from tao_server.jobs.gpu_line import Holding, LineRule, Wait, Waiting
+from tao_server.jobs.gpus import gpu_line
+from tao_server.jobs.gpus.fair_share import DEFAULT_HALF_LIFE, Account, Usage
+from tao_server.jobs.gpus.gpu_line import Holding, LineRule, Wait, Waiting
 
 log = logging.getLogger(__name__)
 
