@@ -6,7 +6,7 @@ import pytest
 
 from tao_server.errors import InvalidRequest
 from tao_server.images.manifest import TaskImage, TaskSpec
-from tao_server.jobs.service import new_job_id, task_command
+from tao_server.jobs.submission import new_job_id, task_command
 
 SPEC = TaskSpec(group=None, name="detectnet_v2", image=TaskImage("nvcr.io", "nvidia/tao/tao-toolkit-tf", "v3"))
 
