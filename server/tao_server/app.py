@@ -164,21 +164,13 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
-    # A backend that allocates GPUs itself (a cluster's) leaves the daemon's GPU line empty.
-    scheduler = GpuScheduler(
-        devices.inventory(settings.gpus) if "gpus" not in backend.places else [],
-        LineRule(settings.gpu_line),
-        half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
-        # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.
-        grace=settings.stop_timeout + HAND_OFF_SLACK,
-        replan_interval=REPLAN_INTERVAL,
-    )
+    scheduler = _gpu_line(settings, policy, backend)
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
     tokens = TokenStore(engine)
     notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
     # On a cluster the daemon sees a job's files only where the nodes share them with its host.
-    shared = SharedFilesystem(str(settings.slurm_shared_dir)) if settings.backend == "slurm" and settings.slurm_shared_dir else None
+    shared = SharedFilesystem(str(settings.slurm.shared_dir)) if settings.backend == "slurm" and settings.slurm.shared_dir else None
     progress = ProgressTracker(MetricStore(store), events, shared)
     runner = JobRunner(
         store,
@@ -231,6 +223,18 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     notifications.sender.start()
     progress.start()
     return services
+
+
+def _gpu_line(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:
+    """The daemon's GPU line; a backend that allocates GPUs itself (a cluster's) leaves it empty."""
+    return GpuScheduler(
+        devices.inventory(settings.gpus) if "gpus" not in backend.places else [],
+        LineRule(settings.gpu_line),
+        half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
+        # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.
+        grace=settings.stop_timeout + HAND_OFF_SLACK,
+        replan_interval=REPLAN_INTERVAL,
+    )
 
 
 def _protected_paths(settings: Settings, backend: Backend) -> ProtectedPaths:

@@ -20,7 +20,7 @@ def gen_reference():  # type: ignore[no-untyped-def]
     return module
 
 
-@pytest.mark.parametrize("page", ["cli.md", "rest.md"])
+@pytest.mark.parametrize("page", ["cli.md", "rest.md", "settings.md"])
 def test_the_committed_reference_page_is_what_the_code_generates(gen_reference, page: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COLUMNS", gen_reference.HELP_WIDTH)
     for name in [name for name in os.environ if name.startswith("TAO_")]:

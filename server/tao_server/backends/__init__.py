@@ -27,6 +27,7 @@ from tao_server.backends.base import (
     RunState,
     Terminal,
 )
+from tao_server.errors import BackendError
 
 if TYPE_CHECKING:
     from tao_server.settings import Settings
@@ -65,22 +66,22 @@ def _docker(settings: Settings, daemon_id: str) -> Backend:
 
     # Each running job keeps a connection or two open (its output, its wait): room for all of them.
     pool_size = settings.max_running_jobs * 2 + 8
-    return DockerBackend(daemon_id, settings.docker_host, pool_size=pool_size, gpu_mode=settings.gpu_mode)
+    return DockerBackend(daemon_id, settings.docker.host, pool_size=pool_size, gpu_mode=settings.gpu_mode)
 
 
 def _slurm(settings: Settings, daemon_id: str) -> Backend:
-    import shlex
-
     from tao_server.backends.slurm.slurm_backend import SlurmBackend, SlurmConfig
 
-    assert settings.slurm_shared_dir is not None  # Settings insists
+    slurm = settings.slurm
+    if slurm.shared_dir is None:  # Settings refuses this; a Settings built otherwise gets the same words
+        raise BackendError(slurm.missing() or "no --slurm-shared-dir")
     config = SlurmConfig(
-        shared_dir=settings.slurm_shared_dir,
-        partition=settings.slurm_partition,
-        runtime=settings.slurm_runtime,
-        login=settings.slurm_login,
-        ssh_config=settings.slurm_ssh_config,
-        sbatch_args=tuple(shlex.split(settings.slurm_sbatch_args)),
+        shared_dir=slurm.shared_dir,
+        partition=slurm.partition,
+        runtime=slurm.runtime,
+        login=slurm.login,
+        ssh_config=slurm.ssh_config,
+        sbatch_args=slurm.sbatch_argv,
         stop_timeout=settings.stop_timeout,
         gpu_mode=settings.gpu_mode,
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from tao_server import __version__
@@ -24,109 +22,16 @@ if TYPE_CHECKING:  # the settings stack is imported only once the flags are read
     from tao_server.settings import Settings
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tao-server", description="The TAO launcher daemon: runs TAO tasks in Docker for the `tao` CLI and HTTP clients."
-    )
-    parser.add_argument("--data-dir", type=Path, help="SQLite database and job logs (default: $TAO_DATA_DIR or ~/.local/share/tao)")
-    _listener_arguments(parser)
-    parser.add_argument("--policy", type=Path, help="what jobs of users other than admins may ask for (TOML; see README)")
-    parser.add_argument(
-        "--manifest", type=Path, help="task manifest in NVIDIA's launcher config format (default: ~/.tao/config.json, else the bundled one)"
-    )
-    parser.add_argument(
-        "--host-paths",
-        help="for a daemon in a container: the host trees mounted into it at the same paths (e.g. /home,/data); "
-        "job mounts must lie under them",
-    )
-    parser.add_argument(
-        "--backend", choices=["docker", "slurm"], help="where jobs run: this host's Docker engine (default) or a Slurm cluster"
-    )
-    parser.add_argument("--slurm-partition", help="the partition jobs go to (default: the cluster's default)")
-    parser.add_argument(
-        "--slurm-runtime", choices=["docker", "pyxis", "apptainer"], help="how a node runs the job's container (default: docker)"
-    )
-    parser.add_argument("--slurm-shared-dir", type=Path, help="batch scripts and outputs: a directory the daemon and every node see")
-    parser.add_argument("--slurm-login", help="USER@HOST: run Slurm's commands there over SSH (default: here, on a login node)")
-    parser.add_argument("--slurm-ssh-config", type=Path, help="an ssh_config file for --slurm-login (identity, port, known hosts)")
-    parser.add_argument("--slurm-sbatch-args", help='default sbatch arguments for every job, e.g. "--account=ml --qos=normal"')
-    parser.add_argument("--gpus", help='GPU inventory: "auto" (probe), "none", or indices such as "0,1"')
-    parser.add_argument(
-        "--gpu-mode",
-        choices=["request", "env"],
-        help="request: a Docker device request per job (default); env: NVIDIA_VISIBLE_DEVICES only, for an nvidia default runtime",
-    )
-    parser.add_argument(
-        "--gpu-line",
-        choices=["fifo", "fair", "backfill"],
-        help="the GPU line's order: fifo (first come, first served), fair (fair share between users, images pulled "
-        "while jobs wait), backfill (fair, and jobs with --time use idle GPUs the first in line cannot use yet; default)",
-    )
-    parser.add_argument(
-        "--max-running-jobs", type=int, help="jobs without GPUs running at once (more wait queued); jobs with GPUs are bounded by the GPUs"
-    )
-    parser.add_argument("--stop-timeout", type=float, help="seconds between SIGTERM and SIGKILL when a job is cancelled")
-    parser.add_argument(
-        "--pull",
-        dest="pull_policy",
-        choices=["missing", "always", "never"],
-        help="when jobs pull their image, unless they say otherwise (default: missing)",
-    )
-    parser.add_argument(
-        "--public-url",
-        help="the daemon's address as users' browsers reach it (https://tao.example:8443), for the dashboard links in notifications",
-    )
-    parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
-    # Given by `tao` to the daemons it starts for its user (tao_client/local_daemon.py).
-    parser.add_argument("--started-by", choices=["tao"], help=argparse.SUPPRESS)
-    parser.add_argument("--version", action="version", version=f"tao-server {__version__}")
-    return parser
-
-
-def _listener_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the daemon listens: its Unix socket, TCP and TLS, and the dashboard's loopback listener."""
-    parser.add_argument(
-        "--socket", type=Path, help="Unix socket to listen on (default: $XDG_RUNTIME_DIR/tao/tao.sock or ~/.tao/run/tao.sock)"
-    )
-    parser.add_argument("--no-socket", action="store_true", help="do not listen on a Unix socket")
-    parser.add_argument(
-        "--socket-mode",
-        help="the socket's permission bits (default 0600: the daemon's user only; 0660 with --socket-group for a shared box)",
-    )
-    parser.add_argument(
-        "--socket-group", help="the group that owns the socket, e.g. tao: its members may connect when --socket-mode allows the group"
-    )
-    parser.add_argument("--host", dest="tcp_host", help="TCP address for --port (default 127.0.0.1)")
-    parser.add_argument("--port", dest="tcp_port", type=int, help="also listen on this TCP port (off by default)")
-    parser.add_argument(
-        "--dashboard-port",
-        type=int,
-        help="the dashboard's listener on 127.0.0.1, opened when no --port serves plain HTTP on loopback (default: a free port)",
-    )
-    parser.add_argument("--no-dashboard", dest="dashboard", action="store_const", const=False, help="open no listener for the dashboard")
-    parser.add_argument("--tls-cert", type=Path, help="serve TCP over TLS with this certificate (PEM); needs --tls-key")
-    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        default=None,
-        help="allow a TCP address other than loopback without TLS (tokens still travel in clear)",
-    )
-
-
 def main(argv: list[str]) -> int:
     """`tao-server [flags]`: read the settings, set up logging, serve until stopped."""
-    args = _parser().parse_args(argv)
-    overrides = {key: value for key, value in vars(args).items() if value is not None and key != "no_socket"}
-    if args.no_socket:
-        overrides["socket"] = None
-
     from pydantic import ValidationError
 
+    from tao_server.cli import flags
     from tao_server.settings import Settings
 
+    args = flags.parser().parse_args(argv)
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**flags.overrides(args))
     except ValidationError as exc:
         _fail(_first_problem(exc))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -138,10 +43,21 @@ def main(argv: list[str]) -> int:
 
 
 def _first_problem(exc: ValidationError) -> str:
+    """The first thing wrong with the settings, naming the setting as a flag and as a variable."""
+    from tao_server.settings import settings_catalog
+
     error = exc.errors()[0]
     if error["type"] == "invalid_settings":  # a rule across settings (settings.py): its message says it all
         return str(error["msg"])
-    return f"invalid setting: {error['loc'][0]}: {error['msg']}"
+    name = str(error["loc"][0]) if error["loc"] else ""
+    named = [setting for setting in settings_catalog() if setting.key.rpartition(".")[2] == name and setting.section == _section(exc)]
+    where = f"{named[0].flag} (${named[0].env})" if named and named[0].flag else f"${named[0].env}" if named else name
+    return f"invalid setting {where}: {error['msg']}"
+
+
+def _section(exc: ValidationError) -> str:
+    """The backend whose settings model raised `exc` ("" for the daemon's own)."""
+    return exc.title.removesuffix("Settings").lower() if exc.title in ("DockerSettings", "SlurmSettings") else ""
 
 
 def serve(settings: Settings) -> int:
