@@ -25,7 +25,8 @@ import pytest
 from tao_server.backends import Backend, LaunchSpec, Run, RunExit
 from tao_server.errors import BackendUnavailable, ImageMissing
 from tao_server.testing.engine_proxy import EngineProxy
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 
 # Arguments a shell would split, glob, expand or choke on: each must arrive exactly as sent.
 HOSTILE_ARGS = [

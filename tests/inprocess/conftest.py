@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from tao_server.app import create_app
 from tao_server.settings import Settings
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 
 IMAGE = "tao-test/toolkit:1"
 TASKS = ["detectnet_v2", "yolo_v4", "unet", "missing", "not_executable"]

@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 
 from tao_server.backends import LaunchSpec
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 from tests.inprocess.conftest import IMAGE, Daemon
 
 
