@@ -27,7 +27,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, sessions, system
+from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, ports, system, terminal
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -112,7 +112,7 @@ def create_app(
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, metrics, logs, sessions, images, credentials, notify, system, docs):
+    for module in (jobs, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=error_responses.responses(401))
     app.include_router(system.health)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.

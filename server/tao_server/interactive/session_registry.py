@@ -1,6 +1,6 @@
 """Interactive sessions on a job's run: its terminal (stdin and size) and connections to its ports.
 
-The API's websockets (api/sessions.py) carry the bytes; this decides who may open what, and
+The API's websockets (api/terminal.py, api/ports.py) carry the bytes (terminal_io.py, port_bridge.py); this decides who may open what, and
 when: a terminal once the job's run has started (a session may wait for that), a port only
 while the run runs. A terminal's output is not here: it is the job's log, followed like any
 reader follows it (jobs/log_files.py), so a session that attaches late, or again, replays what it
