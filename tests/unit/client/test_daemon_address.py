@@ -1,4 +1,4 @@
-"""Where the client finds the daemon (tao_client.daemon.resolve), and where it may start one of its own."""
+"""Where the client finds the daemon (tao_client.address.resolve), and where it may start one of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from tao_client._errors import DaemonUnreachable, TaoClientError
 from tao_client._http import NOTHING_ANSWERS
-from tao_client.daemon import Address, autostart_refusal, resolve, unreachable
+from tao_client.address import Address, autostart_refusal, resolve, unreachable
 
 
 @pytest.fixture(autouse=True)

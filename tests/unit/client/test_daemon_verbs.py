@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tao_client._errors import ApiError
+from tao_client.address import Address
 from tao_client.cli.daemon import show_status
-from tao_client.daemon import Address
 
 
 class OlderDaemon:

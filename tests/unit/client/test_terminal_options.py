@@ -9,7 +9,7 @@ import pytest
 
 from tao_client.cli._common import LauncherOptions, UsageError
 from tao_client.cli.main import parse_launcher_options
-from tao_client.cli.sessions import _port_pair
+from tao_client.cli.port_forward import _port_pair
 from tao_client.cli.task import terminal_modes
 from tao_client.cli.terminal import DETACH_KEYS, Detached, _Session
 
@@ -73,14 +73,14 @@ class _Recorder:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    def send_binary(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         self.sent.append(data)
 
 
 def _session() -> tuple[_Session, _Recorder]:
     recorder = _Recorder()
     session = _Session.__new__(_Session)
-    session._websocket = recorder  # type: ignore[assignment]
+    session._terminal = recorder  # type: ignore[assignment]
     session._held = b""
     return session, recorder
 
