@@ -14,7 +14,7 @@ from tao_server.jobs.progress.metric_store import MAX_SERIES, Point
 from tao_server.jobs.progress.progress_state import ProgressState, fraction, shown
 from tao_server.jobs.progress.status_lines import MAX_KEY, NotALine, eta_seconds, parse
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "status-json"
+FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "status-json"
 
 
 def folded(name: str) -> tuple[ProgressState, list[Point], list[dict]]:

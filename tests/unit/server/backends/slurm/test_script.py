@@ -21,7 +21,7 @@ from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequ
 from tao_server.backends.slurm.script import BatchJob, SlurmOptions, directives, pyxis_image, pyxis_mount, render
 from tao_server.backends.slurm.sweep import render_sweep
 from tao_server.errors import LaunchFailure
-from tests.unit.server.test_container_request import HOSTILE_ARGV
+from tests.unit.server.backends.test_container_request import HOSTILE_ARGV
 
 DAEMON_ID = "0123456789abcdef0123456789abcdef"
 HOSTILE_ENV = {
