@@ -1,15 +1,15 @@
 """Run the launcher's benchmarks against a real Docker engine and write bench/results/latest.json.
 
-bash bench/run            # every figure at full size (about 25 minutes on 2 cores)
-bash bench/run --quick    # small sizes, a smoke test that the scripts still work
-bash bench/run --only 2,7 # some figures
-bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
-bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
-bash bench/run --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
-bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
-bash bench/run --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
-bash bench/run --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
-bash bench/run --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
+bash scripts/bench            # every figure at full size (about 25 minutes on 2 cores)
+bash scripts/bench --quick    # small sizes, a smoke test that the scripts still work
+bash scripts/bench --only 2,7 # some figures
+bash scripts/bench --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
+bash scripts/bench --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
+bash scripts/bench --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
+bash scripts/bench --only 22,23     # a task's terminal and port-forward against Docker's own paths
+bash scripts/bench --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
+bash scripts/bench --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
+bash scripts/bench --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
+import interactive
 import job_trace
 import notifications
-import sessions
 import slurm
 import streams
 import training
@@ -58,7 +58,7 @@ def main() -> None:
     slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
     dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
     trace_scale = job_trace.TraceScale.quick() if args.quick else job_trace.TraceScale.full()
-    session_scale = sessions.SessionScale.quick() if args.quick else sessions.SessionScale.full()
+    session_scale = interactive.SessionScale.quick() if args.quick else interactive.SessionScale.full()
     training_scale = training.TrainingScale.quick() if args.quick else training.TrainingScale.full()
     notify_scale = notifications.NotifyScale.quick() if args.quick else notifications.NotifyScale.full()
     stream_scale = streams.StreamScale.quick() if args.quick else streams.StreamScale.full()
@@ -77,8 +77,8 @@ def main() -> None:
                 produced = _run_slurm(group, slurm_scale)
             elif group in dashboard.GROUPS:
                 produced = dashboard.run_group(group, dashboard_scale)
-            elif group in sessions.GROUPS:
-                produced = sessions.run_group(group, session_scale)
+            elif group in interactive.GROUPS:
+                produced = interactive.run_group(group, session_scale)
             elif group in training.GROUPS:
                 produced = training.run_group(group, training_scale)
             elif group in job_trace.GROUPS:

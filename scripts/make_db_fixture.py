@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a data dir as an older release of the daemon left it, for the upgrade tests.
 
-Usage: scripts/make-db-fixture [COMMIT] [OUT_DIR]
+Usage: python scripts/make_db_fixture.py [COMMIT] [OUT_DIR]
        (defaults: 2b365f9, the last commit at schema 0005; tests/fixtures/previous-release)
 
 The upgrade tests need a database that old code really wrote, not one this code's models made:
@@ -60,7 +60,7 @@ def main() -> None:
                 jobs = _submit_jobs(daemon)
                 token_secret = daemon.token_secret
             _write(out, work / "data", full, token_secret, jobs)
-    print(f"make-db-fixture: {out} holds {len(jobs)} jobs from {full[:12]}")
+    print(f"make_db_fixture: {out} holds {len(jobs)} jobs from {full[:12]}")
 
 
 # -- the old release, installed --------------------------------------------------------------------
@@ -85,7 +85,11 @@ def _install(source: Path, venv: Path) -> Path:
 @contextlib.contextmanager
 def _image(source: Path, tag: str) -> Iterator[str]:
     """That commit's sample toolkit image, under a tag no other checkout uses."""
-    _run(sys.executable, str(source / "scripts" / "build-sample-image"), tag)
+    # The commit's own script: named build-sample-image before the scripts became .py files.
+    script = next(
+        path for path in (source / "scripts" / "build_sample_image.py", source / "scripts" / "build-sample-image") if path.exists()
+    )
+    _run(sys.executable, str(script), tag)
     try:
         yield tag
     finally:
@@ -137,14 +141,14 @@ class OldDaemon:
         deadline = time.monotonic() + timeout
         while self.tao("list", check=False).returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"make-db-fixture: the old tao-server did not start:\n{self.log.read_text()[-3000:]}")
+                sys.exit(f"make_db_fixture: the old tao-server did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
 
     def tao(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         command = [str(self.venv / "bin" / "tao"), *args]
         done = subprocess.run(command, env=self.env(**(env or {})), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         if check and done.returncode != 0:
-            sys.exit(f"make-db-fixture: tao {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+            sys.exit(f"make_db_fixture: tao {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return done
 
     def make_token(self) -> str:
@@ -160,7 +164,7 @@ class OldDaemon:
         deadline = time.monotonic() + timeout
         while text not in self.tao("logs", job_id).stdout:
             if time.monotonic() > deadline:
-                sys.exit(f"make-db-fixture: job {job_id} never printed {text!r}")
+                sys.exit(f"make_db_fixture: job {job_id} never printed {text!r}")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -169,7 +173,7 @@ class OldDaemon:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
         if self.process.returncode not in (0, -signal.SIGTERM):
-            sys.exit(f"make-db-fixture: the old tao-server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            sys.exit(f"make_db_fixture: the old tao-server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
 
 
 @contextlib.contextmanager
@@ -231,7 +235,7 @@ def _write(out: Path, data_dir: Path, commit: str, token_secret: str, jobs: list
         "commit": commit,
         "subject": _run("git", "-C", str(ROOT), "log", "-1", "--format=%s", commit).strip(),
         "schema_revision": _schema_revision(out / DB_FILE),
-        "made_by": "scripts/make-db-fixture",
+        "made_by": "scripts/make_db_fixture.py",
         "token": {"user": TOKEN_USER[0], "uid": TOKEN_USER[1], "gid": TOKEN_USER[2], "secret": token_secret},
         "jobs": [_job_record(job, out / "logs") for job in sorted(jobs, key=lambda job: job["created_at"])],
     }
@@ -248,7 +252,7 @@ def _fold_wal(db: Path) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     leftovers = [path.name for path in db.parent.glob(f"{db.name}-*")]
     if leftovers:
-        sys.exit(f"make-db-fixture: {leftovers} still beside {db} after a checkpoint")
+        sys.exit(f"make_db_fixture: {leftovers} still beside {db} after a checkpoint")
 
 
 def _schema_revision(db: Path) -> str:
@@ -273,7 +277,7 @@ def _job_record(job: dict[str, Any], logs: Path) -> dict[str, Any]:
 def _run(*command: str) -> str:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"make-db-fixture: {' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        sys.exit(f"make_db_fixture: {' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
     return done.stdout
 
 

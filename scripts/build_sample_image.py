@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the sample TAO toolkit image from Debian's busybox-static, with no registry.
 
-Usage: scripts/build-sample-image [TAG]   (default tao-sample/toolkit:1)
+Usage: python scripts/build_sample_image.py [TAG]   (default tao-sample/toolkit:1)
 
 Every task name the seed lists runs examples/sample-toolkit/task.sh. Two extra names exist for the
 launcher's own tests: `not_executable` (a file without the x bit) and no binary at all for `missing`.
@@ -15,14 +15,64 @@ import tarfile
 from pathlib import Path
 
 TASKS = [
-    "augment", "classification", "detectnet_v2", "dssd", "emotionnet", "faster_rcnn", "fpenet",
-    "gazenet", "gesturenet", "heartratenet", "retinanet", "speech_to_text", "ssd", "text_classification",
-    "converter", "token_classification", "unet", "yolo_v3", "yolo_v4", "yolo_v4_tiny",
+    "augment",
+    "classification",
+    "detectnet_v2",
+    "dssd",
+    "emotionnet",
+    "faster_rcnn",
+    "fpenet",
+    "gazenet",
+    "gesturenet",
+    "heartratenet",
+    "retinanet",
+    "speech_to_text",
+    "ssd",
+    "text_classification",
+    "converter",
+    "token_classification",
+    "unet",
+    "yolo_v3",
+    "yolo_v4",
+    "yolo_v4_tiny",
 ]
 APPLETS = [
-    "sh", "echo", "printf", "sleep", "id", "cat", "ls", "df", "awk", "sed", "seq", "env",
-    "mkdir", "basename", "nc", "true", "false", "yes", "head", "kill", "ps", "touch", "rm", "wc", "grep",
-    "stty", "tty", "httpd", "dd", "sha256sum", "stat", "date", "ln", "mv", "mkfifo", "truncate",
+    "sh",
+    "echo",
+    "printf",
+    "sleep",
+    "id",
+    "cat",
+    "ls",
+    "df",
+    "awk",
+    "sed",
+    "seq",
+    "env",
+    "mkdir",
+    "basename",
+    "nc",
+    "true",
+    "false",
+    "yes",
+    "head",
+    "kill",
+    "ps",
+    "touch",
+    "rm",
+    "wc",
+    "grep",
+    "stty",
+    "tty",
+    "httpd",
+    "dd",
+    "sha256sum",
+    "stat",
+    "date",
+    "ln",
+    "mv",
+    "mkfifo",
+    "truncate",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +84,12 @@ def _busybox() -> bytes:
             data = Path(candidate).read_bytes()
             if b"ld-linux" not in data[:4096]:  # a dynamic binary names its loader near the start
                 return data
-    sys.exit("build-sample-image: no static busybox found; install Debian's busybox-static")
+    sys.exit("build_sample_image: no static busybox found; install Debian's busybox-static")
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o755, link: str | None = None, directory: bool = False) -> None:
+def _add(
+    tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o755, link: str | None = None, directory: bool = False
+) -> None:
     info = tarfile.TarInfo(name)
     info.mode = mode
     if directory:
