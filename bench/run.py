@@ -30,6 +30,7 @@ import figures  # bench/ is the script's directory, first on sys.path
 import interactive
 import job_trace
 import notifications
+import published
 import slurm
 import streams
 import training
@@ -49,7 +50,16 @@ def main() -> None:
         "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress; 26 newcomers while logs stream)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="put the run's figures on docs/performance.md (bench/published.json keeps each figure's last measurement)",
+    )
+    parser.add_argument("--results", type=Path, help="with --write-docs: publish this results file instead of running anything")
     args = parser.parse_args()
+    if args.write_docs and args.results is not None:
+        _publish(json.loads(args.results.read_text()))
+        return
     wanted = {part.strip() for part in args.only.split(",")}
     if "8" in wanted:
         wanted.add("7")
@@ -108,6 +118,13 @@ def main() -> None:
     missed = [f.number for f in results if f.met is False]
     if missed and not args.quick:
         print(f"targets missed: {', '.join(missed)}")
+    if args.write_docs and not args.quick:  # a smoke run's sizes say nothing worth publishing
+        _publish(report)
+
+
+def _publish(report: dict[str, object]) -> None:
+    published.write(published.merge(report))
+    print(f"wrote {published.PAGE.relative_to(ROOT)} ({len(report['figures'])} figures from {report['date']})")  # type: ignore[arg-type]
 
 
 def _run_fault(group: str, scale: faults.FaultScale) -> list[Figure]:
