@@ -118,7 +118,8 @@ def take(daemon: Any, running: str, out: Path) -> None:
                 page.goto(link.split("/ui/")[0] + path)
                 page.wait_for_selector(ready)
                 page.screenshot(path=str(out / f"{name}.png"))
-            signin = browser.new_context(viewport={"width": 1600, "height": 800}).new_page()  # a browser elsewhere: no session, a token to give
+            # A browser elsewhere: no session, a token to give.
+            signin = browser.new_context(viewport={"width": 1600, "height": 800}).new_page()
             signin.goto(link.split("/ui/")[0] + "/ui/login")
             signin.screenshot(path=str(out / "signin.png"))
         finally:

@@ -1,11 +1,14 @@
 """Backends: where jobs run. The only package that imports an engine's client library.
 
-`base.py` is the contract every backend keeps (see its docstring for how Docker and Slurm fit
-it); `container.py` reads a job's LaunchSpec once into the container request every runtime
-renders; `docker/` is the Docker engine's backend; `slurm/` holds the Slurm backend's pure parts
-(batch scripts, the reading of Slurm's answers). Modules here may import `tao_server.errors`,
-`tao_server.access.peer` and each other, nothing above them: the job core depends on the
-contract, never on an engine.
+    base.py        the contract every backend keeps (its docstring says how Docker and Slurm fit it)
+    container.py   a job's LaunchSpec read once into the container request every runtime renders
+    entrypoint.py  an entrypoint that could not run, named as `docker run` names it
+    docker/        the Docker engine's backend, and its settings
+    slurm/         the Slurm backend, and its settings
+
+`connect(settings)` builds the backend the settings name. Modules here may import
+`tao_server.errors`, `tao_server.access.peer`, tao_common and each other, nothing above them: the
+job core depends on the contract, never on an engine. How to add one: docs/backends.md.
 """
 
 from __future__ import annotations

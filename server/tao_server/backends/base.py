@@ -61,7 +61,7 @@ How the two engines fit:
     adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
     images      pull, login, inspect on the engine            None: the nodes pull images themselves
     places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits, its queue
-                time limits (jobs/gpus/gpu_line.py, runner.py)
+                time limits (jobs/gpus/gpu_line.py, jobs/runner/deadlines.py)
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before

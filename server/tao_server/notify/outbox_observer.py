@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class JobNotifier:
-    """`job_started` and `job_ended`, as jobs/observer.py's JobObserver; `link(job_id)` is its dashboard page, when there is one."""
+    """`job_started` and `job_ended`, as jobs/runner/observer.py's JobObserver; `link(job_id)` is its dashboard page, when there is one."""
 
     def __init__(self, outbox: Outbox, sender: Sender, link: Callable[[str], str | None], owner_uid: Callable[[Job], int]) -> None:
         self._outbox = outbox

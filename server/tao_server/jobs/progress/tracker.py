@@ -50,7 +50,7 @@ MAX_FILES = 8  # status files followed for one job
 
 
 class Progress(Protocol):
-    """What the runner tells the follower (jobs/runner.py)."""
+    """What the runner tells the follower (jobs/runner/starting.py, ending.py)."""
 
     def follow(self, job: Job) -> None: ...
 
