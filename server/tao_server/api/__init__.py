@@ -1,7 +1,7 @@
 """HTTP routes: thin handlers that parse, call a service, and shape the response.
 
 One router per resource (jobs, metrics: a job's training series, logs, images, credentials,
-system), and docs.py for the OpenAPI
+system; prometheus: GET /metrics for a Prometheus server), and docs.py for the OpenAPI
 reference; deps.py names the services and the caller as Annotated dependencies; errors.py turns
 the daemon's errors into JSON once, and documents them once (`responses(...)`); routing.py is the
 routers' route class, which makes a body Python cannot decode a 422; body_limit.py caps bodies.
