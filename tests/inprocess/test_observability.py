@@ -171,7 +171,7 @@ def test_metrics_count_jobs_and_gpus_and_give_each_running_jobs_progress(start_d
     training = held(daemon.admin, "train", tmp_path, "-r", "/workspace/results", gpu_indices=["0"])
     append(tmp_path / "results" / "status.json", epoch(20, 0.4, of=80))
     waiting = daemon.admin.submit("detectnet_v2", "hold", "later", gpus="2")  # both GPUs: waits for GPU 0
-    key = ("tao_job_progress_ratio", (("job", training["id"]), ("owner", pwd.getpwuid(0).pw_name)))
+    key = ("tao_job_progress_ratio", (("job_id", training["id"]), ("owner", pwd.getpwuid(0).pw_name)))
     seen = until(
         lambda: (
             (s := scraped(daemon.admin)).get(key)

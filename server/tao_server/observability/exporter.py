@@ -13,7 +13,10 @@ holders, the progress follower's ratios, the GPU sampler's last pass. No Docker 
     tao_gpu_utilization_ratio{gpu, uuid}            0..1, where NVML is read (gpu_use.py)
     tao_gpu_memory_used_bytes{gpu, uuid}, tao_gpu_memory_total_bytes{gpu, uuid}
     tao_gpu_idle_seconds{gpu, uuid}                 how long a held device has been under the idle threshold
-    tao_job_progress_ratio{job, owner}              0..1, running jobs whose status file gives it (bounded: running jobs only)
+    tao_job_progress_ratio{job_id, owner}           0..1, running jobs whose status file gives it (bounded: running jobs only)
+
+The job's label is `job_id`, not `job`: Prometheus gives every scraped series the `job` of its scrape
+config, and would rename a `job` label of the exposition to `exported_job`.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class TaoCollector:
 
     def _progress(self) -> Metric:
         progress = GaugeMetricFamily(
-            "tao_job_progress_ratio", "How far each running job is, 0..1, from its status file", labels=["job", "owner"]
+            "tao_job_progress_ratio", "How far each running job is, 0..1, from its status file", labels=["job_id", "owner"]
         )
         for job_id, ratio in sorted(self._state.ratios().items()):
             progress.add_metric([job_id, self._owner(ratio.owner_uid)], ratio.fraction)

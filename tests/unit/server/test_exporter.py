@@ -85,14 +85,14 @@ def test_each_running_jobs_progress_is_labelled_with_its_id_and_its_owners_name(
     seen = scrape(Exporter(state()))
     me = pwd.getpwuid(os.getuid()).pw_name
     progress = {labels: value for (name, labels), value in seen.items() if name == "tao_job_progress_ratio"}
-    assert progress == {(("job", "abc"), ("owner", me)): 0.25, (("job", "def"), ("owner", "daemon")): 1.0}
+    assert progress == {(("job_id", "abc"), ("owner", me)): 0.25, (("job_id", "def"), ("owner", "daemon")): 1.0}
 
 
 def test_an_owner_without_an_account_is_named_by_uid() -> None:
     uids = {entry.pw_uid for entry in pwd.getpwall()}
     nobody = next(uid for uid in range(60000, 70000) if uid not in uids)
     seen = scrape(Exporter(state(ratios=lambda: {"x": Ratio(nobody, 0.5)})))
-    assert seen[("tao_job_progress_ratio", (("job", "x"), ("owner", str(nobody))))] == 0.5
+    assert seen[("tao_job_progress_ratio", (("job_id", "x"), ("owner", str(nobody))))] == 0.5
 
 
 def test_the_daemons_process_and_version_are_there() -> None:
