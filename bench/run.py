@@ -9,6 +9,7 @@ bash bench/run --only 20        # a team's job trace: the GPU line's three modes
 bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
 bash bench/run --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
 bash bench/run --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
+bash bench/run --only 26        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
 """
 
 from __future__ import annotations
@@ -28,13 +29,39 @@ import faults
 import figures  # bench/ is the script's directory, first on sys.path
 import job_trace
 import notifications
+import observability
 import sessions
 import slurm
 import training
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25")
+GROUPS = (
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "9",
+    "10",
+    "11",
+    "12",
+    "13",
+    "14",
+    "15",
+    "16",
+    "17",
+    "18",
+    "19",
+    "20",
+    "22",
+    "23",
+    "24",
+    "25",
+    "26",
+)
 
 
 def main() -> None:
@@ -44,7 +71,8 @@ def main() -> None:
         "--only",
         default=",".join(GROUPS),
         help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
-        "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress)",
+        "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress; "
+        "26 GET /metrics)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
@@ -59,6 +87,7 @@ def main() -> None:
     session_scale = sessions.SessionScale.quick() if args.quick else sessions.SessionScale.full()
     training_scale = training.TrainingScale.quick() if args.quick else training.TrainingScale.full()
     notify_scale = notifications.NotifyScale.quick() if args.quick else notifications.NotifyScale.full()
+    metrics_scale = observability.MetricsScale.quick() if args.quick else observability.MetricsScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -82,6 +111,8 @@ def main() -> None:
                 produced = job_trace.run_group(group, trace_scale)
             elif group in notifications.GROUPS:
                 produced = notifications.run_group(group, notify_scale)
+            elif group in observability.GROUPS:
+                produced = observability.run_group(group, metrics_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced
