@@ -4,6 +4,8 @@ Prometheus runs with a config of its own in a temp dir (never the system's servi
 daemon's loopback TCP listener every second with a scrape token from a bearer token file, and a
 second time with a user's token, which the daemon refuses. The test waits on Prometheus's targets
 API for a scrape that began after the state it checks was in place, then queries /api/v1/query.
+The daemon's two placeholder GPUs are read through NVML's stand-in (tests/fixtures/nvml_shim), the
+one thing not real here: this host has no NVIDIA GPU.
 """
 
 from __future__ import annotations
@@ -88,12 +90,22 @@ def _labels(metric: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(metric.items()) if key not in ("__name__", "job", "instance"))
 
 
+NVML_SHIM = Path(__file__).resolve().parents[1] / "fixtures" / "nvml_shim"
+GPUS = [
+    {"uuid": "GPU-5c0b6f0e-0000-4000-8000-000000000000", "bus_id": "00000000:1B:00.0", "utilization": 73, "used_mib": 5000},
+    {"uuid": "GPU-9d4e1a7c-1111-4111-8111-111111111111", "bus_id": "00000000:3B:00.0", "utilization": 0, "used_mib": 0},
+]
+
+
 @pytest.fixture
 def observed(new_daemon, tmp_path: Path) -> Iterator[tuple[Daemon, Prometheus, Gates, Path]]:  # type: ignore[no-untyped-def]
-    """A daemon on loopback TCP with two placeholder GPUs, and a Prometheus scraping it as `tao` (scrape token)
-    and as `tao-as-user` (a user's token)."""
+    """A daemon on loopback TCP with two placeholder GPUs that NVML's stand-in describes (tests/fixtures/nvml_shim),
+    and a Prometheus scraping it as `tao` (scrape token) and as `tao-as-user` (a user's token)."""
     port = free_port()
-    daemon = new_daemon("--host", "127.0.0.1", "--port", str(port), "--gpus", "0,1", "--gpu-mode", "env").start()
+    state = tmp_path / "nvml.json"
+    state.write_text(json.dumps({"gpus": GPUS}))
+    env = {"PYTHONPATH": str(NVML_SHIM), "TAO_TEST_NVML_STATE": str(state), "TAO_GPU_SAMPLE_INTERVAL": "0.5"}
+    daemon = new_daemon("--host", "127.0.0.1", "--port", str(port), "--gpus", "0,1", "--gpu-mode", "env", env=env).start()
     root = tmp_path / "prometheus"
     root.mkdir()
     tokens = {
@@ -129,6 +141,7 @@ def test_prometheus_scrapes_jobs_gpus_progress_and_the_process_with_a_scrape_tok
     }
     job = daemon.request("POST", "/v1/jobs", body)["id"]
     daemon.wait_for_status(job, ("running",))
+    until(lambda: daemon.request("GET", f"/v1/jobs/{job}/metrics")["series"].get("gpu_utilization"), "the job's GPU samples")
     status = {"epoch": 20, "max_epoch": 80, "status": "RUNNING", "message": "Training loop in progress", "graphical": {"loss": 0.4}}
     (workspace / "results" / "status.json").write_text(json.dumps(status) + "\n")
     until(lambda: (daemon.job(job).get("progress") or {}).get("fraction") == 0.25, "the daemon reads the progress")
@@ -149,8 +162,14 @@ def test_prometheus_scrapes_jobs_gpus_progress_and_the_process_with_a_scrape_tok
     assert prometheus.query('tao_queue_length{job="tao"}') == {"": 0.0}
     assert prometheus.query('tao_job_progress_ratio{job="tao"}') == {f"job_id={job},owner=root": 0.25}
     assert prometheus.query('process_resident_memory_bytes{job="tao"}')[""] > 10e6
-    # No NVML on this host: no figures of the devices themselves, and nothing failed for it.
-    assert prometheus.query('{job="tao",__name__=~"tao_gpu_(utilization|memory).*"}') == {}
+    # Each device as NVML (here its stand-in, in the daemon's process) reads it, named by index and UUID.
+    uuids = [gpu["uuid"] for gpu in GPUS]
+    assert prometheus.query('tao_gpu_utilization_ratio{job="tao"}') == {f"gpu=0,uuid={uuids[0]}": 0.73, f"gpu=1,uuid={uuids[1]}": 0.0}
+    assert prometheus.query('tao_gpu_memory_used_bytes{job="tao"}') == {
+        f"gpu=0,uuid={uuids[0]}": 5000 * 2**20,
+        f"gpu=1,uuid={uuids[1]}": 0.0,
+    }
+    assert daemon.request("GET", f"/v1/jobs/{job}/metrics")["series"]["gpu_memory_used"][-1]["value"] == 5000.0
 
     # A user's token may not read /metrics: its target is down, with the daemon's answer as its error.
     refused = prometheus.scraped_since("tao-as-user", settled)

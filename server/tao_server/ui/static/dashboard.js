@@ -154,7 +154,9 @@
       if (body.unavailable) showTraining("Progress cannot be followed: " + body.unavailable);
       if (!names.length) return;
       showTraining(body.files.length ? "From " + body.files.join(", ") : "");
-      for (const name of names) draw(charts, name, body.series[name], overTime.has(name));
+      // The status file's series first, in their order; the sampled ones after them.
+      const ordered = names.filter((name) => !overTime.has(name)).concat(names.filter((name) => overTime.has(name)));
+      for (const name of ordered) draw(charts, name, body.series[name], overTime.has(name));
     };
     poll(load, 2000, () => jobActive() || lookAfterEnd-- > 0);
   }
@@ -174,14 +176,15 @@
       box.className = "chart";
       box.dataset.series = name;
       $("charts").appendChild(box);
-      chart = new uPlot(chartOptions(SAMPLED_TITLES[name] || name, axis, xs.length), [xs, ys], box);
+      chart = new uPlot(chartOptions(SAMPLED_TITLES[name] || name, axis, xs.length, SAMPLED_RANGES[name]), [xs, ys], box);
       charts.set(name, chart);
     }
     chart.root.parentNode.dataset.points = String(xs.length);
   }
 
-  // What the daemon's own series measure, for their charts' titles.
+  // What the daemon's own series measure, for their charts' titles; a percentage is drawn from 0 to 100.
   const SAMPLED_TITLES = { gpu_utilization: "gpu_utilization (%)", gpu_memory_used: "gpu_memory_used (MiB)" };
+  const SAMPLED_RANGES = { gpu_utilization: [0, 100] };
 
   // The points along steps when each has one, else epochs, else in the order written; a sampled series along its
   // times (seconds); uPlot wants x ascending.
@@ -194,13 +197,13 @@
     return [pairs.map((pair) => pair[0]), pairs.map((pair) => pair[1]), axis];
   }
 
-  function chartOptions(title, axis, count) {
+  function chartOptions(title, axis, count, range) {
     const overTime = axis === "time";
     return {
       title: title,
       width: 440,
       height: 220,
-      scales: { x: { time: overTime } },
+      scales: range ? { x: { time: overTime }, y: { range: range } } : { x: { time: overTime } },
       legend: { show: false }, // the title names the series; the axes give the values
       series: [{ label: axis }, { label: title, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
       // Epochs, steps and points are whole numbers: no tick between two of them. Times: uPlot's own clock ticks.
