@@ -1,13 +1,13 @@
-"""GET /metrics as Prometheus scrapes it, on a daemon with a table of jobs (figure 26).
+"""GET /metrics as Prometheus scrapes it, on a daemon with a table of jobs (figure 27).
 
 The daemon listens on loopback TCP beside its socket, with eight placeholder GPUs (`--gpu-mode env`);
 its table holds the scale's ended jobs (succeeded, failed, cancelled in turn), and the scale's
 running jobs each hold a GPU and have a status file the daemon follows, so the exposition has
 every family: jobs by status, the queue, the GPUs, a progress gauge per running job, the process.
 
-26a: GET /metrics over loopback TCP with a scrape token, on one kept-alive connection, one after
+27a: GET /metrics over loopback TCP with a scrape token, on one kept-alive connection, one after
      another (each scrape pays the token's look-up, as Prometheus's do).
-26b: the same on the Unix socket as the daemon's user (no token), for comparison.
+27b: the same on the Unix socket as the daemon's user (no token), for comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import figures
 from harness import Daemon, Figure, bench_daemon, percentile, unix_connection
 
-GROUPS = ("26",)  # what bench/run.py asks of this module
+GROUPS = ("27",)  # what bench/run.py asks of this module
 GPUS = 8
 
 
@@ -71,7 +71,7 @@ def scrapes(daemon: Daemon, port: int, token: str, scale: MetricsScale, running:
     described = f"{scale.jobs} ended jobs, {len(running)} running with progress, {GPUS} GPUs"
     return [
         Figure(
-            "26a",
+            "27a",
             f"GET /metrics over loopback TCP with a scrape token, {described}",
             "s",
             over_tcp,
@@ -80,7 +80,7 @@ def scrapes(daemon: Daemon, port: int, token: str, scale: MetricsScale, running:
             extra={"p99": round(p99, 6), "exposition_bytes": size},
         ),
         Figure(
-            "26b",
+            "27b",
             f"GET /metrics on the Unix socket, {described}",
             "s",
             over_socket,

@@ -9,7 +9,7 @@ bash bench/run --only 20        # a team's job trace: the GPU line's three modes
 bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
 bash bench/run --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
 bash bench/run --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
-bash bench/run --only 26        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
+bash bench/run --only 27        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
 """
 
 from __future__ import annotations
@@ -36,32 +36,7 @@ import training
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = (
-    "1",
-    "2",
-    "3",
-    "4",
-    "5",
-    "6",
-    "7",
-    "9",
-    "10",
-    "11",
-    "12",
-    "13",
-    "14",
-    "15",
-    "16",
-    "17",
-    "18",
-    "19",
-    "20",
-    "22",
-    "23",
-    "24",
-    "25",
-    "26",
-)
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25", "27")  # fmt: skip
 
 
 def main() -> None:
@@ -72,7 +47,7 @@ def main() -> None:
         default=",".join(GROUPS),
         help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
         "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress; "
-        "26 GET /metrics)",
+        "27 GET /metrics)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()

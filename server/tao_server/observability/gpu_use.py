@@ -156,7 +156,8 @@ class GpuUse:
 
     def _tell(self, change: IdleChange) -> None:
         message = change.message(self._idle.threshold)
-        self._events.append(change.job_id, "gpu_idle", {"gpu": change.device, "idle": change.idle, "message": message})
+        # `late`: a pass that read the holders just before the job ended may tell it after its end.
+        self._events.append(change.job_id, "gpu_idle", {"gpu": change.device, "idle": change.idle, "message": message}, late=True)
 
 
 def start_sampling(
