@@ -12,6 +12,7 @@ Imports point down this list's dependencies: api -> observability, jobs, images,
 observability -> jobs, access; jobs -> images, access, the backend contract; images -> access,
 the backend contract; access and backends -> errors and models. app.py composes them; errors.py, models.py, settings.py and input_checks.py are shared by all;
 db.py opens the database, db_watch.py notices it deleted or replaced, disk.py says why a write failed.
+cli.py runs the daemon: listeners.py (uvicorn's protocols, told who calls), stopping.py (the stop's deadline).
 """
 
 __version__ = "0.1.0"

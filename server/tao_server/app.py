@@ -131,6 +131,15 @@ def create_app(
     return app
 
 
+def end_streams(app: FastAPI) -> None:
+    """The daemon begins to stop: every log stream and session ends now, so none is still open when
+    the connections' grace runs out, to be cancelled (and logged as such) instead."""
+    services: Services | None = getattr(app.state, "services", None)
+    if services is not None:
+        services.jobs.stop_following()
+        services.sessions.close()
+
+
 def daemon_id(data_dir: Path) -> str:
     """A stable id for this data dir; the backend marks runs with it so each daemon only adopts its own."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +229,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         runner=runner,
         progress=progress,
         jobs=job_service,
-        sessions=JobSessions(job_service, runner, backend.attaches),
+        sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),
         images=image_service,
         tokens=tokens,
         system=SystemService(settings, manifest, backend, job_service, image_service, runner, database, datetime.now(UTC), addresses),

@@ -10,7 +10,7 @@ import socket
 import stat
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tao_server import __version__
 from tao_server.errors import TaoError
@@ -167,7 +167,7 @@ def serve(settings: Settings) -> int:
     memory.tune()
     # The database and logs hold job arguments and environments: for this user's eyes only.
     os.umask(0o077)
-    _lock = _lock_data_dir(settings.data_dir)
+    _lock_data_dir(settings.data_dir)
     database, backend = _open_storage_and_backend(settings)
     tls = _tls_context(settings)
     group = _group_id(settings.socket_group) if settings.socket_group is not None else None
@@ -184,8 +184,12 @@ def serve(settings: Settings) -> int:
     try:
         return _run(settings, app, listeners, tls, addresses)
     finally:
-        if settings.socket is not None:
-            settings.socket.unlink(missing_ok=True)
+        _remove_socket_file(settings)
+
+
+def _remove_socket_file(settings: Settings) -> None:
+    if settings.socket is not None:
+        settings.socket.unlink(missing_ok=True)
 
 
 class _Listeners:
@@ -233,9 +237,13 @@ def _url_host(host: str) -> str:
 
 
 def _run(settings: Settings, app: FastAPI, listeners: _Listeners, tls: ssl.SSLContext | None, addresses: list[str]) -> int:
+    import asyncio
+
     import uvicorn
 
-    from tao_server.listeners import HttpProtocol, TlsAwareServer, WebSocketProtocol
+    from tao_server import stopping
+    from tao_server.app import end_streams
+    from tao_server.listeners import WS_MAX_MESSAGE, HttpProtocol, TlsAwareServer, WebSocketProtocol
     from tao_server.service_manager import ServiceManager
 
     config = uvicorn.Config(
@@ -243,7 +251,11 @@ def _run(settings: Settings, app: FastAPI, listeners: _Listeners, tls: ssl.SSLCo
         http=HttpProtocol,
         ws=WebSocketProtocol,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=stopping.grace(settings.stop_timeout),
+        ws_max_size=WS_MAX_MESSAGE,
+        # No per-message compression: it would compress a job's output again for each of its followers,
+        # the costliest thing a stream could do, and one that a user could multiply at will.
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_interval,
         # No deadline for the answer: a session under flow control (a slow reader, a task not reading
         # its input) leaves the pong unread for as long as that lasts, and must not be cut for it.
@@ -251,7 +263,15 @@ def _run(settings: Settings, app: FastAPI, listeners: _Listeners, tls: ssl.SSLCo
         access_log=settings.log_level == "debug",
     )
     manager = ServiceManager(settings.notify_socket)
-    server = TlsAwareServer(config, listeners.tls, tls, on_ready=lambda: manager.ready(addresses), on_stopping=manager.stopping)
+
+    def stop() -> None:
+        manager.stopping()
+        stopping.start_watchdog(settings.stop_timeout, last_words=lambda: _remove_socket_file(settings))
+        # Once uvicorn has closed the listeners and told each connection to finish (its next await):
+        # a client whose stream ends then finds the daemon gone, and waits for the next one.
+        asyncio.get_running_loop().call_soon(end_streams, app)
+
+    server = TlsAwareServer(config, listeners.tls, tls, on_ready=lambda: manager.ready(addresses), on_stopping=stop)
     logging.getLogger("tao_server").info("tao-server %s listening on %s", __version__, ", ".join(addresses))
     try:
         server.run(sockets=listeners.plain)
@@ -279,22 +299,24 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _lock_data_dir(data_dir: Path) -> IO[str]:
-    """The data dir, made when missing, and held: one daemon per data dir."""
+def _lock_data_dir(data_dir: Path) -> None:
+    """The data dir, made when missing, and held until the process ends: one daemon per data dir.
+
+    The lock is held by a bare descriptor that nothing closes: a file object would close it (and
+    release the lock) when collected, which can come while the process still lives, winding down.
+    """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(data_dir / "daemon.lock", "a+")
+        descriptor = os.open(data_dir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         _fail(f"cannot use the data dir {data_dir}: {exc.strerror} (tao-server runs as uid {os.getuid()})")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        lock.seek(0)
-        _fail(f"another tao-server (pid {lock.read().strip() or '?'}) already uses the data dir {data_dir}")
-    lock.truncate(0)
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
+        holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+        _fail(f"another tao-server (pid {holder or '?'}) already uses the data dir {data_dir}")
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, str(os.getpid()).encode(), 0)
 
 
 def _check_socket_path(path: Path) -> None:

@@ -13,6 +13,7 @@ from travel with it, so `tao` can name them.
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
+    ├── TooManySessions             429  a terminal or forwarded connection past its user's or job's bound
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
     ├── LinkNotYours                403  a dashboard sign-in link redeemed by another account than the one it was made for
@@ -29,6 +30,7 @@ from travel with it, so `tao` can name them.
     ├── StorageFull                 507  the daemon cannot write its database or a log (names the path)
     │   └── DatabaseGone                 its database file was deleted or replaced while it ran
     ├── UnsafeFile                       a file in a job's mount the daemon will not read (a link, a FIFO, another user's)
+    ├── DaemonStopping              503  the daemon is stopping: a stream ends, its client follows again later
     ├── BackendError                502  the backend (the Docker engine, a cluster) failed an operation
     │   └── BackendUnavailable      503  it cannot be reached: jobs wait for it, nothing ends because of it
     └── LaunchFailure               502  a job could not be started; `exit_code` is 125, 126 or 127 as `docker run`
@@ -112,6 +114,13 @@ class RequestTooLarge(TaoError):
 
     code = "request_too_large"
     http_status = 413
+
+
+class TooManySessions(TaoError):
+    """A terminal or forwarded connection past the bound of its user or its job (jobs/sessions.py); the message names the setting."""
+
+    code = "too_many_sessions"
+    http_status = 429
 
 
 class Unauthorized(TaoError):
@@ -216,6 +225,13 @@ class UnsafeFile(TaoError):
     """
 
     code = "unsafe_file"
+
+
+class DaemonStopping(TaoError):
+    """The daemon is stopping: a log stream or session ends now, and its client takes it up with the next daemon."""
+
+    code = "daemon_stopping"
+    http_status = 503
 
 
 class BackendError(TaoError):

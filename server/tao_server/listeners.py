@@ -14,6 +14,9 @@ socket file) and reports the daemon as killed. Here a signal only asks the serve
 
 The server says when every listener, TLS ones included, accepts (`on_ready`) and when shutdown
 begins (`on_stopping`): `tao-server` passes these on to systemd (service_manager.py).
+
+A websocket's messages from its client are bounded (WS_MAX_MESSAGE), and a websocket whose peer
+stopped reading is cut a while after its handler has returned, rather than held open for ever.
 """
 
 from __future__ import annotations
@@ -24,14 +27,20 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from tao_server.access.peer import peer_credentials
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
@@ -40,6 +49,14 @@ except ImportError:  # httptools not installed: the pure-Python parser
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The largest websocket message a client may send: `tao` sends input and forwarded bytes in pieces of
+# 1 MiB at most. A message waits whole in memory until its session takes it: the bound keeps a
+# session's share small (uvicorn's default is 16 MiB).
+WS_MAX_MESSAGE = 2 * 1024 * 1024
+# Seconds after a websocket's handler returned: the closing handshake has had its own 10 s by then.
+ABORT_AFTER = 15.0
+_FINAL_BINARY = 0x82  # FIN, opcode 2
+_SEPARATE_PAYLOAD = 64 * 1024  # a smaller message is joined to its header: one write, and a copy too small to matter
 
 
 class TlsAwareServer(uvicorn.Server):
@@ -131,9 +148,58 @@ class DescriptorChannel:
         return True
 
 
+def _binary_header(length: int) -> bytes:
+    """A final binary frame's header, as a server sends it (unmasked): RFC 6455, section 5.2."""
+    if length < 126:
+        return struct.pack("!BB", _FINAL_BINARY, length)
+    if length < 65536:
+        return struct.pack("!BBH", _FINAL_BINARY, 126, length)
+    return struct.pack("!BBQ", _FINAL_BINARY, 127, length)
+
+
 class HttpProtocol(_WithPeer, _HttpProtocol):
     pass
 
 
 class WebSocketProtocol(_WithPeer, WebSocketsSansIOProtocol):
-    pass
+    """uvicorn's websocket protocol, with binary messages written without a copy, and a connection still
+    open ABORT_AFTER seconds after its handler returned cut.
+
+    A binary message (a log's chunk, a forwarded connection's bytes) goes out as its frame's header
+    and then the message itself, rather than copied into one frame first: what streams most, copied
+    least. Anything else (text, close, a message on a connection that is not plainly open) is
+    uvicorn's own. Closing a connection waits until what was written has gone: a peer that stopped
+    reading would keep it, and what it holds, for ever.
+    """
+
+    async def send(self, message: ASGISendEvent) -> None:
+        data = message.get("bytes") if message["type"] == "websocket.send" else None
+        if data is None or not self._plainly_open():
+            await super().send(message)
+            return
+        await self.writable.wait()  # the transport's buffer is past its high-water mark: wait for the peer
+        if self.disconnected:
+            raise ClientDisconnected()
+        if len(data) < _SEPARATE_PAYLOAD:
+            self.transport.write(_binary_header(len(data)) + data)
+        else:
+            self.transport.write(_binary_header(len(data)))
+            self.transport.write(data)
+
+    def _plainly_open(self) -> bool:
+        return (
+            self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.conn.extensions
+            and self.conn.state is State.OPEN
+            and not self.transport.is_closing()
+        )
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        self.loop.call_later(ABORT_AFTER, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.disconnected:
+            self.transport.abort()

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # Seconds between the pings every websocket gets: they keep idle sessions and forwards alive through
     # proxies and NATs that drop quiet connections.
     ws_ping_interval: float = Field(default=20.0, gt=0)
+    # Terminals and forwarded connections open at once (jobs/sessions.py): one user's, and one job's.
+    # Past either bound a new one is refused (close code 4429, or HTTP 429); those open go on.
+    max_sessions_per_user: int = Field(default=64, ge=1)
+    max_sessions_per_job: int = Field(default=32, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # When a job's image is pulled, unless the job says otherwise: missing, always or never.
     pull_policy: Literal["missing", "always", "never"] = "missing"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.inprocess.conftest import Caller, Daemon
 
@@ -97,3 +100,98 @@ def test_the_openapi_description_documents_the_session_websockets(daemon: Daemon
     description = daemon.admin.get("/openapi.json").json()["info"]["description"]
     for text in ("/v1/jobs/{id}/terminal", '"resize"', "/v1/jobs/{id}/ports/{port}", '"eof"', "4404"):
         assert text in description
+
+
+def _accepted(caller: Caller, path: str, held: ExitStack) -> Any:
+    """A session websocket the daemon took, held open until `held` closes: it says so with a heartbeat."""
+    ws = held.enter_context(caller.client.websocket_connect(path, headers=caller.headers))
+    while "text" not in (message := ws.receive()):  # the job's output, if it printed as the session opened
+        assert message["type"] == "websocket.send", message
+    assert json.loads(message["text"]) == {"type": "heartbeat"}
+    return ws
+
+
+def test_sessions_past_a_jobs_bound_are_refused_naming_the_setting_and_a_closed_one_frees_its_place(
+    start_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = start_daemon(attaches=True, max_sessions_per_job=2)
+    job = daemon.alice.submit("detectnet_v2", "hold", "bounded", interactive=True, tty=True)
+    terminal = f"/v1/jobs/{job['id']}/terminal"
+    with ExitStack() as held:
+        with ExitStack() as first:
+            _accepted(daemon.alice, terminal, first)
+            _accepted(daemon.alice, terminal, held)
+            error, code = _refusal(daemon.alice, terminal)
+            assert code == 4429 and error["code"] == "too_many_sessions"
+            assert error["message"] == (
+                f"job {job['id']} has 2 sessions open (terminals and forwarded connections), as many as this daemon allows "
+                "one job (TAO_MAX_SESSIONS_PER_JOB=2); close one and try again"
+            )
+            error, code = _refusal(daemon.alice, f"/v1/jobs/{job['id']}/ports/8080")  # forwarded connections count the same
+            assert code == 4429
+        _accepted(daemon.alice, terminal, held)  # the first one closed: its place is free
+    daemon.engine.release("bounded")
+
+
+def test_a_users_bound_spans_their_jobs_and_holds_nobody_else_back(start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(attaches=True, max_sessions_per_user=2)
+    jobs = [daemon.alice.submit("detectnet_v2", "hold", name, interactive=True, tty=True) for name in ("one", "two")]
+    bobs = daemon.bob.submit("detectnet_v2", "hold", "bobs", interactive=True, tty=True)
+    with ExitStack() as held:
+        for job in jobs:
+            _accepted(daemon.alice, f"/v1/jobs/{job['id']}/terminal", held)
+        error, code = _refusal(daemon.alice, f"/v1/jobs/{jobs[0]['id']}/terminal")
+        assert code == 4429 and "you have 2 sessions open" in error["message"] and "TAO_MAX_SESSIONS_PER_USER=2" in error["message"]
+        _accepted(daemon.bob, f"/v1/jobs/{bobs['id']}/terminal", held)
+        assert daemon.bob.get("/v1/jobs").status_code == 200
+    for name in ("one", "two", "bobs"):
+        daemon.engine.release(name)
+
+
+def test_a_jobs_end_ends_its_sessions_and_frees_their_places(start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(attaches=True, max_sessions_per_user=1)
+    job = daemon.alice.submit("detectnet_v2", "hold", "ending", interactive=True, tty=True)
+    with ExitStack() as held:
+        ws = _accepted(daemon.alice, f"/v1/jobs/{job['id']}/terminal", held)
+        daemon.engine.release("ending")
+        while "text" not in (message := ws.receive()) or json.loads(message["text"])["type"] == "heartbeat":
+            pass
+        assert json.loads(message["text"]) == {"type": "end", "status": "succeeded", "exit_code": 0, "error": None}
+        assert ws.receive()["type"] == "websocket.close"
+    later = daemon.alice.submit("detectnet_v2", "hold", "later", interactive=True, tty=True)
+    with ExitStack() as held:
+        _accepted(daemon.alice, f"/v1/jobs/{later['id']}/terminal", held)
+    daemon.engine.release("later")
+
+
+@pytest.mark.parametrize(
+    ("frame", "says"),
+    [
+        ("[" * 5000 + "]" * 5000, "10000 bytes, more than the 4096 this daemon reads here"),
+        (
+            '{"type": "resize", "rows": ' + "[" * 200 + "]" * 200 + "}",
+            "nested too deeply: arrays and objects more than 128 levels inside each other",
+        ),
+        ('{"type": "' + "x" * 5000 + '"}', "5012 bytes, more than the 4096 this daemon reads here"),
+        ('{"type": "eof",}', "line 1, column 16: Expecting property name enclosed in double quotes"),
+    ],
+    ids=["nested-5000", "nested-200-inside-a-resize", "too-long", "malformed"],
+)
+def test_a_control_frame_the_daemon_does_not_read_is_refused_with_a_message(
+    start_daemon: Callable[..., Daemon], frame: str, says: str
+) -> None:
+    daemon = start_daemon(attaches=True)
+    job = daemon.alice.submit("detectnet_v2", "hold", "framed", interactive=True, tty=True)
+    with daemon.client.websocket_connect(f"/v1/jobs/{job['id']}/terminal", headers=daemon.alice.headers) as ws:
+        ws.send_text(frame)
+        while "text" not in (message := ws.receive()) or json.loads(message["text"])["type"] == "heartbeat":
+            pass
+        closing = ws.receive()
+    refusal = json.loads(message["text"])
+    assert refusal["type"] == "error" and refusal["code"] == "invalid_request"
+    assert (
+        refusal["message"] == f'a control frame the daemon does not read: {says}; control frames are JSON objects such as {{"type": "eof"}}'
+    )
+    assert closing == {"type": "websocket.close", "code": 4400, "reason": ""}
+    daemon.alice.wait_for(job["id"], "running")  # the session ended; the job goes on
+    daemon.engine.release("framed")

@@ -299,6 +299,7 @@ def shared_daemons(new_daemon) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     yield make
     for daemon, root in made:
         daemon.stop()
+        daemon.remove_containers()  # while its data dir still names it: new_daemon's own clean-up comes after the rmtree
         shutil.rmtree(root, ignore_errors=True)
 
 

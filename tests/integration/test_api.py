@@ -92,7 +92,7 @@ def test_a_body_nested_too_deeply_to_parse_is_a_422_not_a_traceback(daemon: Daem
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == {
         "code": "invalid_request",
-        "message": "the request body is not valid JSON: nested too deeply: arrays and objects about a thousand levels inside each other",
+        "message": "the request body is not valid JSON: nested too deeply: arrays and objects more than 128 levels inside each other",
     }
 
 

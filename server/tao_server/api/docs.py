@@ -34,11 +34,16 @@ Binary frames carry bytes; text frames carry JSON control messages. A refused se
 `{"type": "error", "code", "message", "field"}` and a close code: **4404** no such job (or not
 yours to see), **4403** not yours (ports are for the job's owner only), **4409** the job takes
 no session now (`not_attachable`: not started with `interactive`, ended, or a batch backend),
-**4502** nothing answers on the port.
+**4429** the caller or the job has as many sessions open as the daemon allows
+(`too_many_sessions`: TAO_MAX_SESSIONS_PER_USER, TAO_MAX_SESSIONS_PER_JOB), **4400** a control
+frame the daemon does not read (not JSON, over 4 KiB, nested more than 128 levels deep),
+**4502** nothing answers on the port. A message over 2 MiB closes the websocket (1009).
 
 ### `/v1/jobs/{id}/logs`: follow a job's output
 Replays from `?offset=N` and follows: output as binary frames, `{"type": "heartbeat"}` while the
 job is quiet, `{"type": "end", "status", "exit_code", "error"}` when it ends, then a normal close.
+When the daemon stops first, it closes with 1012: follow again from the byte you had. It reads
+nothing its client sends.
 
 ### `/v1/jobs/{id}/terminal`: an interactive job's terminal
 For a job submitted with `"interactive": true` (and `"tty": true` for a terminal), by its owner
@@ -53,8 +58,8 @@ the job runs; closing the websocket detaches and the job goes on.
 For the job's owner only. Each websocket is one connection to `port` on the job's own loopback,
 made from inside its network namespace: nothing is published on the host. Binary frames are the
 stream both ways; `{"type": "eof"}` ends one direction (a half-close); the websocket closes once
-both have ended, with 1011 if the connection broke. `tao port-forward` opens one per local
-connection.
+both have ended, with 1011 if the connection broke, 1001 when the job ends. `tao port-forward`
+opens one per local connection.
 """
 
 # Nothing but what the page carries: the viewers would otherwise fetch a logo or fonts from their makers' CDNs.

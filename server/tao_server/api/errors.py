@@ -30,8 +30,9 @@ _MEANINGS = {
     409: "The job id is already used by a different job",
     413: "The request body is over the daemon's size cap (TAO_MAX_REQUEST_BYTES); it was not read",
     422: "A parameter or a body field is not valid; `field` names it (and `source` the file it came from)",
+    429: "The caller, or the job, has as many sessions open as the daemon allows (TAO_MAX_SESSIONS_PER_USER, _PER_JOB)",
     502: "The backend (the Docker engine) answered with a failure",
-    503: "The backend (the Docker engine) does not answer at all; jobs wait for it",
+    503: "The backend (the Docker engine) does not answer at all (jobs wait for it), or the daemon is stopping",
     507: "The daemon cannot write its database or a file of its own (a full or read-only disk, a database file deleted "
     "or replaced under it); `message` names the path and what is wrong",
 }

@@ -2,6 +2,7 @@
 
 The websocket sends output as binary frames and control messages as JSON text frames:
 {"type": "heartbeat"} while the job is quiet, then {"type": "end", "status", "exit_code", "error"}.
+When the daemon stops first, the websocket closes with 1012 and a follow stream just ends.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fastapi.responses import StreamingResponse
 from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
 from tao_server.api.errors import responses
 from tao_server.api.routing import JsonRoute
-from tao_server.errors import TaoError
+from tao_server.errors import DaemonStopping, TaoError
 from tao_server.jobs.logs import Heartbeat
 from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"], route_class=JsonRoute)
 
+SERVICE_RESTART = 1012  # a websocket's close code when the daemon stops: its client follows again once it is back
 MAX_OFFSET = 2**62  # past any log, and below 2**63, where a file position overflows (jobs/logs.py reads past the end as nothing)
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from; past the end: no bytes")]
 Tail = Annotated[
@@ -78,6 +80,8 @@ async def follow_logs(websocket: WebSocket, job_id: str, services: ServicesDep, 
                 await websocket.send_bytes(item)
         await websocket.send_text(json.dumps(end_message(jobs.get(job_id, caller))))
         await websocket.close()
+    except DaemonStopping:
+        await websocket.close(code=SERVICE_RESTART)
     except WebSocketDisconnect:
         return
 
@@ -87,6 +91,10 @@ def end_message(job: Job) -> dict[str, object]:
 
 
 async def _without_heartbeats(items: AsyncIterator[bytes | Heartbeat]) -> AsyncIterator[bytes]:
-    async for item in items:
-        if not isinstance(item, Heartbeat):
-            yield item
+    """The output alone; it ends early when the daemon stops, and `tao` follows again from where it was."""
+    try:
+        async for item in items:
+            if not isinstance(item, Heartbeat):
+                yield item
+    except DaemonStopping:
+        return

@@ -1,22 +1,24 @@
-"""The route class of every router: a JSON body that Python cannot decode is invalid JSON, a 422.
+"""The route class of every router: a JSON body is read by client_json.py, bounded, and a body it
+refuses is invalid JSON, a 422.
 
 FastAPI reports a body that fails `json.loads` with a JSONDecodeError as a 422, which
-api/errors.py words; any other failure while decoding becomes a bare 400 in FastAPI's own shape.
-Python's decoder raises others for bodies no client of ours sends but anyone may: RecursionError
-for arrays and objects nested about a thousand deep, ValueError for an integer of more than
-4300 digits, UnicodeDecodeError for bytes that are not UTF-8. Each is reported here as the
-invalid JSON it is.
+api/errors.py words; any other failure while decoding would become a bare 400 in FastAPI's own
+shape. Bodies no client of ours sends but anyone may (nested past client_json.MAX_DEPTH, an
+integer of more than 4300 digits, bytes that are not UTF-8) are refused by client_json.py with
+a message, and reported here as the invalid JSON they are. Their size is capped before they are
+read (body_limit.py).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+
+from tao_server.api import client_json
 
 
 class JsonRoute(APIRoute):
@@ -31,13 +33,9 @@ class JsonRoute(APIRoute):
 
 class _DecodingRequest(Request):
     async def json(self) -> Any:
-        try:
-            return await super().json()
-        except json.JSONDecodeError:
-            raise
-        except RecursionError:
-            raise json.JSONDecodeError("nested too deeply: arrays and objects about a thousand levels inside each other", "", 0) from None
-        except UnicodeDecodeError as exc:
-            raise json.JSONDecodeError(f"cannot be decoded as {exc.encoding} at byte {exc.start}: {exc.reason}", "", 0) from None
-        except ValueError:  # the one other ValueError json.loads raises
-            raise json.JSONDecodeError(f"a number with more than {sys.get_int_max_str_digits()} digits", "", 0) from None
+        if not hasattr(self, "_json"):
+            try:
+                self._json = client_json.parse(await self.body())
+            except client_json.UnreadableJson as exc:
+                raise json.JSONDecodeError(exc.message, "", exc.position) from None
+        return self._json

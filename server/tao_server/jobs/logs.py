@@ -3,21 +3,30 @@
 Readers never touch Docker: they read the file the job's writer fills, so a reader can attach late,
 reconnect at an offset, or read a job that finished long ago, all the same way. An offset past the
 largest file the filesystem can hold (ext4: 16 TiB) is simply past the end: it reads no bytes.
+
+The followers of one job share what they read (SharedChunks): the first to reach an offset reads
+the chunk there, and the others at that offset send the same bytes, so fifty followers cost one
+read of each chunk, not fifty. Each follower gives the event loop a turn between its chunks, so
+no stream, however fast its client reads, holds up a new connection or another stream. When
+the daemon stops, every follower ends at once (`stop`): no stream holds the stop up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from tao_server import disk, memory
-from tao_server.errors import StorageFull
+from tao_server.errors import DaemonStopping, StorageFull
 
 READ_CHUNK = 256 * 1024
+SHARED_CHUNKS = 8  # the latest chunks of a job's log its followers share: 2 MiB, while two or more follow it
 
 
 class Heartbeat:
@@ -33,7 +42,9 @@ class LogStore:
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._shared: dict[str, SharedChunks] = {}
         self._followers = 0
+        self._stopping = False
 
     def path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.log"
@@ -87,6 +98,14 @@ class LogStore:
             except RuntimeError:  # the follower's loop has closed
                 pass
 
+    def stop(self) -> None:
+        """The daemon stops: every follower ends now, raising DaemonStopping, and so does any that starts."""
+        self._stopping = True
+        with self._lock:
+            jobs = list(self._waiters)
+        for job_id in jobs:
+            self.notify(job_id)
+
     async def follow(
         self,
         job_id: str,
@@ -94,7 +113,7 @@ class LogStore:
         finished: Callable[[], bool],
         heartbeat: float | None,
     ) -> AsyncIterator[bytes | Heartbeat]:
-        """Bytes from `offset` on, until `finished()` is true and the file is drained."""
+        """Bytes from `offset` on, until `finished()` is true and the file is drained; DaemonStopping if the daemon stops first."""
         loop = asyncio.get_running_loop()
         self._followers += 1
         try:
@@ -113,13 +132,25 @@ class LogStore:
         finished: Callable[[], bool],
         heartbeat: float | None,
     ) -> AsyncIterator[bytes | Heartbeat]:
-        with open(self.path(job_id), "rb") as f:
-            # An offset no file can reach reads nothing, ever: the follower just waits for the end.
-            read: Callable[[], bytes] = (lambda: f.read(READ_CHUNK)) if _seek(f, offset) else (lambda: b"")
+        with open(self.path(job_id), "rb") as f, self._shared_chunks(job_id) as shared:
+            position = offset
+            reachable = _seek(f, offset)  # an offset no file can reach reads nothing, ever: the follower waits for the end
+
+            def read() -> bytes:
+                nonlocal position
+                chunk = shared.read(f.fileno(), position) if reachable else b""
+                position += len(chunk)
+                return chunk
+
             while True:
+                if self._stopping:
+                    raise DaemonStopping("the daemon is stopping: follow the job again once it is back")
                 chunk = read()
                 if chunk:
                     yield chunk
+                    # A turn of the loop between chunks: a follower whose client keeps up would
+                    # otherwise read and send the whole backlog before anything else runs.
+                    await asyncio.sleep(0)
                     continue
                 waiter = (loop, asyncio.Event())
                 with self._lock:
@@ -147,6 +178,51 @@ class LogStore:
                             waiters.discard(waiter)
                             if not waiters:
                                 del self._waiters[job_id]
+
+    @contextmanager
+    def _shared_chunks(self, job_id: str) -> Iterator[SharedChunks]:
+        """The chunks the followers of `job_id` share, kept while any follows it."""
+        with self._lock:
+            shared = self._shared.setdefault(job_id, SharedChunks())
+            shared.followers += 1
+        try:
+            yield shared
+        finally:
+            with self._lock:
+                shared.followers -= 1
+                if shared.followers == 0:
+                    del self._shared[job_id]
+
+
+class SharedChunks:
+    """The latest chunks read from one job's log, for all its followers: each chunk is read once.
+
+    Kept only while two or more follow the job; a follower alone keeps nothing. A follower between
+    two chunks' starts (it read a short chunk at the end of the file) gets the rest of the chunk it
+    is in, and is then in step with the others again.
+    """
+
+    def __init__(self) -> None:
+        self.followers = 0
+        self._chunks: dict[int, bytes] = {}  # by the offset they start at
+        self._lock = threading.Lock()
+
+    def read(self, descriptor: int, position: int) -> bytes:
+        """The log's bytes from `position`: a chunk another follower read there, else one read now."""
+        with self._lock:
+            held = self._chunks.get(position)
+            if held is not None:
+                return held
+            for start, chunk in self._chunks.items():
+                if start < position < start + len(chunk):
+                    return chunk[position - start :]
+        chunk = os.pread(descriptor, READ_CHUNK, position)
+        if chunk and self.followers > 1:
+            with self._lock:
+                self._chunks[position] = chunk
+                if len(self._chunks) > SHARED_CHUNKS:
+                    del self._chunks[min(self._chunks)]
+        return chunk
 
 
 def _seek(f: BinaryIO, offset: int) -> bool:

@@ -120,6 +120,7 @@ class JobRunner:
         self._image_checks = _WorkerPool(4, "image-check")
         self._deadlines = Deadlines()
         self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
+        self._end_listeners: list[Callable[[str], None]] = []
 
     # -- what the job service calls ---------------------------------------------------------
 
@@ -207,6 +208,10 @@ class JobRunner:
             return active.finished
         job = self._store.find(job_id)
         return job is None or job.status.terminal or self.ends.ended(job_id)
+
+    def on_end(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(job_id)` once a job has ended (maybe more than once), from the thread that saw it end."""
+        self._end_listeners.append(listener)
 
     def shutdown(self) -> None:
         """Stop taking work. Runs go on; the next daemon adopts them, and starts the queued jobs."""
@@ -655,6 +660,8 @@ class JobRunner:
         if active is not None:
             active.finished = True
         self._logs.notify(job_id)
+        for listener in self._end_listeners:
+            listener(job_id)
         return active
 
 

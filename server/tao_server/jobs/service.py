@@ -323,6 +323,10 @@ class JobService:
         job_id = self.get(job_id, caller).id
         return self._logs.follow(job_id, offset, lambda: self._runner.is_finished(job_id), heartbeat)
 
+    def stop_following(self) -> None:
+        """The daemon stops: every log stream ends now (DaemonStopping), rather than hold the stop up."""
+        self._logs.stop()
+
     def events(self, job_id: str, caller: Caller, after: int) -> list[dict[str, Any]]:
         """The job's events (such as image pull progress) after number `after`."""
         job = self.get(job_id, caller)

@@ -4,5 +4,5 @@ Pages are rendered here from the same services the JSON API uses, with the same 
 user sees exactly what the API lets them see. The script (static/dashboard.js) only fetches
 fragments and the JSON API to keep pages live; there is no build step and nothing from a CDN.
 
-May import: tao_server.api.deps, access, jobs, images, models, errors. Nothing imports it but app.py.
+May import: tao_server.api.deps and api.routing, access, jobs, images, models, errors. Nothing imports it but app.py.
 """

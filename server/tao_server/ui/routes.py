@@ -17,12 +17,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
 from tao_server.api.deps import CallerDep, JobServiceDep, Services, ServicesDep, on_loopback
+from tao_server.api.routing import JsonRoute
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
 from tao_server.ui import views
 from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=JsonRoute)  # a body as the API reads one
 _templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))
 _templates.filters["size"] = views.size
 LOG_WINDOW = 64 * 1024  # bytes of output a page shows at first, and adds with each "load earlier"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import uvicorn
 
 from tao_server.listeners import TlsAwareServer
 from tests.conftest import self_signed_certificate
+
+TIMEOUT = 30.0  # a safety net only: each wait ends on an event
 
 
 class LifespanApp:
@@ -82,3 +85,63 @@ def test_a_failed_start_is_never_reported_ready(listeners) -> None:  # type: ign
     with pytest.raises(SystemExit):  # uvicorn's own exit when the app cannot start
         daemon.run(sockets=[unix])
     assert events == ["lifespan started"]
+
+
+SIZES = [0, 1, 125, 126, 65535, 65536, 300_000]  # each side of the header's three length encodings
+
+
+async def _sends_binary_messages(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app: its lifespan, and a websocket that sends a binary message of each of SIZES, then "done"."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    for size in SIZES:
+        await send({"type": "websocket.send", "bytes": _pattern(size)})
+    await send({"type": "websocket.send", "text": "done"})
+    await send({"type": "websocket.close"})
+
+
+def _pattern(size: int) -> bytes:
+    return bytes(index % 251 for index in range(size))
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "compressed"])
+def test_binary_messages_arrive_byte_for_byte_whatever_their_length(tmp_path: Path, deflate: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's websocket protocol writes a binary frame's header and its message apart; compressed, uvicorn's own way."""
+    from websockets.sync.client import unix_connect
+
+    from tao_server import listeners
+    from tao_server.listeners import WebSocketProtocol
+
+    headers: list[int] = []
+    made = listeners._binary_header
+
+    def counted(length: int) -> bytes:
+        headers.append(length)
+        return made(length)
+
+    monkeypatch.setattr(listeners, "_binary_header", counted)
+    path = tmp_path / "ws.sock"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    unix.listen()
+    ready = threading.Event()
+    config = uvicorn.Config(_sends_binary_messages, ws=WebSocketProtocol, ws_per_message_deflate=deflate, log_level="warning")
+    daemon = TlsAwareServer(config, [], None, on_ready=ready.set)
+    serving = threading.Thread(target=daemon.run, kwargs={"sockets": [unix]})
+    serving.start()
+    try:
+        assert ready.wait(TIMEOUT)
+        with unix_connect(str(path), "ws://test/", compression="deflate" if deflate else None, max_size=None) as ws:
+            received = [ws.recv(timeout=TIMEOUT) for _ in range(len(SIZES) + 1)]
+            assert (ws.protocol.extensions != []) is deflate
+    finally:
+        daemon.should_exit = True
+        serving.join(TIMEOUT)
+        unix.close()
+    assert received == [*(_pattern(size) for size in SIZES), "done"]
+    assert headers == ([] if deflate else SIZES)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
-from tao_server.jobs.logs import HEARTBEAT, READ_CHUNK, Heartbeat, LogStore
+from tao_server.errors import DaemonStopping
+from tao_server.jobs import logs
+from tao_server.jobs.logs import HEARTBEAT, READ_CHUNK, Heartbeat, LogStore, SharedChunks
 
 JOB = "abcd2345"
 TIMEOUT = 30.0  # a safety net only: each wait ends on an event
@@ -155,3 +159,70 @@ def test_notify_without_followers_is_harmless(store):
     store.notify(JOB)
     store.notify("nosuchjob")
     assert list(store.chunks(JOB)) == []
+
+
+def test_followers_of_one_job_read_each_chunk_once_and_get_every_byte(store, monkeypatch):
+    data = bytes(range(256)) * (5 * READ_CHUNK // 256) + b"tail"
+    write(store, data)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def counted(descriptor: int, length: int, position: int) -> bytes:
+        reads.append(position)
+        return real_pread(descriptor, length, position)
+
+    monkeypatch.setattr(logs.os, "pread", counted)
+
+    async def three() -> list[bytes]:
+        return await asyncio.gather(*(collect(store, 0, lambda: True) for _ in range(3)))
+
+    assert asyncio.run(three()) == [data] * 3
+    # The first starts alone, and keeps its first chunk to itself; from then on the three share each chunk,
+    # read once. The reads at the end find nothing, and nothing is kept of them.
+    chunk_starts = list(range(0, len(data), READ_CHUNK))
+    assert sorted(set(reads)) == [*chunk_starts, len(data)]
+    assert [reads.count(start) for start in chunk_starts[1:]] == [1] * (len(chunk_starts) - 1)
+
+
+def test_a_follower_between_two_chunks_gets_the_rest_of_the_one_it_is_in():
+    shared = SharedChunks()
+    shared.followers = 2
+    read, write_end = os.pipe()
+    os.close(write_end)
+    shared._chunks[100] = b"0123456789"  # as another follower read it
+    assert shared.read(read, 100) == b"0123456789"
+    assert shared.read(read, 104) == b"456789"
+    os.close(read)
+
+
+def test_a_lone_follower_keeps_nothing(store):
+    write(store, b"x" * (3 * READ_CHUNK))
+    seen: list[SharedChunks] = []
+    original = store._shared_chunks
+
+    @contextmanager
+    def spying(job_id: str):  # type: ignore[no-untyped-def]
+        with original(job_id) as shared:
+            seen.append(shared)
+            yield shared
+
+    store._shared_chunks = spying
+    assert asyncio.run(collect(store, 0, lambda: True)) == b"x" * (3 * READ_CHUNK)
+    assert seen[0]._chunks == {}
+    assert store._shared == {}  # and nothing is left once its followers have gone
+
+
+def test_a_stopping_daemon_ends_every_follower_at_once(store):
+    write(store, b"before\n")
+
+    async def scenario() -> list[object]:
+        followers = [asyncio.ensure_future(collect(store, 0, lambda: False)) for _ in range(3)]
+        while store._followers < 3 or len(store._waiters.get(JOB, ())) < 3:  # all caught up and waiting
+            await asyncio.sleep(0.001)
+        store.stop()
+        ended = await asyncio.wait_for(asyncio.gather(*followers, return_exceptions=True), TIMEOUT)
+        late = await asyncio.gather(collect(store, 0, lambda: False), return_exceptions=True)
+        return [*ended, *late]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(outcome, DaemonStopping) for outcome in outcomes), outcomes

@@ -29,7 +29,11 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class DockerTerminal:
-    """A container's standard input (a stdin-only attach), and its TTY's size. Calls block: run them in a thread."""
+    """A container's standard input (a stdin-only attach), and its TTY's size.
+
+    Calls block: run them in a thread. A write blocks for as long as the task does not read its
+    input (backpressure, as `docker attach` has), and `close`, from any thread, ends it.
+    """
 
     def __init__(self, api: docker.APIClient, container_id: str) -> None:
         self._api = api
@@ -53,6 +57,12 @@ class DockerTerminal:
             self._api.resize(self._container_id, height=rows, width=cols)
 
     def close(self) -> None:
+        """Let go of the input. The socket is shut down first: a write blocked on another thread (a task
+        that does not read its input) wakes with an error, which closing the socket alone would not do."""
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:  # the engine closed it already
+            pass
         response = getattr(self._attached, "_response", None)
         if response is not None:
             response.close()
