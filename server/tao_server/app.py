@@ -174,15 +174,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
-    # A backend that allocates GPUs itself (a cluster's) leaves the daemon's GPU line empty.
-    scheduler = GpuScheduler(
-        gpus.inventory(settings.gpus) if "gpus" not in backend.places else [],
-        LineRule(settings.gpu_line),
-        half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
-        # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.
-        grace=settings.stop_timeout + HAND_OFF_SLACK,
-        replan_interval=REPLAN_INTERVAL,
-    )
+    scheduler = _scheduler(settings, policy, backend)
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
     tokens = TokenStore(engine)
@@ -236,9 +228,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         ui=UiSessions(),
         notify=notifications.service,
         sender=notifications.sender,
-        exporter=Exporter(
-            DaemonState(__version__, backend.name, store.counts, scheduler.holders, progress.ratios, gpu_use.last if gpu_use else None)
-        ),
+        exporter=_exporter(backend, store, scheduler, progress, gpu_use),
         gpu_use=gpu_use,
         ui_address=loopback_http(addresses),
         loopback_owner=wiring.loopback_owner,
@@ -250,6 +240,24 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     if gpu_use is not None:
         gpu_use.start()
     return services
+
+
+def _scheduler(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:
+    """The GPU line; a backend that allocates GPUs itself (a cluster's) leaves it empty."""
+    return GpuScheduler(
+        gpus.inventory(settings.gpus) if "gpus" not in backend.places else [],
+        LineRule(settings.gpu_line),
+        half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
+        # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.
+        grace=settings.stop_timeout + HAND_OFF_SLACK,
+        replan_interval=REPLAN_INTERVAL,
+    )
+
+
+def _exporter(backend: Backend, store: JobStore, scheduler: GpuScheduler, progress: ProgressTracker, gpu_use: GpuUse | None) -> Exporter:
+    """GET /metrics's registry, reading each of these at every scrape."""
+    last = gpu_use.last if gpu_use is not None else None
+    return Exporter(DaemonState(__version__, backend.name, store.counts, scheduler.holders, progress.ratios, last))
 
 
 def _gpu_use(settings: Settings, scheduler: GpuScheduler, metrics: MetricStore, events: EventLog, nvml: Any) -> GpuUse | None:
