@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     # once it has its GPUs, as before), "fair" (images pulled while jobs wait, fair share between users),
     # "backfill" (fair, and jobs with a time limit may use idle GPUs when the first in line cannot be delayed).
     gpu_line: Literal["fifo", "fair", "backfill"] = "backfill"
+    # GPU use per job, where NVML can be read (tao_server.observability): each device's utilisation and memory
+    # are read every gpu_sample_interval seconds and kept as series of the job holding it; a held device under
+    # gpu_idle_threshold percent for gpu_idle_after seconds gives its job a condition ("GPU 1 idle for 12 min").
+    # gpu_idle_after 0: no such condition.
+    gpu_sample_interval: float = Field(default=5.0, ge=0.5, le=3600)
+    gpu_idle_threshold: float = Field(default=5.0, ge=0, le=100)
+    gpu_idle_after: float = Field(default=600.0, ge=0)
+    # The devices the NVIDIA Container Toolkit gave the daemon's own container (unset on a host): a list of some
+    # means that NVML numbers them from 0 there, so the daemon's indices (the host's) cannot name them for sampling.
+    nvidia_visible_devices: str | None = Field(
+        default=None, validation_alias=AliasChoices("NVIDIA_VISIBLE_DEVICES", "nvidia_visible_devices")
+    )
     # Jobs the daemon runs at once, without GPUs (jobs with GPUs are bounded by the GPUs); more wait queued.
     # On Slurm, jobs in the cluster at once, pending or running: Slurm's own queue and limits do the rest.
     max_running_jobs: int = Field(default_factory=lambda data: 1000 if data.get("backend") == "slurm" else 32, ge=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,7 +102,10 @@ class JobService:
         places: frozenset[str] = frozenset(),
         attaches: bool = False,
         notify: NotifyService | None = None,
+        gpu_condition: Callable[[str], str | None] | None = None,
     ) -> None:
+        """`gpu_condition`: what the devices a job holds say of it ("GPU 1 idle for 12 min"); None: nothing samples them."""
+        self._gpu_condition = gpu_condition
         self._limits = limits or RequestLimits()
         # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
         self._places = places
@@ -175,7 +178,8 @@ class JobService:
                 shown.gpu_queue_position = wait.position
                 shown.gpu_wait = self._gpu_wait(job, wait)
         if not job.status.terminal:
-            shown.condition = self._runner.condition(job.id)
+            said = [self._runner.condition(job.id), self._gpu_condition(job.id) if self._gpu_condition is not None else None]
+            shown.condition = "; ".join(part for part in said if part) or None
         return shown
 
     def _gpu_wait(self, job: Job, wait: Wait) -> GpuWait:
