@@ -89,7 +89,7 @@ def jobs_page(scale: DashboardScale) -> list[Figure]:
     daemon.stop()  # the schema is made; now fill it while no daemon holds it
     started = time.perf_counter()
     db = daemon.data_dir / "tao.db"
-    figures._fill_table(db, scale.table_jobs)
+    figures.fill_table(db, scale.table_jobs)
     with sqlite3.connect(db) as connection:  # the caller's own jobs, as a user who is not an admin would see them
         connection.execute("UPDATE job SET owner_uid = ?", (os.getuid(),))
     fill_s = time.perf_counter() - started

@@ -269,7 +269,7 @@ def list_latency_and_memory(scale: Scale) -> list[Figure]:
     idle = [rss_mb(daemon.process.pid)]  # type: ignore[union-attr]
     daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     daemon.process.wait()  # type: ignore[union-attr]
-    _fill_table(daemon.data_dir / "tao.db", scale.table_jobs)
+    fill_table(daemon.data_dir / "tao.db", scale.table_jobs)
     daemon.start()
     try:
         pid = daemon.process.pid  # type: ignore[union-attr]
@@ -318,30 +318,20 @@ def list_latency_and_memory(scale: Scale) -> list[Figure]:
         daemon.discard()
 
 
-def _fill_table(db_path, count: int) -> None:  # type: ignore[no-untyped-def]
+def fill_table(db_path, count: int, statuses: tuple[str, ...] = ("succeeded",)) -> None:  # type: ignore[no-untyped-def]
+    """`count` ended jobs straight into a stopped daemon's table, their statuses taken in turn from `statuses`."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    row = (
-        "detectnet_v2",
-        "train",
-        '["-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]',
-        '["detectnet_v2", "train", "-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]',
-        IMAGE,
-        "succeeded",
-        0,
-        "[]",
-        "{}",
-        '{"shm_size": 67108864}',
-        "[]",
-        0,
-        now,
-        now,
-        now,
-    )
+    args = '["-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]'
+    command = '["detectnet_v2", "train", "-e", "/workspace/specs/train.txt", "-r", "/workspace/results"]'
+    before, after = ("detectnet_v2", "train", args, command, IMAGE), ("[]", "{}", '{"shm_size": 67108864}', "[]", 0, now, now, now)
     with sqlite3.connect(db_path) as connection:
         connection.executemany(
             "INSERT INTO job (id, task, subtask, args, command, image, status, exit_code, mounts, envs, docker_options, gpus, cancel_requested, created_at, started_at, finished_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((f"bench{i:07d}", *row) for i in range(count)),
+            (
+                (f"bench{i:07d}", *before, status, 0 if status == "succeeded" else 1, *after)
+                for i, status in ((i, statuses[i % len(statuses)]) for i in range(count))
+            ),
         )
 
 

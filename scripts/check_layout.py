@@ -70,7 +70,7 @@ def client_private_imports() -> list[str]:
         f"{path.relative_to(ROOT)}: imports {name}; what client and server share belongs in tao_common"
         for path in modules("server")
         for name in imported(path)
-        if name.startswith("tao_client._") or name == "tao_client._paths"
+        if name.startswith("tao_client._")
     ]
 
 

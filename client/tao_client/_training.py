@@ -1,7 +1,8 @@
 """A job's metric series as the daemon gives them, in the forms people read (its progress in words: tao_common.progress).
 
-`Metrics` wraps `GET /v1/jobs/{id}/metrics`: its series, a row per epoch (`tao metrics`), a DataFrame
-(`to_pandas()`, pandas imported only there) and sparklines for a notebook. Nothing here imports
+`Metrics` wraps `GET /v1/jobs/{id}/metrics`: its series, a row per epoch (`tao metrics`), the GPU
+use the daemon sampled (`gpu_text`), a DataFrame (`to_pandas()`, pandas imported only there) and
+sparklines for a notebook. Nothing here imports
 more than the standard library at import time: `tao list` pays for none of it.
 """
 
@@ -43,15 +44,35 @@ class Metrics:
         """Why the job's progress cannot be followed; None when it can."""
         return self.data.get("unavailable")
 
+    @property
+    def sampled(self) -> list[str]:
+        """The series the daemon samples over time (GPU use: gpu_utilization in %, gpu_memory_used in MiB): points without epoch or step."""
+        sampled: list[str] = self.data.get("sampled") or []
+        return sampled
+
+    def gpu_text(self) -> str:
+        """ "GPU 87% now (mean 64%), 12000 MiB (peak 20480 MiB)": the job's GPU use from its sampled series; "" without any."""
+        parts = []
+        if utilization := self._values("gpu_utilization"):
+            parts.append(f"GPU {utilization[-1]:.0f}% now (mean {sum(utilization) / len(utilization):.0f}%)")
+        if memory := self._values("gpu_memory_used"):
+            parts.append(f"{memory[-1]:.0f} MiB (peak {max(memory):.0f} MiB)")
+        return ", ".join(parts)
+
+    def _values(self, name: str) -> list[float]:
+        return [point["value"] for point in self.series.get(name, [])] if name in self.sampled else []
+
     def latest(self) -> dict[str, float]:
         """The last value of each series."""
         return {name: points[-1]["value"] for name, points in self.series.items() if points}
 
     def rows(self) -> list[tuple[int | None, int | None, dict[str, float]]]:
-        """(epoch, step, {series: value}): a row per epoch and step, in the order they first appear."""
+        """(epoch, step, {series: value}): a row per epoch and step, in the order they first appear (sampled series aside)."""
         rows: dict[tuple[int | None, int | None], dict[str, float]] = {}
         order: dict[tuple[int | None, int | None], float] = {}
         for name, points in self.series.items():
+            if name in self.sampled:
+                continue
             for point in points:
                 key = (point["epoch"], point["step"])
                 rows.setdefault(key, {})[name] = point["value"]

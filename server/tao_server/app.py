@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from sqlalchemy.engine import Engine
@@ -27,7 +28,7 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, ports, system, terminal
+from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, ports, prometheus, system, terminal
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -49,6 +50,8 @@ from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.jobs.store import JobStore
 from tao_server.notify import wiring as notify_wiring
+from tao_server.observability.exporter import DaemonState, Exporter
+from tao_server.observability.gpu_use import GpuUse, Sampling, start_sampling
 from tao_server.runtime.db_watch import DatabaseWatch
 from tao_server.settings import Settings
 from tao_server.system.system_service import SystemService, loopback_http
@@ -66,16 +69,18 @@ def create_app(
     addresses: list[str] | None = None,
     database: Engine | None = None,
     loopback_owner: LoopbackOwner = tcp_peer.loopback_owner,
+    nvml: Any = None,
 ) -> FastAPI:
     """The daemon's app. The manifest and policy are read here so broken ones fail before anything listens.
 
     Without a `backend`, the lifespan connects to the one the settings name; without a `database`
     (tao-server passes the one it checked: db.open_checked), it opens and upgrades the settings' own.
-    `loopback_owner` names who redeems a dashboard link over loopback TCP.
+    `loopback_owner` names who redeems a dashboard link over loopback TCP. `nvml`: a stand-in for
+    nvidia-ml-py's pynvml (tests); None imports pynvml where the host has GPUs.
     """
     manifest = task_manifest.load(settings.manifest_path())
     policy = policy_file.load(settings.policy)
-    wiring = _Wiring(backend, addresses or [], database, loopback_owner)
+    wiring = _Wiring(backend, addresses or [], database, loopback_owner, nvml)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +96,8 @@ def create_app(
             services.runner.shutdown()
             services.sender.stop()
             services.progress.shutdown()
+            if services.gpu_use is not None:
+                services.gpu_use.shutdown()
             services.sessions.close()
             services.backend.close()
             # The last connection to close folds SQLite's write-ahead log into the database file,
@@ -115,6 +122,8 @@ def create_app(
     for module in (jobs, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=error_responses.responses(401))
     app.include_router(system.health)
+    # Admins and scrape tokens, which no other route takes: the route names its caller with a scheme of its own.
+    app.include_router(prometheus.router)
     # The dashboard: its pages hold no data and need no caller; its fragments and actions name theirs.
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
@@ -148,6 +157,7 @@ class _Wiring:
     addresses: list[str]
     database: Engine | None
     loopback_owner: LoopbackOwner
+    nvml: Any
 
 
 def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_file.Policy, wiring: _Wiring) -> Services:
@@ -171,7 +181,9 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
     # On a cluster the daemon sees a job's files only where the nodes share them with its host.
     shared = SharedFilesystem(str(settings.slurm.shared_dir)) if settings.backend == "slurm" and settings.slurm.shared_dir else None
-    progress = ProgressTracker(MetricStore(store), events, shared)
+    metrics = MetricStore(store)
+    progress = ProgressTracker(metrics, events, shared)
+    gpu_use = _gpu_use(settings, scheduler, metrics, events, wiring.nvml)
     runner = JobRunner(
         store,
         backend,
@@ -199,6 +211,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         backend.places,
         backend.attaches,
         notify=notifications.service,
+        gpu_condition=gpu_use.condition if gpu_use is not None else None,
     )
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
@@ -215,6 +228,8 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         ui=UiSessions(),
         notify=notifications.service,
         sender=notifications.sender,
+        exporter=_exporter(backend, store, scheduler, progress, gpu_use),
+        gpu_use=gpu_use,
         ui_address=loopback_http(addresses),
         loopback_owner=wiring.loopback_owner,
     )
@@ -222,6 +237,8 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     runner.reconcile()
     notifications.sender.start()
     progress.start()
+    if gpu_use is not None:
+        gpu_use.start()
     return services
 
 
@@ -235,6 +252,18 @@ def _gpu_line(settings: Settings, policy: policy_file.Policy, backend: Backend) 
         grace=settings.stop_timeout + HAND_OFF_SLACK,
         replan_interval=REPLAN_INTERVAL,
     )
+
+
+def _exporter(backend: Backend, store: JobStore, scheduler: GpuScheduler, progress: ProgressTracker, gpu_use: GpuUse | None) -> Exporter:
+    """GET /metrics's registry, reading each of these at every scrape."""
+    last = gpu_use.last if gpu_use is not None else None
+    return Exporter(DaemonState(__version__, backend.name, store.counts, scheduler.holders, progress.ratios, last))
+
+
+def _gpu_use(settings: Settings, scheduler: GpuScheduler, metrics: MetricStore, events: EventLog, nvml: Any) -> GpuUse | None:
+    """The sampler of the daemon's GPUs (not started yet); None where NVML can read none of them."""
+    sampling = Sampling(settings.gpu_sample_interval, settings.gpu_idle_threshold, settings.gpu_idle_after)
+    return start_sampling(scheduler.inventory, scheduler.holders, metrics, events, sampling, nvml, settings.nvidia_visible_devices)
 
 
 def _protected_paths(settings: Settings, backend: Backend) -> ProtectedPaths:

@@ -17,6 +17,7 @@ from travel with it, so `tao` can name them.
     ├── Unauthorized                401  a TCP request without a valid bearer token
     ├── CrossSiteRequest            403  a browser's state change from another site (ui/guard.py answers it)
     ├── LinkNotYours                403  a dashboard sign-in link redeemed by another account than the one it was made for
+    ├── NotAllowed                  403  a route the caller may not use: /metrics for a user, any other for a scrape token
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
@@ -141,6 +142,13 @@ class LinkNotYours(TaoError):
     """A dashboard sign-in code redeemed by another account than the one it was made for (or one the daemon cannot name)."""
 
     code = "link_not_yours"
+    http_status = 403
+
+
+class NotAllowed(TaoError):
+    """A route the caller may not use at all: /metrics is for admins and scrape tokens, and a scrape token reads nothing else."""
+
+    code = "not_allowed"
     http_status = 403
 
 

@@ -234,6 +234,11 @@ class JobMetrics(BaseModel):
         description="what was left out of them, by reason: invalid_json, line_too_long, not_finite, unsafe_file, ..."
     )
     unavailable: str | None = PydanticField(default=None, description="why progress cannot be followed; null when it can")
+    sampled: list[str] = PydanticField(
+        default_factory=list,
+        description="the series sampled over time rather than read from the status file (GPU use: gpu_utilization, "
+        "gpu_memory_used); their points have no epoch or step, only the time of the sample",
+    )
 
 
 class ProgressCursor(SQLModel, table=True):
@@ -351,14 +356,19 @@ class ErrorResponse(BaseModel):
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token for TCP callers. Only the secret's SHA-256 is kept; the token is shown once."""
+    """A bearer token for TCP callers. Only the secret's SHA-256 is kept; the token is shown once.
+
+    Its scope: `api`, the API as its account (uid, gid; every job with `admin`), or `scrape`, GET /metrics
+    and nothing else, as no account (uid and gid null; `user` only names it).
+    """
 
     __tablename__ = "api_token"
 
     id: str = Field(primary_key=True, max_length=16)
     user: str
-    uid: int
-    gid: int
+    uid: int | None
+    gid: int | None
     admin: bool = False
+    scope: str = Field(default="api", max_length=16)
     secret_sha256: str
     created_at: datetime = Field(default_factory=utcnow)

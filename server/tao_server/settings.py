@@ -150,6 +150,27 @@ class Settings(BaseSettings):
         "while jobs wait), backfill (fair, and jobs with --time use idle GPUs the first in line cannot use yet)",
         json_schema_extra={"flag": "--gpu-line"},
     )
+    # GPU use per job, where NVML can be read (tao_server.observability).
+    gpu_sample_interval: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=3600,
+        description="seconds between readings of each GPU's utilisation and memory, kept as series of the job holding it",
+    )
+    gpu_idle_threshold: float = Field(default=5.0, ge=0, le=100, description="a held GPU under this utilisation (percent) counts as idle")
+    gpu_idle_after: float = Field(
+        default=600.0,
+        ge=0,
+        description='seconds a held GPU may be idle before its job gets a condition ("GPU 1 idle for 12 min"); 0: never',
+    )
+    # The devices the NVIDIA Container Toolkit gave the daemon's own container (unset on a host): a list of some
+    # means that NVML numbers them from 0 there, so the daemon's indices (the host's) cannot name them for sampling.
+    nvidia_visible_devices: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NVIDIA_VISIBLE_DEVICES", "nvidia_visible_devices"),
+        description="the GPUs the NVIDIA Container Toolkit gave the daemon's own container; it sets this",
+        json_schema_extra={"env": "NVIDIA_VISIBLE_DEVICES"},
+    )
     max_running_jobs: int = Field(
         default_factory=lambda data: 1000 if data.get("backend") == "slurm" else 32,
         ge=1,

@@ -22,6 +22,7 @@ from tao_server.app import create_app
 from tao_server.settings import Settings
 from tao_server.testing.fake_backend import FakeBackend
 from tao_server.testing.fake_engine import FakeEngine
+from tests.fake_nvml import NVML_ERROR_DRIVER_NOT_LOADED, FakeNvml
 
 IMAGE = "tao-test/toolkit:1"
 TASKS = ["detectnet_v2", "yolo_v4", "unet", "missing", "not_executable"]
@@ -130,9 +131,13 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
     started: list[Daemon] = []
     manifest = write_manifest(tmp_path / "manifest.json")
 
-    def start(data_dir: Path | None = None, places: frozenset[str] = frozenset(), attaches: bool = False, **settings: Any) -> Daemon:
+    def start(
+        data_dir: Path | None = None, places: frozenset[str] = frozenset(), attaches: bool = False, nvml: Any = None, **settings: Any
+    ) -> Daemon:
         """`places`: what the fake backend places itself, as a cluster's would ("gpus", "nodes", "time").
-        `attaches`: the fake claims terminals and ports (for the checks made before any is opened)."""
+        `attaches`: the fake claims terminals and ports (for the checks made before any is opened).
+        `nvml`: a stand-in for pynvml (tests/fake_nvml.py) for the GPUs of `gpus="0,1"`; None: one without a driver, as on
+        a host with no NVIDIA GPU (whatever GPUs this host has, the in-process daemons never sample them)."""
         configured = Settings(
             data_dir=data_dir or tmp_path / "data",
             socket=tmp_path / "unused.sock",
@@ -147,7 +152,8 @@ def start_daemon(tmp_path: Path, engine: FakeEngine) -> Iterator[Callable[..., D
         )
         backend = FakeBackend(engine, places=places)
         backend.attaches = attaches
-        client = TestClient(create_app(configured, backend=backend, loopback_owner=loopback_owner))
+        no_driver = FakeNvml(init_error=NVML_ERROR_DRIVER_NOT_LOADED)
+        client = TestClient(create_app(configured, backend=backend, loopback_owner=loopback_owner, nvml=nvml or no_driver))
         client.__enter__()  # runs the lifespan: migrations, reconcile, workers
         started.append(Daemon(client, engine, configured, backend))
         return started[-1]

@@ -145,7 +145,13 @@ def test_a_status_file_outside_every_mount_is_warned_of_and_the_job_says_why_it_
 def test_a_job_without_a_results_dir_has_no_progress_and_no_reason(daemon: Daemon) -> None:
     done = daemon.admin.wait_for(daemon.admin.submit("detectnet_v2", "exit", "0")["id"], "succeeded")
     assert done["progress"] is None and done["progress_unavailable"] is None
-    assert daemon.admin.get(f"/v1/jobs/{done['id']}/metrics").json() == {"series": {}, "files": [], "skipped": {}, "unavailable": None}
+    assert daemon.admin.get(f"/v1/jobs/{done['id']}/metrics").json() == {
+        "series": {},
+        "files": [],
+        "skipped": {},
+        "unavailable": None,
+        "sampled": [],
+    }
 
 
 def test_what_a_previous_run_left_in_the_results_dir_is_not_this_jobs(daemon: Daemon, tmp_path: Path) -> None:
@@ -239,7 +245,10 @@ def test_a_series_is_thinned_past_its_limit_keeping_its_start_and_its_newest_poi
     kept = [point.value for point in store.series("j")["gpu_utilization"]]
     assert len(kept) < MAX_POINTS and kept[0] == 0.0
     assert kept[-KEEP_RECENT:] == [float(n) for n in range(MAX_POINTS + 1 - KEEP_RECENT, MAX_POINTS + 1)]
-    assert all(point.epoch is None and point.step is not None for point in store.series("j")["gpu_utilization"])
+    # A sampled series shows only the time of each sample: its step is the millisecond it is stored by.
+    points = store.series("j")["gpu_utilization"]
+    assert all(point.epoch is None and point.step is None for point in points)
+    assert points[-1].time.timestamp() == 1000.0 + MAX_POINTS
     engine.dispose()
 
 

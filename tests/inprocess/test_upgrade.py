@@ -80,6 +80,14 @@ def test_a_token_the_previous_release_made_still_authenticates_as_its_user(upgra
     assert caller.logs(listed[0]["id"]) == release.job(listed[0]["id"]).log
 
 
+def test_a_token_from_before_scopes_is_a_users_api_token(upgraded: Daemon, release: PreviousRelease) -> None:
+    caller = Caller(upgraded.client, release.token)
+    assert caller.get("/v1/jobs").status_code == 200
+    assert caller.get("/metrics").json()["error"]["code"] == "not_allowed"  # not a scrape token, and no admin
+    (row,) = [token for token in upgraded.client.app.state.services.tokens.list() if release.token.startswith(f"tao_{token.id}_")]  # type: ignore[attr-defined]
+    assert (row.scope, row.uid, row.gid) == ("api", release.token_uid, release.token_gid)
+
+
 def test_a_wrong_token_is_still_refused(upgraded: Daemon, release: PreviousRelease) -> None:
     forged = release.token[:-4] + ("AAAA" if not release.token.endswith("AAAA") else "BBBB")
     assert Caller(upgraded.client, forged).get("/v1/jobs").status_code == 401

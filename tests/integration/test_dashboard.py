@@ -11,6 +11,7 @@ set), to be looked at.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from tests.integration.test_images import _login, _manifest
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
+NVML_SHIM = Path(__file__).resolve().parents[1] / "fixtures" / "nvml_shim"
 SECOND = 1000  # ms: what "within a second" allows
 
 
@@ -85,10 +87,10 @@ def tao_started(manifest_file: Path, docker_client: Any) -> Iterator[Callable[..
     directory every local user may enter; `shared=True` opens its socket to every local user."""
     made: list[StartedByTao] = []
 
-    def make(manifest: Path | None = None, shared: bool = False) -> StartedByTao:
+    def make(manifest: Path | None = None, shared: bool = False, env: dict[str, str] | None = None) -> StartedByTao:
         root = Path(tempfile.mkdtemp(prefix="tao-ui-"))  # pytest's tmp_path is closed to other users
         root.chmod(0o755)
-        env = {"TAO_HEARTBEAT_INTERVAL": "0.5", **({"TAO_SOCKET_MODE": "0666"} if shared else {})}
+        env = {"TAO_HEARTBEAT_INTERVAL": "0.5", **({"TAO_SOCKET_MODE": "0666"} if shared else {}), **(env or {})}
         daemon = StartedByTao(root / "daemon", manifest or manifest_file, env=env).start()
         daemon.home.chmod(0o755)
         if shared:  # as a shared daemon's socket directory is: open to every account
@@ -308,6 +310,44 @@ def test_the_charts_on_a_jobs_page_grow_while_the_task_writes_epochs(ui_daemon: 
     expect(page.locator("#job-detail .events")).to_contain_text("SUCCESS Training finished successfully.")
     assert refused == []  # uPlot draws within the page's Content-Security-Policy
     shot(page, tmp_path, "job-trained")
+
+
+def test_a_jobs_page_draws_its_gpu_use_along_time_and_says_when_its_gpu_idles(
+    tao_started: Callable[..., StartedByTao], browser: Any, gates: Gates, tmp_path: Path
+) -> None:
+    expect = playwright_api.expect
+    state = tmp_path / "nvml.json"
+    gpu = {"uuid": "GPU-5c0b6f0e-0000-4000-8000-000000000000", "bus_id": "00000000:1B:00.0", "utilization": 88, "used_mib": 12000}
+    state.write_text(json.dumps({"gpus": [gpu]}))
+    state.chmod(0o644)
+    env = {
+        "PYTHONPATH": str(NVML_SHIM),  # NVML's stand-in, imported by the daemon as nvidia-ml-py would be
+        "TAO_TEST_NVML_STATE": str(state),
+        "TAO_GPUS": "0",
+        "TAO_GPU_MODE": "env",
+        "TAO_GPU_SAMPLE_INTERVAL": "0.5",
+        "TAO_GPU_IDLE_AFTER": "2",
+    }
+    daemon = tao_started(env=env)
+    job_id = job_id_of(
+        daemon.tao("--mounts", str(gates.mounts), "--gpu-index", "0", "-d", "detectnet_v2", "run", "sh", "-c", Gates.wait("end"))
+    )
+    page = signed_in(browser, ui_link(daemon))
+    page.locator(f"tr[data-job='{job_id}']").get_by_role("link", name=job_id).click()
+    utilization = page.locator(".chart[data-series='gpu_utilization']")
+    expect(utilization).to_have_attribute("data-points", re.compile(r"^[1-9]"), timeout=30_000)
+    expect(page.locator(".chart[data-series='gpu_memory_used']")).to_contain_text("gpu_memory_used (MiB)")
+    drawn = int(utilization.get_attribute("data-points") or 0)
+    # No reload: the chart grows with each sample, though no status file moves.
+    expect(utilization).not_to_have_attribute("data-points", str(drawn), timeout=30_000)
+    shot(page, tmp_path, "job-gpu")
+    state.write_text(json.dumps({"gpus": [{**gpu, "utilization": 0}]}))
+    expect(page.locator("#job-status")).to_contain_text("running: GPU 0 idle for", timeout=30_000)
+    state.write_text(json.dumps({"gpus": [{**gpu, "utilization": 91}]}))
+    expect(page.locator("#job-status")).to_have_text("running", timeout=30_000)
+    expect(page.locator("#job-detail .events")).to_contain_text("GPU 0 busy again after", timeout=30_000)
+    gates.open("end")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=30_000)
 
 
 def test_a_long_log_keeps_a_bounded_page_loads_earlier_output_and_downloads_whole(

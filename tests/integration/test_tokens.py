@@ -172,6 +172,9 @@ def test_tls_listener_beyond_loopback(new_daemon, tmp_path: Path) -> None:  # ty
     [
         (["--user", "root"], b"a token acting as uid 0 is root on the box; make it with --admin"),
         (["--user", "no-such-account-here"], b"'no-such-account-here' is not a local account; give --uid and --gid"),
+        ([], b"give --user: who the token acts as (or --scrape, for a token that only reads /metrics)"),
+        (["--scrape", "--uid", "1500"], b"a scrape token acts as no account: it takes no --uid or --gid"),
+        (["--scrape", "--admin"], b"argument --admin: not allowed with argument --scrape"),
     ],
 )
 def test_token_create_refuses_what_it_cannot_make_safely(tcp_daemon: Daemon, args: list[str], message: bytes) -> None:

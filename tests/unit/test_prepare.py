@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-FOR_TESTS_ONLY = {"docker-registry", "docker-compose", "debootstrap", "systemd", "slurm-wlm", "munge", "openssh-server", "chromium"}
+FOR_TESTS_ONLY = {
+    "docker-registry", "docker-compose", "debootstrap", "systemd", "slurm-wlm", "munge", "openssh-server", "chromium", "prometheus",
+}  # fmt: skip
 
 
 def packages(*args: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""`tao metrics JOB`: a job's training as TAO's status file tells it: a line per epoch, then the latest KPIs.
+"""`tao metrics JOB`: a job's training as TAO's status file tells it: a line per epoch, then the latest KPIs,
+and its GPU use where the daemon samples it.
 
 With -f the lines come as the epochs end, until the job does; --json and --csv give the series
 as the REST API does (`GET /v1/jobs/{id}/metrics`).
@@ -27,7 +28,7 @@ def metrics_parser() -> Parser:
     parser = Parser(
         prog="tao metrics",
         description="A job's training from TAO's status file in its results dir: a line per epoch with each series "
-        "(loss, learning rate, validation metrics), then the latest KPIs.",
+        "(loss, learning rate, validation metrics), then the latest KPIs, and the job's GPU use where the daemon samples it.",
     )
     parser.add_argument("job_id", metavar="JOB_ID")
     parser.add_argument("-f", "--follow", action="store_true", help="print each epoch's line as it ends, until the job does")
@@ -49,7 +50,7 @@ def show_metrics(client: Client, args: Namespace) -> int:
         metrics = _follow(client, job) if args.follow else client.metrics(job.id)
     except KeyboardInterrupt:
         return EXIT_SIGINT
-    if not args.follow and metrics.series:
+    if not args.follow and any(name not in metrics.sampled for name in metrics.series):
         print_table(table(metrics))
     job = client.job(job.id)
     _summary(job, metrics)
@@ -57,10 +58,10 @@ def show_metrics(client: Client, args: Namespace) -> int:
 
 
 def table(metrics: Metrics) -> list[tuple[str, ...]]:
-    """The header and a row per epoch (and step): a column per series."""
+    """The header and a row per epoch (and step): a column per series of the status file."""
     from tao_client._training import number
 
-    names = list(metrics.series)
+    names = [name for name in metrics.series if name not in metrics.sampled]
     rows: list[tuple[str, ...]] = [("EPOCH", "STEP", *names)]
     for epoch, step, values in metrics.rows():
         cells = (number(values[name]) if name in values else "" for name in names)
@@ -104,12 +105,14 @@ def _summary(job: Job, metrics: Metrics) -> None:
         write_text(f"KPIs ({where}): {kpi}\n" if kpi else f"progress: {where}\n")
     elif metrics.unavailable:
         print(f"tao: job {job.id}'s progress cannot be followed: {metrics.unavailable}", file=sys.stderr)
-    elif not metrics.series:
+    elif len(metrics.series) == len(metrics.sampled):
         print(
             f"tao: job {job.id} has no training progress (yet): its status.json is found in its results dir "
             "(-r DIR, results_dir=DIR), or named with `tao --status-file PATH`",
             file=sys.stderr,
         )
+    if gpu := metrics.gpu_text():
+        write_text(f"{gpu}\n")
     if metrics.skipped:
         skipped = ", ".join(f"{reason} {count}" for reason, count in metrics.skipped.items())
         print(f"tao: left out of the status file: {skipped}", file=sys.stderr)

@@ -154,6 +154,8 @@ def _event_text(kind: str, data: dict[str, Any]) -> str:
         return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
     if kind == "notify":
         return notify_text(data)
+    if kind == "gpu_idle":  # a GPU the job holds idle for long, or busy again after it
+        return str(data.get("message", ""))
     return " ".join(f"{name}={value}" for name, value in data.items())
 
 

@@ -2,7 +2,8 @@
 
 On the Unix socket the kernel names the caller (SO_PEERCRED, SO_PEERGROUPS: see peer.py); over
 TCP a bearer token does (tokens.py). Each caller sees, follows and stops only the jobs they
-submitted; admins (root, the daemon's own user, admin tokens) see and stop all.
+submitted; admins (root, the daemon's own user, admin tokens) see and stop all. A scrape token's
+caller (`scrape_only`) is no account: it may read GET /metrics and sees no job.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ class Caller:
     admin: bool
     groups: tuple[int, ...] = ()  # supplementary groups
     name: str | None = None  # a token's user name; local callers are named by their uid
+    scrape_only: bool = False  # a scrape token: GET /metrics, nothing else (api/deps.py refuses it elsewhere)
 
     def may_see(self, job: Job) -> bool:
-        return self.admin or job.owner_uid == self.uid
+        return not self.scrape_only and (self.admin or job.owner_uid == self.uid)
 
     @property
     def all_groups(self) -> tuple[int, ...]:

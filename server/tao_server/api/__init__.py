@@ -9,6 +9,7 @@
     credentials.py        /v1/credentials: the caller's registry logins
     notify.py             /v1/notify: the caller's default notification URLs and signing secret
     system.py             /v1/tasks, /v1/info, /v1/daemon, /healthz
+    prometheus.py         GET /metrics for a Prometheus server (an admin, or a scrape token)
     docs.py               /openapi.json, /docs, /redoc: the API's reference, viewers served offline
     deps.py               the services and the caller as Annotated dependencies
     error_responses.py    the daemon's errors as JSON, once, and their documentation (`responses(...)`)

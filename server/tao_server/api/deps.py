@@ -17,7 +17,7 @@ from starlette.websockets import HTTPConnection
 from tao_server.access.caller import Caller, caller_from_peer
 from tao_server.access.tokens import TokenStore
 from tao_server.backends import Backend
-from tao_server.errors import InvalidRequest, Unauthorized
+from tao_server.errors import InvalidRequest, NotAllowed, Unauthorized
 from tao_server.images.image_service import ImageService
 from tao_server.interactive.session_registry import JobSessions
 from tao_server.jobs.progress.tracker import ProgressTracker
@@ -25,6 +25,8 @@ from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
 from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.sender import Sender
+from tao_server.observability.exporter import Exporter
+from tao_server.observability.gpu_use import GpuUse
 from tao_server.settings import Settings
 from tao_server.system.system_service import SystemService
 from tao_server.ui.sign_in import COOKIE, UiSessions
@@ -48,6 +50,8 @@ class Services:
     ui: UiSessions
     notify: NotifyService
     sender: Sender  # for the lifespan's clean-up
+    exporter: Exporter  # GET /metrics
+    gpu_use: GpuUse | None  # for the lifespan's clean-up; None: no NVML, nothing sampled
     ui_address: str | None  # a plain HTTP listener on loopback, where `tao ui`'s links point; None: there is none
     # The uid owning the client's end of a loopback TCP connection (client, server): access/tcp_peer.py.
     loopback_owner: Callable[[tuple[str, int], tuple[str, int]], int | None]
@@ -90,13 +94,24 @@ class CallerScheme(SecurityBase):
     that names its caller, and only there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scraping: bool = False) -> None:
+        """`scraping`: the scheme of GET /metrics, the one route a scrape token may use; every other refuses it."""
         self.scheme_name = "bearer"
         self.model = HTTPBearer(
             description="Over TCP, a token from `tao-server token create`. On the Unix socket the kernel names the caller: no token."
         )
+        self._scraping = scraping
 
     async def __call__(self, connection: HTTPConnection) -> Caller:
+        caller = await self._caller(connection)
+        if caller.scrape_only and not self._scraping:
+            raise NotAllowed(
+                "this token is a scrape token: it reads GET /metrics and nothing else; use a token made without --scrape",
+                field="authorization",
+            )
+        return caller
+
+    async def _caller(self, connection: HTTPConnection) -> Caller:
         peer = getattr(connection.state, "peer", None)
         if peer is not None:
             return caller_from_peer(peer)
@@ -131,6 +146,7 @@ def on_loopback(connection: HTTPConnection) -> bool:
 
 
 get_caller = CallerScheme()
+get_scraper = CallerScheme(scraping=True)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -139,3 +155,4 @@ ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]
 NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+ScraperDep = Annotated[Caller, Depends(get_scraper)]

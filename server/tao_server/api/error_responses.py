@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 _MEANINGS = {
     400: "The body cannot be read at all (not UTF-8, not JSON)",
     401: "Over TCP: no bearer token, or one that is not valid; for a login: the registry refused it",
-    403: "The policy does not grant the caller what the request asks for; `field` names what",
+    403: "The policy does not grant the caller what the request asks for (`field` names what), or the caller may not use "
+    "this route at all (/metrics: admins and scrape tokens only; a scrape token: /metrics only)",
     404: "No such job, or one the caller may not see: both answer the same",
     409: "The job id is already used by a different job",
     413: "The request body is over the daemon's size cap (TAO_MAX_REQUEST_BYTES); it was not read",

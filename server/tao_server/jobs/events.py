@@ -3,7 +3,8 @@
 One JSON object a line in `logs/JOB.events`, numbered from 1; readers ask for the events after
 the last number they saw, so a dashboard can poll and a late reader can replay. Types: `pull`
 (progress), `gpus` (the devices given), `image` (the image the job started from: id, digests),
-`time_limit`.
+`time_limit`, `status` (a status file's message), `gpu_idle` (a held GPU idle for long, or busy
+again after it: tao_server.observability).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ jobs, and another user's job answers exactly like one that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +49,11 @@ class JobService:
         places: frozenset[str] = frozenset(),
         attaches: bool = False,
         notify: NotifyService | None = None,
+        gpu_condition: Callable[[str], str | None] | None = None,
     ) -> None:
+        """`gpu_condition`: what the devices a job holds say of it ("GPU 1 idle for 12 min"); None: nothing samples them."""
         self._submissions = Submissions(manifest, scheduler, admission, pull_policy, limits, places, attaches, notify)
+        self._gpu_condition = gpu_condition
         self._store = store
         self._runner = runner
         self._logs = logs
@@ -113,7 +116,8 @@ class JobService:
                 shown.gpu_queue_position = wait.position
                 shown.gpu_wait = self._gpu_wait(job, wait)
         if not job.status.terminal:
-            shown.condition = self._runner.condition(job.id)
+            said = [self._runner.condition(job.id), self._gpu_condition(job.id) if self._gpu_condition is not None else None]
+            shown.condition = "; ".join(part for part in said if part) or None
         return shown
 
     def _gpu_wait(self, job: Job, wait: Wait) -> GpuWait:

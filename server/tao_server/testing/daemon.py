@@ -229,7 +229,7 @@ class StartedByTao(Daemon):
             if key not in ("TAO_HOST", "TAO_NO_AUTOSTART", "TAO_AUTOSTART", "LAUNCHER_MOUNTS")
         }
         env.update(HOME=str(self.home), XDG_RUNTIME_DIR=str(self.runtime), TAO_DATA_DIR=str(self.data_dir), TAO_MANIFEST=str(self.manifest))
-        env.update(TAO_STOP_TIMEOUT="5", TAO_GPUS="none", **self.extra_env)
+        env.update({"TAO_STOP_TIMEOUT": "5", "TAO_GPUS": "none", **self.extra_env})  # `env` may give its own
         env.update(extra)
         return env
 

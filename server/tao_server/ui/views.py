@@ -113,10 +113,12 @@ def event_clock(seconds: float) -> str:
 
 
 def event_text(event: dict[str, Any]) -> str:
-    """An event as the timeline writes it: a notification's try and a status file's message in words, anything else as its JSON."""
+    """An event as the timeline writes it: a notification's try, a status file's message and an idle GPU in words, anything else as its JSON."""
     data = event["data"]
     if event["type"] == "status":  # a new status or message in the task's status file
         return " ".join(str(part) for part in (data.get("status"), data.get("message")) if part)
+    if event["type"] == "gpu_idle":  # a GPU the job holds idle for long, or busy again after it
+        return str(data.get("message", ""))
     if event["type"] != "notify":
         return pretty(data)
     text = f"{data.get('event', '')} to {data.get('url', '')}: try {data.get('try', '?')} {data.get('outcome', '')}"

@@ -36,6 +36,25 @@ def test_tao_metrics_prints_a_row_per_epoch_and_a_column_per_series() -> None:
     assert METRICS.latest() == {"loss": 0.55, "mAP": 0.47}
 
 
+WITH_GPU = Metrics(
+    {
+        **METRICS.data,
+        "series": {
+            **METRICS.series,
+            "gpu_utilization": [{**point(None, None, 90.0), "time": "2026-12-07T09:00:05Z"}, point(None, None, 30.0)],
+            "gpu_memory_used": [point(None, None, 20480.0), point(None, None, 12000.0)],
+        },
+        "sampled": ["gpu_utilization", "gpu_memory_used"],
+    }
+)
+
+
+def test_the_gpu_series_stay_out_of_the_epoch_rows_and_are_said_in_one_line() -> None:
+    assert table(WITH_GPU) == table(METRICS)
+    assert WITH_GPU.gpu_text() == "GPU 30% now (mean 60%), 12000 MiB (peak 20480 MiB)"
+    assert METRICS.gpu_text() == "" and METRICS.sampled == []  # a daemon from before GPU sampling names none
+
+
 def test_to_pandas_gives_a_row_per_point_with_its_time() -> None:
     frame = METRICS.to_pandas()
     assert list(frame.columns) == ["series", "epoch", "step", "value", "time"]

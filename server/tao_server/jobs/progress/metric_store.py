@@ -1,9 +1,10 @@
 """A job's metric series and its progress, in the database: written a batch at a time, read whole.
 
-Each series is named by its key (`loss`, `mAP`; later `gpu_utilization`) and holds one point per
-(epoch, step): a value written again for the same epoch and step replaces the first, so reading
-a line twice (after a restart, or a file rewritten from the top) adds nothing. A series sampled
-over time rather than per epoch (GPU use) stores each sample as its own step: `sample`.
+Each series is named by its key (`loss`, `mAP`) and holds one point per (epoch, step): a value
+written again for the same epoch and step replaces the first, so reading a line twice (after a
+restart, or a file rewritten from the top) adds nothing. A series sampled over time rather than
+per epoch (GPU use: SAMPLED, whose names a status file cannot use) stores each sample as the step
+of its millisecond (`sample`), and is shown with neither epoch nor step, only its time.
 
 Storage per job is bounded: at most MAX_POINTS points a series (past that, every other point
 of all but the newest KEEP_RECENT goes: a chart keeps the whole run, older parts at a coarser
@@ -31,6 +32,10 @@ MAX_POINTS = 1000
 KEEP_RECENT = 250
 MAX_SERIES = 64
 NONE = -1  # an epoch or step the task did not give: the unique index would never match NULLs
+# Series the daemon samples itself (tao_server.observability): the mean utilisation of a job's GPUs (%), their memory used (MiB).
+GPU_UTILIZATION = "gpu_utilization"
+GPU_MEMORY = "gpu_memory_used"
+SAMPLED = (GPU_UTILIZATION, GPU_MEMORY)
 
 _POINTS = MetricRow.__table__  # type: ignore[attr-defined]
 _CURSORS = ProgressCursor.__table__  # type: ignore[attr-defined]
@@ -124,10 +129,11 @@ class MetricStore:
         found: dict[str, list[MetricPoint]] = {}
         with self._engine.connect() as connection:
             for series, epoch, step, value, at in connection.execute(query):
+                sampled = series in SAMPLED  # its step is only the sample's millisecond, which `time` says
                 found.setdefault(series, []).append(
                     MetricPoint(
                         epoch=None if epoch == NONE else epoch,
-                        step=None if step == NONE else step,
+                        step=None if step == NONE or sampled else step,
                         value=value,
                         time=datetime.fromtimestamp(at, UTC),
                     )

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tao_server.jobs.progress.metric_store import MAX_SERIES, Point
+from tao_server.jobs.progress.metric_store import MAX_SERIES, SAMPLED, Point
 from tao_server.jobs.progress.status_lines import StatusLine, digest
 from tao_server.jobs.progress.status_locate import Place
 from tao_server.jobs.progress.status_reader import FileCursor
@@ -72,6 +72,9 @@ class ProgressState:
             if kind not in line.written or self._repeated(kind, line.written[kind]):
                 continue  # none, or the logger repeating the last one
             for key, value in getattr(line, kind).items():
+                if key in SAMPLED:  # the daemon's own GPU series: a status file's value would mix with its samples
+                    self.count({"reserved_key": 1})
+                    continue
                 if key not in self.series:
                     if len(self.series) >= MAX_SERIES:
                         self.count({"too_many_series": 1})

@@ -12,8 +12,8 @@ SCAN_INTERVAL seconds for a `status.json` one level below that was not there bef
 EAGER_SCAN seconds.
 
 What a metrics exporter needs is kept in memory (`ratios`: each running job's fraction and
-owner); a series sampled beside the status file (GPU use) goes through the same store
-(`MetricStore.sample`), as a series of the job.
+owner); a series sampled beside the status file (GPU use, tao_server.observability) goes through
+the same store (`MetricStore.sample`), as a series of the job, and `metrics` names it `sampled`.
 
 The files found when the job starts are read from their size then: what a previous run wrote
 there is not this job's. Nothing here can stop a job or a listing: whatever a file holds is
@@ -34,7 +34,7 @@ from tao_server.access.caller import owner_of
 from tao_server.errors import StorageFull, UnsafeFile
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.progress import status_reader
-from tao_server.jobs.progress.metric_store import MetricStore, Point
+from tao_server.jobs.progress.metric_store import SAMPLED, MetricStore, Point
 from tao_server.jobs.progress.progress_state import ProgressState
 from tao_server.jobs.progress.status_lines import NotALine, parse
 from tao_server.jobs.progress.status_locate import Place, Visibility, locate
@@ -156,11 +156,13 @@ class ProgressTracker:
         """The job's series, the files followed and what was skipped in them (the caller may see the job)."""
         saved = self._metrics.cursor(job.id)
         state = ProgressState.from_json(saved) if saved is not None else ProgressState()
+        series = self._metrics.series(job.id)
         return JobMetrics(
-            series=self._metrics.series(job.id),
+            series=series,
             files=[cursor.shown for cursor in state.files],
             skipped=state.skipped,
             unavailable=job.progress_unavailable,
+            sampled=[name for name in SAMPLED if name in series],
         )
 
     # -- following ----------------------------------------------------------------------------------

@@ -134,23 +134,29 @@
 
   // A chart per series of the job's status file (loss, learning rate, KPIs), drawn with uPlot (served from
   // /ui/static, never a CDN) and redrawn as the daemon reads new epochs; one last look once the job has ended.
+  // The series the daemon samples itself (GPU use) are drawn along time beside them, and fetched at every look.
   function trainingCharts(path, jobActive) {
     const charts = new Map(); // series name -> its uPlot chart
     let lookAfterEnd = 1;
     let drawnAt = null; // the progress's updated_at the charts were last drawn for: nothing new, nothing fetched
+    let sampled = false; // the job has sampled series, which grow without its progress moving
     const load = async () => {
       const progress = $("job-progress");
       const updated = progress ? progress.dataset.updated : "";
-      if (updated && updated === drawnAt && jobActive()) return;
+      if (updated && updated === drawnAt && jobActive() && !sampled) return;
       drawnAt = updated;
       const response = await call("/v1/jobs/" + path + "/metrics");
       if (!response.ok) return;
       const body = await response.json();
       const names = Object.keys(body.series);
+      const overTime = new Set(body.sampled || []);
+      sampled = overTime.size > 0;
       if (body.unavailable) showTraining("Progress cannot be followed: " + body.unavailable);
       if (!names.length) return;
       showTraining(body.files.length ? "From " + body.files.join(", ") : "");
-      for (const name of names) draw(charts, name, body.series[name]);
+      // The status file's series first, in their order; the sampled ones after them.
+      const ordered = names.filter((name) => !overTime.has(name)).concat(names.filter((name) => overTime.has(name)));
+      for (const name of ordered) draw(charts, name, body.series[name], overTime.has(name));
     };
     poll(load, 2000, () => jobActive() || lookAfterEnd-- > 0);
   }
@@ -160,8 +166,8 @@
     $("training-note").textContent = note;
   }
 
-  function draw(charts, name, points) {
-    const [xs, ys, axis] = xy(points);
+  function draw(charts, name, points, overTime) {
+    const [xs, ys, axis] = xy(points, overTime);
     let chart = charts.get(name);
     if (chart) {
       chart.setData([xs, ys]);
@@ -170,30 +176,38 @@
       box.className = "chart";
       box.dataset.series = name;
       $("charts").appendChild(box);
-      chart = new uPlot(chartOptions(name, axis, xs.length), [xs, ys], box);
+      chart = new uPlot(chartOptions(SAMPLED_TITLES[name] || name, axis, xs.length, SAMPLED_RANGES[name]), [xs, ys], box);
       charts.set(name, chart);
     }
     chart.root.parentNode.dataset.points = String(xs.length);
   }
 
-  // The points along steps when each has one, else epochs, else in the order written; uPlot wants x ascending.
-  function xy(points) {
-    const axis = points.every((p) => p.step !== null) ? "step" : points.every((p) => p.epoch !== null) ? "epoch" : "point";
-    const pairs = points.map((p, index) => [axis === "point" ? index + 1 : p[axis], p.value]);
+  // What the daemon's own series measure, for their charts' titles; a percentage is drawn from 0 to 100.
+  const SAMPLED_TITLES = { gpu_utilization: "gpu_utilization (%)", gpu_memory_used: "gpu_memory_used (MiB)" };
+  const SAMPLED_RANGES = { gpu_utilization: [0, 100] };
+
+  // The points along steps when each has one, else epochs, else in the order written; a sampled series along its
+  // times (seconds); uPlot wants x ascending.
+  function xy(points, overTime) {
+    let axis = points.every((p) => p.step !== null) ? "step" : points.every((p) => p.epoch !== null) ? "epoch" : "point";
+    if (overTime) axis = "time";
+    const x = (p, index) => (axis === "time" ? Date.parse(p.time) / 1000 : axis === "point" ? index + 1 : p[axis]);
+    const pairs = points.map((p, index) => [x(p, index), p.value]);
     pairs.sort((a, b) => a[0] - b[0]);
     return [pairs.map((pair) => pair[0]), pairs.map((pair) => pair[1]), axis];
   }
 
-  function chartOptions(name, axis, count) {
+  function chartOptions(title, axis, count, range) {
+    const overTime = axis === "time";
     return {
-      title: name,
+      title: title,
       width: 440,
       height: 220,
-      scales: { x: { time: false } },
+      scales: range ? { x: { time: overTime }, y: { range: range } } : { x: { time: overTime } },
       legend: { show: false }, // the title names the series; the axes give the values
-      series: [{ label: axis }, { label: name, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
-      // Epochs, steps and points are whole numbers: no tick between two of them.
-      axes: [{ label: axis, incrs: WHOLE_STEPS }, { size: 64, values: (u, ticks) => ticks.map(tick) }],
+      series: [{ label: axis }, { label: title, stroke: "#76b900", width: 2, points: { show: count < 50 } }],
+      // Epochs, steps and points are whole numbers: no tick between two of them. Times: uPlot's own clock ticks.
+      axes: [overTime ? { label: "time" } : { label: axis, incrs: WHOLE_STEPS }, { size: 64, values: (u, ticks) => ticks.map(tick) }],
     };
   }
 

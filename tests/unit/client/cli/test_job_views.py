@@ -92,12 +92,19 @@ def test_events_are_a_line_each_and_a_pull_one_line_per_image() -> None:
         {"seq": 9, "time": 36010.0, "type": "gpus", "data": {"devices": ["0", "2"]}},
         {"seq": 10, "time": 36011.0, "type": "image", "data": {"reference": "tao/toolkit:1", "id": "sha256:ab", "digests": []}},
         {"seq": 11, "time": 36070.0, "type": "time_limit", "data": {"limit": 60, "status": "stopping"}},
+        {
+            "seq": 12,
+            "time": 36080.0,
+            "type": "gpu_idle",
+            "data": {"gpu": "2", "idle": True, "message": "GPU 2 idle for 10 min (under 5% utilisation)"},
+        },
     ]
     assert event_lines(events) == [
         "10:00:00  pull tao/toolkit:1: 2 layers, last: pulled",
         "10:00:10  gpus 0,2",
         "10:00:11  image tao/toolkit:1 sha256:ab",
         "10:01:10  time_limit limit=60 status=stopping",
+        "10:01:20  gpu_idle GPU 2 idle for 10 min (under 5% utilisation)",
     ]
 
 

@@ -50,3 +50,30 @@ def test_revoke_and_list(tokens: TokenStore):
     assert not tokens.revoke(first.id)
     assert tokens.caller_for(first_text) is None
     assert [t.id for t in tokens.list()] == [second.id]
+
+
+def test_a_scrape_token_acts_as_no_account_and_may_see_no_job(tokens: TokenStore):
+    from tao_server.models import Job
+
+    row, text = tokens.create_scrape("prometheus")
+    assert (row.scope, row.uid, row.gid, row.admin) == ("scrape", None, None, False)
+    caller = tokens.caller_for(text)
+    assert caller is not None
+    assert (caller.scrape_only, caller.uid, caller.gid, caller.admin, caller.groups, caller.name) == (
+        True,
+        None,
+        None,
+        False,
+        (),
+        "prometheus",
+    )
+    # Not even the daemon's own jobs (owner None), which a caller of uid None would otherwise match.
+    assert not caller.may_see(Job(id="j", task="t", image="i", owner_uid=None))
+
+
+def test_a_scrape_token_never_stands_for_a_user_who_is_not_calling(tokens: TokenStore):
+    tokens.create_scrape("prometheus")
+    assert tokens.named(1001) is None
+    tokens.create("alice", 1001, 1001)
+    named = tokens.named(1001)
+    assert named is not None and (named.name, named.scrape_only) == ("alice", False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tao_server.models import JobPublic
-from tao_server.ui.views import binary_size, command_line, options, size
+from tao_server.ui.views import binary_size, command_line, event_text, options, size
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,13 @@ def test_the_command_line_submits_the_job_again() -> None:
     job = JobPublic(id="j", group="model", task="detectnet_v2", subtask="train", args=["-e", "/w/a b.txt"], image="i")
     assert command_line(job) == "tao model detectnet_v2 train -e '/w/a b.txt'"
     assert command_line(JobPublic(id="j", task="unet", args=["--help"], image="i")) == "tao unet --help"
+
+
+def test_an_idle_gpu_event_reads_as_its_message_in_the_timeline() -> None:
+    event = {
+        "seq": 1,
+        "time": 0.0,
+        "type": "gpu_idle",
+        "data": {"gpu": "1", "idle": False, "message": "GPU 1 busy again after 14 min idle"},
+    }
+    assert event_text(event) == "GPU 1 busy again after 14 min idle"
