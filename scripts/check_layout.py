@@ -8,6 +8,8 @@ Usage: python scripts/check_layout.py
 - no function in server/ or client/ is over MAX_FUNCTION_LINES lines;
 - the server never imports the client's private modules (tao_client._*): what both need is in tao_common;
 - tao_common imports nothing but the standard library and itself;
+- only backends/docker/ imports docker-py (and requests, urllib3); only api/, ui/ and app.py import
+  the web framework (fastapi, starlette): services and the job core never see either;
 - every package directory is listed in pyproject.toml's setuptools packages.
 """
 
@@ -55,9 +57,15 @@ def long_functions(root: str) -> list[str]:
     return found
 
 
-def imported(path: Path) -> list[str]:
+def imported(path: Path, at_run_time: bool = False) -> list[str]:
+    """The modules `path` imports (and the names it takes from them); with `at_run_time`, not those under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text())
+    if at_run_time:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                node.body = []
     names = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
@@ -84,6 +92,28 @@ def common_imports() -> list[str]:
     ]
 
 
+# A library, and the only places in server/tao_server that may import it.
+CONFINED = {
+    "docker": ("backends/docker/",),
+    "requests": ("backends/docker/",),
+    "urllib3": ("backends/docker/",),
+    "fastapi": ("api/", "ui/", "app.py"),
+    "starlette": ("api/", "ui/", "app.py"),
+}
+
+
+def confined_imports() -> list[str]:
+    found = []
+    root = ROOT / "server" / "tao_server"
+    for path in modules("server/tao_server"):
+        where = str(path.relative_to(root))
+        for name in imported(path, at_run_time=True):
+            places = CONFINED.get(name.split(".")[0])
+            if places is not None and not where.startswith(places) and not where.startswith("testing/"):
+                found.append(f"server/tao_server/{where}: imports {name}, which only {', '.join(places)} may")
+    return sorted(set(found))
+
+
 def unlisted_packages() -> list[str]:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = []
@@ -104,6 +134,7 @@ def problems() -> list[str]:
         *long_functions("client"),
         *client_private_imports(),
         *common_imports(),
+        *confined_imports(),
         *unlisted_packages(),
     ]
 

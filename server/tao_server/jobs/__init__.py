@@ -1,6 +1,7 @@
 """The job core, backend-neutral: from a request to a recorded end.
 
     service.py          JobService: submit, look up, list, cancel and read jobs (what the routes call)
+    submission.py       a request checked and made into a job: its id, argv, placement, launcher config, admission
     launch_options.py   the launcher config's Mounts, Envs and DockerOptions (`~/.tao_mounts.json`), validated
     path_args.py        paths in a job's arguments checked against its mounts
     store.py            JobStore: the job table
