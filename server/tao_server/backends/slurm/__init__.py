@@ -8,7 +8,7 @@
     monitor.py         the one thread that polls Slurm for every job, and wakes their followers
     ends.py            how a job's end reads from Slurm's state (whose doing, a failed node)
     sweep.py           the sweep job that clears a failed node of a job once it is back
-    commands.py        Slurm's commands, run here or over one kept-open SSH connection
+    command_runner.py  Slurm's commands, run here or over one kept-open SSH connection
 
-Only slurm_backend.py, slurm_run.py and commands.py run anything; the rest is pure.
+Only slurm_backend.py, slurm_run.py and command_runner.py run anything; the rest is pure.
 """

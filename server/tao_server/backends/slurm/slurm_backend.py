@@ -35,7 +35,7 @@ from typing import Any
 from tao_common.time_limits import slurm_form
 from tao_server.backends.base import AdoptedRun, LaunchSpec
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest
-from tao_server.backends.slurm.commands import SlurmCommands
+from tao_server.backends.slurm.command_runner import SlurmCommands
 from tao_server.backends.slurm.monitor import JobMonitor
 from tao_server.backends.slurm.script import (
     LABEL_SLURM_JOB,

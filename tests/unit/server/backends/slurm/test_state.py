@@ -346,7 +346,7 @@ def test_no_active_jobs_asks_nothing() -> None:
 
 
 def test_slurm_s_commands_and_so_the_jobs_never_get_the_daemon_s_secrets() -> None:
-    from tao_server.backends.slurm.commands import clean_environment
+    from tao_server.backends.slurm.command_runner import clean_environment
 
     given = {
         "PATH": "/usr/bin",
