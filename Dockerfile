@@ -18,6 +18,7 @@ RUN /opt/tao-server/bin/pip install -q -r /src/requirements/server.txt
 COPY pyproject.toml README.md /src/
 COPY server /src/server
 COPY client /src/client
+COPY common /src/common
 COPY migrations /src/migrations
 # dumb-init: PID 1 that forwards signals to tao-server and reaps zombies; nvidia-ml-py: the GPU
 # inventory through NVML when the container is given GPUs (docker-compose.gpu.yml).

@@ -1,4 +1,4 @@
-"""Check the daemon's GPU figures against nvidia-smi on a machine with an NVIDIA GPU (not part of bench/run).
+"""Check the daemon's GPU figures against nvidia-smi on a machine with an NVIDIA GPU (not part of bench/run.py).
 
     python bench/gpu_check.py [--device 0] [--busy 40] [--idle 30]                  # no Docker needed
     python bench/gpu_check.py --engine docker --image nvcr.io/nvidia/pytorch:24.10-py3 [--device 0]

@@ -32,7 +32,7 @@ def tool(name: str) -> str:
 
 
 def build_image() -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), IMAGE], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_sample_image.py"), IMAGE], check=True, stdout=subprocess.DEVNULL)
 
 
 @dataclass

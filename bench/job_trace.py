@@ -55,9 +55,9 @@ from typing import Any
 import httpx
 from harness import IMAGE, ROOT, Figure, bench_daemon
 
+from tao_common.time_limits import slurm_form
 from tao_server.testing.registry import PacedRelay, Registry, build_variant, remove_local
 from tao_server.testing.slurm import FINAL_STATES, SlurmCluster
-from tao_server.time_limits import slurm_form
 
 GROUPS = ("20",)  # what bench/run.py asks of this module
 # The sample image, under TAO_TEST_IMAGE's tag where that is set: checkouts sharing an engine keep their own.

@@ -1,16 +1,16 @@
 """Run the launcher's benchmarks against a real Docker engine and write bench/results/latest.json.
 
-bash bench/run            # every figure at full size (about 25 minutes on 2 cores)
-bash bench/run --quick    # small sizes, a smoke test that the scripts still work
-bash bench/run --only 2,7 # some figures
-bash bench/run --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
-bash bench/run --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
-bash bench/run --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
-bash bench/run --only 22,23     # a task's terminal and port-forward against Docker's own paths
-bash bench/run --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
-bash bench/run --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
-bash bench/run --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
-bash bench/run --only 27        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
+bash scripts/bench            # every figure at full size (about 25 minutes on 2 cores)
+bash scripts/bench --quick    # small sizes, a smoke test that the scripts still work
+bash scripts/bench --only 2,7 # some figures
+bash scripts/bench --only 15,16,17  # the Slurm backend on a real single-node cluster (needs root, slurm-wlm, munge)
+bash scripts/bench --only 18,19     # the dashboard in chromium (Playwright, /usr/bin/chromium)
+bash scripts/bench --only 20        # a team's job trace: the GPU line's three modes and Slurm with backfill (needs root, slurm-wlm)
+bash scripts/bench --only 22,23     # a task's terminal and port-forward against Docker's own paths
+bash scripts/bench --only 24        # notifications: a job's end to a receiver, a notify URL's cost to a submission
+bash scripts/bench --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
+bash scripts/bench --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
+bash scripts/bench --only 27        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from pathlib import Path
 import dashboard
 import faults
 import figures  # bench/ is the script's directory, first on sys.path
+import interactive
 import job_trace
 import notifications
 import observability
-import sessions
+import published
 import slurm
 import streams
 import training
@@ -52,7 +53,16 @@ def main() -> None:
         "26 newcomers while logs stream; 27 GET /metrics)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="put the run's figures on docs/performance.md (bench/published.json keeps each figure's last measurement)",
+    )
+    parser.add_argument("--results", type=Path, help="with --write-docs: publish this results file instead of running anything")
     args = parser.parse_args()
+    if args.write_docs and args.results is not None:
+        _publish(json.loads(args.results.read_text()))
+        return
     wanted = {part.strip() for part in args.only.split(",")}
     if "8" in wanted:
         wanted.add("7")
@@ -61,7 +71,7 @@ def main() -> None:
     slurm_scale = slurm.SlurmScale.quick() if args.quick else slurm.SlurmScale.full()
     dashboard_scale = dashboard.DashboardScale.quick() if args.quick else dashboard.DashboardScale.full()
     trace_scale = job_trace.TraceScale.quick() if args.quick else job_trace.TraceScale.full()
-    session_scale = sessions.SessionScale.quick() if args.quick else sessions.SessionScale.full()
+    session_scale = interactive.SessionScale.quick() if args.quick else interactive.SessionScale.full()
     training_scale = training.TrainingScale.quick() if args.quick else training.TrainingScale.full()
     notify_scale = notifications.NotifyScale.quick() if args.quick else notifications.NotifyScale.full()
     metrics_scale = observability.MetricsScale.quick() if args.quick else observability.MetricsScale.full()
@@ -81,8 +91,8 @@ def main() -> None:
                 produced = _run_slurm(group, slurm_scale)
             elif group in dashboard.GROUPS:
                 produced = dashboard.run_group(group, dashboard_scale)
-            elif group in sessions.GROUPS:
-                produced = sessions.run_group(group, session_scale)
+            elif group in interactive.GROUPS:
+                produced = interactive.run_group(group, session_scale)
             elif group in training.GROUPS:
                 produced = training.run_group(group, training_scale)
             elif group in job_trace.GROUPS:
@@ -114,6 +124,13 @@ def main() -> None:
     missed = [f.number for f in results if f.met is False]
     if missed and not args.quick:
         print(f"targets missed: {', '.join(missed)}")
+    if args.write_docs and not args.quick:  # a smoke run's sizes say nothing worth publishing
+        _publish(report)
+
+
+def _publish(report: dict[str, object]) -> None:
+    published.write(published.merge(report))
+    print(f"wrote {published.PAGE.relative_to(ROOT)} ({len(report['figures'])} figures from {report['date']})")  # type: ignore[arg-type]
 
 
 def _run_fault(group: str, scale: faults.FaultScale) -> list[Figure]:

@@ -173,7 +173,7 @@ def exit_to_tao(scale: SlurmScale) -> Figure:
 @contextlib.contextmanager
 def slurm_daemon(*args: str) -> Iterator[tuple[SlurmCluster, Daemon]]:
     """A fresh cluster and a daemon on it with the sample manifest; both stopped and removed afterwards."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), SLURM_IMAGE], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_sample_image.py"), SLURM_IMAGE], check=True, stdout=subprocess.DEVNULL)
     # A short root: munged's socket path must fit a sockaddr_un, and the naive poller's user must reach slurm.conf.
     cluster_root = Path(tempfile.mkdtemp(prefix="tao-slurm-"))
     cluster_root.chmod(0o755)

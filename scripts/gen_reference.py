@@ -5,8 +5,8 @@ Usage: python scripts/gen_reference.py           (re)write docs/reference/*.md
        python scripts/gen_reference.py --check   exit 1, naming the pages, when a page differs from the code
 
 Nothing on these pages is written by hand: the CLI page comes from the verb table and each verb's
-parser, the REST page from the daemon's OpenAPI document, the settings page from `Settings` and the
-flags of `tao-server`. A verb, route or setting added in code appears here when this runs, and the
+parser, the REST page from the daemon's OpenAPI document, the settings page from the settings
+models (`Settings` and each backend's own), which `tao-server`'s flags are made from too. A verb, route or setting added in code appears here when this runs, and the
 tests fail while a committed page is stale.
 """
 
@@ -161,9 +161,42 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+# -- the daemon's settings -------------------------------------------------------------------------
+
+
+def settings_page() -> str:
+    from tao_server.settings import BACKEND_SETTINGS, Settings, settings_catalog
+
+    lines = [
+        "# Daemon settings reference",
+        "",
+        "Every setting of `tao-server`, from the settings models in the code (`Settings` in",
+        "`tao_server/settings.py`, and each backend's own: `backends/docker/docker_settings.py`,",
+        "`backends/slurm/slurm_settings.py`). Each is read from its flag, else its variable, else its",
+        "default; an empty variable counts as unset. A setting with no flag is a variable only.",
+        "How they fit together: [The daemon](../admin/daemon.md).",
+    ]
+    titles = {"": _title(Settings), **{section: _title(model) for section, model in BACKEND_SETTINGS.items()}}
+    section = None
+    for setting in settings_catalog():
+        if setting.section != section:
+            section = setting.section
+            lines += ["", f"## {titles[section]}", "", "| flag | variable | default | |", "|---|---|---|---|"]
+        flags = ", ".join(f"`{flag}`" for flag in (setting.flag, setting.negative) if flag and not setting.hidden) or "none"
+        choices = f" One of: {', '.join(f'`{choice}`' for choice in setting.choices)}." if setting.choices else ""
+        description = setting.description[:1].upper() + setting.description[1:] + "." + choices
+        lines.append(f"| {flags} | `{setting.env}` | {_cell(setting.default)} | {_cell(description)} |")
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def _title(model: Any) -> str:
+    """A settings model's heading: the first line of its docstring."""
+    return (model.__doc__ or model.__name__).strip().splitlines()[0]
+
+
 # -- the whole set ---------------------------------------------------------------------------------
 
-PAGES: dict[str, Callable[[], str]] = {"cli.md": cli_page, "rest.md": rest_page}
+PAGES: dict[str, Callable[[], str]] = {"cli.md": cli_page, "rest.md": rest_page, "settings.md": settings_page}
 
 
 def main() -> int:

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Vendor the web libraries the daemon serves, from npm packages, into the wheel: no CDN at run time.
+"""Vendor the web libraries the daemon serves and the docs site loads, from npm packages: no CDN at run time.
 
 Usage: python scripts/vendor_web.py          fetch each package with `npm pack`, copy its files, record them
        python scripts/vendor_web.py --check  the files on disk are the ones recorded (no network)
 
 A GPU box is often air-gapped: every script and stylesheet a page of the daemon loads ships inside
-the package. `vendored.json` beside the files names each one's package, version and SHA-256, so a
+the package, and every one the documentation site loads (mermaid, for its diagrams) ships inside the site. `vendored.json` beside the files names each one's package, version and SHA-256, so a
 file edited by hand, or a version bumped here without re-vendoring, is noticed by the tests.
 """
 
@@ -45,6 +45,15 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
             "dist/uPlot.iife.min.js": "server/tao_server/ui/static/uPlot.iife.min.js",
             "dist/uPlot.min.css": "server/tao_server/ui/static/uPlot.min.css",
             "LICENSE": "server/tao_server/ui/static/LICENSE.uplot",
+        },
+    ),
+    # The documentation site's diagrams (docs/architecture.md): mkdocs-material would fetch mermaid from a CDN,
+    # unless the page has it already (mkdocs.yml's extra_javascript). Its major version is the one material expects.
+    "mermaid": (
+        "11.17.2",
+        {
+            "dist/mermaid.min.js": "docs/assets/javascripts/mermaid.min.js",
+            "LICENSE": "docs/assets/javascripts/LICENSE.mermaid",
         },
     ),
 }

@@ -37,7 +37,7 @@ def docker_client() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def toolkit_image(docker_client: Any) -> str:
     """The sample toolkit image (examples/sample-toolkit), built from busybox with no registry."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), IMAGE], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_sample_image.py"), IMAGE], check=True, stdout=subprocess.DEVNULL)
     return IMAGE
 
 

@@ -1,9 +1,9 @@
 """A data dir as the previous release left it, for tests that start this code on it and expect an upgrade.
 
-tests/fixtures/previous-release holds what scripts/make-db-fixture had the previous release's own
+tests/fixtures/previous-release holds what scripts/make_db_fixture.py had the previous release's own
 daemon write (its SQLite file and job logs) and fixture.json, what that daemon said about it: the
 commit, the schema revision, a token it made, and each job as its API showed it. Remake it with
-`scripts/make-db-fixture [COMMIT]`.
+`scripts/make_db_fixture.py [COMMIT]`.
 
     release = previous_release_data_dir(tmp_path / "data")   # then start a daemon on that data dir
     release.jobs[0].fields["status"], release.jobs[0].log, release.token

@@ -4,23 +4,30 @@ The sync `Client` speaks HTTP on plain sockets so that `tao` starts fast; this o
 import, so it uses httpx (the `sdk` extra) and is loaded only when asked for
 (`tao_client.AsyncClient`). It finds the daemon, reads $TAO_TOKEN and $TAO_CA_CERT, starts a
 local daemon and maps refusals to exceptions exactly as `Client` does: through the same
-functions in `daemon`, `client` and `_errors`. A job's output follows over the daemon's
-`?follow=true` stream, which ends when the job's end is recorded.
+functions in `address`, `client` and `_errors`, and it sends the same requests (_routes.py). A
+job's output follows over the daemon's `?follow=true` stream, which ends when the job's end is
+recorded. Terminals and port-forwards are Client's, on sockets and threads of their own, with
+asyncio calls over them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Generator, Iterable
-from typing import IO, Any
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
-from tao_client import _display, _http, daemon
+from tao_client import _display, _http, _routes, address
 from tao_client._errors import DaemonUnreachable, api_error
 from tao_client._training import Metrics
-from tao_client.client import JobView, listing, log_range, metrics_path, submission, warned
+
+if TYPE_CHECKING:
+    from tao_client._forward import PortForward
+    from tao_client._terminal import AsyncTerminal
+from tao_client._routes import Call
+from tao_client.client import Client, JobView, warned
 
 # Past the end of any log: following from here reads no output and still ends with the job.
 PAST_ANY_LOG = 2**62
@@ -168,7 +175,7 @@ class AsyncClient:
     """Talks to a tao daemon over its Unix socket or HTTP(S), from asyncio.
 
     With no host and nothing answering on the local socket, a daemon is started in the background
-    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: address.py).
     """
 
     def __init__(
@@ -182,9 +189,11 @@ class AsyncClient:
     ) -> None:
         """`host`: unix:///path or http(s)://HOST:PORT (default $TAO_HOST, else the local socket).
         `token`: the bearer token for TCP (default $TAO_TOKEN); `ca_cert`: a CA bundle for https (default $TAO_CA_CERT)."""
-        self.address = daemon.resolve(host)
+        self.address = address.resolve(host)
         self._autostart = autostart
-        token, ca_cert = daemon.tcp_credentials(self.address, token, ca_cert)
+        token, ca_cert = address.tcp_credentials(self.address, token, ca_cert)
+        self._credentials = (token, ca_cert)
+        self._session_client: Client | None = None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
             base_url=self.address.base_url, transport=_transport(self.address, ca_cert), headers=headers, timeout=timeout
@@ -192,6 +201,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._session_client is not None:
+            self._session_client.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -218,14 +229,17 @@ class AsyncClient:
         time: str | None = None,
         notify: Iterable[str] = (),
         status_file: str | None = None,
+        interactive: bool = False,
+        tty: bool = False,
     ) -> AsyncJob:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
         `launch_config` as `Client.submit` takes it: None sends your ~/.tao_mounts.json (or
         $LAUNCHER_MOUNTS) as `tao` does; a dict, a path or what `launch_config.read()` returns sends
         that; False, none. The daemon's warnings come as LaunchWarnings and in `job.warnings`.
+        `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal.
         """
-        body = submission(
+        body = _routes.submission(
             task,
             subtask,
             args,
@@ -240,35 +254,36 @@ class AsyncClient:
             time,
             notify,
             status_file,
+            interactive,
+            tty,
         )
-        return AsyncJob(self, warned(await self._json("POST", "/v1/jobs", json=body)))
+        return AsyncJob(self, warned(await self._json(_routes.submit(body))))
 
     async def job(self, job_id: str) -> AsyncJob:
-        return AsyncJob(self, await self._json("GET", f"/v1/jobs/{job_id}"))
+        return AsyncJob(self, await self._json(_routes.job(job_id)))
 
     async def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> JobList:
         """Every matching job, newest first (all pages)."""
-        params, found = listing(statuses, container_id, page_size), JobList()
+        params, found = _routes.listing(statuses, container_id, page_size), JobList()
         while True:
-            page = await self._json("GET", "/v1/jobs", params=params)
+            page = await self._json(_routes.jobs_page(params))
             found.extend(AsyncJob(self, data) for data in page["jobs"])
             if not page["next_cursor"]:
                 return found
             params["cursor"] = page["next_cursor"]
 
     async def cancel(self, job_id: str) -> AsyncJob:
-        return AsyncJob(self, await self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+        return AsyncJob(self, await self._json(_routes.cancel(job_id)))
 
     # -- logs and events --------------------------------------------------------------------------
 
     async def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
         """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
-        return (await self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail))).content
+        return (await self._request(_routes.logs(job_id, offset, tail))).content
 
     async def follow_logs(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
-        params = {"offset": offset, "follow": "true"}
-        async with self._stream("GET", f"/v1/jobs/{job_id}/logs", params=params) as response:
+        async with self._stream(_routes.follow_logs(job_id, offset)) as response:
             try:
                 async for chunk in response.aiter_raw():
                     yield chunk
@@ -277,44 +292,43 @@ class AsyncClient:
 
     async def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
-        return await self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+        return await self._json(_routes.events(job_id, after))
 
     async def metrics(self, job_id: str) -> Metrics:
         """The job's metric series from its status file, so far; `.to_pandas()` for a DataFrame."""
-        return Metrics(await self._json("GET", metrics_path(job_id)))
+        return Metrics(await self._json(_routes.metrics(job_id)))
 
     # -- notifications ----------------------------------------------------------------------------
 
     async def notify_urls(self) -> list[str]:
         """Your default notification URLs, masked (Client.notify_urls)."""
-        return [entry["url"] for entry in (await self._json("GET", "/v1/notify/urls"))["urls"]]
+        return [entry["url"] for entry in (await self._json(_routes.notify_urls()))["urls"]]
 
     async def notify_add(self, url: str) -> str:
         """Add a default notification URL; returns it masked (Client.notify_add)."""
-        answer: str = (await self._json("POST", "/v1/notify/urls", json={"url": url}))["url"]
+        answer: str = (await self._json(_routes.notify_add(url)))["url"]
         return answer
 
     async def notify_remove(self, url: str) -> str:
         """Remove a default notification URL, given whole or masked; returns it masked (Client.notify_remove)."""
-        answer: str = (await self._json("DELETE", "/v1/notify/urls", params={"url": url}))["url"]
+        answer: str = (await self._json(_routes.notify_remove(url)))["url"]
         return answer
 
     async def notify_secret(self) -> str:
         """Your signing secret, made on first use (Client.notify_secret)."""
-        answer: str = (await self._json("POST", "/v1/notify/secret"))["secret"]
+        answer: str = (await self._json(_routes.notify_secret()))["secret"]
         return answer
 
     # -- images, registries, the daemon -----------------------------------------------------------
 
     async def images(self) -> list[dict[str, Any]]:
-        return await self._json("GET", "/v1/images")
+        return await self._json(_routes.images())
 
     async def pull(self, tasks: Iterable[str] = (), images: Iterable[str] = ()) -> AsyncIterator[dict[str, Any]]:
         """Progress of pulling the tasks' images: {"type": "progress", ...} and {"type": "done", "image", "error"}."""
         import json
 
-        body = {"tasks": list(tasks), "images": list(images)}
-        async with self._stream("POST", "/v1/images/pull", json=body) as response:
+        async with self._stream(_routes.pull(tasks, images)) as response:
             try:
                 async for line in response.aiter_lines():
                     if line.strip():
@@ -324,44 +338,71 @@ class AsyncClient:
 
     async def login(self, registry: str, username: str, password: str) -> dict[str, Any]:
         """Check the login with the registry and keep it with the daemon for this user's pulls from there."""
-        return await self._json("POST", "/v1/credentials", json={"registry": registry, "username": username, "password": password})
+        return await self._json(_routes.login(registry, username, password))
 
     async def logout(self, registry: str) -> dict[str, Any]:
-        return await self._json("DELETE", f"/v1/credentials/{registry}")
+        return await self._json(_routes.logout(registry))
 
     async def logins(self) -> list[dict[str, Any]]:
-        return await self._json("GET", "/v1/credentials")
+        return await self._json(_routes.logins())
 
     async def tasks(self) -> dict[str, Any]:
-        return await self._json("GET", "/v1/tasks")
+        return await self._json(_routes.tasks())
 
     async def daemon(self) -> dict[str, Any]:
         """The daemon's process, as `Client.daemon` gives it."""
-        return await self._json("GET", "/v1/daemon")
+        return await self._json(_routes.daemon())
 
     async def info(self, verbose: bool = False) -> dict[str, Any]:
-        return await self._json("GET", "/v1/info", params={"verbose": verbose})
+        return await self._json(_routes.info(verbose))
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    async def terminal(self, job_id: str, offset: int | None = None) -> AsyncTerminal:
+        """A session on an interactive job's terminal, as `Client.terminal` gives it, with asyncio calls."""
+        from tao_client._terminal import AsyncTerminal
+
+        return AsyncTerminal(await asyncio.to_thread(self._sessions().terminal, job_id, offset))
+
+    async def forward_port(
+        self,
+        job_id: str,
+        remote_port: int,
+        local_port: int = 0,
+        local_address: str = "127.0.0.1",
+        on_error: Callable[[str], None] | None = None,
+    ) -> PortForward:
+        """Reach `remote_port` inside the running job's container at `local_address`:`local_port` here, until `close()`
+        (Client.forward_port: the connections are carried on threads of their own)."""
+        return self._sessions().forward_port(job_id, remote_port, local_port, local_address, on_error)
+
+    def _sessions(self) -> Client:
+        """A Client on the same daemon, for what goes on sockets of its own (terminals, forwards): made on first use."""
+        if self._session_client is None:
+            token, ca_cert = self._credentials
+            self._session_client = Client(self.address.url, token=token, ca_cert=ca_cert, autostart=False)
+        return self._session_client
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return (await self._request(method, path, **kwargs)).json()
+    async def _json(self, call: Call) -> Any:
+        return (await self._request(call)).json()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = await self._reaching(lambda: self._http.request(method, path, **kwargs))
-        _raise_for_refusal(response, method, path)
+    async def _request(self, call: Call) -> httpx.Response:
+        response = await self._reaching(lambda: self._http.request(call.method, call.path, params=call.params, json=call.json))
+        _raise_for_refusal(response, call.method, call.path)
         return response
 
-    def _stream(self, method: str, path: str, **kwargs: Any) -> _Stream:
-        return _Stream(self, self._http.build_request(method, path, timeout=None, **kwargs))
+    def _stream(self, call: Call) -> _Stream:
+        return _Stream(self, self._http.build_request(call.method, call.path, params=call.params, json=call.json, timeout=None))
 
     async def _reaching(self, send: Any) -> httpx.Response:
         """`send()`, starting a local daemon first when nothing answers and that is allowed, as `Client` does."""
         try:
             return await send()
         except httpx.TransportError as exc:
-            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
-                raise daemon.unreachable(self.address, _reason(exc)) from None
+            if not (self._autostart and address.autostart_refusal(self.address) is None and not address.listening(self.address)):
+                raise address.unreachable(self.address, _reason(exc)) from None
         from tao_client import local_daemon
 
         await asyncio.to_thread(local_daemon.autostart, self.address)
@@ -397,7 +438,7 @@ def _raise_for_refusal(response: httpx.Response, method: str, path: str) -> None
         raise api_error(response.status_code, response.content, f"{method} {path}")
 
 
-def _transport(address: daemon.Address, ca_cert: str | None) -> httpx.AsyncHTTPTransport:
+def _transport(address: address.Address, ca_cert: str | None) -> httpx.AsyncHTTPTransport:
     if address.socket_path is not None:
         return httpx.AsyncHTTPTransport(uds=address.socket_path)
     # The system's trust store (as `Client` uses), plus the CA bundle given: not httpx's own certifi bundle.

@@ -13,7 +13,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from tao_client._training import Metrics, number, progress_text
+from tao_client._training import Metrics, number
+from tao_common.progress import progress_text
 
 # The columns of a job list, and the rows of a single job's table, in the order people read them.
 LIST_COLUMNS = ("id", "task", "subtask", "status", "progress", "exit_code", "image", "created_at", "finished_at")

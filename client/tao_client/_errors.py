@@ -38,6 +38,15 @@ class JobNotFound(ApiError):
     pass
 
 
+class SessionClosed(TaoClientError):
+    """A terminal's websocket closed before the session said how it ended; `code` is the websocket's close code
+    (1006: the connection broke, 1012: the daemon is restarting)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class LaunchWarning(UserWarning):
     """What a submission risks, as the daemon warns of it: a results dir outside every mount, ..."""
 

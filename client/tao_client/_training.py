@@ -1,9 +1,8 @@
-"""A job's training progress and metric series as the daemon gives them, in the forms people read.
+"""A job's metric series as the daemon gives them, in the forms people read (its progress in words: tao_common.progress).
 
-`progress_text` is the PROGRESS column of `tao list` ("12/80 15% ETA 0:41:10"); `Metrics` wraps
-`GET /v1/jobs/{id}/metrics`: its series, a row per epoch (`tao metrics`), the GPU use the daemon
-sampled (`gpu_text`), a DataFrame (`to_pandas()`, pandas imported only there) and sparklines for
-a notebook. Nothing here imports
+`Metrics` wraps `GET /v1/jobs/{id}/metrics`: its series, a row per epoch (`tao metrics`), the GPU
+use the daemon sampled (`gpu_text`), a DataFrame (`to_pandas()`, pandas imported only there) and
+sparklines for a notebook. Nothing here imports
 more than the standard library at import time: `tao list` pays for none of it.
 """
 
@@ -12,29 +11,6 @@ from __future__ import annotations
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     from typing import Any
-
-
-def progress_text(progress: dict[str, Any] | None) -> str:
-    """ "12/80 15% ETA 0:41:10": the epoch of how many, how far, and the time left; "" with no progress."""
-    if not progress:
-        return ""
-    parts = []
-    epoch, max_epoch = progress.get("epoch"), progress.get("max_epoch")
-    if epoch is not None:
-        parts.append(f"{epoch}/{max_epoch}" if max_epoch is not None else f"epoch {epoch}")
-    elif progress.get("step") is not None:
-        parts.append(f"step {progress['step']}" + (f"/{progress['max_step']}" if progress.get("max_step") is not None else ""))
-    if progress.get("fraction") is not None:
-        parts.append(f"{int(progress['fraction'] * 100)}%")
-    if progress.get("eta_seconds") is not None:
-        parts.append(f"ETA {clock(progress['eta_seconds'])}")
-    return " ".join(parts)
-
-
-def clock(seconds: float) -> str:
-    """H:MM:SS, as TAO writes its ETA (days as hours: 26:00:00)."""
-    whole = max(0, int(seconds))
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def number(value: float) -> str:

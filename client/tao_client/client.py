@@ -1,19 +1,26 @@
-"""The Python API over the daemon's REST interface; the only code in the client that speaks HTTP."""
+"""The Python API over the daemon's REST interface; with AsyncClient (_async.py), the only code in the client that speaks HTTP.
+
+Every request is built once, in _routes.py; this sends it over `_http.Transport` (plain sockets).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
 
-from tao_client import daemon
+from tao_client import _routes, address
 from tao_client._errors import ApiError, DaemonUnreachable, api_error
 from tao_client._http import NOTHING_ANSWERS, Response, Transport, TransportError
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
     from typing import IO, Any
 
+    from tao_client._forward import PortForward
+    from tao_client._routes import Call
+    from tao_client._terminal import Terminal
     from tao_client._training import Metrics
     from tao_client._websocket import WebSocket
 
@@ -102,7 +109,7 @@ class Client:
     """Talks to a tao daemon over its Unix socket or HTTP(S).
 
     With no host and nothing answering on the local socket, a daemon is started in the background
-    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: daemon.py).
+    (at an explicit address only with TAO_AUTOSTART=1, and only in a private directory: address.py).
     """
 
     def __init__(
@@ -116,10 +123,10 @@ class Client:
     ) -> None:
         """`host`: unix:///path or http(s)://HOST:PORT (default $TAO_HOST, else the local socket).
         `token`: the bearer token for TCP (default $TAO_TOKEN); `ca_cert`: a CA bundle for https (default $TAO_CA_CERT)."""
-        self.address = daemon.resolve(host)
+        self.address = address.resolve(host)
         self._autostart = autostart
         socket_path = str(self.address.socket_path) if self.address.socket_path else None
-        token, ca_cert = daemon.tcp_credentials(self.address, token, ca_cert)
+        token, ca_cert = address.tcp_credentials(self.address, token, ca_cert)
         self._http = Transport(self.address.base_url, socket_path, timeout, token=token, ca_cert=ca_cert)
 
     def close(self) -> None:
@@ -163,7 +170,7 @@ class Client:
         `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
         `status_file`: TAO's status.json as the container sees it, where the results dir in `args` does not say.
         """
-        body = submission(
+        body = _routes.submission(
             task,
             subtask,
             args,
@@ -178,18 +185,19 @@ class Client:
             time,
             notify,
             status_file,
+            interactive,
+            tty,
         )
-        body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
-        return Job(self, warned(self._json("POST", "/v1/jobs", json_body=body)))
+        return Job(self, warned(self._json(_routes.submit(body))))
 
     def job(self, job_id: str) -> Job:
-        return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
+        return Job(self, self._json(_routes.job(job_id)))
 
     def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> Iterator[Job]:
         """Every matching job, newest first, fetched a page at a time."""
-        params = listing(statuses, container_id, page_size)
+        params = _routes.listing(statuses, container_id, page_size)
         while True:
-            page = self._json("GET", "/v1/jobs", params=params)
+            page = self._json(_routes.jobs_page(params))
             for data in page["jobs"]:
                 yield Job(self, data)
             if not page["next_cursor"]:
@@ -197,7 +205,7 @@ class Client:
             params["cursor"] = page["next_cursor"]
 
     def cancel(self, job_id: str) -> Job:
-        return Job(self, self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+        return Job(self, self._json(_routes.cancel(job_id)))
 
     def wait_until_done(self, job_id: str, timeout: float | None = None) -> Job:
         """Poll until the job ends (for callers that do not follow its output)."""
@@ -214,12 +222,11 @@ class Client:
 
     def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
         """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
-        return self._request("GET", f"/v1/jobs/{job_id}/logs", params=log_range(offset, tail)).content
+        return self._request(_routes.logs(job_id, offset, tail)).content
 
     def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""
-        params = {"offset": offset, "follow": "true"}
-        response = self._request("GET", f"/v1/jobs/{job_id}/logs", params=params, stream=True, timeout=None)
+        response = self._request(_routes.follow_logs(job_id, offset), stream=True, timeout=None)
         try:
             yield from response.iter_bytes()
         except TransportError as exc:
@@ -227,54 +234,68 @@ class Client:
 
     def events(self, job_id: str, after: int = 0) -> dict[str, Any]:
         """{"events": [...], "next_after": N}: pull progress and the like, after event number `after`."""
-        return self._json("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+        return self._json(_routes.events(job_id, after))
 
     def metrics(self, job_id: str) -> Metrics:
         """The job's metric series from its status file, so far; `.to_pandas()` for a DataFrame."""
         from tao_client._training import Metrics
 
-        return Metrics(self._json("GET", metrics_path(job_id)))
+        return Metrics(self._json(_routes.metrics(job_id)))
 
     def metrics_csv(self, job_id: str) -> bytes:
         """The job's metric series as CSV: series,epoch,step,value,time."""
-        return self._request("GET", metrics_path(job_id), params={"format": "csv"}).content
+        return self._request(_routes.metrics(job_id, csv=True)).content
 
     # -- notifications ----------------------------------------------------------------------------
 
     def notify_urls(self) -> list[str]:
         """Your default notification URLs, masked: every new job of yours notifies them of its start and end."""
-        return [entry["url"] for entry in self._json("GET", "/v1/notify/urls")["urls"]]
+        return [entry["url"] for entry in self._json(_routes.notify_urls())["urls"]]
 
     def notify_add(self, url: str) -> str:
         """Add a default notification URL (checked as `--notify` is); returns it masked."""
-        answer: str = self._json("POST", "/v1/notify/urls", json_body={"url": url})["url"]
+        answer: str = self._json(_routes.notify_add(url))["url"]
         return answer
 
     def notify_remove(self, url: str) -> str:
         """Remove a default notification URL, given whole or masked as listed; returns it masked."""
-        answer: str = self._json("DELETE", "/v1/notify/urls", params={"url": url})["url"]
+        answer: str = self._json(_routes.notify_remove(url))["url"]
         return answer
 
     def notify_secret(self) -> str:
         """Your signing secret (made on first use): X-Tao-Signature-256 is the HMAC-SHA256 of each body, keyed with it."""
-        answer: str = self._json("POST", "/v1/notify/secret")["secret"]
+        answer: str = self._json(_routes.notify_secret())["secret"]
         return answer
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    def terminal(self, job_id: str, offset: int | None = None) -> WebSocket:
-        """The websocket of an interactive job's terminal: its output from byte `offset` (None: from now), your input.
+    def terminal(self, job_id: str, offset: int | None = None) -> Terminal:
+        """A session on an interactive job's terminal (`tao ... -i`): its output from byte `offset` (None: from now
+        on) and its end to read, your keys, resizes and the end of input to send (see Terminal). Your jobs only."""
+        from tao_client._terminal import Terminal
 
-        Send input as binary frames, {"type": "resize", "rows", "cols"} and {"type": "eof"} as text.
-        """
-        return self._websocket(f"/v1/jobs/{job_id}/terminal", {} if offset is None else {"offset": offset})
+        return Terminal(job_id, self._websocket(_routes.terminal(job_id, offset)))
+
+    def forward_port(
+        self,
+        job_id: str,
+        remote_port: int,
+        local_port: int = 0,
+        local_address: str = "127.0.0.1",
+        on_error: Callable[[str], None] | None = None,
+    ) -> PortForward:
+        """Reach `remote_port` inside the running job's container at `local_address`:`local_port` here (0: any free port),
+        until `close()`. On the Unix socket the bytes go in the kernel; over TCP through the daemon. Your jobs only."""
+        from tao_client._forward import PortForward
+
+        return PortForward(self, job_id, remote_port, local_port, local_address, on_error)
 
     def connect_port(self, job_id: str, port: int) -> WebSocket:
         """A websocket carrying one TCP connection to `port` inside the job's container (your jobs only).
 
-        Bytes go both ways as binary frames; {"type": "eof"} as text ends a direction.
+        Bytes go both ways as binary frames; {"type": "eof"} as text ends a direction. `forward_port` uses it over TCP.
         """
-        return self._websocket(f"/v1/jobs/{job_id}/ports/{port}")
+        return self._websocket(_routes.port(job_id, port))
 
     def port_connection(self, job_id: str, port: int) -> socket.socket:
         """On the local Unix socket: a TCP connection to `port` inside the job's container, as a socket of this process.
@@ -282,13 +303,13 @@ class Client:
         The daemon makes it inside the job's network and hands it over: the bytes then go in the
         kernel, not through the daemon. Over TCP, use `connect_port`.
         """
-        path = f"/v1/jobs/{job_id}/ports/{port}/connection"
+        call = _routes.port_connection(job_id, port)
         try:
-            status, _headers, answer = self._http.receive_descriptor(path)
+            status, _headers, answer = self._http.receive_descriptor(call.path)
         except TransportError as exc:
             raise DaemonUnreachable(self.address.url, str(exc)) from None
         if status != 204:
-            raise api_error(status, answer, f"POST {path}")
+            raise api_error(status, answer, f"{call.method} {call.path}")
         connection: socket.socket = answer
         return connection
 
@@ -297,27 +318,26 @@ class Client:
         """Whether the daemon is reached on its Unix socket (it can then hand over file descriptors)."""
         return self.address.socket_path is not None
 
-    def _websocket(self, path: str, params: dict[str, Any] | None = None) -> WebSocket:
+    def _websocket(self, call: Call) -> WebSocket:
         try:
-            status, _headers, opened = self._http.websocket(path, params)
+            status, _headers, opened = self._http.websocket(call.path, call.params)
         except TransportError as exc:
             raise DaemonUnreachable(self.address.url, str(exc)) from None
         if status != 101:
-            raise api_error(status, opened, f"GET {path}")
+            raise api_error(status, opened, f"{call.method} {call.path}")
         websocket: WebSocket = opened
         return websocket
 
     # -- images and registries --------------------------------------------------------------------
 
     def images(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/v1/images")
+        return self._json(_routes.images())
 
     def pull(self, tasks: Iterable[str] = (), images: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
         """Progress of pulling the tasks' images: {"type": "progress", ...} and {"type": "done", "image", "error"}."""
         import json
 
-        body = {"tasks": list(tasks), "images": list(images)}
-        response = self._request("POST", "/v1/images/pull", json_body=body, stream=True, timeout=None)
+        response = self._request(_routes.pull(tasks, images), stream=True, timeout=None)
         pending = b""
         try:
             for chunk in response.iter_bytes():
@@ -335,37 +355,42 @@ class Client:
         The answer's `owner_uid` says whose it is; None: the daemon's own, which every job without a
         login of its owner's uses (the daemon's user and root store those).
         """
-        return self._json("POST", "/v1/credentials", json_body={"registry": registry, "username": username, "password": password})
+        return self._json(_routes.login(registry, username, password))
 
     def logout(self, registry: str) -> dict[str, Any]:
         """Forget this user's login for `registry`; returns the login forgotten."""
-        return self._json("DELETE", f"/v1/credentials/{registry}")
+        return self._json(_routes.logout(registry))
 
     def logins(self) -> list[dict[str, Any]]:
         """This user's stored logins (registry, username, owner_uid); never a password."""
-        return self._json("GET", "/v1/credentials")
+        return self._json(_routes.logins())
 
     # -- daemon -----------------------------------------------------------------------------------
 
     def tasks(self) -> dict[str, Any]:
-        return self._json("GET", "/v1/tasks")
+        return self._json(_routes.tasks())
 
     def info(self, verbose: bool = False) -> dict[str, Any]:
-        return self._json("GET", "/v1/info", params={"verbose": verbose})
+        return self._json(_routes.info(verbose))
 
     def daemon(self) -> dict[str, Any]:
         """The daemon's process: version, addresses, dashboard, manifest; for its own user (and root) also its
         pid, data dir, log, whether `tao` started it, and the TAO_* environment it started with."""
-        return self._json("GET", "/v1/daemon")
+        return self._json(_routes.daemon())
+
+    def dashboard_link(self) -> str:
+        """A link that signs you in to the dashboard, good once and for a minute (on the daemon's Unix socket only)."""
+        link: str = self._json(_routes.dashboard_link())["url"]
+        return link
 
     def running_daemon(self) -> dict[str, Any] | None:
         """`daemon()` when a daemon answers; None when nothing does. Never starts one."""
         try:
-            response = self._http.request("GET", "/v1/daemon")
+            response = self._send(_routes.daemon())
         except TransportError as exc:
             if str(exc) == NOTHING_ANSWERS:
                 return None
-            raise daemon.unreachable(self.address, str(exc)) from None
+            raise address.unreachable(self.address, str(exc)) from None
         if not response.is_success:
             raise _api_error(response)
         answer: dict[str, Any] = response.json()
@@ -373,67 +398,33 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._request(method, path, **kwargs).json()
+    def _json(self, call: Call) -> Any:
+        return self._request(call).json()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+    def _request(self, call: Call, **options: Any) -> Response:
+        """Send `call`, starting a local daemon first when nothing answers and that is allowed; ApiError when refused."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._send(call, **options)
         except TransportError as exc:
-            if not (self._autostart and daemon.autostart_refusal(self.address) is None and not daemon.listening(self.address)):
-                raise daemon.unreachable(self.address, str(exc)) from None
+            if not (self._autostart and address.autostart_refusal(self.address) is None and not address.listening(self.address)):
+                raise address.unreachable(self.address, str(exc)) from None
             from tao_client import local_daemon
 
             local_daemon.autostart(self.address)
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._send(call, **options)
             except TransportError as retry_exc:
                 raise DaemonUnreachable(self.address.url, str(retry_exc)) from None
         if response.is_success:
             return response
         raise _api_error(response)
 
+    def _send(self, call: Call, **options: Any) -> Response:
+        return self._http.request(call.method, call.path, params=call.params, json_body=call.json, **options)
+
 
 def _api_error(response: Response) -> ApiError:
     return api_error(response.status_code, response.content, response.request)
-
-
-def submission(
-    task: str,
-    subtask: str | None,
-    args: Iterable[str],
-    group: str | None,
-    launch_config: Any,
-    launch_config_source: str | None,
-    gpus: str,
-    gpu_indices: list[str] | None,
-    job_id: str | None,
-    pull: str | None,
-    nodes: int | None,
-    time: str | None,
-    notify: Iterable[str] = (),
-    status_file: str | None = None,
-) -> dict[str, Any]:
-    """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
-
-    The launcher config is read here (launch_config.for_submission), so every client sends the same.
-    """
-    from tao_client.launch_config import for_submission
-
-    body: dict[str, Any] = {"task": task, "subtask": subtask, "args": list(args), "group": group, "gpus": gpus}
-    if pull is not None:
-        body["pull"] = pull
-    config, source = for_submission(launch_config, launch_config_source)
-    if config is not None:
-        body["launch_config"] = config
-        body["launch_config_source"] = source
-    if gpu_indices:
-        body["gpu_indices"] = gpu_indices
-    optional = {"id": job_id, "nodes": nodes, "time": time, "status_file": status_file}
-    body.update({key: value for key, value in optional.items() if value is not None})
-    if notify := list(notify):
-        body["notify"] = notify
-    return body
 
 
 def warned(data: dict[str, Any]) -> dict[str, Any]:
@@ -446,22 +437,3 @@ def warned(data: dict[str, Any]) -> dict[str, Any]:
         for message in data["warnings"]:
             warnings.warn(LaunchWarning(message), stacklevel=3)
     return data
-
-
-def metrics_path(job_id: str) -> str:
-    return f"/v1/jobs/{job_id}/metrics"
-
-
-def log_range(offset: int, tail: int | None) -> dict[str, Any]:
-    """The query of `GET /v1/jobs/{id}/logs` without `follow`."""
-    return {"offset": offset} if tail is None else {"tail": tail}
-
-
-def listing(statuses: Iterable[str] | None, container_id: str | None, page_size: int) -> dict[str, Any]:
-    """The query of `GET /v1/jobs`'s first page."""
-    params: dict[str, Any] = {"limit": page_size}
-    if statuses:
-        params["status"] = list(statuses)
-    if container_id:
-        params["container_id"] = container_id
-    return params

@@ -12,8 +12,8 @@ import os
 import sys
 import warnings
 
-from tao_client import _paths
 from tao_client._errors import LaunchConfigError, NoLaunchConfig
+from tao_common import paths
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def for_submission(given: Any = None, source: str | None = None) -> tuple[Any, s
 
 def _no_config_note() -> str:
     return (
-        f"no launcher config at {_paths.mounts_file()}: jobs run with no mounts, so they see none of this host's files; "
+        f"no launcher config at {paths.mounts_file()}: jobs run with no mounts, so they see none of this host's files; "
         "write one (Mounts, Envs, DockerOptions) or set LAUNCHER_MOUNTS"
     )
 
@@ -78,7 +78,7 @@ def _readable(path: str) -> str:
 def read(path: str | os.PathLike[str] | None = None):  # type: ignore[no-untyped-def]
     """(parsed config or None when there is no file, the file's path)."""
     explicit = path is not None or bool(os.environ.get("LAUNCHER_MOUNTS"))
-    path = os.path.expanduser(os.fspath(path)) if path is not None else _paths.mounts_file()
+    path = os.path.expanduser(os.fspath(path)) if path is not None else paths.mounts_file()
     try:
         with open(path, "rb") as file:
             content = file.read()

@@ -2,7 +2,7 @@
 and how its settings differ from the caller's environment.
 
 `tao` starts `tao-server --socket PATH --started-by tao` in the background, its output appended
-to `daemon.log` in the data dir, and says so once on stderr. Where it may do so is daemon.py's
+to `daemon.log` in the data dir, and says so once on stderr. Where it may do so is address.py's
 rule. Stopping is SIGTERM to the process that listens on the socket (as the kernel names it),
 then waiting until that process, its socket and its data-dir lock are gone.
 """
@@ -15,9 +15,9 @@ import struct
 import sys
 import time
 
-from tao_client import _paths
 from tao_client._errors import DaemonUnreachable, TaoClientError
-from tao_client.daemon import SERVICE_CHECK, Address, listening, not_own
+from tao_client.address import SERVICE_CHECK, Address, listening, not_own
+from tao_common import paths
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class DaemonStartFailed(DaemonUnreachable):
 
 def log_path() -> str:
     """Where the daemons `tao` starts write their output: daemon.log in the data dir."""
-    return os.path.join(_paths.data_dir(), "daemon.log")
+    return os.path.join(paths.data_dir(), "daemon.log")
 
 
 def start(address: Address) -> int | None:

@@ -28,36 +28,36 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, errors, images, jobs, logs, metrics, notify, prometheus, sessions, system
+from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, ports, prometheus, system, terminal
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
-from tao_server.db_watch import DatabaseWatch
 from tao_server.images import manifest as task_manifest
-from tao_server.images.credentials import CredentialStore
+from tao_server.images.image_service import ImageService
 from tao_server.images.puller import ImagePuller
-from tao_server.images.service import ImageService
-from tao_server.jobs import gpus
+from tao_server.images.registry_logins import CredentialStore
+from tao_server.interactive.session_registry import JobSessions
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.fair_share import DEFAULT_HALF_LIFE
-from tao_server.jobs.gpu_line import LineRule
-from tao_server.jobs.logs import LogStore
-from tao_server.jobs.metrics import MetricStore
-from tao_server.jobs.progress import ProgressTracker
+from tao_server.jobs.gpus import devices
+from tao_server.jobs.gpus.fair_share import DEFAULT_HALF_LIFE
+from tao_server.jobs.gpus.gpu_line import LineRule
+from tao_server.jobs.gpus.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuScheduler
+from tao_server.jobs.log_files import LogStore
+from tao_server.jobs.progress.metric_store import MetricStore
+from tao_server.jobs.progress.status_locate import SharedFilesystem
+from tao_server.jobs.progress.tracker import ProgressTracker
 from tao_server.jobs.runner import JobRunner
-from tao_server.jobs.scheduler import HAND_OFF_SLACK, REPLAN_INTERVAL, GpuScheduler
 from tao_server.jobs.service import JobService
-from tao_server.jobs.sessions import JobSessions
-from tao_server.jobs.status_locate import SharedFilesystem
 from tao_server.jobs.store import JobStore
 from tao_server.notify import wiring as notify_wiring
 from tao_server.observability.exporter import DaemonState, Exporter
 from tao_server.observability.gpu_use import GpuUse, Sampling, start_sampling
+from tao_server.runtime.db_watch import DatabaseWatch
 from tao_server.settings import Settings
-from tao_server.system import SystemService, loopback_http
+from tao_server.system.system_service import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
-from tao_server.ui.sessions import UiSessions
+from tao_server.ui.sign_in import UiSessions
 
 log = logging.getLogger(__name__)
 LoopbackOwner = Callable[[tuple[str, int], tuple[str, int]], int | None]
@@ -114,13 +114,13 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    errors.install(app)
+    error_responses.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, metrics, logs, sessions, images, credentials, notify, system, docs):
-        app.include_router(module.router, dependencies=authenticated, responses=errors.responses(401))
+    for module in (jobs, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
+        app.include_router(module.router, dependencies=authenticated, responses=error_responses.responses(401))
     app.include_router(system.health)
     # Admins and scrape tokens, which no other route takes: the route names its caller with a scheme of its own.
     app.include_router(prometheus.router)
@@ -174,13 +174,13 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     events = EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
-    scheduler = _scheduler(settings, policy, backend)
+    scheduler = _gpu_line(settings, policy, backend)
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
     tokens = TokenStore(engine)
     notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
     # On a cluster the daemon sees a job's files only where the nodes share them with its host.
-    shared = SharedFilesystem(str(settings.slurm_shared_dir)) if settings.backend == "slurm" and settings.slurm_shared_dir else None
+    shared = SharedFilesystem(str(settings.slurm.shared_dir)) if settings.backend == "slurm" and settings.slurm.shared_dir else None
     metrics = MetricStore(store)
     progress = ProgressTracker(metrics, events, shared)
     gpu_use = _gpu_use(settings, scheduler, metrics, events, wiring.nvml)
@@ -242,10 +242,10 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     return services
 
 
-def _scheduler(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:
-    """The GPU line; a backend that allocates GPUs itself (a cluster's) leaves it empty."""
+def _gpu_line(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:
+    """The daemon's GPU line; a backend that allocates GPUs itself (a cluster's) leaves it empty."""
     return GpuScheduler(
-        gpus.inventory(settings.gpus) if "gpus" not in backend.places else [],
+        devices.inventory(settings.gpus) if "gpus" not in backend.places else [],
         LineRule(settings.gpu_line),
         half_life=float(policy.half_life or DEFAULT_HALF_LIFE),
         # A running job frees its devices at the latest its limit, the stop timeout and the hand-off after its grant.

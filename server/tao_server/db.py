@@ -1,5 +1,5 @@
 """The SQLite engine, sessions, and the check and Alembic upgrade that run at start-up. Connections
-open the database file read-write and never create it: db_watch.py tells a file deleted under the daemon."""
+open the database file read-write and never create it: runtime/db_watch.py tells a file deleted under the daemon."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every error the daemon raises on purpose, in one hierarchy.
 
 Each error carries a message a user can act on, a stable `code`, and the HTTP status it maps to
-(api/errors.py turns them into JSON bodies, once). The field it is about and the file it came
+(api/error_responses.py turns them into JSON bodies, once). The field it is about and the file it came
 from travel with it, so `tao` can name them.
 
     TaoError                        500  a failure with a message a user can act on
@@ -23,6 +23,7 @@ from travel with it, so `tao` can name them.
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
+    ├── DaemonCannotStart                the daemon cannot start as configured: its data dir, a socket, TLS (start-up)
     ├── ManifestError                    the task manifest cannot be read (start-up)
     ├── PolicyError                      the policy file cannot be used (start-up)
     ├── DatabaseUnusable                 the job table is damaged, unreadable or too new (start-up)
@@ -117,7 +118,7 @@ class RequestTooLarge(TaoError):
 
 
 class TooManySessions(TaoError):
-    """A terminal or forwarded connection past the bound of its user or its job (jobs/sessions.py); the message names the setting."""
+    """A terminal or forwarded connection past the bound of its user or its job (interactive/session_registry.py); the message names the setting."""
 
     code = "too_many_sessions"
     http_status = 429
@@ -181,6 +182,13 @@ class NotAttachable(JobConflict):
     """A terminal or a port-forward asked of a job that cannot take one now; the message says why."""
 
     code = "not_attachable"
+
+
+class DaemonCannotStart(TaoError):
+    """`tao-server` cannot start as configured (its data dir held by another daemon, a socket in use, TLS files
+    it cannot read); the message names what and why. Raised before anything listens."""
+
+    code = "cannot_start"
 
 
 class ManifestError(TaoError):

@@ -97,7 +97,7 @@ class Job(JobBase, table=True):
     gpu_shares: float | None = None
     # The URLs told of its start and end (tao_server.notify), checked at submission; shown masked (JobPublic.notify).
     notify_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
-    # Its training progress as its status file tells it (jobs/progress.py): JobProgress's fields; None: none read.
+    # Its training progress as its status file tells it (jobs/progress/tracker.py): JobProgress's fields; None: none read.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Why its progress cannot be followed (no status file the daemon can see); None: it can, or the job has none.
     progress_unavailable: str | None = None
@@ -139,7 +139,7 @@ class JobCreate(BaseModel):
 
 
 class GpuWait(BaseModel):
-    """Why a job waits in the GPU line (jobs/gpu_line.py), in words and in the numbers behind them."""
+    """Why a job waits in the GPU line (jobs/gpus/gpu_line.py), in words and in the numbers behind them."""
 
     reason: Literal["devices", "behind", "image", "cap"] = PydanticField(
         description="devices: first in line, too few GPUs free; behind: another job goes first (fair share, or it came first); "
@@ -242,7 +242,7 @@ class JobMetrics(BaseModel):
 
 
 class ProgressCursor(SQLModel, table=True):
-    """How far the daemon has read a job's status files, and what it must remember between lines (jobs/progress.py)."""
+    """How far the daemon has read a job's status files, and what it must remember between lines (jobs/progress/tracker.py)."""
 
     __tablename__ = "job_progress"
 

@@ -25,7 +25,8 @@ import pytest
 from tao_server.backends import Backend, LaunchSpec, Run, RunExit
 from tao_server.errors import BackendUnavailable, ImageMissing
 from tao_server.testing.engine_proxy import EngineProxy
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 
 # Arguments a shell would split, glob, expand or choke on: each must arrive exactly as sent.
 HOSTILE_ARGS = [
@@ -159,7 +160,7 @@ def _fake_node_failure(fake: FakeEngine, job_id: str) -> Iterator[None]:
 def _docker_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     image = request.getfixturevalue("toolkit_image")
     docker_client = request.getfixturevalue("docker_client")
-    from tao_server.backends.docker import LABEL_DAEMON, DockerBackend
+    from tao_server.backends.docker.docker_backend import LABEL_DAEMON, DockerBackend
 
     def clean(daemon_id: str) -> None:
         for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon_id}"}):
@@ -193,7 +194,7 @@ def _slurm_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     image = request.getfixturevalue("toolkit_image")
     cluster = request.getfixturevalue("slurm_cluster")
     docker_client = request.getfixturevalue("docker_client")
-    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
+    from tao_server.backends.slurm.slurm_backend import SlurmBackend, SlurmConfig
 
     shared = Path(tempfile.mkdtemp(prefix="tao-shared-"))
     shared.chmod(0o755)

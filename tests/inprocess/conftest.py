@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from tao_server.app import create_app
 from tao_server.settings import Settings
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 from tests.fake_nvml import NVML_ERROR_DRIVER_NOT_LOADED, FakeNvml
 
 IMAGE = "tao-test/toolkit:1"

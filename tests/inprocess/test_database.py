@@ -1,4 +1,4 @@
-"""The job database watched under a running daemon (db_watch.py), and a start on a database that
+"""The job database watched under a running daemon (runtime/db_watch.py), and a start on a database that
 does not know the runs labelled as the daemon's: nothing is lost unseen, nothing removed unaccounted."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 
 from tao_server.backends import LaunchSpec
-from tao_server.testing.fake_backend import FakeBackend, FakeEngine
+from tao_server.testing.fake_backend import FakeBackend
+from tao_server.testing.fake_engine import FakeEngine
 from tests.inprocess.conftest import IMAGE, Daemon
 
 

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tao_server.backends.slurm.slurm_settings import SlurmSettings
 from tao_server.errors import StorageFull
-from tao_server.jobs.metrics import KEEP_RECENT, MAX_POINTS, MetricStore
-from tao_server.jobs.progress import Ratio
-from tao_server.jobs.status_locate import SharedFilesystem
+from tao_server.jobs.progress.metric_store import KEEP_RECENT, MAX_POINTS, MetricStore
+from tao_server.jobs.progress.status_locate import SharedFilesystem
+from tao_server.jobs.progress.tracker import Ratio
 from tao_server.jobs.store import JobStore
 from tests.inprocess.conftest import Caller, Daemon
 
@@ -256,7 +257,7 @@ def test_on_a_cluster_a_results_dir_the_nodes_do_not_share_with_the_daemon_says_
 ) -> None:
     shared = Path(tempfile.mkdtemp(dir="/dev/shm"))  # the batch scripts' shared dir, on another filesystem than the mount
     try:
-        daemon = start_daemon(backend="slurm", slurm_shared_dir=shared, places=frozenset({"gpus", "nodes", "time"}))
+        daemon = start_daemon(backend="slurm", slurm=SlurmSettings(shared_dir=shared), places=frozenset({"gpus", "nodes", "time"}))
         job = daemon.admin.submit("detectnet_v2", "exit", "0", "-r", "/workspace/results", launch_config=mounts(tmp_path))
         done = daemon.admin.wait_for(job["id"], "succeeded")
         assert done["progress"] is None

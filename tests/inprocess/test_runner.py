@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from tao_server.testing.fake_backend import FakeEngine
+from tao_server.testing.fake_engine import FakeEngine
 from tests.inprocess.conftest import Daemon
 
 QUEUE = frozenset({"queue"})  # the fake queues its runs, as Slurm does

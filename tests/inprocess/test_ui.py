@@ -288,3 +288,12 @@ def test_sizes_are_shown_in_units(daemon: Daemon) -> None:
     assert "&#34;shm_size&#34;: &#34;16 GiB&#34;" in detail and "&#34;mem_limit&#34;: &#34;1.5 GiB&#34;" in detail
     images = daemon.admin.get("/ui/parts/images").text
     assert '<td class="size">18.0 kB</td>' in images  # the fake engine's image: 1000 bytes a character of its name
+
+
+def test_the_jobs_page_masks_the_values_of_secret_envs_as_tao_show_does(daemon: Daemon) -> None:
+    envs = {"Envs": [{"variable": "HF_TOKEN", "value": "hf_sekrit"}, {"variable": "CUDA_DEVICE_ORDER", "value": "PCI_BUS_ID"}]}
+    job = daemon.alice.submit("detectnet_v2", "argv", "x", launch_config=envs)
+    assert daemon.alice.job(job["id"])["envs"]["HF_TOKEN"] == "hf_sekrit"  # the API gives its owner what they set
+    detail = daemon.alice.get(f"/ui/parts/job/{job['id']}").text
+    assert "hf_sekrit" not in detail
+    assert "&#34;HF_TOKEN&#34;: &#34;****&#34;" in detail and "&#34;CUDA_DEVICE_ORDER&#34;: &#34;PCI_BUS_ID&#34;" in detail

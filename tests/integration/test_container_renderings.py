@@ -19,9 +19,9 @@ import pytest
 
 from tao_server.backends.base import LaunchSpec, Mount
 from tao_server.backends.container import LABEL_DAEMON, LABEL_JOB, ContainerRequest, docker_run
-from tao_server.backends.docker.backend import create_arguments
+from tao_server.backends.docker.docker_backend import create_arguments
 from tao_server.backends.slurm.script import BatchJob, SlurmOptions, render
-from tests.unit.server.test_container_request import HOSTILE_ARGV
+from tests.unit.server.backends.test_container_request import HOSTILE_ARGV
 
 HOSTILE_DIRS = ["plain", "a,b", 'say "hi"', "line\nbreak", " lead and trail ", "ünïcødé ✓", "=eq=ual"]
 HOSTILE_ENV = {"KEY": "v a l'\"$(touch /tmp/x)`id`\n\\ünï,=", "EMPTY": "", "PATH": "/bin:/weird dir:$x", "LD_PRELOAD": ""}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tao_server.access.mount_pins import MountPins
-from tao_server.backends.docker import engine_pid
+from tao_server.backends.docker.docker_backend import engine_pid
 from tao_server.errors import LaunchFailure
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")]

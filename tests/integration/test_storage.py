@@ -123,7 +123,7 @@ def test_a_full_data_disk_refuses_submissions_keeps_reads_and_recovers(new_daemo
 def test_a_read_only_filesystem_is_named_as_such_never_as_a_full_disk(small_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tao_server import db
     from tao_server.errors import StorageFull
-    from tao_server.jobs.logs import LogStore
+    from tao_server.jobs.log_files import LogStore
     from tao_server.jobs.store import JobStore
     from tao_server.models import Job
 

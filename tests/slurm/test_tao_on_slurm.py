@@ -188,7 +188,10 @@ def test_progress_follows_a_status_file_on_storage_the_nodes_share(on_slurm: Dae
     job_id = job_id_of(on_slurm.tao("--mounts", str(mounts), "-d", "detectnet_v2", "train", "-r", "/workspace/results"))
     gates.open("epoch-1")
     wait_until(lambda: (on_slurm.job(job_id).get("progress") or {}).get("epoch") == 1, "epoch 1 shown while the job runs", 120)
-    assert on_slurm.job(job_id)["status"] == "running"
+    # The status file and Slurm's own state are read by different pollers: the job may read "queued" a tick after
+    # its first epoch shows. The gate holds it at epoch 1 until "running" is seen, so this cannot race the end.
+    wait_until(lambda: on_slurm.job(job_id)["status"] == "running", "the job reads running, still at epoch 1", 120)
+    assert on_slurm.job(job_id)["progress"]["epoch"] == 1
     gates.open("epoch-2")
     gates.open("epoch-3")
     wait_until(lambda: on_slurm.job(job_id)["status"] == "succeeded", "the job's end", 120)

@@ -78,10 +78,10 @@ def connect(options: LauncherOptions, check_daemon: bool = False) -> Client:
 def warn_if_settings_differ(client: Client) -> None:
     """Where `tao` would start a daemon itself, ask the one there (one request, answered from memory) for the
     settings it started with, and warn on stderr when this environment gives others."""
-    from tao_client import daemon
+    from tao_client import address
     from tao_client._errors import TaoClientError
 
-    if daemon.autostart_refusal(client.address) is not None:
+    if address.autostart_refusal(client.address) is not None:
         return
     try:
         reported = client.running_daemon()

@@ -55,11 +55,11 @@ COMMANDS = (
         "events_parser",
         "show_events",
     ),
-    Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "sessions", "attach_parser", "attach_job"),
+    Command("attach", "return to a job's terminal (or its output): tao attach JOB_ID", "attach", "attach_parser", "attach_job"),
     Command(
         "port-forward",
         "reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE",
-        "sessions",
+        "port_forward",
         "forward_parser",
         "forward_ports",
     ),

@@ -1,7 +1,7 @@
 """`tao daemon status|start|stop|restart|logs`: the daemon `tao` starts for you, seen and controlled.
 
 `status` works at any address (a service's too); `start`, `stop` and `restart` act only where `tao`
-may start a daemon of its own (tao_client/daemon.py says where), and `logs` reads the log `tao`
+may start a daemon of its own (tao_client/address.py says where), and `logs` reads the log `tao`
 gives the daemons it starts. Exit codes: 0 done (status: a daemon answers), 3 status with no daemon
 answering (as `systemctl status`), 125 what was asked could not be done.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from argparse import Namespace
 
-from tao_client import daemon, local_daemon
+from tao_client import address, local_daemon
 from tao_client.cli._common import EXIT_LAUNCHER, error
 from tao_client.cli._parser import Parser
 
@@ -74,10 +74,10 @@ def show_status(client: Client, args: Namespace) -> int:
         return 0 if reported is not None else EXIT_NOT_RUNNING
     if reported is None:
         print(f"no daemon answers at {client.address.url}")
-        if (refusal := daemon.not_own(client.address)) is None:
+        if (refusal := address.not_own(client.address)) is None:
             print("`tao daemon start` starts one, as any tao command does")
         else:
-            print(f"if a service runs there, it is not answering; {daemon.SERVICE_CHECK} ({refusal})")
+            print(f"if a service runs there, it is not answering; {address.SERVICE_CHECK} ({refusal})")
         return EXIT_NOT_RUNNING
     for label, value in _status_lines(client, reported):
         print(f"{label + ':':<11}{value}")
@@ -113,7 +113,7 @@ def _local_time(iso: str) -> str:
 def _how_to_stop(client: Client, reported: dict[str, Any]) -> str:
     if reported.get("service_manager") == "systemd":
         return "systemctl stop tao-server (it runs under systemd)"
-    if daemon.not_own(client.address) is None:
+    if address.not_own(client.address) is None:
         return "tao daemon stop (its running jobs go on; the next daemon takes them up)"
     return "it is a service's: systemctl stop tao-server, or docker compose stop"
 
@@ -190,7 +190,7 @@ def _log_of(client: Client) -> str | None:
     if reported is not None and "started_by" in reported:
         return reported.get("log") or None
     default = local_daemon.log_path()
-    return default if daemon.not_own(client.address) is None and os.path.exists(default) else None
+    return default if address.not_own(client.address) is None and os.path.exists(default) else None
 
 
 def _copy(log: Any, lines: int | None) -> None:

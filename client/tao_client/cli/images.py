@@ -26,7 +26,7 @@ def pull_parser() -> Parser:
 
 
 def pull_images(client: Client, args: Namespace) -> int:
-    from tao_client.cli.progress import view
+    from tao_client.cli.pull_progress import view
 
     shown = view()
     failed = False

@@ -8,7 +8,7 @@ from argparse import Namespace
 
 from tao_client.cli._common import EXIT_LAUNCHER, error, print_table, write_out, write_text
 from tao_client.cli._parser import Parser
-from tao_client.cli.attach import attach
+from tao_client.cli.follow import attach
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def list_jobs(client: Client, args: Namespace) -> int:
     if args.json:
         write_text(json.dumps([job.data for job in found], indent=2) + "\n")
         return 0
-    from tao_client._training import progress_text
+    from tao_common.progress import progress_text
 
     rows = [("JOB ID", "TASK", "STATUS", "PROGRESS", "EXIT", "CREATED", "DURATION", "CONTAINER", "COMMAND")]
     rows += [
@@ -181,7 +181,7 @@ def show_logs(client: Client, args: Namespace) -> int:
     """The output so far; for a job that has ended, its exit code, and why it ended when it printed nothing."""
     if args.follow:
         return attach(client, args.job_id, cancel_on_signal=False)
-    from tao_client.cli.attach import exit_code
+    from tao_client.cli.follow import exit_code
 
     job = client.job(args.job_id)  # first: a job seen ended has all its output written
     output = client.logs(job.id)

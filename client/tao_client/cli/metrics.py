@@ -95,7 +95,8 @@ def _line(cells: tuple[str, ...]) -> None:
 
 def _summary(job: Job, metrics: Metrics) -> None:
     """The latest KPIs and where the run stands; or why there is nothing to show."""
-    from tao_client._training import number, progress_text
+    from tao_client._training import number
+    from tao_common.progress import progress_text
 
     progress = job.progress
     if progress:

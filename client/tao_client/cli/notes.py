@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
-from tao_client import _paths
+from tao_common import paths
 
 
 def say_once(name: str, message: str) -> None:
     """Say `message` on stderr unless it was said before; a state dir that cannot be written only means it is said again."""
-    marker = os.path.join(_paths.state_dir(), f"said-{name}")
+    marker = os.path.join(paths.state_dir(), f"said-{name}")
     if os.path.exists(marker):
         return
     print(f"tao: note: {message} (said once)", file=sys.stderr)
@@ -28,7 +28,7 @@ def say_once(name: str, message: str) -> None:
 
 def forget(name: str) -> None:
     """The note's cause is gone: say it again should it come back."""
-    marker = os.path.join(_paths.state_dir(), f"said-{name}")
+    marker = os.path.join(paths.state_dir(), f"said-{name}")
     if os.path.exists(marker):
         try:
             os.remove(marker)

@@ -12,6 +12,7 @@ from argparse import Namespace
 from tao_client.cli._common import write_text
 from tao_client.cli._parser import Parser
 from tao_client.cli.jobs import command_text, duration, status_text
+from tao_common.envs import masked
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
 if TYPE_CHECKING:
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
 
     from tao_client.client import Client
 
-# Env names that hold secrets, as parts of the name (NGC_API_KEY, HF_TOKEN, DB_PASSWORD, ...): their values are masked.
-SECRET_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "CREDENTIAL", "AUTH", "PRIVATE", "COOKIE", "SESSION")
-MASK = "****"
 TAIL_BYTES = 64 * 1024  # what is read of the output for its last lines: enough for 20 of any task's
 LINE_BYTES = 256  # for more lines (-n): this much a line
 MAX_TAIL_BYTES = 16 * 1024**2
@@ -89,18 +87,13 @@ def fields(job: dict[str, Any], events: list[dict[str, Any]]) -> list[tuple[str,
 
 def _progress(job: dict[str, Any]) -> str:
     """The training's progress and its last message, or why it cannot be followed."""
-    from tao_client._training import progress_text
+    from tao_common.progress import progress_text
 
     shown = job.get("progress")
     if shown:
         kpi = "  ".join(f"{name} {value:.6g}" for name, value in (shown.get("kpi") or {}).items())
         return "\n".join(part for part in (progress_text(shown), shown.get("message") or "", kpi) if part)
     return f"unavailable: {job['progress_unavailable']}" if job.get("progress_unavailable") else ""
-
-
-def masked(envs: dict[str, str]) -> dict[str, str]:
-    """The envs with the values of those whose names say they hold secrets replaced by ****."""
-    return {name: MASK if value and any(part in name.upper() for part in SECRET_PARTS) else value for name, value in envs.items()}
 
 
 def event_lines(events: list[dict[str, Any]]) -> list[str]:

@@ -6,7 +6,7 @@ import sys
 
 from tao_client.cli import notes
 from tao_client.cli._common import LauncherOptions, UsageError, connect, fail
-from tao_client.cli.attach import attach
+from tao_client.cli.follow import attach
 from tao_client.cli.help import print_task_help
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -41,7 +41,7 @@ def run_task(options: LauncherOptions, words: list[str]) -> int:
         if options.detach:
             print(job.id)
             return 0
-        from tao_client.cli.progress import PullWatcher
+        from tao_client.cli.pull_progress import PullWatcher
 
         progress = PullWatcher(lambda: connect(options), job.id)
         progress.start()

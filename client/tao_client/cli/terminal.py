@@ -1,4 +1,4 @@
-"""An interactive session on a job: your terminal wired to the task's, through the daemon's websocket.
+"""An interactive session on a job: your terminal wired to the task's, through the SDK's Terminal (`Client.terminal`).
 
 On a terminal (`-t`), the local one goes to raw mode: every key, Ctrl-C and Ctrl-Z included,
 reaches the task's terminal, whose programs turn them into signals. Its size goes along at the
@@ -11,13 +11,12 @@ task then reads as EOF; Ctrl-C and SIGTERM stop the job, as for any attached run
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import sys
 
-from tao_client._errors import ApiError, DaemonUnreachable, TaoClientError
+from tao_client._errors import ApiError, DaemonUnreachable, SessionClosed, TaoClientError
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_SIGINT, EXIT_SIGTERM, error
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
-    from tao_client._websocket import WebSocket
+    from tao_client._terminal import Terminal
     from tao_client.client import Client
 
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q
@@ -54,7 +53,7 @@ def session(client: Client, job_id: str, *, tty: bool, offset: int | None) -> in
     What `tao` has to say is said once the terminal is itself again (raw mode has no carriage returns).
     """
     try:
-        websocket = client.terminal(job_id, offset)
+        terminal = client.terminal(job_id, offset)
     except ApiError as exc:
         error(exc.message)
         return EXIT_LAUNCHER
@@ -62,11 +61,11 @@ def session(client: Client, job_id: str, *, tty: bool, offset: int | None) -> in
     ending = _Ending(EXIT_LAUNCHER)
     try:
         with _LocalTerminal(raw) as local:
-            ending = _Session(client, job_id, websocket, local).run()
+            ending = _Session(client, job_id, terminal, local).run()
     except _Signalled as signalled:  # between the session's end and the terminal's restoring
         ending = _Ending(EXIT_SIGHUP if signalled.signum == signal.SIGHUP else EXIT_SIGTERM)
     finally:
-        websocket.close()
+        terminal.close()
     if ending.detached:
         print(f"tao: detached from job {job_id}; `tao attach {job_id}` returns to it, `tao stop {job_id}` ends it", file=sys.stderr)
     elif ending.message is not None:
@@ -84,7 +83,7 @@ class _Ending:
 
 
 def _job_exit_code(client: Client, job_id: str) -> int:
-    from tao_client.cli.attach import exit_code
+    from tao_client.cli.follow import exit_code
 
     try:
         return exit_code(client.job(job_id))
@@ -161,19 +160,16 @@ class _signals_held:
 
 
 class _Session:
-    def __init__(self, client: Client, job_id: str, websocket: WebSocket, local: _LocalTerminal) -> None:
+    def __init__(self, client: Client, job_id: str, terminal: Terminal, local: _LocalTerminal) -> None:
         self._client = client
         self._job_id = job_id
-        self._websocket = websocket
+        self._terminal = terminal
         self._local = local
         self._stdout = sys.stdout.fileno()
         self._input_open = True
         self._held = b""  # a Ctrl-P that may begin the detach keys
-        self._end: dict[str, Any] | None = None
 
     def run(self) -> _Ending:
-        from tao_client._websocket import Closed
-
         try:
             self._loop()
         except Detached as detached:
@@ -183,9 +179,8 @@ class _Session:
         except KeyboardInterrupt:  # Ctrl-C without a terminal of its own: stop the job, as an attached run does
             self._stop_job()
             return _Ending(EXIT_SIGINT)
-        except Closed as closed:
-            if self._end is None:
-                return _Ending(EXIT_LAUNCHER, f"the daemon closed the session ({closed.code}); `tao attach {self._job_id}` tries again")
+        except SessionClosed as closed:
+            return _Ending(EXIT_LAUNCHER, f"the daemon closed the session ({closed.code}); `tao attach {self._job_id}` tries again")
         except DaemonUnreachable as exc:
             return _Ending(EXIT_LAUNCHER, f"{exc.message}\nthe job goes on under the daemon; `tao attach {self._job_id}` returns to it")
         except ApiError as exc:
@@ -193,25 +188,27 @@ class _Session:
         return _Ending(None)
 
     def _loop(self) -> None:
+        """Keys to the task and its output to the screen, until the session ends."""
         while True:
             self._send_size()
             # Keys are looked at on every turn, even while output is waiting: a flood of it must not hold up a Ctrl-C.
             watched: list[Any] = [self._local.wakeup_read] + ([self._local.stdin] if self._input_open else [])
-            waiting = self._websocket.pending()
-            ready, _, _ = select.select(watched + ([] if waiting else [self._websocket]), [], [], 0 if waiting else None)
+            waiting = self._terminal.pending()
+            ready, _, _ = select.select(watched + ([] if waiting else [self._terminal]), [], [], 0 if waiting else None)
             if self._local.wakeup_read in ready:
                 os.read(self._local.wakeup_read, 512)
                 self._send_size()  # a resize before the keys typed after it
             if self._input_open and self._local.stdin in ready:
                 self._forward_input()
-            if waiting or self._websocket in ready:
-                self._receive()
+            if (waiting or self._terminal in ready) and (output := self._terminal.receive()) is not None:
+                _write_all(self._stdout, output)
+            elif self._terminal.end is not None:
+                return
 
     def _send_size(self) -> None:
         if self._local.resized:
             self._local.resized = False
-            rows, cols = self._local.size()
-            self._websocket.send_text(json.dumps({"type": "resize", "rows": rows, "cols": cols}))
+            self._terminal.resize(*self._local.size())
 
     def _forward_input(self) -> None:
         data = os.read(self._local.stdin, INPUT_CHUNK)
@@ -219,12 +216,12 @@ class _Session:
             self._input_open = False
             if self._local.raw:  # the terminal itself is gone: nothing more can be typed
                 raise Detached(EXIT_SIGHUP)
-            self._websocket.send_text('{"type": "eof"}')
+            self._terminal.end_input()
             return
         if self._local.raw:
             data = self._without_detach_keys(data)
         if data:
-            self._websocket.send_binary(data)
+            self._terminal.send(data)
 
     def _without_detach_keys(self, data: bytes) -> bytes:
         """The keys to send; Detached when they end in Ctrl-P Ctrl-Q. A lone trailing Ctrl-P waits for the next key."""
@@ -232,24 +229,11 @@ class _Session:
         found = data.find(DETACH_KEYS)
         if found >= 0:
             if found:
-                self._websocket.send_binary(data[:found])
+                self._terminal.send(data[:found])
             raise Detached
         if data.endswith(DETACH_KEYS[:1]):
             data, self._held = data[:-1], data[-1:]
         return data
-
-    def _receive(self) -> None:
-        from tao_client._websocket import BINARY
-
-        opcode, payload = self._websocket.receive()
-        if opcode == BINARY:
-            _write_all(self._stdout, payload)
-            return
-        message = json.loads(payload)
-        if message.get("type") == "end":
-            self._end = message
-        elif message.get("type") == "error":
-            raise ApiError(409, message.get("code", "error"), message.get("message", "the daemon refused the session"))
 
     def _on_signal(self, signum: int) -> _Ending:
         code = EXIT_SIGHUP if signum == signal.SIGHUP else EXIT_SIGTERM
@@ -286,7 +270,7 @@ def wait_for_start(client: Client, job_id: str, progress: Any) -> bool:
     """
     import time
 
-    from tao_client.cli.attach import Terminated, _raise_terminated
+    from tao_client.cli.follow import Terminated, _raise_terminated
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     delay = 0.01

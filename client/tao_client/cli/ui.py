@@ -35,8 +35,7 @@ def open_dashboard(client: Client, args: Namespace) -> int:
             f"tao ui signs you in over the daemon's Unix socket; for {client.address.url}, open {client.address.url}/ui/ "
             "and give it your token"
         )
-    # The SDK has no call for this yet; the link is the daemon's answer to POST /ui/links.
-    url: str = client._json("POST", "/ui/links")["url"]
+    url = client.dashboard_link()
     if args.no_browser:
         print(url, flush=True)
         return 0
@@ -83,13 +82,13 @@ def _private_dir() -> str:
     import stat
     import tempfile
 
-    from tao_client import _paths
+    from tao_common import paths
 
-    directory = os.path.join(_paths.runtime_dir(), "ui")
+    directory = os.path.join(paths.runtime_dir(), "ui")
     try:
         # One level at a time: makedirs gives its mode to the last level only, and the runtime dir must stay private
-        # (tao starts a daemon only in a directory no one else may enter: tao_client/daemon.py).
-        os.makedirs(_paths.runtime_dir(), mode=0o700, exist_ok=True)
+        # (tao starts a daemon only in a directory no one else may enter: tao_client/address.py).
+        os.makedirs(paths.runtime_dir(), mode=0o700, exist_ok=True)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         info = os.lstat(directory)
     except OSError:

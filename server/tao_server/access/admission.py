@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from tao_common.time_limits import shown
 from tao_server.access.caller import Caller
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.policy import Policy, Rules, own_user
 from tao_server.access.readable import unreadable
 from tao_server.errors import PolicyRefusal
-from tao_server.time_limits import shown
 
 
 class Admission:

@@ -1,7 +1,7 @@
 """Files a job wrote, opened beneath its mount's source and never through a link that leads out of it.
 
 The daemon (often root) reads files that tasks write into their mounts (the status file of
-jobs/progress.py, a spec file), in directories the job's user owns and may change at any
+jobs/progress/tracker.py, a spec file), in directories the job's user owns and may change at any
 moment: a symlink swapped in between a check and an open, a FIFO that blocks a reader forever,
 a device node whose open has effects, a hard link to someone else's file. So:
 
@@ -14,7 +14,7 @@ a device node whose open has effects, a hard link to someone else's file. So:
   another user's file is refused). Only then is it reopened for reading, through
   /proc/self/fd, and checked to be the same file.
 
-The mount's source itself is a resolved path (jobs/launch_config.py keeps sources resolved), so
+The mount's source itself is a resolved path (jobs/launch_options.py keeps sources resolved), so
 a link found on it now is a swap made after the job was submitted, and is refused too.
 """
 

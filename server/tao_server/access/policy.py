@@ -36,7 +36,7 @@ A caller's rules are the union of `[default]`, their `[user.NAME]` and each `[gr
 belong to (`notify_to` too, which binds admins as well: a notification is the daemon's own request); each cap (`max_gpus`, `max_nodes`, `max_time`) and `shares` is the user's own if set,
 else the largest of their groups', else the default's (shares: 1).
 
-Fair share (jobs/fair_share.py, jobs/gpu_line.py) orders the GPU line by each user's GPU-seconds
+Fair share (jobs/gpus/fair_share.py, jobs/gpus/gpu_line.py) orders the GPU line by each user's GPU-seconds
 of late, decayed with `half_life`, divided by their shares: the lowest goes first. Shares belong to
 users; a group's shares are what each of its members gets, not a pool they split.
 """
@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tao_server import time_limits
+from tao_common import time_limits
 from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.paths import is_loopback, within
-from tao_server.errors import InvalidRequest, PolicyError, PolicyRefusal
+from tao_server.errors import PolicyError, PolicyRefusal
 from tao_server.notify.addresses import Destination, parse_destination
 
 # Each grant is named after the DockerOptions key it unlocks.
@@ -215,8 +215,8 @@ def _half_life(path: Path, raw: Any) -> int | None:
     if value is None:
         return None
     try:
-        return time_limits.parse(value, field="half_life") if isinstance(value, str) else time_limits.parse("")
-    except InvalidRequest:
+        return time_limits.parse(value) if isinstance(value, str) else time_limits.parse("")
+    except time_limits.NotATimeLimit:
         raise PolicyError(
             f"{path}: [fair_share] half_life = {value!r}: must be a time above zero as Slurm writes it ({time_limits.FORMS})"
         ) from None
@@ -281,7 +281,7 @@ def _max_time(path: Path, section: str, raw: dict[str, Any]) -> int | None:
         return None
     try:
         return time_limits.parse(value) if isinstance(value, str) else time_limits.parse("")
-    except InvalidRequest:
+    except time_limits.NotATimeLimit:
         raise PolicyError(
             f"{path}: [{section}] max_time = {value!r}: must be a time limit as Slurm writes it ({time_limits.FORMS})"
         ) from None

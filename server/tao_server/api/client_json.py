@@ -1,6 +1,6 @@
 """JSON from clients, bounded in size and depth before anything else reads it.
 
-Request bodies (routing.py) and the control frames of the session websockets (sessions.py) are
+Request bodies (routing.py) and the control frames of the session websockets (websocket_channel.py) are
 parsed here and nowhere else. Python's decoder gives up on its own only about a thousand levels
 deep, with a RecursionError, and a value it did take that deep breaks whatever walks it next
 (validation, encoding it again to store it): so anything deeper than MAX_DEPTH is refused here,

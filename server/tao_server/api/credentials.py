@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from tao_server.api.deps import CallerDep, ImageServiceDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.models import CredentialCreate, CredentialPublic
 

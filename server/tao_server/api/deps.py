@@ -18,18 +18,18 @@ from tao_server.access.caller import Caller, caller_from_peer
 from tao_server.access.tokens import TokenStore
 from tao_server.backends import Backend
 from tao_server.errors import InvalidRequest, NotAllowed, Unauthorized
-from tao_server.images.service import ImageService
-from tao_server.jobs.progress import ProgressTracker
+from tao_server.images.image_service import ImageService
+from tao_server.interactive.session_registry import JobSessions
+from tao_server.jobs.progress.tracker import ProgressTracker
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.service import JobService
-from tao_server.jobs.sessions import JobSessions
+from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.sender import Sender
-from tao_server.notify.service import NotifyService
 from tao_server.observability.exporter import Exporter
 from tao_server.observability.gpu_use import GpuUse
 from tao_server.settings import Settings
-from tao_server.system import SystemService
-from tao_server.ui.sessions import COOKIE, UiSessions
+from tao_server.system.system_service import SystemService
+from tao_server.ui.sign_in import COOKIE, UiSessions
 
 
 @dataclass
@@ -88,7 +88,7 @@ async def get_images(connection: HTTPConnection) -> ImageService:
 
 class CallerScheme(SecurityBase):
     """Who is calling: as the kernel names them on the Unix socket (access/peer.py), else by a bearer token,
-    else (a browser on loopback) by the dashboard session `tao ui` opened (ui/sessions.py).
+    else (a browser on loopback) by the dashboard session `tao ui` opened (ui/sign_in.py).
 
     A security scheme to FastAPI, so the OpenAPI document shows the bearer token on every route
     that names its caller, and only there.

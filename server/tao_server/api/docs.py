@@ -107,7 +107,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document, made once: the routes' own, without an error answer they do not give.
 
     FastAPI adds its own 422 (a `detail` list) to every route with parameters that does not
-    document one. The routes that can answer 422 document the daemon's (api/errors.py); where
+    document one. The routes that can answer 422 document the daemon's (api/error_responses.py); where
     FastAPI's is left, the route cannot give a 422 at all, so it goes.
     """
     if app.openapi_schema is not None:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
+from tao_server.access.input_checks import scrubbed
 from tao_server.api.deps import CallerDep, JobServiceDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
-from tao_server.input_checks import scrubbed
 from tao_server.models import JobCreate, JobEvent, JobEvents, JobPage, JobPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonRoute)

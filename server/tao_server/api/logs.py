@@ -15,16 +15,16 @@ from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from tao_server.api.deps import CallerDep, JobServiceDep, ServicesDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.errors import DaemonStopping, TaoError
-from tao_server.jobs.logs import Heartbeat
+from tao_server.interactive.channel import SERVICE_RESTART
+from tao_server.jobs.log_files import Heartbeat
 from tao_server.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"], route_class=JsonRoute)
 
-SERVICE_RESTART = 1012  # a websocket's close code when the daemon stops: its client follows again once it is back
-MAX_OFFSET = 2**62  # past any log, and below 2**63, where a file position overflows (jobs/logs.py reads past the end as nothing)
+MAX_OFFSET = 2**62  # past any log, and below 2**63, where a file position overflows (jobs/log_files.py reads past the end as nothing)
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="byte offset to start from; past the end: no bytes")]
 Tail = Annotated[
     int | None, Query(ge=1, le=MAX_OFFSET, description="only the last this many bytes (then `offset` is not used): `tao show`'s last lines")

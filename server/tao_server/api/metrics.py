@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 
 from tao_server.api.deps import CallerDep, JobServiceDep, ProgressDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.models import JobMetrics
 

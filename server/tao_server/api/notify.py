@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from tao_server.api.deps import CallerDep, NotifyServiceDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
-from tao_server.notify.models import NotifySecret, NotifyUrlCreate, NotifyUrlPublic, NotifyUrls
+from tao_server.notify.notify_models import NotifySecret, NotifyUrlCreate, NotifyUrlPublic, NotifyUrls
 
 router = APIRouter(prefix="/v1/notify", tags=["notify"], route_class=JsonRoute)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from tao_server.api.deps import ScraperDep, ServicesDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.errors import NotAllowed
 
 router = APIRouter(tags=["system"])

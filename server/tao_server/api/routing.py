@@ -2,7 +2,7 @@
 refuses is invalid JSON, a 422.
 
 FastAPI reports a body that fails `json.loads` with a JSONDecodeError as a 422, which
-api/errors.py words; any other failure while decoding would become a bare 400 in FastAPI's own
+api/error_responses.py words; any other failure while decoding would become a bare 400 in FastAPI's own
 shape. Bodies no client of ours sends but anyone may (nested past client_json.MAX_DEPTH, an
 integer of more than 4300 digits, bytes that are not UTF-8) are refused by client_json.py with
 a message, and reported here as the invalid JSON they are. Their size is capped before they are

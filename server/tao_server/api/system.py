@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tao_server.api.deps import CallerDep, ServicesDep
-from tao_server.api.errors import responses
+from tao_server.api.error_responses import responses
 from tao_server.api.routing import JsonRoute
 from tao_server.models import TasksPublic
 

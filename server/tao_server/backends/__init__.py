@@ -1,11 +1,14 @@
 """Backends: where jobs run. The only package that imports an engine's client library.
 
-`base.py` is the contract every backend keeps (see its docstring for how Docker and Slurm fit
-it); `container.py` reads a job's LaunchSpec once into the container request every runtime
-renders; `docker/` is the Docker engine's backend; `slurm/` holds the Slurm backend's pure parts
-(batch scripts, the reading of Slurm's answers). Modules here may import `tao_server.errors`,
-`tao_server.access.peer` and each other, nothing above them: the job core depends on the
-contract, never on an engine.
+    base.py        the contract every backend keeps (its docstring says how Docker and Slurm fit it)
+    container.py   a job's LaunchSpec read once into the container request every runtime renders
+    entrypoint.py  an entrypoint that could not run, named as `docker run` names it
+    docker/        the Docker engine's backend, and its settings
+    slurm/         the Slurm backend, and its settings
+
+`connect(settings)` builds the backend the settings name. Modules here may import
+`tao_server.errors`, `tao_server.access.peer`, tao_common and each other, nothing above them: the
+job core depends on the contract, never on an engine. How to add one: docs/backends.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tao_server.backends.base import (
     RunState,
     Terminal,
 )
+from tao_server.errors import BackendError
 
 if TYPE_CHECKING:
     from tao_server.settings import Settings
@@ -61,26 +65,26 @@ def connect(settings: Settings, daemon_id: str) -> Backend:
 
 
 def _docker(settings: Settings, daemon_id: str) -> Backend:
-    from tao_server.backends.docker import DockerBackend
+    from tao_server.backends.docker.docker_backend import DockerBackend
 
     # Each running job keeps a connection or two open (its output, its wait): room for all of them.
     pool_size = settings.max_running_jobs * 2 + 8
-    return DockerBackend(daemon_id, settings.docker_host, pool_size=pool_size, gpu_mode=settings.gpu_mode)
+    return DockerBackend(daemon_id, settings.docker.host, pool_size=pool_size, gpu_mode=settings.gpu_mode)
 
 
 def _slurm(settings: Settings, daemon_id: str) -> Backend:
-    import shlex
+    from tao_server.backends.slurm.slurm_backend import SlurmBackend, SlurmConfig
 
-    from tao_server.backends.slurm.backend import SlurmBackend, SlurmConfig
-
-    assert settings.slurm_shared_dir is not None  # Settings insists
+    slurm = settings.slurm
+    if slurm.shared_dir is None:  # Settings refuses this; a Settings built otherwise gets the same words
+        raise BackendError(slurm.missing() or "no --slurm-shared-dir")
     config = SlurmConfig(
-        shared_dir=settings.slurm_shared_dir,
-        partition=settings.slurm_partition,
-        runtime=settings.slurm_runtime,
-        login=settings.slurm_login,
-        ssh_config=settings.slurm_ssh_config,
-        sbatch_args=tuple(shlex.split(settings.slurm_sbatch_args)),
+        shared_dir=slurm.shared_dir,
+        partition=slurm.partition,
+        runtime=slurm.runtime,
+        login=slurm.login,
+        ssh_config=slurm.ssh_config,
+        sbatch_args=slurm.sbatch_argv,
         stop_timeout=settings.stop_timeout,
         gpu_mode=settings.gpu_mode,
     )

@@ -61,7 +61,7 @@ How the two engines fit:
     adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
     images      pull, login, inspect on the engine            None: the nodes pull images themselves
     places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits, its queue
-                time limits (jobs/gpu_line.py, runner.py)
+                time limits (jobs/gpus/gpu_line.py, jobs/runner/deadlines.py)
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before
@@ -107,7 +107,7 @@ class LaunchSpec:
     command: list[str]  # argv, never a shell string
     mounts: list[Mount] = field(default_factory=list)
     envs: dict[str, str] = field(default_factory=dict)
-    # The validated DockerOptions (jobs/launch_config.py): user, shm_size, ulimits, ports, ...
+    # The validated DockerOptions (jobs/launch_options.py): user, shm_size, ulimits, ports, ...
     options: dict[str, Any] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # GPU indices the scheduler granted
     # For a backend that places jobs itself (Backend.places): GPUs to allocate, nodes, a time limit (s).

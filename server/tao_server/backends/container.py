@@ -4,7 +4,7 @@
 DockerOptions, GPUs) into plain, normalised values, so that no backend reads `spec.options`
 itself. Two renderings of the same request follow from it:
 
-- the Docker engine's API arguments (`backends/docker/backend.py`, which owns docker-py);
+- the Docker engine's API arguments (`backends/docker/docker_backend.py`, which owns docker-py);
 - a `docker run` command line (`docker_run` below), for a batch script on a Slurm node;
   `backends/slurm/script.py` also renders it for pyxis and Apptainer.
 

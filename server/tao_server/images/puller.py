@@ -10,7 +10,7 @@ from typing import Any
 
 from tao_server.backends import ImageStore
 from tao_server.errors import BackendError, BackendUnavailable, CredentialFileUnreadable, LaunchFailure
-from tao_server.images.credentials import CredentialStore, RegistryLogin
+from tao_server.images.registry_logins import CredentialStore, RegistryLogin
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ there is lost with the container. Paths under a destination, and the image's own
 bundled specs: outside every mount's source), pass untouched. Arguments are never changed.
 
 The same reading of the arguments tells where a task writes (`results_dirs`, `spec_files`) and
-where a container path lies on the host (`on_host`): how jobs/status_locate.py finds the
+where a container path lies on the host (`on_host`): how jobs/progress/status_locate.py finds the
 task's status file.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from tao_server.access.paths import within
 from tao_server.errors import HostPathArgument, InvalidRequest
-from tao_server.jobs.launch_config import LaunchConfig
+from tao_server.jobs.launch_options import LaunchConfig
 
 # How TAO tasks take their results dir: `-r DIR`, `--results_dir DIR`, `--results_dir=DIR`, and in
 # the Hydra-configured tasks `results_dir=DIR` (or `train.results_dir=DIR`, `+results_dir=DIR`).

@@ -1,90 +1,37 @@
 """The job service: submit, look up, list, cancel and read jobs. Routes call this; the runner executes.
 
+A submission is checked and made into a job by submission.py, then recorded here (its log, then
+its row) and handed to the runner.
+
 Every call that shows or changes a job takes the caller: a user sees and stops only their own
 jobs, and another user's job answers exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tao_server import time_limits
-from tao_server.access.admission import Admission, run_as_caller
+from tao_server.access.admission import Admission
 from tao_server.access.caller import Caller, user_name_of
-from tao_server.errors import DuplicateJobId, InvalidRequest, JobConflict, JobNotFound, StorageFull
-from tao_server.images.manifest import Manifest, TaskSpec
-from tao_server.input_checks import RequestLimits, check_args, check_launch_config_size, check_nested_text, check_text
-from tao_server.jobs import gpus, launch_config, path_args
+from tao_server.access.input_checks import RequestLimits
+from tao_server.errors import DuplicateJobId, InvalidRequest, JobNotFound, StorageFull
+from tao_server.images.manifest import Manifest
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.gpu_line import Wait
-from tao_server.jobs.logs import Heartbeat, LogStore
-from tao_server.jobs.progress_state import shown as progress_shown
+from tao_server.jobs.gpus.gpu_line import Wait
+from tao_server.jobs.gpus.scheduler import GpuScheduler
+from tao_server.jobs.log_files import Heartbeat, LogStore
+from tao_server.jobs.progress.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
-from tao_server.jobs.scheduler import GpuScheduler
 from tao_server.jobs.store import JobStore
-from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus, utcnow
-from tao_server.notify.service import NotifyService
+from tao_server.jobs.submission import Submissions, namespaced_id, new_job_id, same_or_conflict
+from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus
+from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.urls import masked
 
-_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read aloud and typed
 MAX_PAGE = 500
-MAX_ID_LENGTH = 64
 MAX_CURSOR_DIGITS = len(str(2**63 - 1))  # a cursor is a row's seq, an SQLite integer
-# The fields that make two submissions the same job: a retried submission with one id is harmless.
-_SAME_JOB_FIELDS = (
-    "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy", "interactive",
-    "status_file",
-)  # fmt: skip
-
-
-def new_job_id() -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
-
-
-def namespaced_id(caller: Caller, chosen: str) -> str:
-    """The id a job gets when `caller` chooses `chosen`: as it is for admins, NAME.chosen for users.
-
-    Users never collide on the ids they choose, so none learns from a refusal which ids another
-    has used. Generated ids have no dot, so they never fall in a user's namespace either.
-    """
-    if caller.admin:
-        return chosen
-    prefix = _namespace(caller)
-    return chosen if chosen.startswith(prefix) else prefix + chosen
-
-
-def _namespace(caller: Caller) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", caller.name or user_name_of(caller.uid) or f"u{caller.uid}") + "."
-
-
-def _chosen_id(caller: Caller, chosen: str) -> str:
-    """namespaced_id for a new job, whose id must still fit the table."""
-    job_id = namespaced_id(caller, chosen)
-    if len(job_id) > MAX_ID_LENGTH:
-        raise InvalidRequest(
-            f"id: {job_id!r} (your chosen id in your namespace {_namespace(caller)!r}) is {len(job_id)} characters; "
-            f"at most {MAX_ID_LENGTH}",
-            field="id",
-        )
-    return job_id
-
-
-def task_command(spec: TaskSpec, subtask: str | None, args: list[str], interactive: bool = False) -> list[str]:
-    """The argv the container runs, as a list: never joined into a shell string.
-
-    `tao <task> run CMD...` runs CMD itself in the task's image, as NVIDIA's launcher does; an
-    interactive `run` without a command runs the image's own (its shell, in a toolkit image).
-    """
-    if subtask == "run":
-        if not args and not interactive:
-            raise InvalidRequest("`run` needs a command to run in the task's image (or -i, for the image's own shell)", field="args")
-        return list(args)
-    return [spec.name, *([subtask] if subtask is not None else []), *args]
 
 
 class JobService:
@@ -105,22 +52,13 @@ class JobService:
         gpu_condition: Callable[[str], str | None] | None = None,
     ) -> None:
         """`gpu_condition`: what the devices a job holds say of it ("GPU 1 idle for 12 min"); None: nothing samples them."""
+        self._submissions = Submissions(manifest, scheduler, admission, pull_policy, limits, places, attaches, notify)
         self._gpu_condition = gpu_condition
-        self._limits = limits or RequestLimits()
-        # What the backend decides itself (Backend.places): GPUs, nodes, time limits.
-        self._places = places
-        # Whether the backend can attach a terminal to a run and reach its ports (Backend.attaches).
-        self._attaches = attaches
         self._store = store
         self._runner = runner
         self._logs = logs
         self._events = events
-        self._manifest = manifest
         self._scheduler = scheduler
-        self._admission = admission
-        self._pull_policy = pull_policy
-        # Checks the URLs a job notifies of its start and end; None: a daemon that sends no notifications.
-        self._notify = notify
 
     # -- jobs ---------------------------------------------------------------------------------------
 
@@ -129,16 +67,16 @@ class JobService:
 
         A repeated id with the same request is harmless (and warned about again).
         """
-        job, warnings = self._build(request, caller)
+        job, warnings = self._submissions.build(request, caller)
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
-            return _same_or_conflict(existing, job), False, warnings
+            return same_or_conflict(existing, job), False, warnings
         for _ in range(5):
             try:
                 job = self._record(job)
                 break
             except DuplicateJobId:
                 if request.id is not None:
-                    return _same_or_conflict(self._store.get(job.id), job), False, warnings
+                    return same_or_conflict(self._store.get(job.id), job), False, warnings
                 job.id = new_job_id()
         self._runner.enqueue(job)
         return job, True, warnings
@@ -237,31 +175,7 @@ class JobService:
     def rerun(self, job_id: str, caller: Caller) -> Job:
         """The job's request again, as a new job of `caller`'s, admitted as a new submission is."""
         old = self.get(job_id, caller)
-        job = old.model_copy(
-            update={
-                "id": new_job_id(),
-                "seq": None,
-                "container_id": None,
-                "status": JobStatus.queued,
-                "exit_code": None,
-                "error": None,
-                "gpus": [],
-                "owner_uid": caller.uid,
-                "owner_gid": caller.gid,
-                "cancel_requested": False,
-                "created_at": utcnow(),
-                "started_at": None,
-                "finished_at": None,
-                "progress": None,
-                "progress_unavailable": None,
-            }
-        )
-        job = Job.model_validate(job.model_dump())
-        job.gpu_shares = self._admission.shares(caller)
-        job.notify_urls = self._notify_urls(caller, old.notify_urls, defaults=False)
-        if not caller.admin:
-            wanted = self._scheduler.size(job.gpu_request) if job.gpu_request and "gpus" not in self._places else 0
-            job.gpu_cap = self._admission.admit(caller, job.mounts, job.docker_options, job.envs, wanted, job.nodes or 1, job.time_limit)
+        job = self._submissions.rerun_of(old, caller)
         job = self._record(job)
         self._runner.enqueue(job)
         return job
@@ -334,106 +248,6 @@ class JobService:
 
     # -- building a job -----------------------------------------------------------------------------
 
-    def _build(self, request: JobCreate, caller: Caller) -> tuple[Job, list[str]]:
-        """The job the request asks for, checked, and the warnings about it (a results dir that nothing keeps)."""
-        _check_request(request, self._limits)
-        spec = self._manifest.resolve(request.group, request.task)
-        config = launch_config.validate(request.launch_config, request.launch_config_source, self._admission.protected)
-        warnings = path_args.check(request.args, config, request.subtask, request.launch_config_source)
-        if request.status_file is not None:
-            warnings += path_args.check_status_file(request.status_file, config, request.launch_config_source)
-        placement = self._placement(request)
-        if (request.interactive or request.tty) and not self._attaches:
-            raise InvalidRequest(
-                f"{'-t' if request.tty else '-i'}: this daemon's backend runs jobs in batch; "
-                "a terminal needs a daemon whose jobs run on its own engine (tao-server --backend docker)",
-                field="tty" if request.tty else "interactive",
-            )
-        if request.tty:
-            config.docker_options["tty"] = True
-        gpu_cap = None
-        if caller.admin:
-            run_as_caller(caller, config.docker_options)
-        else:
-            gpu_cap = self._admission.admit(
-                caller, config.mounts, config.docker_options, config.envs, placement.gpus, placement.nodes, placement.time_limit
-            )
-        job = Job(
-            id=_chosen_id(caller, request.id) if request.id is not None else new_job_id(),
-            group=spec.group,
-            task=spec.name,
-            subtask=request.subtask,
-            args=request.args,
-            command=task_command(spec, request.subtask, request.args, request.interactive),
-            image=spec.image.reference,
-            mounts=config.mounts,
-            envs=config.envs,
-            docker_options=config.docker_options,
-            gpu_request=placement.gpu_request,
-            nodes=request.nodes,
-            time_limit=placement.time_limit,
-            pull_policy=request.pull or self._pull_policy,
-            owner_uid=caller.uid,
-            owner_gid=caller.gid,
-            gpu_cap=gpu_cap,
-            gpu_shares=self._admission.shares(caller),
-            interactive=request.interactive,
-            notify_urls=self._notify_urls(caller, request.notify),
-            status_file=request.status_file,
-        )
-        return job, warnings
-
-    def _notify_urls(self, caller: Caller, requested: list[str], defaults: bool = True) -> list[str]:
-        """The URLs a new job notifies: those asked for and the caller's defaults, each checked (DestinationRefused)."""
-        if self._notify is None:
-            if requested:
-                raise InvalidRequest("notify: this daemon sends no notifications", field="notify")
-            return []
-        return self._notify.for_job(caller, requested, defaults)
-
-    def _placement(self, request: JobCreate) -> Placement:
-        """The job's GPUs, nodes and time limit, checked against what the backend places itself."""
-        if "gpus" in self._places:  # the backend allocates devices (Slurm's gres): a count, never indices
-            gpu_request = gpus.resolve_count(request.gpus, request.gpu_indices)
-            wanted = int(gpu_request.partition(":")[2] or 0)
-        else:
-            gpu_request = gpus.resolve(request.gpus, request.gpu_indices, self._scheduler.inventory)
-            wanted = self._scheduler.size(gpu_request) if gpu_request else 0
-        if request.nodes not in (None, 1) and "nodes" not in self._places:
-            raise InvalidRequest(
-                f"--nodes {request.nodes}: this daemon runs each job on its own host; "
-                "jobs across nodes need a daemon on a cluster (tao-server --backend slurm)",
-                field="nodes",
-            )
-        # A backend that does not keep time limits (Docker) has the daemon keep them (runner.py).
-        time_limit = time_limits.parse(request.time) if request.time is not None else None
-        return Placement(gpu_request, wanted, request.nodes or 1, time_limit)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """What a job asks of where it runs: its GPU request and how many devices that is, nodes, time limit (s)."""
-
-    gpu_request: str
-    gpus: int
-    nodes: int = 1
-    time_limit: int | None = None
-
-
-def _check_request(request: JobCreate, limits: RequestLimits) -> None:
-    """Refuse what the engine could not carry unchanged, or what passes the limits, before anything is looked up."""
-    check_args(request.args, limits)
-    for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus", "time", "status_file"):
-        if (value := getattr(request, name)) is not None:
-            check_text(value, name)
-    for index, value in enumerate(request.gpu_indices or []):
-        check_text(value, f"gpu_indices[{index}]")
-    check_launch_config_size(request.launch_config, limits)
-    if isinstance(request.launch_config, dict):
-        for key, value in request.launch_config.items():
-            check_nested_text(key, "launch_config (a key)")
-            check_nested_text(value, key)
-
 
 def _whose(uid: int | None) -> str:
     """How a waiting job names the owner of the job ahead of it."""
@@ -458,9 +272,3 @@ def _owner_uid(owner: str | None) -> int | None:
         return pwd.getpwnam(owner).pw_uid
     except KeyError:
         return None
-
-
-def _same_or_conflict(existing: Job, wanted: Job) -> Job:
-    if any(getattr(existing, name) != getattr(wanted, name) for name in _SAME_JOB_FIELDS):
-        raise JobConflict(f"job id {existing.id!r} is already used by a different job", field="id")
-    return existing

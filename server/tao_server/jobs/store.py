@@ -2,7 +2,7 @@
 
 A write the disk cannot take (full, read-only, failing) is StorageFull naming the database file
 and what is wrong with it; a database file deleted or replaced under the daemon is DatabaseGone
-(db_watch.py), checked before each write. Reads go on working.
+(runtime/db_watch.py), checked before each write. Reads go on working.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from tao_server import disk
-from tao_server.db_watch import DatabaseWatch
 from tao_server.errors import DuplicateJobId, JobNotFound, StorageFull
 from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
+from tao_server.runtime import disk
+from tao_server.runtime.db_watch import DatabaseWatch
 
 _INSERTED_COLUMNS = [column.name for column in Job.__table__.columns if column.name != "seq"]  # type: ignore[attr-defined]
 _INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]
@@ -49,7 +49,7 @@ class JobStore:
         return job
 
     def writing(self) -> AbstractContextManager[None]:
-        """One writer at a time into the daemon's database, for the stores of its other tables (notify/, jobs/metrics.py); StorageFull as here."""
+        """One writer at a time into the daemon's database, for the stores of its other tables (notify/, jobs/progress/metric_store.py); StorageFull as here."""
         return self._writing()
 
     @contextmanager

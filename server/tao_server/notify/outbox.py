@@ -1,6 +1,6 @@
 """The outbox: every notification not yet delivered or given up, in the daemon's database.
 
-Deliveries are added where a job starts or ends (observer.py) and taken by the sender (sender.py)
+Deliveries are added where a job starts or ends (outbox_observer.py) and taken by the sender (sender.py)
 when due; each try's outcome is written before the next is planned, so a restart loses none.
 Writes go through the job store's single writer (store.py): a full disk is StorageFull.
 """
@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from tao_server.jobs.store import JobStore
-from tao_server.notify.models import Delivery, DeliveryState
+from tao_server.notify.notify_models import Delivery, DeliveryState
 
 _INSERT_ONCE = insert(Delivery.__table__).prefix_with("OR IGNORE")  # type: ignore[attr-defined]
 _COLUMNS = [column.name for column in Delivery.__table__.columns]  # type: ignore[attr-defined]

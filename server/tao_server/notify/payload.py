@@ -17,7 +17,7 @@ from typing import Any
 
 from tao_server.access.caller import user_name_of
 from tao_server.models import JobPublic, JobStatus
-from tao_server.notify.models import STARTED
+from tao_server.notify.notify_models import STARTED
 
 
 def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datetime) -> bytes:

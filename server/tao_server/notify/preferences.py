@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from tao_server.jobs.store import JobStore
-from tao_server.notify.models import DefaultUrl, Secret
+from tao_server.notify.notify_models import DefaultUrl, Secret
 from tao_server.notify.signing import new_secret
 
 _INSERT_SECRET_ONCE = insert(Secret.__table__).prefix_with("OR IGNORE")  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tao_server.errors import TaoError
 from tao_server.jobs.events import EventLog
 from tao_server.notify import signing
-from tao_server.notify.models import Delivery, DeliveryState
+from tao_server.notify.notify_models import Delivery, DeliveryState
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.transport import Answer

@@ -14,11 +14,11 @@ from tao_server.jobs.events import EventLog
 from tao_server.jobs.store import JobStore
 from tao_server.models import Job
 from tao_server.notify.addresses import AddressCheck, CachedResolver, OwnAddresses
-from tao_server.notify.observer import JobNotifier
+from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.outbox import Outbox
+from tao_server.notify.outbox_observer import JobNotifier
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.sender import Backoff, Sender
-from tao_server.notify.service import NotifyService
 from tao_server.notify.transport import Poster
 from tao_server.settings import Settings
 

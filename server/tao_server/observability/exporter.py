@@ -29,7 +29,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from tao_server.access.caller import user_name_of
-from tao_server.jobs.progress import Ratio
+from tao_server.jobs.progress.tracker import Ratio
 from tao_server.models import JobStatus
 from tao_server.observability.gpu_use import DeviceUse
 

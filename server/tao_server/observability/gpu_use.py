@@ -1,7 +1,7 @@
 """GPU use per job: one thread reads every device of the inventory through NVML, every few seconds.
 
 Each pass reads each device's utilisation and memory, and for each job holding devices (the
-scheduler's `holders`, from memory) records two series of the job (jobs/metrics.py
+scheduler's `holders`, from memory) records two series of the job (jobs/progress/metric_store.py
 `MetricStore.sample`): `gpu_utilization`, the mean utilisation of its devices in percent, and
 `gpu_memory_used`, the memory used on them in MiB. The same readings feed the idle tracker
 (idle.py: the job's condition, and a `gpu_idle` event when it begins and ends) and the Prometheus
@@ -24,7 +24,7 @@ from typing import Any
 
 from tao_server.errors import StorageFull
 from tao_server.jobs.events import EventLog
-from tao_server.jobs.metrics import GPU_MEMORY, GPU_UTILIZATION, MetricStore
+from tao_server.jobs.progress.metric_store import GPU_MEMORY, GPU_UTILIZATION, MetricStore
 from tao_server.observability.idle import IdleChange, IdleTracker
 from tao_server.observability.nvml import MIB, Device, Nvml, Reading, Unreadable, open_nvml
 

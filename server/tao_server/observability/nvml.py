@@ -1,6 +1,6 @@
 """NVML behind a small interface: the inventory's devices found by the names the daemon gives them, and each one read.
 
-Which device is which, said explicitly: the daemon's GPU indices (jobs/gpus.py, `--gpus 0,1`,
+Which device is which, said explicitly: the daemon's GPU indices (jobs/gpus/devices.py, `--gpus 0,1`,
 `--gpu-index 1`) are NVML's, the numbers nvidia-smi shows, which are what Docker's device
 requests and NVIDIA_VISIBLE_DEVICES take. They are not CUDA's: CUDA numbers the fastest device 0
 unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and from 0 again within CUDA_VISIBLE_DEVICES, while NVML

@@ -16,12 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
+from tao_common.envs import masked
 from tao_server.api.deps import CallerDep, JobServiceDep, Services, ServicesDep, on_loopback
 from tao_server.api.routing import JsonRoute
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
 from tao_server.ui import views
-from tao_server.ui.sessions import COOKIE, SESSION_SECONDS
+from tao_server.ui.sign_in import COOKIE, SESSION_SECONDS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=JsonRoute)  # a body as the API reads one
 _templates = Environment(loader=PackageLoader("tao_server.ui", "templates"), autoescape=select_autoescape(default=True))
@@ -104,6 +105,7 @@ def job_detail(job_id: str, services: ServicesDep, caller: CallerDep) -> HTMLRes
         pretty=views.pretty,
         when=views.when,
         options=views.options(job.docker_options),
+        envs=masked(job.envs),
         caller=caller,
         event_clock=views.event_clock,
         event_text=views.event_text,

@@ -6,8 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from tao_common.progress import progress_text
 from tao_server.access.caller import user_name_of
-from tao_server.models import JobProgress, JobPublic
+from tao_server.models import JobPublic
 
 
 def owner(uid: int | None) -> str:
@@ -46,7 +47,7 @@ def job_row(job: JobPublic) -> dict[str, Any]:
     return {
         # The training's progress bar (None: no status file, or none read yet) and its words, as `tao list` writes them.
         "fraction": progress.fraction if progress is not None else None,
-        "progress": progress_text(progress) if progress is not None else ("n/a" if job.progress_unavailable else ""),
+        "progress": progress_text(progress.model_dump()) if progress is not None else ("n/a" if job.progress_unavailable else ""),
         "id": job.id,
         "task": f"{job.task} {job.subtask}" if job.subtask else job.task,
         "command_line": command_line(job),
@@ -59,21 +60,6 @@ def job_row(job: JobPublic) -> dict[str, Any]:
         "duration": duration(job),
         "exit_code": "" if job.exit_code is None else str(job.exit_code),
     }
-
-
-def progress_text(progress: JobProgress) -> str:
-    """ "12/80 15% ETA 0:41:10": the epoch of how many, how far, the time left."""
-    parts = []
-    if progress.epoch is not None:
-        parts.append(f"{progress.epoch}/{progress.max_epoch}" if progress.max_epoch is not None else f"epoch {progress.epoch}")
-    elif progress.step is not None:
-        parts.append(f"step {progress.step}" + (f"/{progress.max_step}" if progress.max_step is not None else ""))
-    if progress.fraction is not None:
-        parts.append(f"{int(progress.fraction * 100)}%")
-    if progress.eta_seconds is not None:
-        seconds = int(progress.eta_seconds)
-        parts.append(f"ETA {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")
-    return " ".join(parts)
 
 
 def command_line(job: JobPublic) -> str:

@@ -1,13 +1,11 @@
-"""A job's training as the client shows it: `tao list`'s PROGRESS, `tao metrics`' rows, the SDK's Metrics and sparklines."""
+"""A job's training as the client shows it: `tao metrics`' rows, the SDK's Metrics and sparklines."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tao_client._display import job_table, sparkline
-from tao_client._training import Metrics, clock, progress_text
+from tao_client._training import Metrics
 from tao_client.cli.metrics import table
 
 
@@ -26,24 +24,6 @@ METRICS = Metrics(
         "unavailable": None,
     }
 )
-
-
-@pytest.mark.parametrize(
-    ("progress", "text"),
-    [
-        ({"epoch": 12, "max_epoch": 80, "fraction": 0.15, "eta_seconds": 2470.4}, "12/80 15% ETA 0:41:10"),
-        ({"epoch": 3, "max_epoch": None, "fraction": None, "eta_seconds": None}, "epoch 3"),
-        ({"epoch": None, "step": 500, "max_step": 1000, "fraction": 0.5, "eta_seconds": None}, "step 500/1000 50%"),
-        ({"epoch": 80, "max_epoch": 80, "fraction": 1.0, "eta_seconds": None}, "80/80 100%"),
-        (None, ""),
-    ],
-)
-def test_the_progress_column_says_the_epoch_of_how_many_how_far_and_the_time_left(progress: dict[str, Any] | None, text: str) -> None:
-    assert progress_text(progress) == text
-
-
-def test_a_long_eta_is_counted_in_hours() -> None:
-    assert clock(93784) == "26:03:04"
 
 
 def test_tao_metrics_prints_a_row_per_epoch_and_a_column_per_series() -> None:

@@ -16,7 +16,7 @@ is the script's, or 0:0 for a job that never ran.
 A job that did not end by itself ends `cancelled`, `failed` or `error`, its message naming Slurm's
 state, never `succeeded`, whatever code it left: Slurm reports a pending job cancelled with
 `scancel` as ExitCode 0:0. A node failure (NODE_FAIL) of a job that ran is a cut: its script and
-container may run on while the node is cut off, until it comes back (backend.py sweeps it then).
+container may run on while the node is cut off, until it comes back (slurm_backend.py sweeps it then).
 """
 
 from __future__ import annotations

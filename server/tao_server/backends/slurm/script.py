@@ -119,7 +119,7 @@ def directives(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) ->
         f"--chdir={job.shared_dir}",
         "--open-mode=append",  # a restarted slurmctld must not truncate what the daemon has read
         "--no-requeue",  # a job runs once: the daemon follows one run
-        # The job gets sbatch's environment, which the daemon cleans to PATH, locale and SLURM_* (commands.py):
+        # The job gets sbatch's environment, which the daemon cleans to PATH, locale and SLURM_* (command_runner.py):
         # its own (NGC_API_KEY, TAO_*) never reaches a job. Not NONE or NIL: with either, slurmstepd loads the
         # user's login environment on the node first (su - USER), a second or more per job (bench figure 15).
         "--export=ALL",

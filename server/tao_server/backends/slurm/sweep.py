@@ -8,7 +8,7 @@ meanwhile (MinJobAge) and the script is killed outright, leaving the container t
 daemon submits a sweep job to that node as soon as it sees the failure: Slurm holds it until the
 node is back (ReqNodeNotAvail), then it stops and removes every container still labelled with the
 failed job's Slurm id. Its end also tells the daemon that the job's output is complete: a cut
-job's output is read on until then (backend.py). Under pyxis and Apptainer nothing of the job
+job's output is read on until then (slurm_run.py). Under pyxis and Apptainer nothing of the job
 outlives its script; their sweep only marks the node's return.
 
 The sweep runs as the job's owner, as the job did, on the job's partition with the daemon's
