@@ -63,7 +63,7 @@ option() {
 case "$sub" in
   train)
     # -r DIR writes DIR/status.json (TAO 4); results_dir=DIR, or a YAML spec's results_dir:, DIR/train/status.json (TAO 5).
-    spec="" results="" status_dir=""
+    spec="" results="" status_dir="" weights=""
     while [ $# -gt 0 ]; do
       case "$1" in
         -e) spec="$2"; shift 2 ;;
@@ -105,7 +105,7 @@ case "$sub" in
       epoch=$((epoch + 1))
     done
     if [ -n "$results" ]; then
-      mkdir -p "$results" && echo "weights of $task" > "$results/model.tlt" || exit 1
+      mkdir -p "$results" && echo "weights of $task${weights:+ from $(cat "$weights")}" > "$results/model.tlt" || exit 1
       echo "saved $results/model.tlt"
     fi
     [ -n "$status" ] && status_line "$status" "$epochs" "$epochs" "$seconds" SUCCESS "Training finished successfully."
