@@ -82,3 +82,17 @@ def test_stopping_a_pipeline_cancels_every_step(daemon: Daemon) -> None:
     assert daemon.alice.post(f"/v1/pipelines/{pipeline['id']}/stop").status_code == 202
     done = wait_pipeline(daemon.alice, pipeline["id"], "cancelled", "failed")
     assert [step["status"] for step in done["steps"]] == ["cancelled"] * 3
+
+
+def test_the_dashboard_draws_a_pipeline_as_a_graph_of_its_steps(daemon: Daemon) -> None:
+    pipeline = run(daemon.alice, FLOW)
+    wait_pipeline(daemon.alice, pipeline["id"], "failed")
+    page = daemon.client.get(f"/ui/pipelines/{pipeline['id']}")
+    assert page.status_code == 200 and f'data-pipeline="{pipeline["id"]}"' in page.text
+    graph = daemon.alice.get(f"/ui/parts/pipeline/{pipeline['id']}").text
+    assert graph.count('<g class="step step-') == 3 and graph.count('<line class="edge"') == 2
+    for name, status in (("first", "succeeded"), ("second", "failed"), ("third", "cancelled")):
+        assert f'step-{status}">' in graph and f">{name}</text>" in graph
+    assert '<text x="248" y="26" class="step-name">second</text>' in graph  # the second layer
+    assert pipeline["id"] in daemon.alice.get("/ui/parts/pipelines").text
+    assert daemon.bob.get(f"/ui/parts/pipeline/{pipeline['id']}").status_code == 404
