@@ -153,6 +153,8 @@ class JobService:
             (shown.after if edge.kind == DependencyKind.ok else shown.after_any).append(edge.after_id)
         if shown.gpu_wait is not None:
             shown.expected_start = shown.gpu_wait.reserved_from
+        elif job.status == JobStatus.queued:
+            shown.expected_start = self._runner.expected_start(job.id)  # a backend's queue plans it (Slurm)
         if not job.status.terminal:
             said = [self._runner.condition(job.id), self._gpu_condition(job.id) if self._gpu_condition is not None else None]
             shown.condition = "; ".join(part for part in said if part) or None

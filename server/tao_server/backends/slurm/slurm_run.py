@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,6 +167,12 @@ class SlurmRun:
             return "starting in Slurm: its nodes are being configured"
         return f"pending in Slurm: {state.reason}" if state.reason else "pending in Slurm"
 
+    def expected_start(self) -> datetime | None:
+        """When Slurm's backfill plans to start the pending job: squeue's StartTime (%S, what `squeue --start`
+        shows), read by the monitor's one squeue per tick for every job; None while Slurm has no plan."""
+        state = self.state()
+        return slurm_time(state.start_time) if state is not None and state.pending else None
+
     def recorded_exit(self) -> int | None:
         try:
             return int(self._exit_path.read_text().strip())
@@ -301,6 +308,14 @@ class _FileOutput:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+
+
+def slurm_time(text: str | None) -> datetime | None:
+    """A time as Slurm prints it ("2026-12-07T14:05:00", the cluster's local time), with its zone; None for none."""
+    try:
+        return datetime.fromisoformat(text).astimezone() if text else None
+    except ValueError:
+        return None
 
 
 def write_private(path: Path, text: str, mode: int) -> None:

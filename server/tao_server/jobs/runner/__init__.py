@@ -2,6 +2,7 @@
 
     job_runner.py      JobRunner: what the service, the sessions and the daemon call; builds the phases
     waiting.py         a job that waits for other jobs (--after, a pipeline's after:), settled the moment they end
+    handover.py        dependencies a backend holds itself (Slurm's --dependency=afterok): when, and what its end means
     queueing.py        a submitted job to a worker, or to its place in the GPU line (the one door to the workers)
     pull_ahead.py      a GPU job's image fetched while it waits in line, so devices never wait for a download
     image_pulls.py     a job's image pulled as its pull policy says, with progress as job events

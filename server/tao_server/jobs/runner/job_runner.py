@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import cast
 
 from tao_server.access.mount_pins import MountPins
@@ -96,6 +97,8 @@ class JobRunner:
         starting = Starting(parts, pulls, following, ending, outage, time_limits)
         queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
         self._waiting = waiting = Waiting(parts, queueing, ending, self.dependencies)
+        starting.held_after = waiting.handover.after
+        following.unstarted_end = waiting.handover.unstarted_end
         ending.requeue = self._requeue
         self._reconcile = Reconcile(parts, waiting, following, ending, time_limits)
         self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
@@ -149,6 +152,13 @@ class JobRunner:
         if described is not None:
             return f"backend {described}"
         return active.run.condition() if active.run is not None else None
+
+    def expected_start(self, job_id: str) -> datetime | None:
+        """When the backend whose queue holds the job's run expects to start it; None elsewhere (the GPU line plans those)."""
+        active = self._parts.active.get(job_id)
+        if active is None or active.finished or active.run is None or "queue" not in self._parts.backend.places:
+            return None
+        return active.run.expected_start()
 
     def started_run(self, job_id: str) -> AttachableRun | None:
         """The job's run once it has started, on a backend that attaches; None before, after, or elsewhere."""

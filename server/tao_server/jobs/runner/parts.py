@@ -49,3 +49,4 @@ class RunnerParts:
     retry_backoff: float = 5.0  # seconds before a failed job with retries left runs again; doubled at each attempt
     closing: bool = False  # shutting down: nothing new starts; the next daemon starts the queued jobs
     end_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    submit_listeners: list[Callable[[str], None]] = field(default_factory=list)  # a job's run is the backend's now

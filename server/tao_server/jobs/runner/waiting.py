@@ -6,6 +6,10 @@ event-driven, never polled): when every `after` dependency succeeded, it goes on
 when one failed, errored or was cancelled, it ends `cancelled` without a run, its message naming
 that dependency and how it ended, and its own end settles the jobs that wait for it in turn.
 A job being retried is not ended: its dependents wait for its last attempt.
+
+On a backend that holds dependencies itself (Slurm), the job goes on as soon as each dependency
+that has not ended is submitted there (handover.py): the backend holds it from then on, and the
+end listener here no longer settles it.
 """
 
 from __future__ import annotations
@@ -15,15 +19,10 @@ from collections import defaultdict
 
 from tao_server.jobs.dependencies import DependencyStore
 from tao_server.jobs.runner.ending import Ending
+from tao_server.jobs.runner.handover import Handover, collapse_message
 from tao_server.jobs.runner.parts import RunnerParts
 from tao_server.jobs.runner.queueing import Queueing
 from tao_server.models import DependencyKind, Job, JobStatus, utcnow
-
-_HOW = {
-    JobStatus.failed: "failed",
-    JobStatus.error: "ended in error",
-    JobStatus.cancelled: "was cancelled",
-}
 
 
 class Waiting:
@@ -35,7 +34,10 @@ class Waiting:
         self._lock = threading.Lock()
         self._waits: dict[str, dict[str, DependencyKind]] = {}  # waiting job -> its dependencies
         self._dependents: defaultdict[str, set[str]] = defaultdict(set)  # dependency -> jobs waiting for it
+        self._held: dict[str, list[str]] = {}  # job handed to the backend -> the dependencies it holds it for
+        self.handover = Handover(parts, dependencies, self._ended_status)
         parts.end_listeners.append(self._ended)
+        parts.submit_listeners.append(self._submitted)
 
     def enqueue(self, job: Job) -> None:
         """Take a recorded `queued` job: on to the workers when it waits for nothing, or for nothing that is still to end."""
@@ -52,10 +54,13 @@ class Waiting:
     def condition(self, job_id: str) -> str | None:
         """ "waiting for ID, ID" while the job waits for jobs that have not ended."""
         with self._lock:
-            waits = list(self._waits.get(job_id, ()))
+            held = job_id in self._held
+            waits = list(self._held[job_id] if held else self._waits.get(job_id, ()))
         if not waits:
             return None
         pending = [dep for dep in waits if not self._ended_status(dep)]
+        if held and not pending:
+            return None  # its dependencies ended: the backend's word on it from here
         return f"waiting for {', '.join(pending or waits)}"
 
     def _ended(self, job_id: str) -> None:
@@ -63,6 +68,16 @@ class Waiting:
         with self._lock:
             if job_id in self._waits and self._ended_status(job_id):
                 self._drop(job_id)
+            self._held.pop(job_id, None)
+            dependents = sorted(self._dependents.get(job_id, ()))
+        for dependent in dependents:
+            self._settle(dependent)
+
+    def _submitted(self, job_id: str) -> None:
+        """A job's run was submitted to its backend: those waiting for it may be handed over to wait there."""
+        if not self.handover.holds:
+            return
+        with self._lock:
             dependents = sorted(self._dependents.get(job_id, ()))
         for dependent in dependents:
             self._settle(dependent)
@@ -74,25 +89,29 @@ class Waiting:
         if not waits:
             return
         ends = {dep: self._ended_status(dep) for dep in waits}
-        if not all(ends.values()):
+        handed = not all(ends.values()) and self.handover.holds and all(ends[dep] or self.handover.submitted(dep) for dep in waits)
+        if not all(ends.values()) and not handed:
             return
         with self._lock:
             if job_id not in self._waits:
                 return  # another thread settled it
             self._drop(job_id)
-        broken = [(dep, ends[dep]) for dep, kind in waits.items() if kind == DependencyKind.ok and ends[dep] != JobStatus.succeeded]
+            if handed:
+                self._held[job_id] = [dep for dep in waits if not ends[dep]]
+        broken = [
+            (dep, ends[dep]) for dep, kind in waits.items() if kind == DependencyKind.ok and ends[dep] not in (None, JobStatus.succeeded)
+        ]
         if broken:
             self._cancel(job_id, *broken[0])
             return
         job = self._parts.store.find(job_id)
         if job is not None and job.status == JobStatus.queued:
-            self._queueing.enqueue(job)
+            self._queueing.enqueue(job)  # on a backend that holds dependencies: to be held there (handover.py)
 
     def _cancel(self, job_id: str, dependency: str, status: JobStatus | None) -> None:
-        how = _HOW.get(status, "is gone") if status is not None else "is gone"
-        if status == JobStatus.failed and (dep := self._parts.store.find(dependency)) is not None and dep.exit_code is not None:
-            how = f"failed (exit code {dep.exit_code})"
-        message = f"not started: its dependency {dependency} {how}"
+        message = collapse_message(self._parts, dependency, status)
+        with self._lock:
+            self._held.pop(job_id, None)
         store = self._parts.store
         if store.transition(job_id, [JobStatus.queued], status=JobStatus.cancelled, error=message, finished_at=utcnow()):
             self._parts.events.append(job_id, "dependency", {"job": dependency, "status": str(status or "gone")})
