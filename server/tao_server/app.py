@@ -59,6 +59,7 @@ from tao_server.system.system_service import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
 from tao_server.ui.sign_in import UiSessions
+from tao_server.workflows.pipeline_ends import PipelineEnds
 from tao_server.workflows.pipeline_service import PipelineService
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         runner=runner,
         progress=progress,
         jobs=job_service,
-        pipelines=PipelineService(job_service, store),
+        pipelines=_pipelines(job_service, store, runner, notifications),
         sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),
         images=image_service,
         tokens=tokens,
@@ -242,6 +243,13 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     if gpu_use is not None:
         gpu_use.start()
     return services
+
+
+def _pipelines(jobs: JobService, store: JobStore, runner: JobRunner, notifications: notify_wiring.Notifications) -> PipelineService:
+    """The pipelines' service, and the listener that tells of a pipeline's end once its last step ended."""
+    pipelines = PipelineService(jobs, store)
+    runner.on_end(PipelineEnds(pipelines, store, notifications.observer, notifications.pipeline_link).step_ended)
+    return pipelines
 
 
 def _gpu_line(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:

@@ -204,7 +204,10 @@ def _docker_body(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) 
     lines += [_array("run+", _quoted(command.target))]
     lines += _docker_stop(job)
     lines += _launch(_env_words(command.env, {"NVIDIA_VISIBLE_DEVICES": _GPUS_FROM_ALLOCATION}), "docker_stop")
-    return [*lines, '"$docker" rm -f "$name" >/dev/null 2>&1  # if the CLI died before --rm could act', 'finish "$code"']
+    # A code under 125 is the task's, relayed by a CLI that saw --rm done: no second docker process (a
+    # next step waits for this job's end: bench figure 28). 125 and up may be the CLI's own death.
+    remove = '[ "$code" -lt 125 ] || "$docker" rm -f "$name" >/dev/null 2>&1  # the CLI may have died before --rm could act'
+    return [*lines, remove, 'finish "$code"']
 
 
 def _docker_stop(job: BatchJob) -> list[str]:
