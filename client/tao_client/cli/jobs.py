@@ -115,7 +115,8 @@ def status_text(job: dict[str, Any]) -> str:
     if job.get("expected_start") and job["status"] in ("queued", "pulling"):
         from datetime import datetime
 
-        expected = f" (~{datetime.fromisoformat(job['expected_start']).astimezone().strftime('%H:%M')})"
+        when = datetime.fromisoformat(job["expected_start"]).astimezone()
+        expected = f" (~{when.strftime('%H:%M' if when.date() == datetime.now().astimezone().date() else '%b %d %H:%M')})"
     attempt = f" (attempt {job['attempt']})" if job.get("attempt", 1) > 1 else ""
     return str(job["status"]) + expected + attempt + _waiting(job)
 
