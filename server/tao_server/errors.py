@@ -10,6 +10,7 @@ from travel with it, so `tao` can name them.
     │   ├── HostPathArgument             an argument names a host path the container does not see (gives the one it does)
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
+    │   ├── InvalidWorkflowFile          a pipeline (or sweep) file that cannot be run: file, line, column and key
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
@@ -20,6 +21,7 @@ from travel with it, so `tao` can name them.
     ├── NotAllowed                  403  a route the caller may not use: /metrics for a user, any other for a scrape token
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
+    ├── PipelineNotFound            404  no such pipeline, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
@@ -97,6 +99,12 @@ class NoGpus(InvalidRequest):
     code = "gpus_unavailable"
 
 
+class InvalidWorkflowFile(InvalidRequest):
+    """A pipeline or sweep file that cannot be run: its message starts FILE:LINE:COLUMN and names the key (`field`)."""
+
+    code = "invalid_workflow_file"
+
+
 class PolicyRefusal(InvalidRequest):
     """The job asks for something the policy does not grant its caller."""
 
@@ -167,6 +175,16 @@ class JobNotFound(TaoError):
     def for_id(cls, job_id: str) -> JobNotFound:
         """The one answer for a job that does not exist and for one the caller may not see."""
         return cls(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+
+
+class PipelineNotFound(TaoError):
+    code = "pipeline_not_found"
+    http_status = 404
+
+    @classmethod
+    def for_id(cls, pipeline_id: str) -> PipelineNotFound:
+        """The one answer for a pipeline that does not exist and for one the caller may not see."""
+        return cls(f"no pipeline {pipeline_id!r}; `tao pipeline list` shows yours", field="id")
 
 
 class JobConflict(TaoError):

@@ -313,3 +313,28 @@ def test_the_timeline_of_a_job_whose_notifications_are_done_is_still(notifying: 
     wait_for_events(daemon.alice, job["id"], lambda found: len(found) == 2)
     part = daemon.alice.get(f"/ui/parts/job/{job['id']}")
     assert "try 1 delivered (answered 200 OK)" in part.text and part.headers["X-Job-Active"] == "0"
+
+
+def test_a_pipeline_tells_of_its_own_end_once_naming_the_step_that_failed(notifying: Callable[..., Daemon], receiver: Receiver) -> None:
+    from tests.inprocess.test_pipelines import FLOW, run, wait_pipeline
+
+    daemon = notifying()
+    pipeline = run(daemon.alice, FLOW, notify=[receiver.url])
+    wait_pipeline(daemon.alice, pipeline["id"], "failed")
+    # Each step's start (two ran) and end (three), and the pipeline's own end.
+    got = receiver.wait_for(lambda seen: len(delivered(seen)) == 6)
+    [ended] = delivered(got, "pipeline.ended")
+    secret = daemon.alice.post("/v1/notify/secret").json()["secret"]
+    assert ended.signed_with(secret)
+    body = ended.json()
+    second = pipeline["steps"][1]
+    assert (body["pipeline_id"], body["source"], body["status"], body["exit_code"], body["owner_uid"]) == (
+        pipeline["id"], "flow.yaml", "failed", 3, 1001,
+    )  # fmt: skip
+    assert [(step["name"], step["status"]) for step in body["steps"]] == [
+        ("first", "succeeded"),
+        ("second", "failed"),
+        ("third", "cancelled"),
+    ]
+    assert body["text"].startswith(f"tao pipeline {pipeline['id']} (flow.yaml)") and "failed at step second (exit code 3)" in body["text"]
+    assert body["steps"][2]["error"] == f"not started: its dependency {second['job_id']} (step second) failed (exit code 3)"

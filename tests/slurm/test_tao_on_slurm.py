@@ -8,58 +8,23 @@ from __future__ import annotations
 
 import grp
 import json
-import shutil
 import signal
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tao_server.testing.daemon import LABEL_JOB, Daemon
+from tao_server.testing.daemon import Daemon
 from tao_server.testing.slurm import SlurmCluster
-from tests.integration.conftest import Gates, job_id_of, local_account, manifest_v2, tao_as
+from tests.integration.conftest import Gates, job_id_of, local_account, tao_as
+from tests.slurm.conftest import containers_of, wait_until
 
 HOSTILE_ARGV = ["a b", "", "$(touch /tmp/pwned)", "; rm -rf /", "'\"\\", "--", "ünïcødé", "*", "new\nline", "-e"]
 
 
-@pytest.fixture
-def on_slurm(slurm: SlurmCluster, toolkit_image: str) -> Iterator[Daemon]:
-    """A daemon on the cluster, its socket open to every local user, its files where they can reach theirs."""
-    root = Path(tempfile.mkdtemp(prefix="tao-on-slurm-"))
-    root.chmod(0o755)
-    shared = root / "shared"
-    shared.mkdir(mode=0o755)
-    manifest = root / "manifest.json"
-    manifest.write_text(json.dumps(manifest_v2(toolkit_image)))
-    manifest.chmod(0o644)
-    args = ("--backend", "slurm", "--slurm-shared-dir", str(shared), "--slurm-partition", slurm.partition, "--gpu-mode", "env")
-    daemon = Daemon(root / "daemon", manifest, *args, "--socket-mode", "0666", env=slurm.env()).start()
-    daemon.home.chmod(0o755)
-    daemon.shared = shared  # type: ignore[attr-defined]
-    yield daemon
-    daemon.stop()
-    daemon.remove_containers()
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def slurm_jobs(slurm: SlurmCluster) -> list[str]:
     return slurm.command("squeue", "--noheader", "--format=%i|%u|%T|%j").split()
-
-
-def containers_of(job_id: str) -> list[str]:
-    listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL_JOB}={job_id}"], capture_output=True, text=True)
-    return listed.stdout.split()
-
-
-def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.1)
 
 
 def test_argv_reaches_the_task_through_slurm_byte_for_byte(on_slurm: Daemon) -> None:

@@ -63,6 +63,13 @@ COMMANDS = (
         "forward_parser",
         "forward_ports",
     ),
+    Command(
+        "pipeline",
+        "run a pipeline file's steps as one: tao pipeline run FILE.yaml [-d] | list | show ID | stop ID",
+        "pipeline",
+        "pipeline_parser",
+        "manage",
+    ),
     Command("pull", "pull the images of tasks ahead of time: tao pull TASK...", "images", "pull_parser", "pull_images"),
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
@@ -120,6 +127,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
     # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
+    parsed.launcher = options  # for verbs that submit jobs (`tao pipeline run`): --mounts, --notify, --pull
     with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

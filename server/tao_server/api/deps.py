@@ -30,6 +30,7 @@ from tao_server.observability.gpu_use import GpuUse
 from tao_server.settings import Settings
 from tao_server.system.system_service import SystemService
 from tao_server.ui.sign_in import COOKIE, UiSessions
+from tao_server.workflows.pipeline_service import PipelineService
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Services:
     runner: JobRunner
     progress: ProgressTracker
     jobs: JobService
+    pipelines: PipelineService
     sessions: JobSessions
     images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
@@ -69,6 +71,10 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
     return (await get_services(connection)).jobs
+
+
+async def get_pipelines(connection: HTTPConnection) -> PipelineService:
+    return (await get_services(connection)).pipelines
 
 
 async def get_progress(connection: HTTPConnection) -> ProgressTracker:
@@ -151,6 +157,7 @@ get_scraper = CallerScheme(scraping=True)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
+PipelineServiceDep = Annotated[PipelineService, Depends(get_pipelines)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]
 NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]

@@ -60,8 +60,10 @@ How the two engines fit:
                                                               failure, once the node is back and swept)
     adopt       containers labelled with this daemon's id     the job dirs under <shared dir>/<daemon id>
     images      pull, login, inspect on the engine            None: the nodes pull images themselves
-    places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits, its queue
-                time limits (jobs/gpus/gpu_line.py, jobs/runner/deadlines.py)
+    places      nothing: the daemon's GPU line and            GPUs (gres), nodes, time limits, its queue,
+                time limits (jobs/gpus/gpu_line.py,          dependencies (--dependency=afterok:ID,
+                jobs/runner/deadlines.py), dependencies       --kill-on-invalid-dep=yes)
+                (jobs/runner/waiting.py)
 
 A Slurm batch job cannot be created without being queued, so its `prepare` only writes files
 and `start` submits; a Docker container is created first so that its output is attached before
@@ -72,6 +74,13 @@ run, what interactive sessions need (`AttachableRun`): its standard input and te
 (`open_terminal`), and a connection to a port inside the run's network (`connect`), made from
 the daemon without publishing anything on the host. A batch backend (Slurm) offers neither, and
 the job service refuses `-i`/`-t` and port-forwards there with a message that says so.
+
+A backend that holds dependencies ("after" in `Backend.places`: Slurm) is given a job that waits
+for others as soon as each of them is submitted there (LaunchSpec.after names their runs), so it
+starts the job the moment they end, with no round trip through the daemon; a dependency that
+already ended is settled by the daemon's record instead (a cluster forgets old jobs). A run the
+backend ends because a dependency did not end as needed reads `cancelled`, and the daemon names
+that dependency in the job's message (jobs/runner/handover.py).
 
 A backend that queues jobs itself ("queue" in `Backend.places`: Slurm) may hold a started run
 before it runs: its job reads `queued` meanwhile, with the backend's reason as its condition
@@ -86,6 +95,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 
@@ -96,6 +106,15 @@ class Mount:
     source: str
     destination: str
     read_only: bool = False
+
+
+@dataclass(frozen=True)
+class RunDependency:
+    """A run another waits for, on a backend that holds dependencies: its run id, and whether it must
+    succeed ("ok": Slurm's afterok) or only end ("any": afterany)."""
+
+    run_id: str
+    kind: Literal["ok", "any"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,8 @@ class LaunchSpec:
     owner_uid: int | None = None  # who submitted it; None: the daemon itself
     owner_gid: int | None = None
     interactive: bool = False  # keep its standard input open for a terminal (`docker run -i`)
+    # For a backend that holds dependencies ("after" in Backend.places): the runs this one waits for.
+    after: tuple[RunDependency, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +193,12 @@ class Run(Protocol):
 
     def condition(self) -> str | None:
         """Why the run does not advance, as its backend says ("pending in Slurm: Resources"); None when it does."""
+        ...
+
+    def expected_start(self) -> datetime | None:
+        """When a run that waits in its backend's queue is expected to start, as the backend plans it
+        (Slurm's backfill: `squeue --start`); None when it does not wait there or the backend does not say.
+        Read from what the backend already knows: never a call to the engine per request."""
         ...
 
 
@@ -253,7 +280,9 @@ class Backend(Protocol):
     # What the backend decides itself instead of the daemon: "gpus" (it allocates devices: the
     # daemon's GPU line is not used and LaunchSpec.gpu_count says how many), "nodes" (jobs may span
     # several), "time" (it enforces LaunchSpec.time_limit; without it, the daemon stops a job at its
-    # limit), "queue" (it queues jobs: a started run may wait there before it runs, Run.wait_running).
+    # limit), "queue" (it queues jobs: a started run may wait there before it runs, Run.wait_running),
+    # "after" (it holds a run until those in LaunchSpec.after end, starts it without the daemon once
+    # they did as needed, and ends it unstarted, RunExit.interrupted "cancelled", when one did not).
     # A single engine (Docker): none of them.
     places: frozenset[str]
     # Whether its runs are AttachableRun: a terminal attaches to them, their ports are reached.

@@ -5,6 +5,7 @@
     launch_options.py   the launcher config's Mounts, Envs and DockerOptions (`~/.tao_mounts.json`), validated
     path_args.py        paths in a job's arguments checked against its mounts
     store.py            JobStore: the job table
+    dependencies.py     the job_dependency table: the jobs a job waits for (--after, --after-any, a pipeline's after:)
     log_files.py        LogStore: each job's log file and its followers
     events.py           EventLog: a job's events (pull progress, the image it started from, ...)
     runner/             JobRunner: each job from `queued` to its end, by phase (queueing, pull-ahead, starting,

@@ -18,6 +18,7 @@ from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.input_checks import RequestLimits
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest
+from tao_server.jobs.dependencies import edges
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpus.gpu_line import Wait
 from tao_server.jobs.gpus.scheduler import GpuScheduler
@@ -26,7 +27,7 @@ from tao_server.jobs.progress.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.submission import Submissions, namespaced_id, new_job_id, same_or_conflict
-from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus
+from tao_server.models import DependencyKind, GpuWait, Job, JobCreate, JobDependency, JobProgress, JobPublic, JobStatus
 from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.urls import masked
 
@@ -62,17 +63,21 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool, list[str]]:
+    def submit(self, request: JobCreate, caller: Caller, tag: tuple[str, str] | None = None) -> tuple[Job, bool, list[str]]:
         """Record the job and hand it to the runner; (job, created, warnings about the request).
 
-        A repeated id with the same request is harmless (and warned about again).
+        A repeated id with the same request is harmless (and warned about again). `tag`: the
+        workflow it belongs to and its name there (a pipeline and its step).
         """
         job, warnings = self._submissions.build(request, caller)
+        after, after_any = self._dependencies(request, caller)
+        if tag is not None:
+            job.pipeline_id, job.step = tag
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return same_or_conflict(existing, job), False, warnings
         for _ in range(5):
             try:
-                job = self._record(job)
+                job = self._record(job, after, after_any)
                 break
             except DuplicateJobId:
                 if request.id is not None:
@@ -81,12 +86,33 @@ class JobService:
         self._runner.enqueue(job)
         return job, True, warnings
 
-    def _record(self, job: Job) -> Job:
-        """Make the job's log, then its row. The log first: a job whose log cannot be made is never
-        recorded (a full disk is a 507); a row the database refuses leaves no log behind."""
+    def check(self, request: JobCreate, caller: Caller) -> list[str]:
+        """Everything `submit` would refuse, with nothing recorded; the warnings it would give."""
+        _, warnings = self._submissions.build(request, caller)
+        self._dependencies(request, caller)
+        return warnings
+
+    def _dependencies(self, request: JobCreate, caller: Caller) -> tuple[list[str], list[str]]:
+        """The ids of the jobs the request waits for: the caller's own (anyone's for an admin); an unknown one is refused, naming it."""
+        found: dict[str, list[str]] = {"after": [], "after_any": []}
+        for name, ids in (("after", request.after), ("after_any", request.after_any)):
+            for index, job_id in enumerate(ids):
+                try:
+                    found[name].append(self.get(job_id, caller).id)
+                except JobNotFound:
+                    option = "--after" if name == "after" else "--after-any"
+                    raise InvalidRequest(
+                        f"{option} {job_id}: no job {job_id!r} of yours to wait for; `tao list --all` shows them",
+                        field=f"{name}[{index}]",
+                    ) from None
+        return found["after"], found["after_any"]
+
+    def _record(self, job: Job, after: list[str] = [], after_any: list[str] = []) -> Job:  # noqa: B006
+        """Make the job's log, its dependencies, then its row. The log first: a job whose log cannot be made is
+        never recorded (a full disk is a 507); a row the database refuses leaves no log or edge behind."""
         made = self._logs.create(job.id)
         try:
-            return self._store.insert(job)
+            return self._store.insert(job, edges(job.id, after, after_any))
         except StorageFull:
             if made:
                 self._logs.discard(job.id)
@@ -104,6 +130,14 @@ class JobService:
             raise JobNotFound.for_id(job_id)
         return self._runner.ends.shown(job)
 
+    def shown(self, job: Job) -> Job:
+        """The job as it stands, with an end the database has not taken yet (runner/unrecorded.py)."""
+        return self._runner.ends.shown(job)
+
+    def dependencies_of(self, job_id: str) -> list[JobDependency]:
+        """The jobs `job_id` waits (or waited) for."""
+        return self._runner.dependencies.of(job_id)
+
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
@@ -115,6 +149,12 @@ class JobService:
             if wait is not None:
                 shown.gpu_queue_position = wait.position
                 shown.gpu_wait = self._gpu_wait(job, wait)
+        for edge in self.dependencies_of(job.id):
+            (shown.after if edge.kind == DependencyKind.ok else shown.after_any).append(edge.after_id)
+        if shown.gpu_wait is not None:
+            shown.expected_start = shown.gpu_wait.reserved_from
+        elif job.status == JobStatus.queued:
+            shown.expected_start = self._runner.expected_start(job.id)  # a backend's queue plans it (Slurm)
         if not job.status.terminal:
             said = [self._runner.condition(job.id), self._gpu_condition(job.id) if self._gpu_condition is not None else None]
             shown.condition = "; ".join(part for part in said if part) or None
@@ -207,10 +247,20 @@ class JobService:
 
     # -- output -------------------------------------------------------------------------------------
 
-    def read_log(self, job_id: str, caller: Caller, offset: int) -> Iterator[bytes]:
-        """The job's output from byte `offset`, as it is now."""
+    def read_log(self, job_id: str, caller: Caller, offset: int, attempt: int | None = None) -> Iterator[bytes]:
+        """The job's output from byte `offset`, as it is now; with `attempt`, that attempt's output alone (offset within it)."""
         job = self.get(job_id, caller)
-        return self._logs.chunks(job.id, offset)
+        if attempt is None:
+            return self._logs.chunks(job.id, offset)
+        start, end = self.attempt_span(job, attempt)
+        return _until(self._logs.chunks(job.id, start + offset), None if end is None else max(0, end - start - offset))
+
+    def attempt_span(self, job: Job, attempt: int) -> tuple[int, int | None]:
+        """Where attempt `attempt` (from 1) of the job's output starts in its log, and where it ends (None: it is the last)."""
+        offsets = job.attempt_offsets or [0]
+        if not 1 <= attempt <= len(offsets):
+            raise InvalidRequest(f"attempt {attempt}: job {job.id} has run {len(offsets)} attempt(s) so far", field="attempt")
+        return offsets[attempt - 1], offsets[attempt] if attempt < len(offsets) else None
 
     def log_window(self, job_id: str, caller: Caller, before: int | None, size: int) -> tuple[int, bytes]:
         """Up to `size` bytes of output ending at byte `before` (None: the end), and where they start."""
@@ -247,6 +297,16 @@ class JobService:
         return self._events.after(job.id, after)
 
     # -- building a job -----------------------------------------------------------------------------
+
+
+def _until(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    """The first `size` bytes of `chunks` (all of them for None)."""
+    for chunk in chunks:
+        if size is not None:
+            if size <= 0:
+                return
+            chunk, size = chunk[:size], size - len(chunk)
+        yield chunk
 
 
 def _whose(uid: int | None) -> str:

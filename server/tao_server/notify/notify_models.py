@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 STARTED = "job.started"
 ENDED = "job.ended"
+PIPELINE_ENDED = "pipeline.ended"  # a pipeline's last step ended: one message for the whole flow
 EVENTS = (STARTED, ENDED)
 
 

@@ -10,11 +10,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from tao_server.errors import StorageFull
 from tao_server.models import Job, JobPublic, utcnow
 from tao_server.notify import payload
-from tao_server.notify.notify_models import ENDED, STARTED, Delivery
+from tao_server.notify.notify_models import ENDED, PIPELINE_ENDED, STARTED, Delivery
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.sender import Sender
 from tao_server.notify.urls import masked
@@ -37,32 +38,42 @@ class JobNotifier:
     def job_ended(self, job: Job) -> None:
         self._tell(ENDED, job)
 
+    def pipeline_ended(self, pipeline: dict[str, Any], owner_uid: int, urls: list[str], link: str | None) -> None:
+        """A pipeline's last step ended: one `pipeline.ended` per URL, keyed by the pipeline's id (told twice, sent once)."""
+        now = utcnow()
+        self._keep(
+            pipeline["id"],
+            PIPELINE_ENDED,
+            urls,
+            lambda delivery_id, url: Delivery(
+                id=delivery_id, job_id=pipeline["id"], event=PIPELINE_ENDED, owner_uid=owner_uid, url=url,
+                body=payload.pipeline_body(delivery_id, pipeline, link, now).decode(), created_at=time.time(), next_try_at=time.time(),
+            ),
+        )  # fmt: skip
+
     def _tell(self, event: str, job: Job) -> None:
-        if not job.notify_urls:
-            return
         shown = JobPublic.model_validate(job)
         now = utcnow()
-        deliveries = []
-        for url in job.notify_urls:
-            delivery_id = uuid.uuid4().hex
-            deliveries.append(
-                Delivery(
-                    id=delivery_id,
-                    job_id=job.id,
-                    attempt=getattr(job, "attempt", None) or 1,
-                    event=event,
-                    owner_uid=self._owner_uid(job),
-                    url=url,
-                    body=payload.body(event, delivery_id, shown, self._link(job.id), now).decode(),
-                    created_at=time.time(),
-                    next_try_at=time.time(),
-                )
-            )
+        self._keep(
+            job.id,
+            event,
+            job.notify_urls,
+            lambda delivery_id, url: Delivery(
+                id=delivery_id, job_id=job.id, attempt=getattr(job, "attempt", None) or 1, event=event, owner_uid=self._owner_uid(job),
+                url=url, body=payload.body(event, delivery_id, shown, self._link(job.id), now).decode(), created_at=time.time(),
+                next_try_at=time.time(),
+            ),
+        )  # fmt: skip
+
+    def _keep(self, about: str, event: str, urls: list[str], delivery: Callable[[str, str], Delivery]) -> None:
+        """Put one delivery per URL (made by `delivery(delivery_id, url)`) in the outbox and wake the sender; a full disk loses them, saying so."""
+        if not urls:
+            return
+        deliveries = [delivery(uuid.uuid4().hex, url) for url in urls]
         try:
             added = self._outbox.add(deliveries)
         except StorageFull as exc:
-            shown_urls = ", ".join(masked(url) for url in job.notify_urls)
-            log.error("job %s: its %s notification to %s is lost: %s", job.id, event, shown_urls, exc.message)
+            log.error("%s: its %s notification to %s is lost: %s", about, event, ", ".join(masked(url) for url in urls), exc.message)
             return
         if added:
             self._sender.wake()

@@ -17,7 +17,7 @@ from typing import Any
 
 from tao_server.access.caller import user_name_of
 from tao_server.models import JobPublic, JobStatus
-from tao_server.notify.notify_models import STARTED
+from tao_server.notify.notify_models import PIPELINE_ENDED, STARTED
 
 
 def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datetime) -> bytes:
@@ -40,6 +40,10 @@ def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datet
         "progress": progress,
         "kpi": (progress or {}).get("kpi"),
         "url": link,
+        # A job run again after a failure (--retries) tells of each attempt's start; its end is its last attempt's.
+        "attempt": job.attempt,
+        "pipeline_id": job.pipeline_id,
+        "step": job.step,
     }
     fields["text"] = text(event, job, owner, fields["duration_seconds"], link)
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
@@ -48,6 +52,10 @@ def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datet
 def text(event: str, job: JobPublic, owner: str | None, seconds: float | None, link: str | None) -> str:
     """One line a person reads in a chat channel."""
     what = " ".join(part for part in (job.task, job.subtask) if part)
+    if job.pipeline_id is not None:
+        what += f", step {job.step} of pipeline {job.pipeline_id}"
+    if job.attempt > 1:
+        what += f", attempt {job.attempt}"
     whose = f" of {owner}" if owner else ""
     if event == STARTED:
         line = f"tao job {job.id} ({what}){whose} started"
@@ -58,6 +66,37 @@ def text(event: str, job: JobPublic, owner: str | None, seconds: float | None, l
     if job.error and event != STARTED:
         line += f": {job.error}"
     return f"{line} {link}" if link else line
+
+
+def pipeline_body(delivery: str, pipeline: dict[str, Any], link: str | None, now: datetime) -> bytes:
+    """The `pipeline.ended` notification: the pipeline's outcome and each step's, as the bytes sent and signed.
+
+    `pipeline` holds id, source, owner_uid, status, exit_code, created_at and steps (name, job_id,
+    status, exit_code, error), as the pipeline's view gives them.
+    """
+    owner = user_name_of(pipeline["owner_uid"]) if pipeline.get("owner_uid") is not None else None
+    seconds = round(max(0.0, (now - _aware(pipeline["created_at"])).total_seconds()), 3)
+    fields: dict[str, Any] = {
+        "event": PIPELINE_ENDED,
+        "delivery": delivery,
+        "time": _utc(now),
+        "pipeline_id": pipeline["id"],
+        "source": pipeline["source"],
+        "owner": owner,
+        "owner_uid": pipeline.get("owner_uid"),
+        "status": pipeline["status"],
+        "exit_code": pipeline["exit_code"],
+        "duration_seconds": seconds,
+        "steps": [{key: step.get(key) for key in ("name", "job_id", "status", "exit_code", "error")} for step in pipeline["steps"]],
+        "url": link,
+    }
+    failed = next((step for step in pipeline["steps"] if step["status"] in ("failed", "error")), None)
+    line = f"tao pipeline {pipeline['id']} ({pipeline['source']}){f' of {owner}' if owner else ''} {pipeline['status']}"
+    if failed is not None:
+        line += f" at step {failed['name']}" + (f" (exit code {failed['exit_code']})" if failed.get("exit_code") is not None else "")
+    line += f" after {_clock(seconds)}"
+    fields["text"] = f"{line} {link}" if link else line
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _ending(job: JobPublic) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tao_server.errors import TaoError
 from tao_server.jobs.events import EventLog
 from tao_server.notify import signing
-from tao_server.notify.notify_models import Delivery, DeliveryState
+from tao_server.notify.notify_models import PIPELINE_ENDED, Delivery, DeliveryState
 from tao_server.notify.outbox import Outbox
 from tao_server.notify.preferences import Preferences
 from tao_server.notify.transport import Answer
@@ -179,7 +179,7 @@ class Sender:
         self._outbox.record(
             delivery.id, tries=tries, state=state, last_try_at=sent_at, next_try_at=next_try or sent_at, last_result=message
         )
-        if delivery.job_id is not None:
+        if delivery.job_id is not None and delivery.event != PIPELINE_ENDED:  # a pipeline's id names no job's events
             data = {
                 "delivery": delivery.id,
                 "event": delivery.event,

@@ -28,6 +28,10 @@ class Notifications:
     service: NotifyService
     observer: JobNotifier
     sender: Sender
+    dashboard: str | None  # where the dashboard is reached over TCP, for links in messages; None: nowhere
+
+    def pipeline_link(self, pipeline_id: str) -> str | None:
+        return f"{self.dashboard}/ui/pipelines/{quote(pipeline_id)}" if self.dashboard else None
 
 
 def build(settings: Settings, policy: Policy, store: JobStore, events: EventLog, tokens: TokenStore, addresses: list[str]) -> Notifications:
@@ -41,7 +45,7 @@ def build(settings: Settings, policy: Policy, store: JobStore, events: EventLog,
     sender = Sender(outbox, preferences, poster, events, backoff, settings.notify_senders)
     base = settings.public_url.rstrip("/") if settings.public_url else dashboard_base(addresses)
     observer = JobNotifier(outbox, sender, lambda job_id: f"{base}/ui/jobs/{quote(job_id)}" if base else None, _owner_uid)
-    return Notifications(service, observer, sender)
+    return Notifications(service, observer, sender, base)
 
 
 def dashboard_base(addresses: list[str]) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, NoReturn
 
 from tao_server.backends import AdoptedRun, ImageSummary, LaunchSpec, OutputStream, RunExit, RunState
@@ -149,6 +150,9 @@ class FakeRun:
 
     def condition(self) -> str | None:
         return "pending in the fake engine's queue" if self._process.state == "pending" else None
+
+    def expected_start(self) -> datetime | None:
+        return self._engine.expected_start if self._process.state == "pending" else None
 
     def release(self) -> None:
         """Remove the run, killing it if it still runs (`docker rm -f`)."""

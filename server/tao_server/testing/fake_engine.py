@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tao_server.backends import Interruption, LaunchSpec
 from tao_server.errors import CANNOT_EXECUTE, NOT_FOUND, BackendUnavailable
@@ -91,6 +92,7 @@ class FakeEngine:
         self.pull_gate.set()
         self.start_gate = threading.Event()  # cleared, started runs wait `pending`, as in a cluster's queue
         self.start_gate.set()
+        self.expected_start: datetime | None = None  # what its queue says of when a pending run starts
         self._runs: dict[str, FakeProcess] = {}
         self._down = threading.Event()
         self._gates: dict[str, threading.Event] = {}

@@ -12,6 +12,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -208,6 +209,9 @@ class DockerRun:
 
     def condition(self) -> str | None:
         return None  # a started container runs: nothing holds it back
+
+    def expected_start(self) -> datetime | None:
+        return None  # the engine has no queue: the daemon's GPU line plans the starts
 
     def open_terminal(self) -> DockerTerminal:
         return DockerTerminal(self._api, self.container_id)

@@ -71,6 +71,9 @@ class SlurmOptions:
     nodes: int = 1
     time_limit: str | None = None
     extra_args: tuple[str, ...] = ()
+    # Slurm job ids it waits for: those that must succeed (afterok), those that need only end (afterany).
+    after_ok: tuple[str, ...] = ()
+    after_any: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ def directives(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) ->
         "--export=ALL",
         f"--nodes={slurm.nodes}",
         *_resource_args(request, slurm),
+        *dependency_args(slurm),
         *slurm.extra_args,
     ]
     return [f"#SBATCH {directive_safe(arg)}" for arg in args]
@@ -141,6 +145,16 @@ def _resource_args(request: ContainerRequest, slurm: SlurmOptions) -> list[str]:
     args += [f"--mem={math.ceil(request.mem_limit / 1024)}K"] if request.mem_limit else []
     args += [f"--cpus-per-task={math.ceil(request.nano_cpus / 10**9)}"] if request.nano_cpus else []
     return args
+
+
+def dependency_args(slurm: SlurmOptions) -> list[str]:
+    """Slurm holds the job until its dependencies end, and ends it (CANCELLED, DependencyNeverSatisfied)
+    when one cannot be satisfied any more: it never waits forever on a dependency that failed."""
+    kinds = [f"{kind}:{':'.join(ids)}" for kind, ids in (("afterok", slurm.after_ok), ("afterany", slurm.after_any)) if ids]
+    for job_id in (*slurm.after_ok, *slurm.after_any):
+        if not job_id.isdigit():
+            raise ValueError(f"dependency {job_id!r} is not a Slurm job id")
+    return [f"--dependency={','.join(kinds)}", "--kill-on-invalid-dep=yes"] if kinds else []
 
 
 def directive_safe(arg: str) -> str:
@@ -190,7 +204,10 @@ def _docker_body(request: ContainerRequest, job: BatchJob, slurm: SlurmOptions) 
     lines += [_array("run+", _quoted(command.target))]
     lines += _docker_stop(job)
     lines += _launch(_env_words(command.env, {"NVIDIA_VISIBLE_DEVICES": _GPUS_FROM_ALLOCATION}), "docker_stop")
-    return [*lines, '"$docker" rm -f "$name" >/dev/null 2>&1  # if the CLI died before --rm could act', 'finish "$code"']
+    # A code under 125 is the task's, relayed by a CLI that saw --rm done: no second docker process (a
+    # next step waits for this job's end: bench figure 28). 125 and up may be the CLI's own death.
+    remove = '[ "$code" -lt 125 ] || "$docker" rm -f "$name" >/dev/null 2>&1  # the CLI may have died before --rm could act'
+    return [*lines, remove, 'finish "$code"']
 
 
 def _docker_stop(job: BatchJob) -> list[str]:

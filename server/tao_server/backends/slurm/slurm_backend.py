@@ -2,7 +2,8 @@
 
 SlurmBackend (here) makes and adopts the runs; SlurmRun (slurm_run.py) is one job's batch job:
 
-    prepare   write the batch script (script.py) into the job's directory under the shared dir
+    prepare   write the batch script (script.py) into the job's directory under the shared dir, with
+              --dependency=afterok:ID (the Slurm jobs of its dependencies) and --kill-on-invalid-dep=yes
     start     sbatch --parsable, as the job's owner; the Slurm job id is the run id
     wait_running  until Slurm's state leaves PENDING (the job reads `queued` meanwhile)
     output    the job's output file in the shared dir, read from an offset as it grows
@@ -70,7 +71,8 @@ class SlurmConfig:
 
 class SlurmBackend:
     name = "slurm"
-    places = frozenset({"gpus", "nodes", "time", "queue"})  # Slurm allocates GPUs and nodes, keeps time limits, queues jobs
+    # Slurm allocates GPUs and nodes, keeps time limits, queues jobs, holds them until their dependencies end.
+    places = frozenset({"gpus", "nodes", "time", "queue", "after"})
     attaches = False  # batch jobs on other hosts: no terminal, no ports reached from here
     images = None  # the nodes fetch images themselves
 
@@ -96,6 +98,8 @@ class SlurmBackend:
             nodes=spec.nodes,
             time_limit=slurm_form(spec.time_limit) if spec.time_limit is not None else None,
             extra_args=self.config.sbatch_args,
+            after_ok=tuple(dep.run_id for dep in spec.after if dep.kind == "ok"),
+            after_any=tuple(dep.run_id for dep in spec.after if dep.kind == "any"),
         )
         try:
             script = render(request, batch, options)

@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ FOLLOW_INTERVAL = 0.1  # seconds between looks at a quiet output file
 PENDING_RECHECK = 5.0  # a pending job's follower wakes on the monitor's news, or after this
 KILL_MARGIN = 15.0  # seconds past the grace before scancel kills what is left
 SLURM_ID_FILE = "slurm-id"
+NO_PLAN = timedelta(days=300)  # a planned start this far off is Slurm's stand-in for "after an unlimited job"
 SCRIPT_FILE = "job.sbatch"
 
 Owner = tuple[int, int, tuple[int, ...]]
@@ -165,6 +167,15 @@ class SlurmRun:
         if state.state == "CONFIGURING":
             return "starting in Slurm: its nodes are being configured"
         return f"pending in Slurm: {state.reason}" if state.reason else "pending in Slurm"
+
+    def expected_start(self) -> datetime | None:
+        """When Slurm's backfill plans to start the pending job: squeue's StartTime (%S, what `squeue --start`
+        shows), read by the monitor's one squeue per tick for every job; None while Slurm has no plan."""
+        state = self.state()
+        planned = slurm_time(state.start_time) if state is not None and state.pending else None
+        if planned is not None and planned - datetime.now(UTC) > NO_PLAN:
+            return None  # behind a job with no time limit, which Slurm's backfill takes to end a year from now
+        return planned
 
     def recorded_exit(self) -> int | None:
         try:
@@ -301,6 +312,14 @@ class _FileOutput:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+
+
+def slurm_time(text: str | None) -> datetime | None:
+    """A time as Slurm prints it ("2026-12-07T14:05:00", the cluster's local time), with its zone; None for none."""
+    try:
+        return datetime.fromisoformat(text).astimezone() if text else None
+    except ValueError:
+        return None
 
 
 def write_private(path: Path, text: str, mode: int) -> None:

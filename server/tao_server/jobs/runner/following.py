@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from tao_server.backends import OutputStream, Run, RunExit
 from tao_server.errors import LAUNCHER_FAILURE, BackendUnavailable, TaoError
@@ -29,6 +30,8 @@ class Following:
         self._parts = parts
         self._ending = ending
         self._outage = outage
+        # Why a run its backend ended before it ever ran did not start: a dependency (JobRunner sets it: handover.py).
+        self.unstarted_end: Callable[[str], str | None] = lambda job_id: None
 
     def resume(self, job_id: str, run: Run) -> None:
         """A worker's call for a run adopted after a restart: follow it on to its end."""
@@ -40,14 +43,20 @@ class Following:
         self._ending.observe(job_id, self._parts.observer.job_started)
 
     def follow_to_end(self, job_id: str, run: Run, active: ActiveJob) -> None:
-        """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended."""
+        """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended.
+
+        A job run again after a failure (retries.py) appends each attempt's output to its one log: the run's
+        own output starts where its attempt does.
+        """
+        job = self._parts.store.find(job_id)
+        attempt_start = job.attempt_offsets[-1] if job is not None and job.attempt_offsets else 0
         while True:
             try:
                 if not active.started:
                     if run.wait_running():
                         self.record_running(job_id, run, active)
                     active.started = True  # or it ended in the queue: its end comes next
-                self._copy_output(job_id, run.output(self._parts.logs.size(job_id)))
+                self._copy_output(job_id, run.output(self._parts.logs.size(job_id) - attempt_start))
                 end = run.wait()
                 break
             except BackendUnavailable as exc:
@@ -76,7 +85,11 @@ class Following:
     def _record_end(self, job_id: str, end: RunExit) -> None:
         """The job's end as its run gives it: who ended it when the task did not, the entrypoint's failure, or the task's code."""
         if end.interrupted is not None:
-            self._ending.finish(job_id, JobStatus(end.interrupted.status), end.exit_code, end.interrupted.reason)
+            reason = end.interrupted.reason
+            job = self._parts.store.find(job_id)
+            if end.interrupted.status == "cancelled" and job is not None and job.started_at is None:
+                reason = self.unstarted_end(job_id) or reason  # held for a dependency that failed
+            self._ending.finish(job_id, JobStatus(end.interrupted.status), end.exit_code, reason)
         elif end.failure is not None:
             self._ending.finish(job_id, JobStatus.error, end.exit_code, end.failure)
         else:

@@ -9,12 +9,15 @@ that adopts runs after a restart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import cast
 
 from tao_server.access.mount_pins import MountPins
 from tao_server.backends import AttachableRun, Backend
 from tao_server.images.puller import ImagePuller
+from tao_server.jobs.dependencies import DependencyStore
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpus.gpu_line import LineRule
 from tao_server.jobs.gpus.scheduler import GpuScheduler
@@ -35,9 +38,10 @@ from tao_server.jobs.runner.queueing import Queueing
 from tao_server.jobs.runner.reconcile import Reconcile
 from tao_server.jobs.runner.starting import Starting
 from tao_server.jobs.runner.unrecorded import UnrecordedEnds
+from tao_server.jobs.runner.waiting import Waiting
 from tao_server.jobs.runner.worker_pool import WorkerPool
 from tao_server.jobs.store import JobStore
-from tao_server.models import Job
+from tao_server.models import Job, JobStatus
 
 STOP_WORKERS = 4  # threads that stop and release runs, apart from the workers
 IMAGE_CHECKERS = 4  # threads that look for the images of jobs waiting in the GPU line
@@ -57,7 +61,10 @@ class JobRunner:
         pins: MountPins | None = None,
         observer: JobObserver | None = None,
         progress: Progress = NO_PROGRESS,
+        dependencies: DependencyStore | None = None,
+        retry_backoff: float = 5.0,
     ) -> None:
+        self.dependencies = dependencies or DependencyStore(store)
         self.health = BackendHealth(backend.ping)
         self.ends = UnrecordedEnds(store)
         self._parts = parts = RunnerParts(
@@ -80,6 +87,7 @@ class JobRunner:
             control=WorkerPool(STOP_WORKERS, "job-stop"),
             image_checks=WorkerPool(IMAGE_CHECKERS, "image-check"),
             pulls_ahead=puller is not None and backend.images is not None and gpus.rule != LineRule.fifo,
+            retry_backoff=retry_backoff,
         )
         outage = OutageRecovery(parts)
         self._ending = ending = Ending(parts, outage)
@@ -87,13 +95,24 @@ class JobRunner:
         pulls = ImagePulls(parts, ending)
         following = Following(parts, ending, outage)
         starting = Starting(parts, pulls, following, ending, outage, time_limits)
-        self._queueing = queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
-        self._reconcile = Reconcile(parts, queueing, following, ending, time_limits)
+        queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
+        self._waiting = waiting = Waiting(parts, queueing, ending, self.dependencies)
+        starting.held_after = waiting.handover.after
+        following.unstarted_end = waiting.handover.unstarted_end
+        ending.requeue = self._requeue
+        self._reconcile = Reconcile(parts, waiting, following, ending, time_limits)
         self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
 
     def enqueue(self, job: Job) -> None:
-        """Take a job just recorded `queued` (submitted, run again, or requeued at start-up)."""
-        self._queueing.enqueue(job)
+        """Take a job just recorded `queued` (submitted, run again, or requeued at start-up): it waits for its
+        dependencies, if it has any, then goes to a worker or its place in the GPU line."""
+        self._waiting.enqueue(job)
+
+    def _requeue(self, job_id: str) -> None:
+        """A failed job's back-off is over: its next attempt goes the way a new job goes (unless it was cancelled meanwhile)."""
+        job = self._parts.store.find(job_id)
+        if job is not None and job.status == JobStatus.queued:
+            self._waiting.enqueue(job)
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -120,6 +139,12 @@ class JobRunner:
 
     def condition(self, job_id: str) -> str | None:
         """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm: Resources")."""
+        waiting = self._waiting.condition(job_id)
+        if waiting is not None:
+            return waiting
+        due = self._ending.retry_due(job_id)
+        if due is not None:
+            return f"failed; runs again in {max(0, round(due - time.time()))} s"
         active = self._parts.active.get(job_id)
         if active is None or active.finished:
             return None
@@ -127,6 +152,13 @@ class JobRunner:
         if described is not None:
             return f"backend {described}"
         return active.run.condition() if active.run is not None else None
+
+    def expected_start(self, job_id: str) -> datetime | None:
+        """When the backend whose queue holds the job's run expects to start it; None elsewhere (the GPU line plans those)."""
+        active = self._parts.active.get(job_id)
+        if active is None or active.finished or active.run is None or "queue" not in self._parts.backend.places:
+            return None
+        return active.run.expected_start()
 
     def started_run(self, job_id: str) -> AttachableRun | None:
         """The job's run once it has started, on a backend that attaches; None before, after, or elsewhere."""

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tao_server.access.caller import owner_of
-from tao_server.backends import LaunchSpec, Mount, Run
+from tao_server.backends import LaunchSpec, Mount, Run, RunDependency
 from tao_server.errors import BackendUnavailable, ImageMissing
 from tao_server.jobs.events import record_image
 from tao_server.jobs.runner.active import ActiveJob
 from tao_server.jobs.runner.deadlines import TimeLimits
 from tao_server.jobs.runner.ending import Ending, ImageGone
 from tao_server.jobs.runner.following import Following
+from tao_server.jobs.runner.handover import DependencyBroken
 from tao_server.jobs.runner.image_pulls import ImagePulls, never_pulled
 from tao_server.jobs.runner.outage import OutageRecovery
 from tao_server.jobs.runner.parts import RunnerParts
@@ -48,6 +49,8 @@ class Starting:
         self._time_limits = time_limits
         # Where a job whose image went missing waits again (queueing.py sets it: the line comes before the start).
         self.requeue: Callable[[Job], None] = lambda job: None
+        # The runs a backend that holds dependencies is to hold the job for (JobRunner sets it: handover.py).
+        self.held_after: Callable[[str], tuple[RunDependency, ...]] = lambda job_id: ()
 
     def run(self, job_id: str, devices: list[str]) -> None:
         """A worker's call: start the job on `devices` (none without GPUs) and follow it to its end."""
@@ -65,13 +68,19 @@ class Starting:
         if not parts.store.transition(job_id, [JobStatus.queued], status=JobStatus.starting, gpus=job.gpus):
             return  # cancelled while it waited; `done` frees the devices
         self._time_limits.keep(job_id, job.time_limit, active.granted_at or time.time())
-        run = self._started(job_id, job, active)
+        try:
+            run = self._started(job_id, job, active)
+        except DependencyBroken as broken:  # a dependency ended badly between the hand-over and the submission
+            self._ending.finish(job_id, JobStatus.cancelled, None, broken.message)
+            return
         if run is None:
             return
         if "queue" in parts.backend.places:  # it may wait in the backend's queue first: `queued` until it runs
             parts.store.update(job_id, status=JobStatus.queued, container_id=run.run_id)
         else:
             self._following.record_running(job_id, run, active)
+        for listener in parts.submit_listeners:
+            listener(job_id)
         if active.cancel.is_set():  # the cancel (or the time limit) arrived before the run was known
             parts.control.submit(self._ending.stop, job_id, run)
         parts.control.submit(record_image, parts.events, parts.backend.images, job_id, job.image)  # its output never waits for this
@@ -112,7 +121,7 @@ class Starting:
             return None
         # As late as possible: a source swapped for a symlink while the job waited must not count.
         mounts = parts.pins.prepare(job.id, job.mounts, confined=not owner_of(job).admin)
-        spec = launch_spec(job, mounts, parts.backend.places)
+        spec = launch_spec(job, mounts, parts.backend.places, self.held_after(job_id))
         try:
             run = parts.backend.prepare(spec)
         except ImageMissing:
@@ -143,8 +152,8 @@ class Starting:
         self.requeue(parts.store.get(job_id))
 
 
-def launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str]) -> LaunchSpec:
-    """What the backend is asked to run: the job's recorded request, its mounts as pinned, its devices."""
+def launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str], after: tuple[RunDependency, ...] = ()) -> LaunchSpec:
+    """What the backend is asked to run: the job's recorded request, its mounts as pinned, its devices, the runs it waits for."""
     kind, _, count = job.gpu_request.partition(":")
     return LaunchSpec(
         job_id=job.id,
@@ -160,4 +169,5 @@ def launch_spec(job: Job, mounts: list[dict[str, Any]], places: frozenset[str]) 
         nodes=job.nodes or 1,
         time_limit=job.time_limit,
         interactive=job.interactive,
+        after=after,
     )

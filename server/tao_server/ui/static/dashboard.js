@@ -455,6 +455,8 @@
     jobs: jobsPage,
     job: jobPage,
     gpus: () => fragmentPage("gpus", "/ui/parts/gpus", 1000),
+    pipelines: () => fragmentPage("pipelines", "/ui/parts/pipelines", 2000),
+    pipeline: () => fragmentPage("pipeline", "/ui/parts/pipeline/" + encodeURIComponent(document.body.dataset.pipeline), 1000),
     images: imagesPage,
     login: loginPage,
   };

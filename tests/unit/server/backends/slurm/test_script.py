@@ -112,6 +112,18 @@ def test_time_limits_in_sbatchs_own_forms_are_kept(limit: str) -> None:
     assert f"#SBATCH --time={limit}" in directives(request_for(batch_job()), batch_job(), SlurmOptions(time_limit=limit))
 
 
+def test_dependencies_are_held_by_slurm_which_kills_a_job_whose_dependency_failed() -> None:
+    slurm = SlurmOptions(after_ok=("12", "13"), after_any=("14",), extra_args=("--account=ml",))
+    lines = directives(request_for(batch_job()), batch_job(), slurm)
+    assert lines[-3:] == ["#SBATCH --dependency=afterok:12:13,afterany:14", "#SBATCH --kill-on-invalid-dep=yes", "#SBATCH --account=ml"]
+    assert not any("dependency" in line for line in directives(request_for(batch_job()), batch_job(), SlurmOptions()))
+
+
+def test_a_dependency_that_is_not_a_slurm_job_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a Slurm job id"):
+        directives(request_for(batch_job()), batch_job(), SlurmOptions(after_ok=("12,afterany:1",)))
+
+
 def test_a_time_limit_sbatch_would_not_read_is_refused() -> None:
     with pytest.raises(ValueError, match="time limit"):
         directives(request_for(batch_job()), batch_job(), SlurmOptions(time_limit="1 hour"))
