@@ -10,6 +10,7 @@ from travel with it, so `tao` can name them.
     │   ├── HostPathArgument             an argument names a host path the container does not see (gives the one it does)
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
+    │   ├── InvalidSweep                 a sweep file that cannot run (names file, line and key)
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
@@ -20,6 +21,7 @@ from travel with it, so `tao` can name them.
     ├── NotAllowed                  403  a route the caller may not use: /metrics for a user, any other for a scrape token
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
+    ├── SweepNotFound               404  no such sweep, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
@@ -157,6 +159,22 @@ class LoginRefused(TaoError):
 
     code = "login_refused"
     http_status = 401
+
+
+class InvalidSweep(InvalidRequest):
+    """A sweep file that cannot run: the message names the file, the line and the key, and what is allowed."""
+
+    code = "invalid_sweep"
+
+
+class SweepNotFound(TaoError):
+    code = "sweep_not_found"
+    http_status = 404
+
+    @classmethod
+    def for_id(cls, sweep_id: str) -> SweepNotFound:
+        """The one answer for a sweep that does not exist and for one the caller may not see."""
+        return cls(f"no sweep {sweep_id!r}; `tao sweep list` shows yours", field="id")
 
 
 class JobNotFound(TaoError):

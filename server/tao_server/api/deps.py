@@ -28,6 +28,8 @@ from tao_server.notify.sender import Sender
 from tao_server.observability.exporter import Exporter
 from tao_server.observability.gpu_use import GpuUse
 from tao_server.settings import Settings
+from tao_server.sweeps.driver import SweepDriver
+from tao_server.sweeps.sweep_service import SweepService
 from tao_server.system.system_service import SystemService
 from tao_server.ui.sign_in import COOKIE, UiSessions
 
@@ -43,6 +45,8 @@ class Services:
     runner: JobRunner
     progress: ProgressTracker
     jobs: JobService
+    sweeps: SweepService
+    sweep_driver: SweepDriver  # for the lifespan's clean-up
     sessions: JobSessions
     images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
@@ -69,6 +73,10 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
     return (await get_services(connection)).jobs
+
+
+async def get_sweeps(connection: HTTPConnection) -> SweepService:
+    return (await get_services(connection)).sweeps
 
 
 async def get_progress(connection: HTTPConnection) -> ProgressTracker:
@@ -151,6 +159,7 @@ get_scraper = CallerScheme(scraping=True)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
+SweepServiceDep = Annotated[SweepService, Depends(get_sweeps)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]
 NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]

@@ -62,12 +62,15 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller) -> tuple[Job, bool, list[str]]:
+    def submit(self, request: JobCreate, caller: Caller, trial_of: tuple[str, int] | None = None) -> tuple[Job, bool, list[str]]:
         """Record the job and hand it to the runner; (job, created, warnings about the request).
 
-        A repeated id with the same request is harmless (and warned about again).
+        A repeated id with the same request is harmless (and warned about again). `trial_of`: the
+        sweep and trial number the job runs (tao_server.sweeps).
         """
         job, warnings = self._submissions.build(request, caller)
+        if trial_of is not None:
+            job.sweep_id, job.trial = trial_of
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return same_or_conflict(existing, job), False, warnings
         for _ in range(5):
@@ -80,6 +83,10 @@ class JobService:
                 job.id = new_job_id()
         self._runner.enqueue(job)
         return job, True, warnings
+
+    def check(self, request: JobCreate, caller: Caller) -> list[str]:
+        """Check a request as `submit` would, recording nothing: its warnings, or the error it would get."""
+        return self._submissions.build(request, caller)[1]
 
     def _record(self, job: Job) -> Job:
         """Make the job's log, then its row. The log first: a job whose log cannot be made is never
