@@ -198,3 +198,22 @@ def submission(
         body["notify"] = notify
     body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
     return body
+
+
+# -- sweeps -----------------------------------------------------------------------------------------
+
+
+def start_sweep(body: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/sweeps", json=body)
+
+
+def sweeps() -> Call:
+    return Call("GET", "/v1/sweeps")
+
+
+def sweep(sweep_id: str) -> Call:
+    return Call("GET", f"/v1/sweeps/{sweep_id}")
+
+
+def stop_sweep(sweep_id: str) -> Call:
+    return Call("POST", f"/v1/sweeps/{sweep_id}/stop")

@@ -63,6 +63,13 @@ COMMANDS = (
         "forward_parser",
         "forward_ports",
     ),
+    Command(
+        "sweep",
+        "hyperparameter sweeps, each trial a job: tao sweep run SWEEP.yaml [-d] | list | show ID | stop ID",
+        "sweep",
+        "sweep_parser",
+        "manage_sweeps",
+    ),
     Command("pull", "pull the images of tasks ahead of time: tao pull TASK...", "images", "pull_parser", "pull_images"),
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
@@ -119,6 +126,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
 
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
+    parsed.launcher_mounts = options.mounts  # `tao --mounts FILE sweep run ...`: the launcher config its jobs take
     # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
     with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
