@@ -52,7 +52,7 @@ def list_jobs(client: Client, args: Namespace) -> int:
     rows += [
         (
             job.id,
-            " ".join(part for part in (job.data["group"], job.data["task"]) if part),
+            task_text(job.data),
             status_text(job.data),
             progress_text(job.progress) or ("n/a" if job.data.get("progress_unavailable") else ""),
             "" if job.exit_code is None else str(job.exit_code),
@@ -66,6 +66,12 @@ def list_jobs(client: Client, args: Namespace) -> int:
     width = None if args.no_trunc or not sys.stdout.isatty() else _terminal_width()
     print_table(rows, last_width=width)
     return 0
+
+
+def task_text(job: dict[str, Any]) -> str:
+    """The task (with its group), and for a sweep's trial the sweep and the trial's number: "detectnet_v2 (sweep ab12cd34 #3)"."""
+    task = " ".join(part for part in (job["group"], job["task"]) if part)
+    return f"{task} (sweep {job['sweep_id']} #{job['trial']})" if job.get("sweep_id") else task
 
 
 def command_text(job: dict[str, Any]) -> str:

@@ -52,6 +52,12 @@ def job_page(job_id: str) -> HTMLResponse:
     return _html("job.html", page="job", title=f"Job {job_id}", job_id=job_id)
 
 
+@router.get("/sweeps/{sweep_id}")
+def sweep_page(sweep_id: str) -> HTMLResponse:
+    """A sweep's trials, its optimisation history and its parameters in parallel coordinates (drawn from GET /v1/sweeps/{id})."""
+    return _html("sweep.html", page="sweep", title=f"Sweep {sweep_id}", sweep_id=sweep_id)
+
+
 @router.get("/gpus")
 def gpus_page() -> HTMLResponse:
     return _html("gpus.html", page="gpus", title="GPUs and queue")
