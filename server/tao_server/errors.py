@@ -10,6 +10,7 @@ from travel with it, so `tao` can name them.
     │   ├── HostPathArgument             an argument names a host path the container does not see (gives the one it does)
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
+    │   ├── InvalidWorkflowFile          a pipeline (or sweep) file that cannot be run: file, line, column and key
     │   ├── InvalidSweep                 a sweep file that cannot run (names file, line and key)
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
@@ -97,6 +98,12 @@ class UnknownTask(InvalidRequest):
 
 class NoGpus(InvalidRequest):
     code = "gpus_unavailable"
+
+
+class InvalidWorkflowFile(InvalidRequest):
+    """A pipeline or sweep file that cannot be run: its message starts FILE:LINE:COLUMN and names the key (`field`)."""
+
+    code = "invalid_workflow_file"
 
 
 class PolicyRefusal(InvalidRequest):

@@ -4,7 +4,10 @@ The API never returns a table row: `JobBase` holds the fields a job's row (`Job`
 view (`JobPublic`) share; `JobCreate` is the request body. `ErrorResponse` is the body of every
 error answer. A job's training progress is on its row (`Job.progress`, shown as `JobProgress`);
 its metric series are rows of `job_metric` (`MetricRow`, shown as `JobMetrics`), and where the
-follower of its status file has got to is `job_progress` (`ProgressCursor`).
+follower of its status file has got to is `job_progress` (`ProgressCursor`). A job that waits for
+others has a row of `job_dependency` per job it waits for (`JobDependency`); the steps of a pipeline
+file are jobs tagged with its id and their step's name, and the pipeline itself is a `pipeline` row
+(`Pipeline`, shown as `PipelinePublic`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.error})
 ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
 
+MAX_RETRIES = 20
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 PullPolicy = Literal["missing", "always", "never"]
@@ -85,6 +89,12 @@ class JobBase(SQLModel):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # The pipeline it is a step of, and that step's name; None: a job submitted on its own.
+    pipeline_id: str | None = Field(default=None, index=True, max_length=64)
+    step: str | None = Field(default=None, max_length=64)
+    # Runs after a non-zero exit (not a cancel, a time limit or a launch failure): `retries` more at most; `attempt` counts from 1.
+    retries: int = 0
+    attempt: int = 1
 
 
 class Job(JobBase, table=True):
@@ -104,6 +114,37 @@ class Job(JobBase, table=True):
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Why its progress cannot be followed (no status file the daemon can see); None: it can, or the job has none.
     progress_unavailable: str | None = None
+    # Where each attempt's output starts in the job's one log file (byte offsets; the first is 0).
+    attempt_offsets: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+
+
+class DependencyKind(StrEnum):
+    ok = "ok"  # `--after`: the dependency must succeed
+    any = "any"  # `--after-any`: whatever its end
+
+
+class JobDependency(SQLModel, table=True):
+    """An edge: `job_id` starts only once `after_id` has ended (and succeeded, for `ok`)."""
+
+    __tablename__ = "job_dependency"
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    after_id: str = Field(primary_key=True, max_length=64, index=True)
+    kind: DependencyKind = Field(default=DependencyKind.ok, max_length=8)
+
+
+class Pipeline(SQLModel, table=True):
+    """A pipeline file submitted as one: its steps are jobs tagged with its id (`Job.pipeline_id`)."""
+
+    __tablename__ = "pipeline"
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner_uid: int | None = None
+    owner_gid: int | None = None
+    # The file it came from, as the client named it; its steps' names in the order written.
+    source: str = ""
+    steps: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class JobCreate(BaseModel):
@@ -139,6 +180,11 @@ class JobCreate(BaseModel):
     notify: list[str] = PydanticField(default_factory=list)
     # The task's status file (TAO's status.json) as the container sees it, when its results dir does not say.
     status_file: str | None = PydanticField(default=None, max_length=4096)
+    # Jobs that must succeed first (`--after`), and jobs that must end first, however they end (`--after-any`).
+    after: list[str] = PydanticField(default_factory=list, max_length=64)
+    after_any: list[str] = PydanticField(default_factory=list, max_length=64)
+    # Runs again after a non-zero exit, up to this many more times (`--retries`).
+    retries: int = PydanticField(default=0, ge=0, le=MAX_RETRIES)
 
 
 class GpuWait(BaseModel):
@@ -201,8 +247,13 @@ class JobPublic(JobBase):
     progress: JobProgress | None = None
     # Why progress cannot be followed for it, such as a results dir outside every mount; null when it can.
     progress_unavailable: str | None = None
+    # The jobs it waits for: `after` must succeed, `after_any` only end.
+    after: list[str] = []
+    after_any: list[str] = []
+    # For a GPU job waiting in line: when it is expected to start (the backfill plan's reservation, or Slurm's estimate).
+    expected_start: datetime | None = None
 
-    @field_serializer("created_at", "started_at", "finished_at")
+    @field_serializer("created_at", "started_at", "finished_at", "expected_start")
     def _as_utc(self, value: datetime | None) -> str | None:
         return _utc_text(value)
 

@@ -18,6 +18,7 @@ from tao_server.access.caller import Caller, user_name_of
 from tao_server.access.input_checks import RequestLimits
 from tao_server.errors import DuplicateJobId, InvalidRequest, JobNotFound, StorageFull
 from tao_server.images.manifest import Manifest
+from tao_server.jobs.dependencies import edges
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpus.gpu_line import Wait
 from tao_server.jobs.gpus.scheduler import GpuScheduler
@@ -26,7 +27,7 @@ from tao_server.jobs.progress.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.submission import Submissions, namespaced_id, new_job_id, same_or_conflict
-from tao_server.models import GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus
+from tao_server.models import DependencyKind, GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus
 from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.urls import masked
 
@@ -62,20 +63,26 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller, trial_of: tuple[str, int] | None = None) -> tuple[Job, bool, list[str]]:
+    def submit(
+        self, request: JobCreate, caller: Caller, tag: tuple[str, str] | None = None, trial_of: tuple[str, int] | None = None
+    ) -> tuple[Job, bool, list[str]]:
         """Record the job and hand it to the runner; (job, created, warnings about the request).
 
-        A repeated id with the same request is harmless (and warned about again). `trial_of`: the
-        sweep and trial number the job runs (tao_server.sweeps).
+        A repeated id with the same request is harmless (and warned about again). `tag`: the
+        workflow it belongs to and its name there (a pipeline and its step); `trial_of`: the sweep and
+        trial number the job runs (tao_server.sweeps).
         """
         job, warnings = self._submissions.build(request, caller)
+        after, after_any = self._dependencies(request, caller)
+        if tag is not None:
+            job.pipeline_id, job.step = tag
         if trial_of is not None:
             job.sweep_id, job.trial = trial_of
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return same_or_conflict(existing, job), False, warnings
         for _ in range(5):
             try:
-                job = self._record(job)
+                job = self._record(job, after, after_any)
                 break
             except DuplicateJobId:
                 if request.id is not None:
@@ -85,15 +92,32 @@ class JobService:
         return job, True, warnings
 
     def check(self, request: JobCreate, caller: Caller) -> list[str]:
-        """Check a request as `submit` would, recording nothing: its warnings, or the error it would get."""
-        return self._submissions.build(request, caller)[1]
+        """Everything `submit` would refuse, with nothing recorded; the warnings it would give."""
+        _, warnings = self._submissions.build(request, caller)
+        self._dependencies(request, caller)
+        return warnings
 
-    def _record(self, job: Job) -> Job:
-        """Make the job's log, then its row. The log first: a job whose log cannot be made is never
-        recorded (a full disk is a 507); a row the database refuses leaves no log behind."""
+    def _dependencies(self, request: JobCreate, caller: Caller) -> tuple[list[str], list[str]]:
+        """The ids of the jobs the request waits for: the caller's own (anyone's for an admin); an unknown one is refused, naming it."""
+        found: dict[str, list[str]] = {"after": [], "after_any": []}
+        for name, ids in (("after", request.after), ("after_any", request.after_any)):
+            for index, job_id in enumerate(ids):
+                try:
+                    found[name].append(self.get(job_id, caller).id)
+                except JobNotFound:
+                    option = "--after" if name == "after" else "--after-any"
+                    raise InvalidRequest(
+                        f"{option} {job_id}: no job {job_id!r} of yours to wait for; `tao list --all` shows them",
+                        field=f"{name}[{index}]",
+                    ) from None
+        return found["after"], found["after_any"]
+
+    def _record(self, job: Job, after: list[str] = [], after_any: list[str] = []) -> Job:  # noqa: B006
+        """Make the job's log, its dependencies, then its row. The log first: a job whose log cannot be made is
+        never recorded (a full disk is a 507); a row the database refuses leaves no log or edge behind."""
         made = self._logs.create(job.id)
         try:
-            return self._store.insert(job)
+            return self._store.insert(job, edges(job.id, after, after_any))
         except StorageFull:
             if made:
                 self._logs.discard(job.id)
@@ -122,6 +146,10 @@ class JobService:
             if wait is not None:
                 shown.gpu_queue_position = wait.position
                 shown.gpu_wait = self._gpu_wait(job, wait)
+        for edge in self._runner.dependencies.of(job.id):
+            (shown.after if edge.kind == DependencyKind.ok else shown.after_any).append(edge.after_id)
+        if shown.gpu_wait is not None:
+            shown.expected_start = shown.gpu_wait.reserved_from
         if not job.status.terminal:
             said = [self._runner.condition(job.id), self._gpu_condition(job.id) if self._gpu_condition is not None else None]
             shown.condition = "; ".join(part for part in said if part) or None

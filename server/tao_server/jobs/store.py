@@ -21,12 +21,13 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from tao_server.errors import DuplicateJobId, JobNotFound, StorageFull
-from tao_server.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
+from tao_server.models import ACTIVE_STATUSES, Job, JobDependency, JobStatus, utcnow
 from tao_server.runtime import disk
 from tao_server.runtime.db_watch import DatabaseWatch
 
 _INSERTED_COLUMNS = [column.name for column in Job.__table__.columns if column.name != "seq"]  # type: ignore[attr-defined]
 _INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]
+_INSERT_DEPENDENCY = insert(JobDependency.__table__)  # type: ignore[attr-defined]
 
 
 class JobStore:
@@ -37,7 +38,8 @@ class JobStore:
         # daemon's own writers here instead keeps submissions fast under concurrency.
         self._write_lock = threading.Lock()
 
-    def insert(self, job: Job) -> Job:
+    def insert(self, job: Job, dependencies: list[JobDependency] = []) -> Job:  # noqa: B006
+        """Insert the job, with the edges to the jobs it waits for in the same transaction (a restart finds both or neither)."""
         # A Core insert: the ORM's unit of work costs ten times the write itself on this hot path.
         values = {name: getattr(job, name) for name in _INSERTED_COLUMNS}
         with self._writing(), self.engine.begin() as connection:
@@ -45,6 +47,8 @@ class JobStore:
                 inserted = connection.execute(_INSERT_JOB, values).inserted_primary_key
             except IntegrityError:
                 raise DuplicateJobId(f"job id {job.id!r} is already taken", field="id") from None
+            if dependencies:
+                connection.execute(_INSERT_DEPENDENCY, [edge.model_dump() for edge in dependencies])
         job.seq = inserted[0] if inserted is not None else None
         return job
 

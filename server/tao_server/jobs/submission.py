@@ -30,7 +30,7 @@ MAX_ID_LENGTH = 64
 # The fields that make two submissions the same job: a retried submission with one id is harmless.
 SAME_JOB_FIELDS = (
     "group", "task", "subtask", "args", "image", "mounts", "envs", "docker_options", "gpu_request", "nodes", "time_limit", "pull_policy", "interactive",
-    "status_file",
+    "status_file", "retries",
 )  # fmt: skip
 
 
@@ -149,6 +149,7 @@ class Submissions:
             interactive=request.interactive,
             notify_urls=self.notify_urls(caller, request.notify),
             status_file=request.status_file,
+            retries=request.retries,
         )
         return job, warnings
 
@@ -197,6 +198,10 @@ class Submissions:
                 "finished_at": None,
                 "progress": None,
                 "progress_unavailable": None,
+                "pipeline_id": None,
+                "step": None,
+                "attempt": 1,
+                "attempt_offsets": [],
             }
         )
         job = Job.model_validate(job.model_dump())
@@ -232,6 +237,9 @@ def _check_request(request: JobCreate, limits: RequestLimits) -> None:
     for name in ("task", "subtask", "group", "id", "launch_config_source", "gpus", "time", "status_file"):
         if (value := getattr(request, name)) is not None:
             check_text(value, name)
+    for name in ("after", "after_any"):
+        for index, value in enumerate(getattr(request, name)):
+            check_text(value, f"{name}[{index}]")
     for index, value in enumerate(request.gpu_indices or []):
         check_text(value, f"gpu_indices[{index}]")
     check_launch_config_size(request.launch_config, limits)

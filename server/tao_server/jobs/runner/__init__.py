@@ -1,6 +1,7 @@
 """The job runner: owns each job from `queued` to its end, on whichever backend runs it, by phase of its life.
 
     job_runner.py      JobRunner: what the service, the sessions and the daemon call; builds the phases
+    waiting.py         a job that waits for other jobs (--after, a pipeline's after:), settled the moment they end
     queueing.py        a submitted job to a worker, or to its place in the GPU line (the one door to the workers)
     pull_ahead.py      a GPU job's image fetched while it waits in line, so devices never wait for a download
     image_pulls.py     a job's image pulled as its pull policy says, with progress as job events
@@ -19,7 +20,7 @@
     worker_pool.py     daemon threads taking calls in order: the runner's workers
 
 Each phase is a class built once by JobRunner with the phases it hands jobs to, so a new one
-slots in beside them: a job that waits for other jobs waits before `Queueing.enqueue`; a job that
+slots in beside them: a job that waits for other jobs waits in `Waiting`, before `Queueing.enqueue`; a job that
 runs again after a failure is enqueued again from an end listener (`JobRunner.on_end`) or the
 observer. Modules here import the job core (store, events, logs, gpus, progress), the backend
 contract (`tao_server.backends`, never an engine), `tao_server.images` (pulls), `tao_server.access`

@@ -15,6 +15,7 @@ from typing import cast
 from tao_server.access.mount_pins import MountPins
 from tao_server.backends import AttachableRun, Backend
 from tao_server.images.puller import ImagePuller
+from tao_server.jobs.dependencies import DependencyStore
 from tao_server.jobs.events import EventLog
 from tao_server.jobs.gpus.gpu_line import LineRule
 from tao_server.jobs.gpus.scheduler import GpuScheduler
@@ -35,6 +36,7 @@ from tao_server.jobs.runner.queueing import Queueing
 from tao_server.jobs.runner.reconcile import Reconcile
 from tao_server.jobs.runner.starting import Starting
 from tao_server.jobs.runner.unrecorded import UnrecordedEnds
+from tao_server.jobs.runner.waiting import Waiting
 from tao_server.jobs.runner.worker_pool import WorkerPool
 from tao_server.jobs.store import JobStore
 from tao_server.models import Job
@@ -57,7 +59,9 @@ class JobRunner:
         pins: MountPins | None = None,
         observer: JobObserver | None = None,
         progress: Progress = NO_PROGRESS,
+        dependencies: DependencyStore | None = None,
     ) -> None:
+        self.dependencies = dependencies or DependencyStore(store)
         self.health = BackendHealth(backend.ping)
         self.ends = UnrecordedEnds(store)
         self._parts = parts = RunnerParts(
@@ -87,13 +91,15 @@ class JobRunner:
         pulls = ImagePulls(parts, ending)
         following = Following(parts, ending, outage)
         starting = Starting(parts, pulls, following, ending, outage, time_limits)
-        self._queueing = queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
-        self._reconcile = Reconcile(parts, queueing, following, ending, time_limits)
+        queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
+        self._waiting = waiting = Waiting(parts, queueing, ending, self.dependencies)
+        self._reconcile = Reconcile(parts, waiting, following, ending, time_limits)
         self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
 
     def enqueue(self, job: Job) -> None:
-        """Take a job just recorded `queued` (submitted, run again, or requeued at start-up)."""
-        self._queueing.enqueue(job)
+        """Take a job just recorded `queued` (submitted, run again, or requeued at start-up): it waits for its
+        dependencies, if it has any, then goes to a worker or its place in the GPU line."""
+        self._waiting.enqueue(job)
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -120,6 +126,9 @@ class JobRunner:
 
     def condition(self, job_id: str) -> str | None:
         """Why an active job does not advance: "backend unreachable since ...", or its backend's word ("pending in Slurm: Resources")."""
+        waiting = self._waiting.condition(job_id)
+        if waiting is not None:
+            return waiting
         active = self._parts.active.get(job_id)
         if active is None or active.finished:
             return None

@@ -20,14 +20,14 @@ from tao_server.jobs.runner.deadlines import TimeLimits
 from tao_server.jobs.runner.ending import Ending
 from tao_server.jobs.runner.following import Following
 from tao_server.jobs.runner.parts import RunnerParts
-from tao_server.jobs.runner.queueing import Queueing
+from tao_server.jobs.runner.waiting import Waiting
 from tao_server.models import JobStatus
 
 log = logging.getLogger(__name__)
 
 
 class Reconcile:
-    def __init__(self, parts: RunnerParts, queueing: Queueing, following: Following, ending: Ending, time_limits: TimeLimits) -> None:
+    def __init__(self, parts: RunnerParts, queueing: Waiting, following: Following, ending: Ending, time_limits: TimeLimits) -> None:
         self._parts = parts
         self._queueing = queueing
         self._following = following
