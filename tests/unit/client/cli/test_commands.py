@@ -24,6 +24,7 @@ VERBS = [
     "events",
     "attach",
     "port-forward",
+    "sweep",
     "pull",
     "images",
     "login",
@@ -45,6 +46,7 @@ commands:
   events                a job's events: pulls, GPUs, notification tries: tao events JOB_ID [-f]
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
+  sweep                 hyperparameter sweeps, each trial a job: tao sweep run SWEEP.yaml [-d] | list | show ID | stop ID
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
   login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)
@@ -126,7 +128,7 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 def test_usage_names_every_verb() -> None:
     assert (
         format_usage().splitlines()[2]
-        == "       tao {list,stop,info,show,logs,metrics,events,attach,port-forward,pull,images,login,logout,notify,ui,daemon} ..."
+        == "       tao {list,stop,info,show,logs,metrics,events,attach,port-forward,sweep,pull,images,login,logout,notify,ui,daemon} ..."
     )
 
 
