@@ -25,6 +25,7 @@ from tao_client._training import Metrics
 
 if TYPE_CHECKING:
     from tao_client._forward import PortForward
+    from tao_client._pipelines import AsyncPipelines
     from tao_client._terminal import AsyncTerminal
 from tao_client._routes import Call
 from tao_client.client import Client, JobView, warned
@@ -210,6 +211,13 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def pipelines(self) -> AsyncPipelines:
+        """As `Client.pipelines`, awaited: `await client.pipelines.run("flow.yaml")`."""
+        from tao_client._pipelines import AsyncPipelines
+
+        return AsyncPipelines(self)
+
     # -- jobs -------------------------------------------------------------------------------------
 
     async def submit(
@@ -231,6 +239,9 @@ class AsyncClient:
         status_file: str | None = None,
         interactive: bool = False,
         tty: bool = False,
+        after: Iterable[str] = (),
+        after_any: Iterable[str] = (),
+        retries: int = 0,
     ) -> AsyncJob:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -256,6 +267,9 @@ class AsyncClient:
             status_file,
             interactive,
             tty,
+            after,
+            after_any,
+            retries,
         )
         return AsyncJob(self, warned(await self._json(_routes.submit(body))))
 
@@ -277,9 +291,9 @@ class AsyncClient:
 
     # -- logs and events --------------------------------------------------------------------------
 
-    async def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
-        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
-        return (await self._request(_routes.logs(job_id, offset, tail))).content
+    async def logs(self, job_id: str, offset: int = 0, tail: int | None = None, attempt: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes; with `attempt` (from 1), that attempt's alone."""
+        return (await self._request(_routes.logs(job_id, offset, tail, attempt))).content
 
     async def follow_logs(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""

@@ -69,9 +69,12 @@ def metrics(job_id: str, csv: bool = False) -> Call:
 # -- logs -------------------------------------------------------------------------------------------
 
 
-def logs(job_id: str, offset: int, tail: int | None) -> Call:
-    """The output as it is now: from byte `offset`, or with `tail` only its last `tail` bytes."""
-    return Call("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset} if tail is None else {"tail": tail})
+def logs(job_id: str, offset: int, tail: int | None, attempt: int | None = None) -> Call:
+    """The output as it is now: from byte `offset`, or with `tail` only its last `tail` bytes; with `attempt`, of that attempt alone."""
+    params: dict[str, Any] = {"offset": offset} if tail is None else {"tail": tail}
+    if attempt is not None:
+        params["attempt"] = attempt
+    return Call("GET", f"/v1/jobs/{job_id}/logs", params=params)
 
 
 def follow_logs(job_id: str, offset: int) -> Call:
@@ -176,6 +179,9 @@ def submission(
     status_file: str | None = None,
     interactive: bool = False,
     tty: bool = False,
+    after: Iterable[str] = (),
+    after_any: Iterable[str] = (),
+    retries: int = 0,
 ) -> dict[str, Any]:
     """The body of `POST /v1/jobs`: the options given, and nothing for those left out (the daemon's defaults).
 
@@ -197,7 +203,45 @@ def submission(
     if notify := list(notify):
         body["notify"] = notify
     body.update({key: True for key, value in (("interactive", interactive), ("tty", tty)) if value})
+    body.update({key: list(ids) for key, ids in (("after", after), ("after_any", after_any)) if ids})
+    if retries:
+        body["retries"] = retries
     return body
+
+
+# -- pipelines --------------------------------------------------------------------------------------
+
+
+def pipeline_body(text: str, source: str, launch_config: Any, notify: Iterable[str] = (), pull: str | None = None) -> dict[str, Any]:
+    """The body of `POST /v1/pipelines`: the file's text as written (the daemon reads it, so every client gets its checks)."""
+    from tao_client.launch_config import for_submission
+
+    body: dict[str, Any] = {"text": text, "source": source}
+    config, config_source = for_submission(launch_config, None)
+    if config is not None:
+        body["launch_config"] = config
+        body["launch_config_source"] = config_source
+    if notify := list(notify):
+        body["notify"] = notify
+    if pull is not None:
+        body["pull"] = pull
+    return body
+
+
+def run_pipeline(body: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/pipelines", json=body)
+
+
+def pipelines() -> Call:
+    return Call("GET", "/v1/pipelines")
+
+
+def pipeline(pipeline_id: str) -> Call:
+    return Call("GET", f"/v1/pipelines/{pipeline_id}")
+
+
+def stop_pipeline(pipeline_id: str) -> Call:
+    return Call("POST", f"/v1/pipelines/{pipeline_id}/stop")
 
 
 # -- sweeps -----------------------------------------------------------------------------------------

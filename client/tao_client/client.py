@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     from tao_client._forward import PortForward
+    from tao_client._pipelines import Pipelines
     from tao_client._routes import Call
     from tao_client._terminal import Terminal
     from tao_client._training import Metrics
@@ -139,6 +140,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def pipelines(self) -> Pipelines:
+        """Pipeline files run as one submission: `client.pipelines.run("flow.yaml")`, `.list()`, `.get(ID)`, `.stop(ID)`."""
+        from tao_client._pipelines import Pipelines
+
+        return Pipelines(self)
+
     # -- jobs -------------------------------------------------------------------------------------
 
     def submit(
@@ -160,6 +168,9 @@ class Client:
         tty: bool = False,
         notify: Iterable[str] = (),
         status_file: str | None = None,
+        after: Iterable[str] = (),
+        after_any: Iterable[str] = (),
+        retries: int = 0,
     ) -> Job:
         """Queue a task run; returns at once. Passing `job_id` makes a retried submission harmless.
 
@@ -170,6 +181,8 @@ class Client:
         `interactive` keeps the task's input open for `terminal()`; `tty` runs it on a terminal (`docker run -i`, `-t`).
         `notify`: URLs told of the job's start and end, beside your defaults (`notify_add`).
         `status_file`: TAO's status.json as the container sees it, where the results dir in `args` does not say.
+        `after`: jobs that must succeed before it starts (`--after`); `after_any`: jobs that must only end.
+        `retries`: how many more times it runs after a non-zero exit (`--retries`).
         """
         body = _routes.submission(
             task,
@@ -188,6 +201,9 @@ class Client:
             status_file,
             interactive,
             tty,
+            after,
+            after_any,
+            retries,
         )
         return Job(self, warned(self._json(_routes.submit(body))))
 
@@ -228,9 +244,9 @@ class Client:
 
     # -- logs -------------------------------------------------------------------------------------
 
-    def logs(self, job_id: str, offset: int = 0, tail: int | None = None) -> bytes:
-        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes."""
-        return self._request(_routes.logs(job_id, offset, tail)).content
+    def logs(self, job_id: str, offset: int = 0, tail: int | None = None, attempt: int | None = None) -> bytes:
+        """The job's output from byte `offset`; with `tail`, only its last `tail` bytes; with `attempt` (from 1), that attempt's alone."""
+        return self._request(_routes.logs(job_id, offset, tail, attempt)).content
 
     def follow_logs(self, job_id: str, offset: int = 0) -> Iterator[bytes]:
         """The job's output from `offset` as it is written; ends when the job ends."""

@@ -46,13 +46,32 @@ status_line() {
     }' >> "$1"
 }
 
+# The value of `KEY: value` (or `KEY: "value"`) in spec file $1, for $2: how TAO's specs name their inputs.
+spec_value() {
+  awk -v key="$2" '$1 == key":" { v = $2; gsub(/"/, "", v); print v; exit }' "$1"
+}
+
+# A file a step reads, which an earlier step wrote: its absence is the task's failure (exit 3).
+need() {
+  if [ ! -r "$1" ]; then echo "$task: cannot read $1 (did the step that writes it run?)" >&2; return 3; fi
+}
+
+# The value of option $1 among the remaining arguments ("-m model.tlt").
+option() {
+  want="$1"; shift
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "$want" ]; then echo "$2"; return; fi
+    shift
+  done
+}
+
 [ $# -gt 0 ] && shift
 
 case "$sub" in
   train)
     # -r DIR writes DIR/status.json (TAO 4); results_dir=DIR, or a YAML spec's results_dir:, DIR/train/status.json (TAO 5).
     # train.lr=, train.batch=: the sweeps' objective (above); sample.epochs=N, sample.gates=DIR: as the variables below.
-    spec="" results="" status_dir="" lr="" batch=""
+    spec="" results="" status_dir="" lr="" batch="" weights=""
     while [ $# -gt 0 ]; do
       case "$1" in
         -e) spec="$2"; shift 2 ;;
@@ -68,6 +87,13 @@ case "$sub" in
     trap 'echo "got SIGTERM"; exit 143' TERM
     echo "$task train: spec=$spec results=$results"
     if [ -n "$spec" ] && [ ! -r "$spec" ]; then echo "$task: cannot read spec file $spec" >&2; exit 1; fi
+    # What a TAO spec names as inputs must be there: the converted dataset, and the weights to start from (a retrain's pruned model).
+    if [ -n "$spec" ]; then
+      records=$(spec_value "$spec" tfrecords_path)
+      if [ -n "$records" ] && ! ls $records >/dev/null 2>&1; then echo "$task: no tfrecords at $records" >&2; exit 1; fi
+      weights=$(spec_value "$spec" pretrained_model_file)
+      if [ -n "$weights" ]; then need "$weights" || exit 1; echo "starting from $weights"; fi
+    fi
     if [ -z "$results" ] && [ -n "$spec" ]; then
       results=$(awk '/^results_dir:/ { sub(/^results_dir:[ \t]*/, ""); sub(/[ \t]*(#.*)?$/, ""); print; exit }' "$spec")
       [ -n "$results" ] && status_dir="$results/train"
@@ -92,11 +118,37 @@ case "$sub" in
       epoch=$((epoch + 1))
     done
     if [ -n "$results" ]; then
-      mkdir -p "$results" && echo "weights of $task" > "$results/model.tlt" || exit 1
+      mkdir -p "$results" && echo "weights of $task${weights:+ from $(cat "$weights")}" > "$results/model.tlt" || exit 1
       echo "saved $results/model.tlt"
     fi
     [ -n "$status" ] && status_line "$status" "$epochs" "$epochs" "$seconds" SUCCESS "Training finished successfully."
     echo "training finished" ;;
+  # The rest of TAO's detectnet_v2 flow, as files: dataset_convert -d SPEC -o PREFIX, evaluate -e SPEC -m MODEL,
+  # prune -m MODEL -o OUT [-pth T], export -m MODEL -o OUT. Each reads what the step before wrote and writes what the next reads.
+  dataset_convert)
+    spec=$(option -d "$@") prefix=$(option -o "$@")
+    need "$spec" || exit $?
+    mkdir -p "$(dirname "$prefix")" || exit 1
+    for fold in 0 1; do echo "records of fold $fold" > "$prefix-fold-00$fold-of-002"; done
+    echo "converted the dataset of $spec into $prefix-fold-*" ;;
+  evaluate)
+    model=$(option -m "$@")
+    need "$model" || exit $?
+    echo "evaluating $model"
+    echo "mAP: $(metric mAP 3 3)" ;;
+  prune)
+    model=$(option -m "$@") out=$(option -o "$@") threshold=$(option -pth "$@")
+    need "$model" || exit $?
+    mkdir -p "$(dirname "$out")" && echo "pruned ($threshold) $(cat "$model")" > "$out" || exit 1
+    echo "pruned $model into $out (threshold ${threshold:-0.1})" ;;
+  export)
+    model=$(option -m "$@") out=$(option -o "$@")
+    need "$model" || exit $?
+    mkdir -p "$(dirname "$out")" && echo "onnx of $(cat "$model")" > "$out" || exit 1
+    echo "exported $model to $out" ;;
+  # once FILE: fails (exit 3) the first time, creating FILE; succeeds once FILE is there. A flaky task, for --retries.
+  once)
+    if [ -e "$1" ]; then echo "second try: succeeding"; else : > "$1" || exit 1; echo "first try: failing"; exit 3; fi ;;
   argv) printf '%s\0' "$@" ;;
   exit) echo "exiting with $1"; exit "$1" ;;
   stderr) echo "to stdout"; echo "to stderr" >&2 ;;
@@ -127,6 +179,6 @@ case "$sub" in
   lines) seq 1 "$1" | sed 's/$/ the quick brown fox jumps over the lazy dog/' ;;
   serve) echo "serving on $1"; nc -l -p "$1" -e echo "hello from $task" ;;
   ""|-h|--help)
-    echo "usage: $task {train,argv,exit,stderr,id,write,shm,ulimits,env,sleep,stubborn,ticks,lines,serve} [args...]" ;;
+    echo "usage: $task {train,dataset_convert,evaluate,prune,export,once,argv,exit,stderr,id,write,shm,ulimits,env,sleep,stubborn,ticks,lines,serve} [args...]" ;;
   *) echo "$task: unknown subtask '$sub'" >&2; exit 2 ;;
 esac

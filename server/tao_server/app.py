@@ -43,6 +43,7 @@ from tao_server.api import (
     system,
     terminal,
 )
+from tao_server.api import pipelines as pipeline_routes
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
 from tao_server.backends import Backend
@@ -75,6 +76,7 @@ from tao_server.system.system_service import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
 from tao_server.ui.sign_in import UiSessions
+from tao_server.workflows.pipeline_service import PipelineService
 
 log = logging.getLogger(__name__)
 LoopbackOwner = Callable[[tuple[str, int], tuple[str, int]], int | None]
@@ -137,7 +139,7 @@ def create_app(
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, metrics, logs, sweeps, terminal, ports, images, credentials, notify, system, docs):
+    for module in (jobs, pipeline_routes, sweeps, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=error_responses.responses(401))
     app.include_router(system.health)
     # Admins and scrape tokens, which no other route takes: the route names its caller with a scheme of its own.
@@ -184,18 +186,16 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     database = DatabaseWatch(settings.db_path)  # the file just opened: one deleted or replaced later is noticed
     backend = wiring.backend if wiring.backend is not None else backends.connect(settings, daemon_id(settings.data_dir))
     store = JobStore(engine, database)
-    logs_store = LogStore(settings.logs_dir)
-    events = EventLog(settings.logs_dir)
+    logs_store, events = LogStore(settings.logs_dir), EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
     puller = ImagePuller(backend.images, credentials) if backend.images is not None else None
     scheduler = _gpu_line(settings, policy, backend)
     pins = MountPins(settings.data_dir / "mounts", backend.mount_namespace_pid())
     pins.sweep()
-    tokens = TokenStore(engine)
+    tokens, metrics = TokenStore(engine), MetricStore(store)
     notifications = notify_wiring.build(settings, policy, store, events, tokens, addresses)
     # On a cluster the daemon sees a job's files only where the nodes share them with its host.
     shared = SharedFilesystem(str(settings.slurm.shared_dir)) if settings.backend == "slurm" and settings.slurm.shared_dir else None
-    metrics = MetricStore(store)
     progress = ProgressTracker(metrics, events, shared)
     gpu_use = _gpu_use(settings, scheduler, metrics, events, wiring.nvml)
     runner = JobRunner(
@@ -210,6 +210,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         pins=pins,
         progress=progress,
         observer=notifications.observer,
+        retry_backoff=settings.retry_backoff,
     )
     admission = Admission(policy, _protected_paths(settings, backend))
     job_service = JobService(
@@ -236,6 +237,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         runner=runner,
         progress=progress,
         jobs=job_service,
+        pipelines=PipelineService(job_service, store),
         sweeps=SweepService(SweepStore(store), job_service, store, sweep_driver),
         sweep_driver=sweep_driver,
         sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),

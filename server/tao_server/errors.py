@@ -22,6 +22,7 @@ from travel with it, so `tao` can name them.
     ├── NotAllowed                  403  a route the caller may not use: /metrics for a user, any other for a scrape token
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
+    ├── PipelineNotFound            404  no such pipeline, or one the caller may not see
     ├── SweepNotFound               404  no such sweep, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
@@ -192,6 +193,16 @@ class JobNotFound(TaoError):
     def for_id(cls, job_id: str) -> JobNotFound:
         """The one answer for a job that does not exist and for one the caller may not see."""
         return cls(f"no job {job_id!r}; `tao list --all` shows the known jobs", field="id")
+
+
+class PipelineNotFound(TaoError):
+    code = "pipeline_not_found"
+    http_status = 404
+
+    @classmethod
+    def for_id(cls, pipeline_id: str) -> PipelineNotFound:
+        """The one answer for a pipeline that does not exist and for one the caller may not see."""
+        return cls(f"no pipeline {pipeline_id!r}; `tao pipeline list` shows yours", field="id")
 
 
 class JobConflict(TaoError):

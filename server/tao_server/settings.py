@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="seconds a task gets between SIGTERM and SIGKILL when it is cancelled; the daemon's own stop ends within it too",
         json_schema_extra={"flag": "--stop-timeout"},
     )
+    retry_backoff: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="seconds a job that failed waits before it runs again (`--retries`); doubled at each further attempt",
+        json_schema_extra={"flag": "--retry-backoff"},
+    )
 
     # -- streams and sessions -------------------------------------------------------------------------
     heartbeat_interval: float = Field(default=5.0, gt=0, description="seconds of silence after which a log follower gets a heartbeat")

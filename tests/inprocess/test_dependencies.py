@@ -82,3 +82,31 @@ def test_a_restart_keeps_every_edge(start_daemon) -> None:  # type: ignore[no-un
     second.engine.release("head")
     assert second.alice.wait_for(tail["id"], "succeeded", "cancelled")["status"] == "succeeded"
     assert second.alice.job(middle["id"])["status"] == "succeeded"
+
+
+def test_a_failed_task_runs_again_as_the_same_job_and_each_attempts_output_stays(start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Daemon = start_daemon(retry_backoff=0)
+    failing = daemon.alice.submit("detectnet_v2", "exit", "5", retries=2)
+    after = daemon.alice.submit("detectnet_v2", "argv", "after", after_any=[failing["id"]])
+    done = daemon.alice.wait_for(failing["id"], "failed", "succeeded", "error")
+    assert (done["status"], done["exit_code"], done["attempt"], done["id"]) == ("failed", 5, 3, failing["id"])
+    assert [spec.job_id for spec in daemon.engine.launched].count(failing["id"]) == 3
+    events = daemon.alice.get(f"/v1/jobs/{failing['id']}/events").json()["events"]
+    assert [event["data"]["next_attempt"] for event in events if event["type"] == "retry"] == [2, 3]
+    whole = daemon.alice.logs(failing["id"])
+    parts = [daemon.alice.get(f"/v1/jobs/{failing['id']}/logs", params={"attempt": k}).content for k in (1, 2, 3)]
+    assert b"".join(parts) == whole and all(parts)
+    refused = daemon.alice.get(f"/v1/jobs/{failing['id']}/logs", params={"attempt": 4})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "attempt"
+    # The job waiting for it started once, after its last attempt.
+    assert daemon.alice.wait_for(after["id"], "succeeded")["started_at"] >= done["finished_at"]
+
+
+def test_a_cancel_and_a_launch_failure_are_not_retried(start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Daemon = start_daemon(retry_backoff=0)
+    missing = daemon.alice.submit("missing", None, retries=3)
+    assert daemon.alice.wait_for(missing["id"], "error")["attempt"] == 1
+    held = daemon.alice.submit("detectnet_v2", "hold", "never", retries=3)
+    daemon.alice.wait_for_logs(held["id"], b"holding never\n")
+    daemon.alice.post(f"/v1/jobs/{held['id']}/cancel")
+    assert daemon.alice.wait_for(held["id"], "cancelled")["attempt"] == 1

@@ -37,6 +37,9 @@ class LauncherOptions:
         tty: bool | None = None,
         notify: list[str] | None = None,
         status_file: str | None = None,
+        after: list[str] | None = None,
+        after_any: list[str] | None = None,
+        retries: int = 0,
     ) -> None:
         self.host = host
         self.detach = detach
@@ -52,6 +55,9 @@ class LauncherOptions:
         self.tty = tty
         self.notify = list(notify or [])  # --notify URL, repeatable
         self.status_file = status_file  # TAO's status.json as the container sees it, where the results dir does not say
+        self.after = list(after or [])  # --after JOB_ID, repeatable: all must succeed first
+        self.after_any = list(after_any or [])  # --after-any JOB_ID, repeatable: all must end first
+        self.retries = retries  # --retries N: runs again after a non-zero exit, up to N more times
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LauncherOptions) and vars(self) == vars(other)

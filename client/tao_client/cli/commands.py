@@ -64,6 +64,13 @@ COMMANDS = (
         "forward_ports",
     ),
     Command(
+        "pipeline",
+        "run a pipeline file's steps as one: tao pipeline run FILE.yaml [-d] | list | show ID | stop ID",
+        "pipeline",
+        "pipeline_parser",
+        "manage",
+    ),
+    Command(
         "sweep",
         "hyperparameter sweeps, each trial a job: tao sweep run SWEEP.yaml [-d] | list | show ID | stop ID",
         "sweep",
@@ -126,8 +133,8 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
 
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
-    parsed.launcher_mounts = options.mounts  # `tao --mounts FILE sweep run ...`: the launcher config its jobs take
     # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
+    parsed.launcher = options  # for verbs that submit jobs (`tao pipeline run`, `tao sweep run`): --mounts, --notify, --pull
     with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

@@ -69,8 +69,10 @@ def list_jobs(client: Client, args: Namespace) -> int:
 
 
 def task_text(job: dict[str, Any]) -> str:
-    """The task (with its group), and for a sweep's trial the sweep and the trial's number: "detectnet_v2 (sweep ab12cd34 #3)"."""
+    """The task (with its group), and what it is part of: "detectnet_v2 (pipeline k3x9: train)", "detectnet_v2 (sweep ab12cd34 #3)"."""
     task = " ".join(part for part in (job["group"], job["task"]) if part)
+    if job.get("pipeline_id"):
+        return f"{task} (pipeline {job['pipeline_id']}: {job['step']})"
     return f"{task} (sweep {job['sweep_id']} #{job['trial']})" if job.get("sweep_id") else task
 
 
@@ -110,8 +112,14 @@ def _terminal_width() -> int:
 
 
 def status_text(job: dict[str, Any]) -> str:
-    """The status, and why the job does not advance when it waits."""
-    return str(job["status"]) + _waiting(job)
+    """The status, when a waiting job is expected to start ("queued (~14:05)"), and why it does not advance."""
+    expected = ""
+    if job.get("expected_start") and job["status"] in ("queued", "pulling"):
+        from datetime import datetime
+
+        expected = f" (~{datetime.fromisoformat(job['expected_start']).astimezone().strftime('%H:%M')})"
+    attempt = f" (attempt {job['attempt']})" if job.get("attempt", 1) > 1 else ""
+    return str(job["status"]) + expected + attempt + _waiting(job)
 
 
 def _waiting(job: dict[str, Any]) -> str:
@@ -180,6 +188,9 @@ def logs_parser() -> Parser:
     )
     parser.add_argument("job_id", metavar="JOB_ID")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C detaches; the job goes on)")
+    parser.add_argument(
+        "--attempt", type=int, metavar="K", help="the output of attempt K (from 1) of a job run again after a failure; default: the last"
+    )
     return parser
 
 
@@ -190,7 +201,11 @@ def show_logs(client: Client, args: Namespace) -> int:
     from tao_client.cli.follow import exit_code
 
     job = client.job(args.job_id)  # first: a job seen ended has all its output written
-    output = client.logs(job.id)
+    attempt = args.attempt if args.attempt is not None else (job.data.get("attempt", 1) if job.data.get("attempt", 1) > 1 else None)
+    output = client.logs(job.id, attempt=attempt)
+    if args.attempt is not None and args.attempt != job.data.get("attempt", 1):
+        write_out(output)
+        return 0
     write_out(output)
     if not job.done:
         return 0

@@ -12,7 +12,10 @@ import sys
 from tao_client.cli import commands
 from tao_client.cli._common import EXIT_LAUNCHER, EXIT_STDOUT_CLOSED, LauncherOptions, UsageError, error, not_utf8
 
-_VALUE_OPTIONS = ("--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify", "--status-file")
+_VALUE_OPTIONS = (
+    "--gpus", "--gpu-index", "--id", "--mounts", "--host", "--pull", "--nodes", "--time", "--notify", "--status-file", "--after",
+    "--after-any", "--retries",
+)  # fmt: skip
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -139,6 +142,7 @@ def undecodable_argument(argv: list[str], words: list[str], options: LauncherOpt
         if value is not None
     ]
     named += [("--notify", url) for url in options.notify]
+    named += [("--after", job_id) for job_id in options.after] + [("--after-any", job_id) for job_id in options.after_any]
     for name, text in named:
         if (shown := not_utf8(text)) is not None:
             return f"{name} '{shown}' is not valid UTF-8, and tao sends arguments as UTF-8 text; give it in UTF-8 (a file name: rename the file)"
@@ -163,6 +167,12 @@ def _set_option(options: LauncherOptions, name: str, value: str) -> None:
         options.job_id = value
     elif name == "--notify":
         options.notify.append(value)  # the daemon checks the URL and says what is wrong with it
+    elif name in ("--after", "--after-any"):
+        (options.after if name == "--after" else options.after_any).append(value)  # the daemon names an unknown job
+    elif name == "--retries":
+        if not value.isdigit() or not value.isascii():
+            raise UsageError(f"--retries {value!r}: expected how many more times to run after a failure: 0, 1, 2, ...")
+        options.retries = int(value)
     elif name == "--mounts":
         options.mounts = value
     elif name == "--host":

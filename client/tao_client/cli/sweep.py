@@ -48,7 +48,7 @@ def sweep_parser() -> Parser:
 
 def manage_sweeps(client: Client, args: Namespace) -> int:
     if args.action == "run":
-        return _run(client, args.file, args.detach, getattr(args, "launcher_mounts", None))
+        return _run(client, args.file, args.detach, args.launcher.mounts)
     if args.action == "list":
         sweeps = client.sweeps.list()
         if args.json:

@@ -88,6 +88,9 @@ def _submit(
             tty=tty,
             notify=options.notify,
             status_file=options.status_file,
+            after=options.after,
+            after_any=options.after_any,
+            retries=options.retries,
         )
     missing = [warning for warning in said if isinstance(warning.message, NoLaunchConfig)]
     if missing:

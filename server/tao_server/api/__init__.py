@@ -1,6 +1,7 @@
 """HTTP routes: thin handlers that parse, call a service, and shape the response.
 
     jobs.py               /v1/jobs: submit, list, inspect, cancel, events
+    pipelines.py          /v1/pipelines: run a pipeline file, list, show and stop pipelines
     logs.py               /v1/jobs/{id}/logs: the output as text, a follow stream, or a websocket
     metrics.py            /v1/jobs/{id}/metrics: a job's training series, JSON or CSV
     terminal.py           /v1/jobs/{id}/terminal: the websocket of an interactive job's terminal

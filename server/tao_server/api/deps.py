@@ -32,6 +32,7 @@ from tao_server.sweeps.driver import SweepDriver
 from tao_server.sweeps.sweep_service import SweepService
 from tao_server.system.system_service import SystemService
 from tao_server.ui.sign_in import COOKIE, UiSessions
+from tao_server.workflows.pipeline_service import PipelineService
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Services:
     runner: JobRunner
     progress: ProgressTracker
     jobs: JobService
+    pipelines: PipelineService
     sweeps: SweepService
     sweep_driver: SweepDriver  # for the lifespan's clean-up
     sessions: JobSessions
@@ -73,6 +75,10 @@ async def get_services(connection: HTTPConnection) -> Services:
 
 async def get_jobs(connection: HTTPConnection) -> JobService:
     return (await get_services(connection)).jobs
+
+
+async def get_pipelines(connection: HTTPConnection) -> PipelineService:
+    return (await get_services(connection)).pipelines
 
 
 async def get_sweeps(connection: HTTPConnection) -> SweepService:
@@ -159,6 +165,7 @@ get_scraper = CallerScheme(scraping=True)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
+PipelineServiceDep = Annotated[PipelineService, Depends(get_pipelines)]
 SweepServiceDep = Annotated[SweepService, Depends(get_sweeps)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]

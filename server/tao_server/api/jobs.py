@@ -38,7 +38,7 @@ def submit_job(request: JobCreate, jobs: JobServiceDep, caller: CallerDep) -> Re
     job, created, warnings = jobs.submit(request, caller)
     shown = jobs.public(job)
     shown.warnings = warnings
-    return _json(shown, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    return json_response(shown, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get("", response_model=JobPage, responses=responses(422))
@@ -52,28 +52,28 @@ def list_jobs(
 ) -> Response:
     """The caller's jobs (every job for an admin), newest first; pass `next_cursor` back as `cursor`."""
     page, next_cursor = jobs.page(caller, status_, limit, cursor, container_id)
-    return _json(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
+    return json_response(JobPage(jobs=[jobs.public(job) for job in page], next_cursor=next_cursor))
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
 def get_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
-    return _json(jobs.public(jobs.get(job_id, caller)))
+    return json_response(jobs.public(jobs.get(job_id, caller)))
 
 
 @router.get("/{job_id}/events", response_model=JobEvents, responses=responses(404, 422))
 def job_events(job_id: str, jobs: JobServiceDep, caller: CallerDep, after: Annotated[int, Query(ge=0)] = 0) -> Response:
     """Events after number `after`, such as image pull progress; poll with the last `next_after`."""
     events = [JobEvent.model_validate(event) for event in jobs.events(job_id, caller, after)]
-    return _json(JobEvents(events=events, next_after=events[-1].seq if events else after))
+    return json_response(JobEvents(events=events, next_after=events[-1].seq if events else after))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED, responses=responses(404, 507))
 def cancel_job(job_id: str, jobs: JobServiceDep, caller: CallerDep) -> Response:
     """Cancel a job: a queued job ends at once; a running one gets SIGTERM, then SIGKILL after the stop timeout."""
-    return _json(jobs.public(jobs.cancel(job_id, caller)), status.HTTP_202_ACCEPTED)
+    return json_response(jobs.public(jobs.cancel(job_id, caller)), status.HTTP_202_ACCEPTED)
 
 
-def _json(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
+def json_response(body: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
     # Serialised once here: returning the model would make FastAPI validate all of it a second time.
     # `response_model` above still documents the shape in the OpenAPI schema.
     try:

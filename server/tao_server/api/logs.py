@@ -30,6 +30,8 @@ Tail = Annotated[
     int | None, Query(ge=1, le=MAX_OFFSET, description="only the last this many bytes (then `offset` is not used): `tao show`'s last lines")
 ]
 
+Attempt = Annotated[int | None, Query(ge=1, le=1000, description="one attempt's output alone (from 1), of a job run again after a failure")]
+
 
 class LogText(StreamingResponse):
     """A job's output as it was written: text, in whatever bytes the task printed."""
@@ -43,8 +45,19 @@ class LogText(StreamingResponse):
     response_class=Response,
     responses={200: {"description": "The output", "content": {"text/plain": {"schema": {"type": "string"}}}}, **responses(404, 422)},
 )
-def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset = 0, follow: bool = False, tail: Tail = None) -> LogText:
+def get_logs(
+    job_id: str,
+    jobs: JobServiceDep,
+    caller: CallerDep,
+    offset: Offset = 0,
+    follow: bool = False,
+    tail: Tail = None,
+    attempt: Attempt = None,
+) -> LogText:
     """The job's output from byte `offset` (with `tail`: its last `tail` bytes); with `follow`, the stream stays open until the job ends.
+
+    With `attempt` (from 1; a job run again by `--retries` has several), that attempt's output alone:
+    `offset` and `tail` count within it.
 
     The same path is a websocket (`ws://`, and the same token over TCP). It replays from `offset`
     and follows: the output as binary frames, the text frame `{"type": "heartbeat"}` while the
@@ -52,6 +65,13 @@ def get_logs(job_id: str, jobs: JobServiceDep, caller: CallerDep, offset: Offset
     `{"type": "end", "status", "exit_code", "error"}`, then a normal close. For a job the caller
     may not see: `{"type": "error", "code", "message", "field"}`, and close code 4404.
     """
+    if attempt is not None:
+        start, end = jobs.attempt_span(jobs.get(job_id, caller), attempt)
+        if tail is not None:
+            offset = max(0, (end if end is not None else jobs.size_of_log(job_id, caller)) - start - tail)
+        if follow:
+            return LogText(_without_heartbeats(jobs.follow_log(job_id, caller, start + offset, heartbeat=None)))
+        return LogText(jobs.read_log(job_id, caller, offset, attempt))
     if tail is not None:
         offset = max(0, jobs.size_of_log(job_id, caller) - tail)
     if follow:

@@ -27,7 +27,7 @@ from tao_server.jobs.progress.progress_state import shown as progress_shown
 from tao_server.jobs.runner import JobRunner
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.submission import Submissions, namespaced_id, new_job_id, same_or_conflict
-from tao_server.models import DependencyKind, GpuWait, Job, JobCreate, JobProgress, JobPublic, JobStatus
+from tao_server.models import DependencyKind, GpuWait, Job, JobCreate, JobDependency, JobProgress, JobPublic, JobStatus
 from tao_server.notify.notify_service import NotifyService
 from tao_server.notify.urls import masked
 
@@ -135,6 +135,14 @@ class JobService:
             raise JobNotFound.for_id(job_id)
         return self._runner.ends.shown(job)
 
+    def shown(self, job: Job) -> Job:
+        """The job as it stands, with an end the database has not taken yet (runner/unrecorded.py)."""
+        return self._runner.ends.shown(job)
+
+    def dependencies_of(self, job_id: str) -> list[JobDependency]:
+        """The jobs `job_id` waits (or waited) for."""
+        return self._runner.dependencies.of(job_id)
+
     def public(self, job: Job) -> JobPublic:
         """The job as the API shows it, with its place in the GPU line and why it waits there, while it does."""
         shown = JobPublic.model_validate(job)
@@ -146,7 +154,7 @@ class JobService:
             if wait is not None:
                 shown.gpu_queue_position = wait.position
                 shown.gpu_wait = self._gpu_wait(job, wait)
-        for edge in self._runner.dependencies.of(job.id):
+        for edge in self.dependencies_of(job.id):
             (shown.after if edge.kind == DependencyKind.ok else shown.after_any).append(edge.after_id)
         if shown.gpu_wait is not None:
             shown.expected_start = shown.gpu_wait.reserved_from
@@ -242,10 +250,20 @@ class JobService:
 
     # -- output -------------------------------------------------------------------------------------
 
-    def read_log(self, job_id: str, caller: Caller, offset: int) -> Iterator[bytes]:
-        """The job's output from byte `offset`, as it is now."""
+    def read_log(self, job_id: str, caller: Caller, offset: int, attempt: int | None = None) -> Iterator[bytes]:
+        """The job's output from byte `offset`, as it is now; with `attempt`, that attempt's output alone (offset within it)."""
         job = self.get(job_id, caller)
-        return self._logs.chunks(job.id, offset)
+        if attempt is None:
+            return self._logs.chunks(job.id, offset)
+        start, end = self.attempt_span(job, attempt)
+        return _until(self._logs.chunks(job.id, start + offset), None if end is None else max(0, end - start - offset))
+
+    def attempt_span(self, job: Job, attempt: int) -> tuple[int, int | None]:
+        """Where attempt `attempt` (from 1) of the job's output starts in its log, and where it ends (None: it is the last)."""
+        offsets = job.attempt_offsets or [0]
+        if not 1 <= attempt <= len(offsets):
+            raise InvalidRequest(f"attempt {attempt}: job {job.id} has run {len(offsets)} attempt(s) so far", field="attempt")
+        return offsets[attempt - 1], offsets[attempt] if attempt < len(offsets) else None
 
     def log_window(self, job_id: str, caller: Caller, before: int | None, size: int) -> tuple[int, bytes]:
         """Up to `size` bytes of output ending at byte `before` (None: the end), and where they start."""
@@ -282,6 +300,16 @@ class JobService:
         return self._events.after(job.id, after)
 
     # -- building a job -----------------------------------------------------------------------------
+
+
+def _until(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    """The first `size` bytes of `chunks` (all of them for None)."""
+    for chunk in chunks:
+        if size is not None:
+            if size <= 0:
+                return
+            chunk, size = chunk[:size], size - len(chunk)
+        yield chunk
 
 
 def _whose(uid: int | None) -> str:

@@ -121,6 +121,12 @@ class JobStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(page_query(statuses, limit, before_seq, container_id, owner_uid, task)).all())
 
+    def of_pipeline(self, pipeline_id: str) -> list[Job]:
+        """The jobs of a pipeline's steps, in the order they were submitted."""
+        query = select(Job).where(col(Job.pipeline_id) == pipeline_id).order_by(col(Job.seq))
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
     def active(self) -> list[Job]:
         query = select(Job).where(col(Job.status).in_(list(ACTIVE_STATUSES))).order_by(col(Job.seq))
         with Session(self.engine, expire_on_commit=False) as session:

@@ -40,6 +40,10 @@ def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datet
         "progress": progress,
         "kpi": (progress or {}).get("kpi"),
         "url": link,
+        # A job run again after a failure (--retries) tells of each attempt's start; its end is its last attempt's.
+        "attempt": job.attempt,
+        "pipeline_id": job.pipeline_id,
+        "step": job.step,
     }
     fields["text"] = text(event, job, owner, fields["duration_seconds"], link)
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
@@ -48,6 +52,10 @@ def body(event: str, delivery: str, job: JobPublic, link: str | None, now: datet
 def text(event: str, job: JobPublic, owner: str | None, seconds: float | None, link: str | None) -> str:
     """One line a person reads in a chat channel."""
     what = " ".join(part for part in (job.task, job.subtask) if part)
+    if job.pipeline_id is not None:
+        what += f", step {job.step} of pipeline {job.pipeline_id}"
+    if job.attempt > 1:
+        what += f", attempt {job.attempt}"
     whose = f" of {owner}" if owner else ""
     if event == STARTED:
         line = f"tao job {job.id} ({what}){whose} started"

@@ -17,11 +17,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
 from tao_common.envs import masked
-from tao_server.api.deps import CallerDep, JobServiceDep, Services, ServicesDep, on_loopback
+from tao_server.api.deps import CallerDep, JobServiceDep, PipelineServiceDep, Services, ServicesDep, on_loopback
 from tao_server.api.routing import JsonRoute
 from tao_server.errors import PolicyRefusal, Unauthorized
 from tao_server.models import JobStatus
-from tao_server.ui import views
+from tao_server.ui import pipeline_graph, views
 from tao_server.ui.sign_in import COOKIE, SESSION_SECONDS
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=JsonRoute)  # a body as the API reads one
@@ -50,6 +50,16 @@ def jobs_page() -> HTMLResponse:
 @router.get("/jobs/{job_id}")
 def job_page(job_id: str) -> HTMLResponse:
     return _html("job.html", page="job", title=f"Job {job_id}", job_id=job_id)
+
+
+@router.get("/pipelines")
+def pipelines_page() -> HTMLResponse:
+    return _html("pipelines.html", page="pipelines", title="Pipelines")
+
+
+@router.get("/pipelines/{pipeline_id}")
+def pipeline_page(pipeline_id: str) -> HTMLResponse:
+    return _html("pipeline.html", page="pipeline", title=f"Pipeline {pipeline_id}", pipeline_id=pipeline_id)
 
 
 @router.get("/sweeps/{sweep_id}")
@@ -138,6 +148,19 @@ def gpus_part(services: ServicesDep, caller: CallerDep) -> HTMLResponse:
     shown.sort(key=lambda job: (job.gpu_queue_position or len(shown) + 1, job.created_at))
     queue = [views.job_row(job) for job in shown]
     return _html("parts/gpus.html", gpus=jobs.gpu_view(caller), queue=queue)
+
+
+@router.get("/parts/pipelines")
+def pipelines_part(pipelines: PipelineServiceDep, caller: CallerDep) -> HTMLResponse:
+    return _html("parts/pipelines.html", pipelines=[pipelines.public(p) for p in pipelines.newest(caller)], when=views.when)
+
+
+@router.get("/parts/pipeline/{pipeline_id}")
+def pipeline_part(pipeline_id: str, pipelines: PipelineServiceDep, caller: CallerDep) -> HTMLResponse:
+    """The pipeline's graph (steps in layers, coloured by state) and its steps' table."""
+    pipeline = pipelines.public(pipelines.get(pipeline_id, caller))
+    graph = pipeline_graph.layout(pipeline)
+    return _html("parts/pipeline.html", pipeline=pipeline, graph=graph, width=pipeline_graph.NODE_WIDTH, height=pipeline_graph.NODE_HEIGHT)
 
 
 @router.get("/parts/images")

@@ -3,7 +3,7 @@
     yaml_nodes.py      a workflow file read as YAML nodes: values with their file, line, column and key
     steps.py           a step (one job as a file writes it): read, checked, ${...} filled, submitted for a caller
     pipeline_file.py   a pipeline file checked whole: vars, steps in the order written, an order with no cycle
-    pipelines.py       PipelineService: run a pipeline file, list, show and stop pipelines (what the routes call)
+    pipeline_service.py  PipelineService: run a pipeline file, list, show and stop pipelines (what the routes call)
     pipeline_store.py  the `pipeline` table
 
 Modules here import the job core (`tao_server.jobs`: a step is submitted through JobService),

@@ -8,6 +8,7 @@
     starting.py        a job's run prepared (mounts pinned) and started, in its worker; back in line if its image went
     following.py       a started run followed to its end: its output into the log, its end recorded, the run released
     ending.py          every end: recorded, followers woken, GPUs given back, observer told; stops; the workers' guard
+    retries.py         a failed task run again (--retries): the same job's next attempt, after a back-off
     deadlines.py       time limits the daemon keeps where the backend does not (one Docker engine)
     outage.py          a backend out of reach ends no job: waited out, the run found again, the work resumed
     backend_health.py  whether the backend answers: lost by whoever meets an outage, found again by a probe

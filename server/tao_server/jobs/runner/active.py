@@ -16,6 +16,7 @@ class ActiveJob:
     finished: bool = False  # its end is recorded: its followers stop once they have read its whole log
     granted_at: float | None = None  # when it got its GPUs: its time limit counts from then
     stopped_at_limit: int | None = None  # the time limit (s) it was stopped at: its end is not a cancel
+    retry_in: float | None = None  # it failed and runs again: in this many seconds, once its worker is done with it
 
 
 class ActiveJobs:

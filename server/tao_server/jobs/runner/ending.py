@@ -19,6 +19,7 @@ from tao_server.jobs.runner.active import ActiveJob
 from tao_server.jobs.runner.deadlines import limit_end
 from tao_server.jobs.runner.outage import OutageRecovery
 from tao_server.jobs.runner.parts import RunnerParts
+from tao_server.jobs.runner.retries import Retries
 from tao_server.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,25 @@ class Ending:
     def __init__(self, parts: RunnerParts, outage: OutageRecovery) -> None:
         self._parts = parts
         self._outage = outage
+        self._retries = Retries(parts)
+        # Set by JobRunner: takes a job back once its retry's back-off is over.
+        self.requeue: Callable[[str], None] = lambda job_id: None
 
     def finish(self, job_id: str, status: JobStatus, exit_code: int | None, error: str | None = None) -> None:
         """Record the end, then wake the job's followers at once: they need not wait for any cleanup.
 
         An end the database cannot take now is kept in memory and written later (unrecorded.py).
-        A job stopped at its time limit ends `failed`, saying so, rather than `cancelled`.
+        A job stopped at its time limit ends `failed`, saying so, rather than `cancelled`. A task that
+        failed with retries left is not ended: it waits `queued` for its next attempt (retries.py).
         """
         parts = self._parts
         active = parts.active.get(job_id)
         if active is not None:
             status, error = limit_end(status, error, active.stopped_at_limit)
+        if active is not None and status == JobStatus.failed and self._retries.again(job_id, exit_code, active):
+            parts.deadlines.forget(job_id)
+            parts.gpus.release(job_id)
+            return
         parts.deadlines.forget(job_id)
         parts.progress.ended(job_id)  # its progress complete before its end is seen
         parts.ends.finish(job_id, status, exit_code, error)
@@ -50,6 +59,10 @@ class Ending:
         parts.events.forget(job_id)
         self.wake_followers(job_id, untrack=False)
         self.observe(job_id, parts.observer.job_ended)
+
+    def retry_due(self, job_id: str) -> float | None:
+        """When a job whose task failed runs again (time.time()), while it waits out its back-off."""
+        return self._retries.due(job_id)
 
     def forget(self, job_id: str) -> None:
         """A queued job was cancelled before it started: free its place in line, wake its followers."""
@@ -80,10 +93,15 @@ class Ending:
         self._outage.act_on_run(job_id, run, "release", lambda run: run.release())
 
     def done(self, job_id: str) -> None:
-        """The job's worker is done with it: its devices, its deadline and its place among the active jobs go."""
+        """The job's worker is done with it: its devices, its deadline and its place among the active jobs go.
+
+        A job that runs again is taken back after its back-off, now that nothing of its last attempt remains.
+        """
         self._parts.gpus.release(job_id)
         self._parts.deadlines.forget(job_id)
-        self.wake_followers(job_id, untrack=True)
+        active = self.wake_followers(job_id, untrack=True)
+        if active is not None and active.retry_in is not None:
+            self._retries.later(job_id, active.retry_in, self.requeue)
 
     def wake_followers(self, job_id: str, *, untrack: bool) -> ActiveJob | None:
         """Mark the job finished for its followers and wake them; `untrack` also drops it from the active set."""

@@ -40,14 +40,20 @@ class Following:
         self._ending.observe(job_id, self._parts.observer.job_started)
 
     def follow_to_end(self, job_id: str, run: Run, active: ActiveJob) -> None:
-        """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended."""
+        """Wait for the run to leave its backend's queue; copy its output to the log from the byte it has, to the end; record how it ended.
+
+        A job run again after a failure (retries.py) appends each attempt's output to its one log: the run's
+        own output starts where its attempt does.
+        """
+        job = self._parts.store.find(job_id)
+        attempt_start = job.attempt_offsets[-1] if job is not None and job.attempt_offsets else 0
         while True:
             try:
                 if not active.started:
                     if run.wait_running():
                         self.record_running(job_id, run, active)
                     active.started = True  # or it ended in the queue: its end comes next
-                self._copy_output(job_id, run.output(self._parts.logs.size(job_id)))
+                self._copy_output(job_id, run.output(self._parts.logs.size(job_id) - attempt_start))
                 end = run.wait()
                 break
             except BackendUnavailable as exc:

@@ -9,6 +9,7 @@ that adopts runs after a restart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -39,7 +40,7 @@ from tao_server.jobs.runner.unrecorded import UnrecordedEnds
 from tao_server.jobs.runner.waiting import Waiting
 from tao_server.jobs.runner.worker_pool import WorkerPool
 from tao_server.jobs.store import JobStore
-from tao_server.models import Job
+from tao_server.models import Job, JobStatus
 
 STOP_WORKERS = 4  # threads that stop and release runs, apart from the workers
 IMAGE_CHECKERS = 4  # threads that look for the images of jobs waiting in the GPU line
@@ -60,6 +61,7 @@ class JobRunner:
         observer: JobObserver | None = None,
         progress: Progress = NO_PROGRESS,
         dependencies: DependencyStore | None = None,
+        retry_backoff: float = 5.0,
     ) -> None:
         self.dependencies = dependencies or DependencyStore(store)
         self.health = BackendHealth(backend.ping)
@@ -84,6 +86,7 @@ class JobRunner:
             control=WorkerPool(STOP_WORKERS, "job-stop"),
             image_checks=WorkerPool(IMAGE_CHECKERS, "image-check"),
             pulls_ahead=puller is not None and backend.images is not None and gpus.rule != LineRule.fifo,
+            retry_backoff=retry_backoff,
         )
         outage = OutageRecovery(parts)
         self._ending = ending = Ending(parts, outage)
@@ -93,6 +96,7 @@ class JobRunner:
         starting = Starting(parts, pulls, following, ending, outage, time_limits)
         queueing = Queueing(parts, starting, PullAhead(parts, pulls, ending), ending)
         self._waiting = waiting = Waiting(parts, queueing, ending, self.dependencies)
+        ending.requeue = self._requeue
         self._reconcile = Reconcile(parts, waiting, following, ending, time_limits)
         self.unaccounted: list[leftovers.UnaccountedRun] = []  # found by the last reconcile
 
@@ -100,6 +104,12 @@ class JobRunner:
         """Take a job just recorded `queued` (submitted, run again, or requeued at start-up): it waits for its
         dependencies, if it has any, then goes to a worker or its place in the GPU line."""
         self._waiting.enqueue(job)
+
+    def _requeue(self, job_id: str) -> None:
+        """A failed job's back-off is over: its next attempt goes the way a new job goes (unless it was cancelled meanwhile)."""
+        job = self._parts.store.find(job_id)
+        if job is not None and job.status == JobStatus.queued:
+            self._waiting.enqueue(job)
 
     def cancel(self, job_id: str) -> None:
         """Ask a pulling, starting or running job to stop; its worker records the end."""
@@ -129,6 +139,9 @@ class JobRunner:
         waiting = self._waiting.condition(job_id)
         if waiting is not None:
             return waiting
+        due = self._ending.retry_due(job_id)
+        if due is not None:
+            return f"failed; runs again in {max(0, round(due - time.time()))} s"
         active = self._parts.active.get(job_id)
         if active is None or active.finished:
             return None

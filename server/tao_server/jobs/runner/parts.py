@@ -46,5 +46,6 @@ class RunnerParts:
     control: WorkerPool  # stops and small follow-ups, apart from the workers: a cancel is never stuck behind queued jobs
     image_checks: WorkerPool  # images looked for while GPU jobs wait in line
     pulls_ahead: bool  # images are pulled while GPU jobs wait in line, never while they hold devices (but in a fifo line)
+    retry_backoff: float = 5.0  # seconds before a failed job with retries left runs again; doubled at each attempt
     closing: bool = False  # shutting down: nothing new starts; the next daemon starts the queued jobs
     end_listeners: list[Callable[[str], None]] = field(default_factory=list)

@@ -615,6 +615,8 @@
     job: jobPage,
     sweep: sweepPage,
     gpus: () => fragmentPage("gpus", "/ui/parts/gpus", 1000),
+    pipelines: () => fragmentPage("pipelines", "/ui/parts/pipelines", 2000),
+    pipeline: () => fragmentPage("pipeline", "/ui/parts/pipeline/" + encodeURIComponent(document.body.dataset.pipeline), 1000),
     images: imagesPage,
     login: loginPage,
   };
