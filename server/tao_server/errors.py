@@ -11,7 +11,6 @@ from travel with it, so `tao` can name them.
     │   ├── UnknownTask                  no such task (or group) in the manifest
     │   ├── NoGpus                       GPUs asked for that the host does not have
     │   ├── InvalidWorkflowFile          a pipeline (or sweep) file that cannot be run: file, line, column and key
-    │   ├── InvalidSweep                 a sweep file that cannot run (names file, line and key)
     │   └── PolicyRefusal           403  the policy does not grant the caller what the job asks for
     │       └── DestinationRefused       a notification URL whose address the policy's notify_to does not open
     ├── RequestTooLarge             413  a body over the size cap (api/body_limit.py answers it, unread)
@@ -167,12 +166,6 @@ class LoginRefused(TaoError):
 
     code = "login_refused"
     http_status = 401
-
-
-class InvalidSweep(InvalidRequest):
-    """A sweep file that cannot run: the message names the file, the line and the key, and what is allowed."""
-
-    code = "invalid_sweep"
 
 
 class SweepNotFound(TaoError):

@@ -10,6 +10,7 @@ sees every epoch before the next one runs, however fast or slow the machine is.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -180,7 +181,7 @@ def test_a_bad_sweep_file_exits_125_naming_the_key_and_submits_nothing(
     result = daemon.tao("--mounts", str(mounts), "sweep", "run", str(path))
     assert result.returncode == 125
     message = result.stderr.decode()
-    assert f"{path}, line " in message and key in message, message
+    assert re.search(rf"{re.escape(str(path))}:\d+:\d+: {re.escape(key)}: ", message), message  # file, line, column, key
     assert len(json.loads(daemon.tao("list", "--all", "--json").stdout)) == before
     assert not json.loads(daemon.tao("sweep", "list", "--json").stdout)
 

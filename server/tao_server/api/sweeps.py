@@ -24,7 +24,7 @@ class SweepStarted(BaseModel):
 
 @router.post("", response_model=SweepStarted, status_code=status.HTTP_201_CREATED, responses=responses(403, 413, 422, 507))
 def start_sweep(request: SweepCreate, sweeps: SweepServiceDep, caller: CallerDep) -> Response:
-    """Check a sweep file whole (422 `invalid_sweep` naming its line and key; nothing submitted) and start it.
+    """Check a sweep file whole (422 `invalid_workflow_file` naming its line and key, as a pipeline file's; nothing submitted) and start it.
 
     Its trials are jobs of the caller's, run with `launch_config` as the caller's own jobs are.
     """

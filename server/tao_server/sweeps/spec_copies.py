@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tao_server.errors import InvalidSweep
+from tao_server.errors import InvalidWorkflowFile
 from tao_server.jobs import launch_options
 from tao_server.jobs.path_args import on_host
 from tao_server.sweeps import trial_args
@@ -32,13 +32,13 @@ MAX_TEMPLATE_BYTES = 1 << 20
 
 
 def write_spec_copy(sweep: Sweep, spec: SweepSpec, number: int, params: dict[str, Any]) -> str:
-    """Write the trial's spec; the container's path of it. InvalidSweep when a path is outside every mount or cannot be used."""
+    """Write the trial's spec; the container's path of it. InvalidWorkflowFile when a path is outside every mount or cannot be used."""
     mounts = launch_options.validate(sweep.launch_config, sweep.launch_config_source).mounts
     template = spec.spec_template or ""
     target = posixpath.join(trial_args.trial_dir(spec, number), SPEC_NAME)
     text = _as_owner(sweep, _READ, _host(template, mounts, "spec_template"), None).decode()
     if len(text) > MAX_TEMPLATE_BYTES:
-        raise InvalidSweep(f"spec_template {template}: over {MAX_TEMPLATE_BYTES} bytes", field="spec_template")
+        raise InvalidWorkflowFile(f"spec_template {template}: over {MAX_TEMPLATE_BYTES} bytes", field="spec_template")
     _as_owner(sweep, _WRITE, _host(target, mounts, "trial_dir"), trial_args.render_template(text, spec, number, params).encode())
     return target
 
@@ -46,7 +46,7 @@ def write_spec_copy(sweep: Sweep, spec: SweepSpec, number: int, params: dict[str
 def _host(path: str, mounts: list[dict[str, Any]], key: str) -> str:
     found = on_host(path, mounts)
     if found is None:
-        raise InvalidSweep(f"{key}: {path} is outside every mount of the launcher config, so the daemon cannot reach it", field=key)
+        raise InvalidWorkflowFile(f"{key}: {path} is outside every mount of the launcher config, so the daemon cannot reach it", field=key)
     return os.path.join(found.source, found.relative) if found.relative else found.source
 
 
@@ -65,8 +65,8 @@ def _as_owner(sweep: Sweep, code: str, path: str, data: bytes | None) -> bytes:
             extra_groups=[] if as_owner else None,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InvalidSweep(f"{path}: cannot be used for the trial's spec: {exc}", field="spec_template") from None
+        raise InvalidWorkflowFile(f"{path}: cannot be used for the trial's spec: {exc}", field="spec_template") from None
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["failed"]
-        raise InvalidSweep(f"{path}: cannot be used for the trial's spec: {reason[0]}", field="spec_template")
+        raise InvalidWorkflowFile(f"{path}: cannot be used for the trial's spec: {reason[0]}", field="spec_template")
     return done.stdout

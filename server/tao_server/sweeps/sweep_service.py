@@ -16,13 +16,13 @@ from tao_server.errors import SweepNotFound
 from tao_server.jobs.service import JobService
 from tao_server.jobs.store import JobStore
 from tao_server.jobs.submission import new_job_id
-from tao_server.models import JobCreate
 from tao_server.sweeps import sweep_file, trial_args
 from tao_server.sweeps.driver import SweepDriver, gpu_seconds
 from tao_server.sweeps.spec_copies import write_spec_copy
 from tao_server.sweeps.sweep_file import SweepSpec
 from tao_server.sweeps.sweep_models import BestTrial, Sweep, SweepCreate, SweepPublic, SweepState, SweepSummary, TrialPublic
 from tao_server.sweeps.sweep_store import SweepStore
+from tao_server.workflows.steps import LaunchContext, check_step, submit_step
 
 
 class SweepService:
@@ -46,7 +46,7 @@ class SweepService:
             launch_config=request.launch_config,
             launch_config_source=request.launch_config_source,
         )
-        warnings = self._jobs.check(_trial_request(sweep, spec, 0, _middle(spec)), caller)
+        warnings = check_step(self._jobs, caller, trial_args.trial_step(spec, 0, _middle(spec)), _launch(sweep))
         self._store.insert(sweep)
         self._driver.add(sweep)
         return sweep, warnings
@@ -117,21 +117,14 @@ class SweepService:
         owner = _owner(sweep)
         if spec.spec_template is not None:
             write_spec_copy(sweep, spec, number, params)
-        job, _, _ = self._jobs.submit(_trial_request(sweep, spec, number, params), owner, trial_of=(sweep.id, number))
+        step = trial_args.trial_step(spec, number, params)
+        job = submit_step(self._jobs, owner, step, _launch(sweep), trial_of=(sweep.id, number), job_id=f"{sweep.id}-{number}")
         return job.id
 
 
-def _trial_request(sweep: Sweep, spec: SweepSpec, number: int, params: dict[str, Any]) -> JobCreate:
-    return JobCreate(
-        id=f"{sweep.id}-{number}",
-        group=spec.group,
-        task=spec.task,
-        subtask=spec.subtask,
-        args=trial_args.arguments(spec, number, params),
-        launch_config=sweep.launch_config,
-        launch_config_source=sweep.launch_config_source,
-        gpus=spec.gpus,
-    )
+def _launch(sweep: Sweep) -> LaunchContext:
+    """What applies to each trial's job as to any job of the owner's: their launcher config."""
+    return LaunchContext(sweep.launch_config, sweep.launch_config_source)
 
 
 def _owner(sweep: Sweep) -> Caller:

@@ -1,18 +1,18 @@
-"""What a trial runs: the step's arguments with ${trial.dir}, ${trial.number} and ${params.NAME} filled in,
-a Hydra-style KEY=VALUE appended for each parameter with `override`, and the spec template's copy.
+"""What a trial runs: the sweep's step with ${trial.dir}, ${trial.number} and ${params.NAME} filled in
+(Step.filled, as a pipeline fills its vars), a Hydra-style KEY=VALUE appended for each parameter with
+`override`, and the spec template's copy.
 
 Arguments stay a list, each filled in where it stands: nothing is ever joined into a shell string.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from tao_server.sweeps.sweep_file import SweepSpec
-
-_PLACEHOLDER = re.compile(r"\$\{(trial\.dir|trial\.number|params\.[A-Za-z0-9_.-]+)\}")
+from tao_server.workflows.steps import Step, fill_later
 
 
 def trial_dir(spec: SweepSpec, number: int) -> str:
@@ -26,26 +26,21 @@ def shown(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def fill(text: str, spec: SweepSpec, number: int, params: dict[str, Any]) -> str:
-    """`text` with its placeholders filled; one naming an unknown parameter stays as written."""
+def _trial_values(spec: SweepSpec, number: int) -> dict[str, str]:
+    return {"trial.dir": trial_dir(spec, number), "trial.number": str(number)}
 
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name == "trial.dir":
-            return trial_dir(spec, number)
-        if name == "trial.number":
-            return str(number)
-        param = name.removeprefix("params.")
-        return shown(params[param]) if param in params else match.group(0)
 
-    return _PLACEHOLDER.sub(value, text)
+def trial_step(spec: SweepSpec, number: int, params: dict[str, Any]) -> Step:
+    """The step trial `number` runs: the sweep's, filled in, then KEY=VALUE for each parameter with `override`."""
+    values = {**_trial_values(spec, number), **{f"params.{name}": shown(value) for name, value in params.items()}}
+    step = spec.step.filled(values)
+    overrides = [f"{param.override}={shown(params[param.name])}" for param in spec.params if param.override and param.name in params]
+    return replace(step, args=[*step.args, *overrides])
 
 
 def arguments(spec: SweepSpec, number: int, params: dict[str, Any]) -> list[str]:
-    """The trial's arguments: the step's, filled in, then KEY=VALUE for each parameter with `override`."""
-    args = [fill(arg, spec, number, params) for arg in spec.args]
-    args += [f"{param.override}={shown(params[param.name])}" for param in spec.params if param.override and param.name in params]
-    return args
+    """The trial's arguments, as its job gets them."""
+    return trial_step(spec, number, params).args
 
 
 def template_values(spec: SweepSpec, params: dict[str, Any]) -> dict[str, str]:
@@ -55,18 +50,19 @@ def template_values(spec: SweepSpec, params: dict[str, Any]) -> dict[str, str]:
 
 def render_template(text: str, spec: SweepSpec, number: int, params: dict[str, Any]) -> str:
     """The spec template's copy for a trial: ${params.T} is the value of the parameter whose `template` is T."""
-    values = template_values(spec, params)
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name.startswith("params.") and name.removeprefix("params.") in values:
-            return values[name.removeprefix("params.")]
-        return fill(match.group(0), spec, number, params)
-
-    return _PLACEHOLDER.sub(value, text)
+    values = {f"params.{name}": value for name, value in template_values(spec, params).items()}
+    return fill_later(text, {**_trial_values(spec, number), **values})
 
 
 def command(spec: SweepSpec, number: int, params: dict[str, Any]) -> str:
     """The `tao` command line that runs the trial again, as one would type it."""
-    words = ["tao", spec.task, *([spec.subtask] if spec.subtask else []), *arguments(spec, number, params)]
-    return shlex.join(words)
+    step = spec.step
+    return shlex.join(
+        [
+            "tao",
+            *([step.group] if step.group else []),
+            step.task,
+            *([step.subtask] if step.subtask else []),
+            *arguments(spec, number, params),
+        ]
+    )
