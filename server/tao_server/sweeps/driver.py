@@ -251,10 +251,20 @@ def gpu_seconds(jobs: list[Job]) -> float:
     now = datetime.now(UTC)
     total = 0.0
     for job in jobs:
-        if job.started_at is None or not job.gpus:
+        if job.started_at is None or not held_gpus(job):
             continue
         started = job.started_at.replace(tzinfo=UTC) if job.started_at.tzinfo is None else job.started_at
         ended = job.finished_at or now
         ended = ended.replace(tzinfo=UTC) if ended.tzinfo is None else ended
-        total += len(job.gpus) * max(0.0, (ended - started).total_seconds())
+        total += held_gpus(job) * max(0.0, (ended - started).total_seconds())
     return total
+
+
+def held_gpus(job: Job) -> int:
+    """How many GPUs the job holds: the devices it was given, or, where the backend allocates them (Slurm), the count it asked for."""
+    if job.gpus:
+        return len(job.gpus)
+    kind, _, value = job.gpu_request.partition(":")
+    if kind == "count":
+        return int(value or 0)
+    return len(value.split(",")) if kind == "ids" and value else 0
