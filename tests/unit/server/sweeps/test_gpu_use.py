@@ -13,7 +13,9 @@ START = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 
 
 def ran(seconds: float, gpus: list[str] | None = None, request: str = "") -> Job:
-    return Job(id="j", task="t", gpus=gpus or [], gpu_request=request, started_at=START, finished_at=START + timedelta(seconds=seconds))
+    return Job(
+        id="j", task="t", image="i", gpus=gpus or [], gpu_request=request, started_at=START, finished_at=START + timedelta(seconds=seconds)
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,4 +32,4 @@ def test_the_gpus_a_job_holds(job: Job, held: int) -> None:
 
 
 def test_gpu_seconds_count_each_job_s_gpus_times_how_long_it_ran() -> None:
-    assert gpu_seconds([ran(60, ["0"]), ran(30, [], "count:2"), Job(id="q", task="t", gpu_request="count:1")]) == 120
+    assert gpu_seconds([ran(60, ["0"]), ran(30, [], "count:2"), Job(id="q", task="t", image="i", gpu_request="count:1")]) == 120
