@@ -29,7 +29,23 @@ EPOCHS = 10
 FAKE_GPUS = ("--gpus", "0,1", "--gpu-mode", "env")
 
 
-def sweep_yaml(pruner: str, trials: int = 20, parallel: int = 2, epochs: int = EPOCHS, kpi: str = "mAP", gpus: int = 1) -> str:
+PARAMS = """\
+  lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true, override: train.lr}
+  batch: {type: int, low: 8, high: 64, step: 8, override: train.batch}
+"""
+
+
+def sweep_yaml(
+    pruner: str,
+    trials: int = 20,
+    parallel: int = 2,
+    epochs: int = EPOCHS,
+    kpi: str = "mAP",
+    gpus: int = 1,
+    params: str = PARAMS,
+    extra: str = "sampler: {name: random, seed: 7}\n",
+) -> str:
+    """A sweep of the stand-in training; each epoch waits at its gate in the trial's dir (relay() opens them)."""
     return f"""\
 step:
   task: detectnet_v2
@@ -38,14 +54,11 @@ step:
   gpus: {gpus}
 trial_dir: /workspace/sweep
 params:
-  lr: {{type: float, low: 1.0e-4, high: 1.0e-1, log: true, override: train.lr}}
-  batch: {{type: int, low: 8, high: 64, step: 8, override: train.batch}}
-objective: {{kpi: {kpi}, direction: maximize}}
+{params}objective: {{kpi: {kpi}, direction: maximize}}
 trials: {trials}
 parallel: {parallel}
-sampler: {{name: random, seed: 7}}
 pruner: {pruner}
-"""
+{extra}"""
 
 
 def objective(lr: float, batch: int) -> float:

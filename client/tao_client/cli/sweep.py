@@ -13,7 +13,7 @@ import sys
 import time
 from argparse import Namespace
 
-from tao_client.cli._common import EXIT_SIGINT, print_table, write_text
+from tao_client.cli._common import EXIT_SIGINT, EXIT_SIGTERM, print_table, write_text
 from tao_client.cli._parser import Parser
 
 TYPE_CHECKING = False  # keeps typing out of the CLI's start-up
@@ -99,7 +99,7 @@ def _run(client: Client, path: str, detach: bool, mounts: str | None) -> int:
         print(f"\nthe sweep goes on: `tao sweep show {sweep.id}`, `tao sweep stop {sweep.id}`", file=sys.stderr)
         return EXIT_SIGINT
     _end(sweep)
-    return 0
+    return EXIT_SIGTERM if sweep.state == "stopped" else 0  # stopped (tao sweep stop) before its trials were all run
 
 
 def _trial_line(sweep: Sweep, trial: dict[str, Any]) -> str:
