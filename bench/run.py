@@ -11,6 +11,7 @@ bash scripts/bench --only 24        # notifications: a job's end to a receiver, 
 bash scripts/bench --only 25        # a task's status file followed at 1,000 lines a second: lag, CPU, memory
 bash scripts/bench --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
 bash scripts/bench --only 27        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
+bash scripts/bench --only 29        # a seeded sweep: GPU-seconds to the optimum with and without pruning; overhead per trial
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import observability
 import published
 import slurm
 import streams
+import sweeps
 import training
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25", "26", "27")  # fmt: skip
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25", "26", "27", "29")  # fmt: skip
 
 
 def main() -> None:
@@ -50,7 +52,7 @@ def main() -> None:
         default=",".join(GROUPS),
         help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
         "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress; "
-        "26 newcomers while logs stream; 27 GET /metrics)",
+        "26 newcomers while logs stream; 27 GET /metrics; 29 sweeps)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument(
@@ -76,6 +78,7 @@ def main() -> None:
     notify_scale = notifications.NotifyScale.quick() if args.quick else notifications.NotifyScale.full()
     metrics_scale = observability.MetricsScale.quick() if args.quick else observability.MetricsScale.full()
     stream_scale = streams.StreamScale.quick() if args.quick else streams.StreamScale.full()
+    sweep_scale = sweeps.SweepScale.quick() if args.quick else sweeps.SweepScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -103,6 +106,8 @@ def main() -> None:
                 produced = streams.run_group(group, stream_scale)
             elif group in observability.GROUPS:
                 produced = observability.run_group(group, metrics_scale)
+            elif group in sweeps.GROUPS:
+                produced = sweeps.run_group(group, sweep_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced
