@@ -15,7 +15,7 @@ keeps (`to_json`, `from_json`): a restarted daemon goes on from it without readi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NoReturn
 
 import yaml
@@ -109,9 +109,11 @@ def parse(text: str, source: str | None) -> SweepSpec:
 
 def _step(at: Located, params: list[Param]) -> Step:
     """The step each trial runs; the placeholders each trial fills are left in it (checked here: no other name is allowed)."""
-    yaml_nodes.mapping(at, TRIAL_STEP_KEYS)
+    entries = yaml_nodes.mapping(at, TRIAL_STEP_KEYS)
     deferred = frozenset({"trial.dir", "trial.number", *(f"params.{param.name}" for param in params)})
-    return parse_step(at, TRIAL_STEP, {}, deferred)
+    step = parse_step(at, TRIAL_STEP, {}, deferred)
+    # A trial takes one GPU unless its step says otherwise: a job's default (every GPU) would run one trial at a time.
+    return step if "gpus" in entries else replace(step, gpus="1")
 
 
 def _objective(at: Located) -> dict[str, Any]:

@@ -81,3 +81,9 @@ def test_the_step_is_a_workflow_step_with_its_env_time_and_retries() -> None:
     step = trial_args.trial_step(spec, 4, {"lr": 0.001, "batch": 16, "arch": "resnet34"})
     assert (step.time, step.retries, step.env) == ("1:00:00", 1, {"RUN": "4"})
     assert step.args[-3:] == ["/workspace/tao-experiments/sweep1/4", "train.optim.lr=0.001", "model.arch=resnet34"]
+
+
+def test_a_trial_takes_one_gpu_unless_its_step_says_otherwise() -> None:
+    assert sweep_file.parse(EXAMPLE.replace("  gpus: 1\n", ""), "sweep.yaml").step.gpus == "1"
+    assert sweep_file.parse(EXAMPLE.replace("  gpus: 1\n", "  gpus: 0\n"), "sweep.yaml").step.gpus == "none"
+    assert sweep_file.parse(EXAMPLE.replace("  gpus: 1\n", "  gpus: all\n"), "sweep.yaml").step.gpus == "all"
