@@ -12,6 +12,7 @@ bash scripts/bench --only 25        # a task's status file followed at 1,000 lin
 bash scripts/bench --only 6,26      # logs streamed to 50 followers, and newcomers answered meanwhile
 bash scripts/bench --only 27        # GET /metrics as Prometheus scrapes it, 1,000 jobs in the table
 bash scripts/bench --only 28        # a step's hand-off to the next: Docker, and Slurm against sbatch --dependency (needs root, slurm-wlm)
+bash scripts/bench --only 29        # a seeded sweep: GPU-seconds to the optimum with and without pruning; overhead per trial
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ import observability
 import published
 import slurm
 import streams
+import sweeps
 import training
 import workflows
 from harness import ROOT, Daemon, Figure, bench_daemon, build_image, tool
 
 # 7 also measures 8 (memory), on the same daemon
-GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25", "26", "27", "28")  # fmt: skip
+GROUPS = ("1", "2", "3", "4", "5", "6", "7", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "22", "23", "24", "25", "26", "27", "28", "29")  # fmt: skip
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
         default=",".join(GROUPS),
         help="comma-separated figure numbers (8 comes with 7; 9 is the cold pull; 10-14 are faults; 15-17 are Slurm; "
         "18-19 the dashboard; 20 the job trace (21 its targets); 22-23 interactive sessions; 24 notifications; 25 training progress; "
-        "26 newcomers while logs stream; 27 GET /metrics; 28 a step's hand-off to the next)",
+        "26 newcomers while logs stream; 27 GET /metrics; 28 a step's hand-off to the next; 29 sweeps)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument(
@@ -79,6 +81,7 @@ def main() -> None:
     metrics_scale = observability.MetricsScale.quick() if args.quick else observability.MetricsScale.full()
     stream_scale = streams.StreamScale.quick() if args.quick else streams.StreamScale.full()
     handoff_scale = workflows.HandoffScale.quick() if args.quick else workflows.HandoffScale.full()
+    sweep_scale = sweeps.SweepScale.quick() if args.quick else sweeps.SweepScale.full()
     build_image()
 
     results: list[Figure] = []
@@ -108,6 +111,8 @@ def main() -> None:
                 produced = observability.run_group(group, metrics_scale)
             elif group in workflows.GROUPS:
                 produced = workflows.run_group(group, handoff_scale)
+            elif group in sweeps.GROUPS:
+                produced = sweeps.run_group(group, sweep_scale)
             else:
                 produced = _run_fault(group, fault_scale)
             results += produced

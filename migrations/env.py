@@ -5,7 +5,8 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import tao_server.models
-import tao_server.notify.notify_models  # noqa: F401  (the notification tables)
+import tao_server.notify.notify_models
+import tao_server.sweeps.sweep_models  # noqa: F401  (the sweep table)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -6,8 +6,8 @@ Usage: python scripts/screenshots.py [--out docs/dashboard]
 A daemon (the installed `tao-server`, on a socket of its own, four placeholder GPUs in env mode)
 runs the sample toolkit image (scripts/build_sample_image.py) for what a TAO user does: training
 runs with a spec and a results dir under ~/tao-try mounted at /workspace/tao-experiments, as the
-quick start has them (two finished, one failed on a missing spec, one training for a while, one
-waiting for GPUs). Chromium (Playwright, /usr/bin/chromium) signs in with the
+quick start has them (a sweep of the learning rate and batch size from ~/tao-try/specs/sweep.yaml,
+two finished, one failed on a missing spec, one training for a while, one waiting for GPUs). Chromium (Playwright, /usr/bin/chromium) signs in with the
 one-time link `tao ui` would open and takes each page once the long training is some epochs in.
 Everything started is stopped and removed at the end; ~/tao-try keeps what the jobs wrote.
 """
@@ -46,8 +46,8 @@ def main() -> int:
         *("--gpus", "0,1,2,3", "--gpu-mode", "env", "--log-level", "warning"),
     ).start()
     try:
-        running = submit_session(daemon, experiments)
-        take(daemon, running, args.out)
+        running, sweep = submit_session(daemon, experiments)
+        take(daemon, running, sweep, args.out)
     finally:
         daemon.stop()
         daemon.remove_containers()
@@ -62,11 +62,32 @@ def prepared_experiments(root: Path) -> Path:
     (root / "results").mkdir(exist_ok=True)
     for task in ("detectnet_v2", "ssd", "yolo_v4", "unet"):
         (root / "specs" / f"{task}_train.txt").write_text(f'model_config {{ arch: "resnet" num_layers: 18 }}  # {task}\n')
+    (root / "specs" / "sweep.yaml").write_text(SWEEP)
     return root
 
 
-def submit_session(daemon: Any, experiments: Path) -> str:
-    """The session's jobs, each as `tao` would submit it; the id of the one still training."""
+# The sweep a user tunes detectnet_v2 with (docs/user/sweeps.md): the stand-in training's mAP is a known
+# function of train.lr and train.batch, best 0.9 at lr 0.01, batch 32 (examples/sample-toolkit/task.sh).
+SWEEP = f"""\
+step:
+  task: detectnet_v2
+  subtask: train
+  args: [-e, {WORKSPACE}/specs/detectnet_v2_train.txt, -r, "${{trial.dir}}"]
+  gpus: 1
+trial_dir: {WORKSPACE}/sweeps/lr-batch
+params:
+  lr: {{type: float, low: 1.0e-4, high: 1.0e-1, log: true, override: train.lr}}
+  batch: {{type: int, low: 8, high: 64, step: 8, override: train.batch}}
+objective: {{kpi: mAP, direction: maximize}}
+trials: 16
+parallel: 2
+sampler: {{name: tpe, seed: 7}}
+pruner: median
+"""
+
+
+def submit_session(daemon: Any, experiments: Path) -> tuple[str, str]:
+    """The session's jobs and sweep, each as `tao` would submit it; the ids of the job still training and of the sweep."""
     from tao_client import Client
 
     mounts = [{"source": str(experiments), "destination": WORKSPACE}]
@@ -80,6 +101,9 @@ def submit_session(daemon: Any, experiments: Path) -> str:
         return client.submit(task, "train", arguments, launch_config=config(epochs, seconds), gpus=gpus).id
 
     with Client(daemon.address, autostart=False) as client:
+        # First the morning's sweep (`tao sweep run`): its trials are the oldest jobs of the list.
+        sweep = client.sweeps.run(experiments / "specs" / "sweep.yaml", launch_config=config(10, 0.2))
+        wait(lambda: sweep.refresh().done, "the sweep's trials have all ended")
         finished = train(client, "detectnet_v2", 12, 0.1, "1")
         wait(lambda: client.job(finished).status == "succeeded", "the first training finishes")
         train(client, "classification", 10, 0.1, "1", spec="classification_train.txt")  # no such spec: it fails
@@ -88,10 +112,10 @@ def submit_session(daemon: Any, experiments: Path) -> str:
         running = train(client, "yolo_v4", 80, 2.0, "2")
         train(client, "unet", 40, 2.0, "4")  # waits in the GPU line behind the running one
         wait(lambda: ((client.job(running).progress or {}).get("epoch") or 0) >= 12, "the long training is twelve epochs in")
-    return running
+    return running, sweep.id
 
 
-def take(daemon: Any, running: str, out: Path) -> None:
+def take(daemon: Any, running: str, sweep: str, out: Path) -> None:
     """Each page in chromium, signed in with a one-time link as `tao ui` opens it."""
     import playwright.sync_api as playwright_api
 
@@ -114,6 +138,11 @@ def take(daemon: Any, running: str, out: Path) -> None:
             page.wait_for_selector("#log >> text=Epoch")
             page.screenshot(path=str(out / "job-running.png"), full_page=True)
             page.locator("#training").screenshot(path=str(out / "training.png"))
+            page.goto(link.split("/ui/")[0] + f"/ui/sweeps/{sweep}")
+            page.wait_for_selector("#sweep-history canvas")
+            page.wait_for_selector("#sweep-parallel svg")
+            page.wait_for_selector("#sweep-trials >> text=pruned")
+            page.screenshot(path=str(out / "sweep.png"), full_page=True)
             for name, path, ready in (("gpus", "/ui/gpus", "text=GPU"), ("images", "/ui/images", "text=tao-sample")):
                 page.goto(link.split("/ui/")[0] + path)
                 page.wait_for_selector(ready)

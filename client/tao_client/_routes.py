@@ -242,3 +242,22 @@ def pipeline(pipeline_id: str) -> Call:
 
 def stop_pipeline(pipeline_id: str) -> Call:
     return Call("POST", f"/v1/pipelines/{pipeline_id}/stop")
+
+
+# -- sweeps -----------------------------------------------------------------------------------------
+
+
+def start_sweep(body: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/sweeps", json=body)
+
+
+def sweeps() -> Call:
+    return Call("GET", "/v1/sweeps")
+
+
+def sweep(sweep_id: str) -> Call:
+    return Call("GET", f"/v1/sweeps/{sweep_id}")
+
+
+def stop_sweep(sweep_id: str) -> Call:
+    return Call("POST", f"/v1/sweeps/{sweep_id}/stop")

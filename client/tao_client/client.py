@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tao_client._terminal import Terminal
     from tao_client._training import Metrics
     from tao_client._websocket import WebSocket
+    from tao_client.sweeps import Sweeps
 
 ACTIVE_STATUSES = ("queued", "pulling", "starting", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "error")
@@ -208,6 +209,13 @@ class Client:
 
     def job(self, job_id: str) -> Job:
         return Job(self, self._json(_routes.job(job_id)))
+
+    @property
+    def sweeps(self) -> Sweeps:
+        """Hyperparameter sweeps: `client.sweeps.run("sweep.yaml")`, `.list()`, `.get(ID)`, `.stop(ID)` (tao_client.sweeps)."""
+        from tao_client.sweeps import Sweeps
+
+        return Sweeps(self)
 
     def jobs(self, statuses: Iterable[str] | None = None, container_id: str | None = None, page_size: int = 200) -> Iterator[Job]:
         """Every matching job, newest first, fetched a page at a time."""

@@ -28,7 +28,21 @@ from tao_server.access.admission import Admission
 from tao_server.access.mount_pins import MountPins
 from tao_server.access.paths import ProtectedPaths
 from tao_server.access.tokens import TokenStore
-from tao_server.api import credentials, docs, error_responses, images, jobs, logs, metrics, notify, ports, prometheus, system, terminal
+from tao_server.api import (
+    credentials,
+    docs,
+    error_responses,
+    images,
+    jobs,
+    logs,
+    metrics,
+    notify,
+    ports,
+    prometheus,
+    sweeps,
+    system,
+    terminal,
+)
 from tao_server.api import pipelines as pipeline_routes
 from tao_server.api.body_limit import BodyLimit
 from tao_server.api.deps import Services, get_caller
@@ -55,6 +69,9 @@ from tao_server.observability.exporter import DaemonState, Exporter
 from tao_server.observability.gpu_use import GpuUse, Sampling, start_sampling
 from tao_server.runtime.db_watch import DatabaseWatch
 from tao_server.settings import Settings
+from tao_server.sweeps.driver import SweepDriver
+from tao_server.sweeps.sweep_service import SweepService
+from tao_server.sweeps.sweep_store import SweepStore
 from tao_server.system.system_service import SystemService, loopback_http
 from tao_server.ui import routes as ui
 from tao_server.ui.guard import BrowserGuard
@@ -97,6 +114,7 @@ def create_app(
             yield
         finally:
             services.runner.shutdown()
+            services.sweep_driver.shutdown()
             services.sender.stop()
             services.progress.shutdown()
             if services.gpu_use is not None:
@@ -122,7 +140,7 @@ def create_app(
     app.add_middleware(BrowserGuard)
     # Every route but /healthz knows its caller, and refuses TCP callers without a valid token.
     authenticated = [Depends(get_caller)]
-    for module in (jobs, pipeline_routes, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
+    for module in (jobs, pipeline_routes, sweeps, metrics, logs, terminal, ports, images, credentials, notify, system, docs):
         app.include_router(module.router, dependencies=authenticated, responses=error_responses.responses(401))
     app.include_router(system.health)
     # Admins and scrape tokens, which no other route takes: the route names its caller with a scheme of its own.
@@ -164,14 +182,10 @@ class _Wiring:
 
 
 def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_file.Policy, wiring: _Wiring) -> Services:
-    backend, addresses = wiring.backend, wiring.addresses
-    engine = wiring.database
-    if engine is None:
-        engine = db.make_engine(settings.db_path)
-        db.upgrade(engine)
+    addresses = wiring.addresses
+    engine = wiring.database or _open_database(settings)
     database = DatabaseWatch(settings.db_path)  # the file just opened: one deleted or replaced later is noticed
-    if backend is None:
-        backend = backends.connect(settings, daemon_id(settings.data_dir))
+    backend = wiring.backend if wiring.backend is not None else backends.connect(settings, daemon_id(settings.data_dir))
     store = JobStore(engine, database)
     logs_store, events = LogStore(settings.logs_dir), EventLog(settings.logs_dir)
     credentials = CredentialStore(settings.data_dir / "credentials.json", _secret(settings))
@@ -215,6 +229,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         notify=notifications.service,
         gpu_condition=gpu_use.condition if gpu_use is not None else None,
     )
+    sweep_driver = _sweep_driver(settings, store, metrics, runner)
     image_service = ImageService(manifest, backend.images, puller, credentials) if backend.images is not None and puller else None
     services = Services(
         settings=settings,
@@ -224,6 +239,8 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
         progress=progress,
         jobs=job_service,
         pipelines=_pipelines(job_service, store, runner, notifications),
+        sweeps=SweepService(SweepStore(store), job_service, store, sweep_driver),
+        sweep_driver=sweep_driver,
         sessions=JobSessions(job_service, runner, backend.attaches, settings.max_sessions_per_user, settings.max_sessions_per_job),
         images=image_service,
         tokens=tokens,
@@ -238,6 +255,7 @@ def _start(settings: Settings, manifest: task_manifest.Manifest, policy: policy_
     )
     progress.resume(store.active())  # before the runner records the ends of jobs that ended meanwhile
     runner.reconcile()
+    sweep_driver.resume()  # after the reconcile: the trials' jobs that ended meanwhile have their ends
     notifications.sender.start()
     progress.start()
     if gpu_use is not None:
@@ -250,6 +268,20 @@ def _pipelines(jobs: JobService, store: JobStore, runner: JobRunner, notificatio
     pipelines = PipelineService(jobs, store)
     runner.on_end(PipelineEnds(pipelines, store, notifications.observer, notifications.pipeline_link).step_ended)
     return pipelines
+
+
+def _open_database(settings: Settings) -> Engine:
+    """The settings' database, upgraded to this release's schema."""
+    engine = db.make_engine(settings.db_path)
+    db.upgrade(engine)
+    return engine
+
+
+def _sweep_driver(settings: Settings, store: JobStore, metrics: MetricStore, runner: JobRunner) -> SweepDriver:
+    """The thread that runs sweeps (started with the first one), woken by each job's end."""
+    driver = SweepDriver(SweepStore(store), store, metrics, settings.data_dir)
+    runner.on_end(driver.wake)
+    return driver
 
 
 def _gpu_line(settings: Settings, policy: policy_file.Policy, backend: Backend) -> GpuScheduler:

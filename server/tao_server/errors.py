@@ -22,6 +22,7 @@ from travel with it, so `tao` can name them.
     ├── LoginRefused                401  the registry refused a login (`tao login`)
     ├── JobNotFound                 404  no such job, or one the caller may not see
     ├── PipelineNotFound            404  no such pipeline, or one the caller may not see
+    ├── SweepNotFound               404  no such sweep, or one the caller may not see
     ├── JobConflict                 409  a job id already used by a different job
     │   ├── DuplicateJobId               the id was taken between the check and the insert
     │   └── NotAttachable                the job takes no terminal or port-forward (not -i, ended, a batch backend)
@@ -165,6 +166,16 @@ class LoginRefused(TaoError):
 
     code = "login_refused"
     http_status = 401
+
+
+class SweepNotFound(TaoError):
+    code = "sweep_not_found"
+    http_status = 404
+
+    @classmethod
+    def for_id(cls, sweep_id: str) -> SweepNotFound:
+        """The one answer for a sweep that does not exist and for one the caller may not see."""
+        return cls(f"no sweep {sweep_id!r}; `tao sweep list` shows yours", field="id")
 
 
 class JobNotFound(TaoError):

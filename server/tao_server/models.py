@@ -82,6 +82,9 @@ class JobBase(SQLModel):
     interactive: bool = False
     # The task's status file as the container sees it (`tao --status-file`); None: found from its results dir.
     status_file: str | None = None
+    # A sweep's trial (tao_server.sweeps): the sweep's id and the trial's number; None for a job of its own.
+    sweep_id: str | None = Field(default=None, index=True, max_length=64)
+    trial: int | None = None
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

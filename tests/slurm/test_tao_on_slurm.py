@@ -233,3 +233,30 @@ def test_a_running_job_whose_node_fails_ends_an_error_and_leaves_no_container_on
 def _jobs(daemon: Daemon) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = json.loads(daemon.tao("list", "--all", "--json").stdout)
     return jobs
+
+
+def test_a_sweep_of_four_trials_runs_each_trial_as_a_slurm_job(on_slurm: Daemon, slurm: SlurmCluster) -> None:
+    from tests.integration.test_sweeps import objective, relay, sweep_yaml
+
+    root = on_slurm.root / "sweep"  # on the shared dir's filesystem: the status files the nodes write, the daemon reads
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True, mode=0o777)
+    mounts = root / "mounts.json"
+    mounts.write_text(json.dumps({"Mounts": [{"source": str(workspace), "destination": "/workspace"}]}))
+    (root / "sweep.yaml").write_text(sweep_yaml("none", trials=4, parallel=2, epochs=2))
+    started = on_slurm.tao("--mounts", str(mounts), "sweep", "run", "-d", str(root / "sweep.yaml"))
+    assert started.returncode == 0, started.stderr
+    sweep_id = started.stdout.decode().strip()
+    with relay(on_slurm, sweep_id, workspace):
+        wait_until(lambda: on_slurm.request("GET", f"/v1/sweeps/{sweep_id}")["state"] == "completed", "the sweep completes", 300)
+    sweep = json.loads(on_slurm.tao("sweep", "show", "--json", sweep_id).stdout)
+    assert [(trial["number"], trial["state"], trial["epochs"]) for trial in sweep["trials"]] == [(n, "complete", 2) for n in range(4)]
+    for trial in sweep["trials"]:
+        assert trial["value"] == pytest.approx(objective(**trial["params"]), abs=1e-5)  # the last epoch's KPI, read through Slurm
+        job = on_slurm.job(trial["job"])
+        assert (job["status"], job["sweep_id"], job["trial"], job["gpu_request"]) == ("succeeded", sweep_id, trial["number"], "count:1")
+        assert slurm.job(job["container_id"])["JobState"] == "COMPLETED"  # it ran as a Slurm job
+    assert sweep["best"]["value"] == max(trial["value"] for trial in sweep["trials"])
+    assert sweep["gpu_seconds"] > 0  # Slurm hands out the GPUs: what each trial asked for is what it held
+    listed = on_slurm.tao("list", "--all").stdout.decode()
+    assert all(f"(sweep {sweep_id} #{n})" in listed for n in range(4)), listed

@@ -70,6 +70,13 @@ COMMANDS = (
         "pipeline_parser",
         "manage",
     ),
+    Command(
+        "sweep",
+        "hyperparameter sweeps, each trial a job: tao sweep run SWEEP.yaml [-d] | list | show ID | stop ID",
+        "sweep",
+        "sweep_parser",
+        "manage_sweeps",
+    ),
     Command("pull", "pull the images of tasks ahead of time: tao pull TASK...", "images", "pull_parser", "pull_images"),
     Command("images", "the manifest's images: present or not, size, digest, tasks", "images", "images_parser", "list_images"),
     Command("login", _LOGINS, "images", "login_parser", "login"),
@@ -127,7 +134,7 @@ def dispatch(options: LauncherOptions, command: Command, args: list[str]) -> int
     module = import_module(f"tao_client.cli.{command.module}")
     parsed = getattr(module, command.parser)().parse_args(args)
     # `tao daemon` shows and fixes a daemon's settings itself: no warning about them first.
-    parsed.launcher = options  # for verbs that submit jobs (`tao pipeline run`): --mounts, --notify, --pull
+    parsed.launcher = options  # for verbs that submit jobs (`tao pipeline run`, `tao sweep run`): --mounts, --notify, --pull
     with connect(options, check_daemon=command.name != "daemon") as client:
         code: int = getattr(module, command.handler)(client, parsed)
     return code

@@ -68,6 +68,14 @@ def list_jobs(client: Client, args: Namespace) -> int:
     return 0
 
 
+def task_text(job: dict[str, Any]) -> str:
+    """The task (with its group), and what it is part of: "detectnet_v2 (pipeline k3x9: train)", "detectnet_v2 (sweep ab12cd34 #3)"."""
+    task = " ".join(part for part in (job["group"], job["task"]) if part)
+    if job.get("pipeline_id"):
+        return f"{task} (pipeline {job['pipeline_id']}: {job['step']})"
+    return f"{task} (sweep {job['sweep_id']} #{job['trial']})" if job.get("sweep_id") else task
+
+
 def command_text(job: dict[str, Any]) -> str:
     """The subtask and arguments as a shell would take them back: what tells a job from its neighbours."""
     import shlex
@@ -101,12 +109,6 @@ def _terminal_width() -> int:
 
 
 # -- stop ------------------------------------------------------------------------------------------
-
-
-def task_text(job: dict[str, Any]) -> str:
-    """The task (with its group), and the pipeline and step it is part of: "detectnet_v2 (pipeline k3x9: train)"."""
-    task = " ".join(part for part in (job["group"], job["task"]) if part)
-    return f"{task} (pipeline {job['pipeline_id']}: {job['step']})" if job.get("pipeline_id") else task
 
 
 def status_text(job: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ from tao_server.notify.sender import Sender
 from tao_server.observability.exporter import Exporter
 from tao_server.observability.gpu_use import GpuUse
 from tao_server.settings import Settings
+from tao_server.sweeps.driver import SweepDriver
+from tao_server.sweeps.sweep_service import SweepService
 from tao_server.system.system_service import SystemService
 from tao_server.ui.sign_in import COOKIE, UiSessions
 from tao_server.workflows.pipeline_service import PipelineService
@@ -45,6 +47,8 @@ class Services:
     progress: ProgressTracker
     jobs: JobService
     pipelines: PipelineService
+    sweeps: SweepService
+    sweep_driver: SweepDriver  # for the lifespan's clean-up
     sessions: JobSessions
     images: ImageService | None  # None: the backend keeps no images
     tokens: TokenStore
@@ -75,6 +79,10 @@ async def get_jobs(connection: HTTPConnection) -> JobService:
 
 async def get_pipelines(connection: HTTPConnection) -> PipelineService:
     return (await get_services(connection)).pipelines
+
+
+async def get_sweeps(connection: HTTPConnection) -> SweepService:
+    return (await get_services(connection)).sweeps
 
 
 async def get_progress(connection: HTTPConnection) -> ProgressTracker:
@@ -158,6 +166,7 @@ get_scraper = CallerScheme(scraping=True)
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]
 PipelineServiceDep = Annotated[PipelineService, Depends(get_pipelines)]
+SweepServiceDep = Annotated[SweepService, Depends(get_sweeps)]
 ImageServiceDep = Annotated[ImageService, Depends(get_images)]
 ProgressDep = Annotated[ProgressTracker, Depends(get_progress)]
 NotifyServiceDep = Annotated[NotifyService, Depends(get_notify)]

@@ -63,16 +63,21 @@ class JobService:
 
     # -- jobs ---------------------------------------------------------------------------------------
 
-    def submit(self, request: JobCreate, caller: Caller, tag: tuple[str, str] | None = None) -> tuple[Job, bool, list[str]]:
+    def submit(
+        self, request: JobCreate, caller: Caller, tag: tuple[str, str] | None = None, trial_of: tuple[str, int] | None = None
+    ) -> tuple[Job, bool, list[str]]:
         """Record the job and hand it to the runner; (job, created, warnings about the request).
 
         A repeated id with the same request is harmless (and warned about again). `tag`: the
-        workflow it belongs to and its name there (a pipeline and its step).
+        workflow it belongs to and its name there (a pipeline and its step); `trial_of`: the sweep and
+        trial number the job runs (tao_server.sweeps).
         """
         job, warnings = self._submissions.build(request, caller)
         after, after_any = self._dependencies(request, caller)
         if tag is not None:
             job.pipeline_id, job.step = tag
+        if trial_of is not None:
+            job.sweep_id, job.trial = trial_of
         if request.id is not None and (existing := self._store.find(job.id)) is not None:
             return same_or_conflict(existing, job), False, warnings
         for _ in range(5):

@@ -132,6 +132,12 @@ class JobStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 
+    def of_sweep(self, sweep_id: str) -> list[Job]:
+        """A sweep's trial jobs, in the order they were submitted."""
+        query = select(Job).where(col(Job.sweep_id) == sweep_id).order_by(col(Job.seq))
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
     def gpu_usage(self, since: datetime) -> list[tuple[int | None, float, datetime]]:
         """(owner, GPU-seconds, end) of each job that held GPUs and ended after `since`: fair share's memory across restarts."""
         query = select(Job.owner_uid, Job.gpus, Job.started_at, Job.finished_at).where(

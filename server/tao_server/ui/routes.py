@@ -62,6 +62,12 @@ def pipeline_page(pipeline_id: str) -> HTMLResponse:
     return _html("pipeline.html", page="pipeline", title=f"Pipeline {pipeline_id}", pipeline_id=pipeline_id)
 
 
+@router.get("/sweeps/{sweep_id}")
+def sweep_page(sweep_id: str) -> HTMLResponse:
+    """A sweep's trials, its optimisation history and its parameters in parallel coordinates (drawn from GET /v1/sweeps/{id})."""
+    return _html("sweep.html", page="sweep", title=f"Sweep {sweep_id}", sweep_id=sweep_id)
+
+
 @router.get("/gpus")
 def gpus_page() -> HTMLResponse:
     return _html("gpus.html", page="gpus", title="GPUs and queue")

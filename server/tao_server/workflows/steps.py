@@ -58,17 +58,23 @@ class Step:
     notify: list[str] = field(default_factory=list)
     source: str = ""
     line: int = 0
+    key: str = ""  # where it is written: `steps.NAME` in a pipeline, `step` in a sweep
 
     @property
     def where(self) -> str:
         """FILE:LINE of the step, for messages about it."""
         return f"{self.source}:{self.line}"
 
+    @property
+    def where_key(self) -> str:
+        """FILE:LINE: KEY of the step, for messages about it."""
+        return f"{self.where}: {self.key or 'steps.' + self.name}"
+
     def filled(self, values: Mapping[str, str]) -> Step:
         """The step with the placeholders left for later (a trial's) filled from `values`; they were checked at parse."""
 
         def fill(text: str) -> str:
-            return _PLACEHOLDER.sub(lambda m: m.group(0) if m.group(1) else values.get(m.group(2), m.group(0)), text)
+            return fill_later(text, values)
 
         return replace(
             self,
@@ -119,6 +125,7 @@ def parse_step(at: Located, name: str, values: Mapping[str, str], deferred: froz
         notify=words("notify"),
         source=at.source,
         line=at.line,
+        key=at.key,
     )
 
 
@@ -137,6 +144,11 @@ def substitute(at: Located, text: str, values: Mapping[str, str], deferred: froz
         at.fail(f"${{{name}}} is not defined (defined: {known})")
 
     return _PLACEHOLDER.sub(one, text)
+
+
+def fill_later(text: str, values: Mapping[str, str]) -> str:
+    """`text` with the `${NAME}` that `values` has filled in, the others left as written (after `substitute` checked them)."""
+    return _PLACEHOLDER.sub(lambda m: m.group(0) if m.group(1) else values.get(m.group(2), m.group(0)), text)
 
 
 def _step_names(at: Located | None) -> list[str]:
@@ -184,10 +196,10 @@ def step_request(step: Step, launch: LaunchContext, after: list[str] = [], after
     )
 
 
-def check_step(jobs: JobService, caller: Caller, step: Step, launch: LaunchContext) -> None:
-    """Everything submit_step would refuse for this step but its dependencies (they are jobs only once submitted)."""
+def check_step(jobs: JobService, caller: Caller, step: Step, launch: LaunchContext) -> list[str]:
+    """Everything submit_step would refuse for this step but its dependencies (they are jobs only once submitted); its warnings."""
     with _at_step(step):
-        jobs.check(step_request(step, launch), caller)
+        return jobs.check(step_request(step, launch), caller)
 
 
 def submit_step(
@@ -197,12 +209,17 @@ def submit_step(
     launch: LaunchContext,
     step_jobs: Mapping[str, str] = {},
     tag: tuple[str, str] | None = None,
+    trial_of: tuple[str, int] | None = None,
+    job_id: str | None = None,
 ) -> Job:
     """Submit `step` as a job of `caller`'s: `step_jobs` maps the steps it comes after to their jobs' ids;
-    `tag` is (workflow id, name) shown on the job (a pipeline and its step, a sweep and its trial)."""
+    `tag` is (pipeline id, step name) shown on the job, `trial_of` (sweep id, trial number). A `job_id`
+    makes submitting again harmless: the same request under the same id finds the job it made."""
     request = step_request(step, launch, [step_jobs[name] for name in step.after], [step_jobs[name] for name in step.after_any])
+    if job_id is not None:
+        request = request.model_copy(update={"id": job_id})
     with _at_step(step):
-        job, _, _ = jobs.submit(request, caller, tag=tag)
+        job, _, _ = jobs.submit(request, caller, tag=tag, trial_of=trial_of)
     return job
 
 
@@ -213,7 +230,7 @@ def _at_step(step: Step) -> Iterator[None]:
         yield
     except InvalidRequest as exc:
         if not isinstance(exc, InvalidWorkflowFile):
-            exc.message = f"{step.where}: steps.{step.name}: {exc.message}"
+            exc.message = f"{step.where_key}: {exc.message}"
             exc.args = (exc.message,)
             if exc.source is None:
                 exc.source = step.source

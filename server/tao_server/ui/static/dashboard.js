@@ -435,6 +435,165 @@
     return [update.image + " " + update.layer, (update.layer ? update.layer + ": " : "") + update.status + amount];
   }
 
+  // -- A sweep: its trials, its optimisation history (uPlot), its parameters in parallel coordinates (SVG) ------
+
+  function sweepPage() {
+    const id = document.body.dataset.sweep;
+    let active = true;
+    let history = null;
+    const load = async () => {
+      const response = await call("/v1/sweeps/" + encodeURIComponent(id));
+      if (!response.ok) {
+        if (response.status !== 401) $("sweep-summary").textContent = await errorText(response);
+        active = false;
+        return;
+      }
+      const sweep = await response.json();
+      active = sweep.state === "running";
+      sweepSummary(sweep);
+      sweepTrials(sweep);
+      history = sweepHistory(sweep, history);
+      parallelCoordinates(sweep);
+    };
+    poll(load, 2000, () => active);
+  }
+
+  function cell(row, text, className) {
+    const td = row.insertCell();
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    if (className) td.className = className;
+    return td;
+  }
+
+  function sweepSummary(sweep) {
+    const best = sweep.best;
+    const parts = [sweep.state, sweep.kpi + " (" + sweep.direction + ")", sweep.trials.length + "/" + sweep.trials_asked + " trials",
+      sweep.parallel + " at a time", Math.round(sweep.gpu_seconds) + " GPU-s"];
+    if (best) parts.push("best: trial " + best.number + ", " + tick(best.value));
+    if (sweep.message) parts.push(sweep.message);
+    $("sweep-summary").textContent = parts.join(" · ");
+    $("sweep-best").textContent = best ? best.command : "";
+  }
+
+  function sweepTrials(sweep) {
+    const names = Array.from(new Set(sweep.trials.flatMap((t) => Object.keys(t.params)))).sort();
+    const table = $("sweep-trials");
+    table.replaceChildren();
+    const head = table.createTHead().insertRow();
+    for (const title of ["Trial", "State", sweep.kpi, "Epochs", ...names, "Job"]) {
+      const th = document.createElement("th");
+      th.textContent = title;
+      head.appendChild(th);
+    }
+    const body = table.createTBody();
+    for (const trial of sweep.trials) {
+      const row = body.insertRow();
+      cell(row, trial.number);
+      cell(row, trial.state, "status status-" + trial.state).title = trial.error || "";
+      cell(row, trial.value === null ? "" : tick(trial.value), "mono");
+      cell(row, trial.epochs);
+      for (const name of names) cell(row, name in trial.params ? tick(trial.params[name]) : "", "mono");
+      const job = cell(row, "");
+      if (trial.job) {
+        const link = document.createElement("a");
+        link.href = "/ui/jobs/" + encodeURIComponent(trial.job);
+        link.textContent = trial.job;
+        job.appendChild(link);
+      }
+    }
+  }
+
+  // Each complete trial's value by its number, and the best so far.
+  function sweepHistory(sweep, chart) {
+    const done = sweep.trials.filter((t) => t.state === "complete" && t.value !== null);
+    const better = sweep.direction === "maximize" ? Math.max : Math.min;
+    const xs = done.map((t) => t.number);
+    const ys = done.map((t) => t.value);
+    const best = [];
+    ys.forEach((y, i) => best.push(i === 0 ? y : better(best[i - 1], y)));
+    const data = [xs, ys, best];
+    if (chart) {
+      chart.setData(data);
+      return chart;
+    }
+    const options = {
+      title: "Optimisation history: " + sweep.kpi,
+      width: 640,
+      height: 260,
+      scales: { x: { time: false } },
+      series: [
+        { label: "trial" },
+        { label: sweep.kpi, stroke: "#76b900", width: 0, points: { show: true, size: 7 } },
+        { label: "best so far", stroke: "#444", width: 2 },
+      ],
+      axes: [{ label: "trial", incrs: WHOLE_STEPS }, { size: 64, values: (u, ticks) => ticks.map(tick) }],
+    };
+    return new uPlot(options, data, $("sweep-history"));
+  }
+
+  // An axis per parameter and one for the KPI; a line per trial that has a value (pruned ones dashed, at their last epoch).
+  function parallelCoordinates(sweep) {
+    const NS = "http://www.w3.org/2000/svg";
+    const names = Array.from(new Set(sweep.trials.flatMap((t) => Object.keys(t.params)))).sort();
+    const axes = [...names, sweep.kpi];
+    const width = 640, height = 260, top = 24, bottom = 24, left = 40, right = 40;
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "Parallel coordinates of the trials' parameters and " + sweep.kpi);
+    const valueOf = (t, axis) => {
+      if (axis !== sweep.kpi) return t.params[axis];
+      if (t.value !== null) return t.value;
+      const epochs = Object.keys(t.intermediate || {});
+      return epochs.length ? t.intermediate[epochs[epochs.length - 1]] : null;
+    };
+    const trials = sweep.trials.filter((t) => valueOf(t, sweep.kpi) !== null && valueOf(t, sweep.kpi) !== undefined);
+    const x = (i) => left + (axes.length > 1 ? (i * (width - left - right)) / (axes.length - 1) : 0);
+    const scales = axes.map((axis) => {
+      const values = trials.map((t) => valueOf(t, axis));
+      const numeric = values.every((v) => typeof v === "number");
+      const choices = numeric ? null : Array.from(new Set(values.map(String))).sort();
+      const logScale = numeric && values.length > 1 && Math.min(...values) > 0 && Math.max(...values) / Math.min(...values) > 100;
+      const f = (v) => (logScale ? Math.log10(v) : v);
+      const lo = numeric ? Math.min(...values.map(f)) : 0, hi = numeric ? Math.max(...values.map(f)) : Math.max(1, choices.length - 1);
+      return (v) => {
+        const position = numeric ? (hi > lo ? (f(v) - lo) / (hi - lo) : 0.5) : choices.length > 1 ? choices.indexOf(String(v)) / (choices.length - 1) : 0.5;
+        return height - bottom - position * (height - top - bottom);
+      };
+    });
+    const add = (name, attributes, text) => {
+      const element = document.createElementNS(NS, name);
+      for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+      if (text !== undefined) element.textContent = text;
+      svg.appendChild(element);
+      return element;
+    };
+    axes.forEach((axis, i) => {
+      add("line", { x1: x(i), x2: x(i), y1: top, y2: height - bottom, stroke: "#888" });
+      add("text", { x: x(i), y: top - 8, "text-anchor": "middle", "font-size": "12" }, axis);
+    });
+    const kpis = trials.map((t) => valueOf(t, sweep.kpi));
+    const lo = Math.min(...kpis), hi = Math.max(...kpis);
+    for (const trial of trials) {
+      const points = axes.map((axis, i) => x(i) + "," + scales[i](valueOf(trial, axis)).toFixed(1)).join(" ");
+      let share = hi > lo ? (valueOf(trial, sweep.kpi) - lo) / (hi - lo) : 1;
+      if (sweep.direction !== "maximize") share = 1 - share;
+      const line = add("polyline", {
+        points: points,
+        fill: "none",
+        stroke: "hsl(" + Math.round(20 + 70 * share) + ", 70%, " + Math.round(60 - 25 * share) + "%)",
+        "stroke-width": trial.state === "complete" ? "2" : "1",
+      });
+      if (trial.state !== "complete") line.setAttribute("stroke-dasharray", "4 3");
+      const title = document.createElementNS(NS, "title");
+      title.textContent = "trial " + trial.number + " (" + trial.state + ")";
+      line.appendChild(title);
+    }
+    $("sweep-parallel").replaceChildren(svg);
+  }
+
   // -- Signing in with `tao ui`'s link ------------------------------------------------------------
 
   async function loginPage() {
@@ -454,6 +613,7 @@
   const pages = {
     jobs: jobsPage,
     job: jobPage,
+    sweep: sweepPage,
     gpus: () => fragmentPage("gpus", "/ui/parts/gpus", 1000),
     pipelines: () => fragmentPage("pipelines", "/ui/parts/pipelines", 2000),
     pipeline: () => fragmentPage("pipeline", "/ui/parts/pipeline/" + encodeURIComponent(document.body.dataset.pipeline), 1000),

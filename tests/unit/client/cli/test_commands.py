@@ -25,6 +25,7 @@ VERBS = [
     "attach",
     "port-forward",
     "pipeline",
+    "sweep",
     "pull",
     "images",
     "login",
@@ -47,6 +48,7 @@ commands:
   attach                return to a job's terminal (or its output): tao attach JOB_ID
   port-forward          reach a job's port from here: tao port-forward JOB_ID [LOCAL:]REMOTE
   pipeline              run a pipeline file's steps as one: tao pipeline run FILE.yaml [-d] | list | show ID | stop ID
+  sweep                 hyperparameter sweeps, each trial a job: tao sweep run SWEEP.yaml [-d] | list | show ID | stop ID
   pull                  pull the images of tasks ahead of time: tao pull TASK...
   images                the manifest's images: present or not, size, digest, tasks
   login, logout         store or forget your registry login: tao login nvcr.io (--list shows yours)
@@ -128,7 +130,7 @@ def test_verbs_with_one_summary_share_a_help_line() -> None:
 def test_usage_names_every_verb() -> None:
     assert (
         format_usage().splitlines()[2]
-        == "       tao {list,stop,info,show,logs,metrics,events,attach,port-forward,pipeline,pull,images,login,logout,notify,ui,daemon} ..."
+        == "       tao {list,stop,info,show,logs,metrics,events,attach,port-forward,pipeline,sweep,pull,images,login,logout,notify,ui,daemon} ..."
     )
 
 
