@@ -167,8 +167,11 @@ class LogStore:
                             return
                         yield chunk
                         continue
+                    # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancel that comes as the
+                    # event is set, and a follower cancelled then (its client refused, say) would go on for ever.
                     try:
-                        await asyncio.wait_for(waiter[1].wait(), heartbeat)
+                        async with asyncio.timeout(heartbeat):
+                            await waiter[1].wait()
                     except TimeoutError:
                         yield HEARTBEAT
                 finally:

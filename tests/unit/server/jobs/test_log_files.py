@@ -226,3 +226,23 @@ def test_a_stopping_daemon_ends_every_follower_at_once(store):
 
     outcomes = asyncio.run(scenario())
     assert all(isinstance(outcome, DaemonStopping) for outcome in outcomes), outcomes
+
+
+def test_a_follower_cancelled_as_new_bytes_wake_it_ends(store: LogStore) -> None:
+    # A terminal refuses a control frame and cancels its output's follower just as the job writes: the
+    # cancel and the wake land in one turn of the loop. The follower must end, not wait on for ever.
+    async def scenario() -> bool:
+        async def follow() -> None:
+            async for _ in store.follow(JOB, 0, lambda: False, heartbeat=3600.0):
+                pass
+
+        follower = asyncio.create_task(follow())
+        for _ in range(10):  # turns of the loop, not time: the follower reaches its wait on the empty file
+            await asyncio.sleep(0)
+        store.notify(JOB)  # its event is set on the loop's next turn...
+        await asyncio.sleep(0)  # ...which runs now, before the follower has woken
+        follower.cancel()
+        done, _ = await asyncio.wait({follower}, timeout=TIMEOUT)
+        return follower in done and follower.cancelled()
+
+    assert asyncio.run(scenario())
