@@ -184,7 +184,7 @@ def _ratio(values: list[float]) -> float:
 
 
 def run_group(group: str, scale: TraceScale) -> list[Figure]:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-sample-image"), TRACE_IMAGE], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_sample_image.py"), TRACE_IMAGE], check=True, stdout=subprocess.DEVNULL)
     trace = make_trace(scale)
     with _registry_images(scale) as images:
         results = [_through_daemon(trace, mode, scale, images) for mode in MODES]
