@@ -133,8 +133,8 @@ def substitute(at: Located, text: str, values: Mapping[str, str], deferred: froz
     """`text` with each `${NAME}` replaced from `values`; a name in neither `values` nor `deferred` is an error at `at`."""
 
     def one(match: re.Match[str]) -> str:
-        if match.group(1):  # $${...}: the text ${...} itself
-            return match.group(0)[1:]
+        if match.group(1):  # $${...}: the text ${...} itself, kept escaped while a later fill is to come
+            return match.group(0) if deferred else match.group(0)[1:]
         name = match.group(2).strip()
         if name in values:
             return values[name]
@@ -147,8 +147,11 @@ def substitute(at: Located, text: str, values: Mapping[str, str], deferred: froz
 
 
 def fill_later(text: str, values: Mapping[str, str]) -> str:
-    """`text` with the `${NAME}` that `values` has filled in, the others left as written (after `substitute` checked them)."""
-    return _PLACEHOLDER.sub(lambda m: m.group(0) if m.group(1) else values.get(m.group(2), m.group(0)), text)
+    """`text` with the `${NAME}` that `values` has filled in, the others left as written (after `substitute` checked them).
+
+    `$${...}` is the text `${...}`: this is the last fill, so the escape is taken off here.
+    """
+    return _PLACEHOLDER.sub(lambda m: m.group(0)[1:] if m.group(1) else values.get(m.group(2), m.group(0)), text)
 
 
 def _step_names(at: Located | None) -> list[str]:

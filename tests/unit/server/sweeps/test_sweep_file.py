@@ -63,6 +63,13 @@ def test_a_trials_arguments_stay_a_list_with_placeholders_filled_and_overrides_a
     assert trial_args.command(spec, 3, params).endswith("'name=a b;resnet18' train.optim.lr=0.001 model.arch=resnet18")
 
 
+def test_an_escaped_placeholder_reaches_the_trial_as_written_text() -> None:
+    spec = sweep_file.parse(EXAMPLE.replace('"${trial.dir}"]', '"${trial.dir}", "$${trial.dir}"]'), "sweep.yaml")
+    params = {"lr": 0.001, "batch": 16, "arch": "resnet18"}
+    assert trial_args.arguments(spec, 3, params)[3:5] == ["/workspace/tao-experiments/sweep1/3", "${trial.dir}"]
+    assert trial_args.render_template("a: $${params.bs}\nb: ${params.bs}\n", spec, 3, params) == "a: ${params.bs}\nb: 16\n"
+
+
 def test_the_grid_sampler_needs_a_step_for_each_float() -> None:
     with pytest.raises(InvalidWorkflowFile, match=r"sweep.yaml:8:7: params\.lr\.step: missing: the grid sampler"):
         sweep_file.parse(EXAMPLE.replace("name: tpe", "name: grid"), "sweep.yaml")
