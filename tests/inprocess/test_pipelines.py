@@ -96,3 +96,6 @@ def test_the_dashboard_draws_a_pipeline_as_a_graph_of_its_steps(daemon: Daemon) 
     assert '<text x="248" y="26" class="step-name">second</text>' in graph  # the second layer
     assert pipeline["id"] in daemon.alice.get("/ui/parts/pipelines").text
     assert daemon.bob.get(f"/ui/parts/pipeline/{pipeline['id']}").status_code == 404
+    rows = daemon.alice.get("/ui/parts/jobs").text  # each step's row links its pipeline, as `tao list` names it
+    for name in ("first", "second", "third"):
+        assert f'<a class="part-of" href="/ui/pipelines/{pipeline["id"]}">pipeline {pipeline["id"]}: {name}</a>' in rows

@@ -54,6 +54,7 @@ def job_row(job: JobPublic) -> dict[str, Any]:
         "progress": progress_text(progress.model_dump()) if progress is not None else ("n/a" if job.progress_unavailable else ""),
         "id": job.id,
         "task": f"{job.task} {job.subtask}" if job.subtask else job.task,
+        "part_of": part_of(job),
         "command_line": command_line(job),
         "owner": owner(job.owner_uid),
         "status": job.status.value,
@@ -64,6 +65,15 @@ def job_row(job: JobPublic) -> dict[str, Any]:
         "duration": duration(job),
         "exit_code": "" if job.exit_code is None else str(job.exit_code),
     }
+
+
+def part_of(job: JobPublic) -> tuple[str, str] | None:
+    """What the job is a part of, as `tao list` says it, and the page that shows the whole; None for a job of its own."""
+    if job.pipeline_id:
+        return f"pipeline {job.pipeline_id}: {job.step}", f"/ui/pipelines/{job.pipeline_id}"
+    if job.sweep_id:
+        return f"sweep {job.sweep_id} #{job.trial}", f"/ui/sweeps/{job.sweep_id}"
+    return None
 
 
 def command_line(job: JobPublic) -> str:
