@@ -143,7 +143,9 @@ def test_a_backfilled_job_runs_while_the_head_waits_and_never_delays_it(new_daem
     in_line(daemon, unlimited)
     assert daemon.job(head)["status"] == "queued" and daemon.job(unlimited)["status"] == "queued"  # no limit: it never overtakes
     listed = daemon.tao("list").stdout.decode()
-    assert f"queued (GPU line #1: needs 2 GPUs, 0 free; reserved from {reserved['reserved_from'][:19]}" in listed
+    # Its reservation is when it is expected to start: "queued (~14:05; GPU line #1: ...)".
+    assert f"; GPU line #1: needs 2 GPUs, 0 free; reserved from {reserved['reserved_from'][:19]}" in listed
+    assert "queued (~" in next(line for line in listed.splitlines() if line.startswith(head))
     assert f"queued (GPU line #2: behind job {head})" in listed
     assert backfilled["gpus"] == ["1"]
     assert daemon.wait_for_status(short, ("failed",), timeout=60)["error"] == "stopped at its time limit of 0:00:03"

@@ -51,7 +51,14 @@ def test_json_nested_5000_deep_is_refused_on_every_json_route_and_never_logs_a_t
     with daemon.http() as client:
         document = client.get("/openapi.json").json()
         with_bodies = sorted(path for path, operations in document["paths"].items() for op in operations.values() if "requestBody" in op)
-        assert with_bodies == ["/v1/credentials", "/v1/images/pull", "/v1/jobs", "/v1/notify/urls"]  # a new one is listed here too
+        assert with_bodies == [
+            "/v1/credentials",
+            "/v1/images/pull",
+            "/v1/jobs",
+            "/v1/notify/urls",
+            "/v1/pipelines",
+            "/v1/sweeps",
+        ]  # a new one is listed here too
         for path in [*with_bodies, "/ui/session"]:  # the dashboard's sign-in is the one body outside the API's document
             for body in (NESTED, "[" * 200 + "]" * 200):  # past Python's own limit, and within it but past the daemon's
                 answer = client.post(path, content=body, headers={"Content-Type": "application/json"})

@@ -108,29 +108,39 @@ def _terminal_width() -> int:
         return 80
 
 
-# -- stop ------------------------------------------------------------------------------------------
-
-
 def status_text(job: dict[str, Any]) -> str:
-    """The status, when a waiting job is expected to start ("queued (~14:05)"), and why it does not advance."""
-    expected = ""
-    if job.get("expected_start") and job["status"] in ("queued", "pulling"):
-        from datetime import datetime
+    """The status, and in one parenthesis: when a waiting job is expected to start, its attempt, why it does not advance.
 
-        when = datetime.fromisoformat(job["expected_start"]).astimezone()
-        expected = f" (~{when.strftime('%H:%M' if when.date() == datetime.now().astimezone().date() else '%b %d %H:%M')})"
-    attempt = f" (attempt {job['attempt']})" if job.get("attempt", 1) > 1 else ""
-    return str(job["status"]) + expected + attempt + _waiting(job)
+    "queued (~14:05)", "running (attempt 2)", "queued (~14:05; GPU line #1: needs 2 GPUs, 0 free; ...)".
+    """
+    notes = [note for note in (_expected(job), _attempt(job), _waiting(job)) if note]
+    return str(job["status"]) + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _expected(job: dict[str, Any]) -> str:
+    if not job.get("expected_start") or job["status"] not in ("queued", "pulling"):
+        return ""
+    from datetime import datetime
+
+    when = datetime.fromisoformat(job["expected_start"]).astimezone()
+    return "~" + when.strftime("%H:%M" if when.date() == datetime.now().astimezone().date() else "%b %d %H:%M")
+
+
+def _attempt(job: dict[str, Any]) -> str:
+    return f"attempt {job['attempt']}" if job.get("attempt", 1) > 1 else ""
 
 
 def _waiting(job: dict[str, Any]) -> str:
-    """Why a job does not advance, beside its status: the backend's outage, or its place in the GPU line and why."""
+    """Why a job does not advance: the backend's outage or a dependency, or its place in the GPU line and why."""
     if job.get("condition"):
-        return f" ({job['condition']})"
+        return str(job["condition"])
     if not job.get("gpu_queue_position"):
         return ""
     why = f": {job['gpu_wait']['message']}" if job.get("gpu_wait") else ""
-    return f" (GPU line #{job['gpu_queue_position']}{why})"
+    return f"GPU line #{job['gpu_queue_position']}{why}"
+
+
+# -- stop ------------------------------------------------------------------------------------------
 
 
 def stop_parser() -> Parser:

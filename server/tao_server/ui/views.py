@@ -20,14 +20,15 @@ def owner(uid: int | None) -> str:
 
 def status_text(job: JobPublic) -> str:
     """The status, with the job's place in the GPU line or why it does not advance."""
-    text = job.status.value
+    notes = []  # in one parenthesis, as `tao list` writes them
     if job.expected_start is not None and not job.status.terminal:
-        text += f" (expected to start {when(job.expected_start)})"
+        notes.append(f"expected to start {when(job.expected_start)}")
     if job.attempt > 1:
-        text += f" (attempt {job.attempt})"
+        notes.append(f"attempt {job.attempt}")
     if job.gpu_queue_position is not None:
         why = f": {job.gpu_wait.message}" if job.gpu_wait is not None else ""
-        text += f" (GPU line #{job.gpu_queue_position}{why})"
+        notes.append(f"GPU line #{job.gpu_queue_position}{why}")
+    text = job.status.value + (f" ({'; '.join(notes)})" if notes else "")
     if job.condition:
         text += f": {job.condition}"
     return text
