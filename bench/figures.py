@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -178,8 +179,8 @@ def _producer(size: int) -> list[str]:
     return ["sh", "-c", f"yes '{LINE.rstrip()}' | head -c {size}"]
 
 
-def _docker_logs_follow(size: int, attempts: int = 3) -> float:
-    """MB/s of `docker logs -f` on a container writing `size` bytes.
+def _docker_logs_follow(size: int, attempts: int = 5) -> float | None:
+    """MB/s of `docker logs -f` on a container writing `size` bytes; None when no try read it whole.
 
     Docker 20.10's json-file follower can stop early when the container exits while it reads
     (the engine's race, not ours): such a run is measured again, and only a full read counts.
@@ -198,7 +199,14 @@ def _docker_logs_follow(size: int, attempts: int = 3) -> float:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
         if received == size:
             return size / elapsed / 1e6
-    raise RuntimeError(f"docker logs -f gave {received} of {size} bytes, {attempts} times")
+    print(f"   docker logs -f gave {received} of {size} bytes, {attempts} times: no baseline from it", file=sys.stderr)
+    return None
+
+
+def _docker_baseline(size: int, runs: int = 2) -> list[float] | None:
+    """`docker logs -f`'s MB/s over `runs` full reads; None when the engine never gave a whole log (the figure is then unjudged)."""
+    measured = [rate for rate in (_docker_logs_follow(size) for _ in range(runs)) if rate is not None]
+    return measured or None
 
 
 def _websocket_follow(daemon: Daemon, job_id: str, expected: int, results: list[float], started: float) -> None:
@@ -233,7 +241,7 @@ def _followed_job(daemon: Daemon, size: int, followers: int) -> list[float]:
 def log_throughput(scale: Scale) -> list[Figure]:
     daemon = bench_daemon().start()
     try:
-        docker_single = [_docker_logs_follow(scale.log_bytes) for _ in range(2)]
+        docker_single = _docker_baseline(scale.log_bytes)
         ours_single = [_followed_job(daemon, scale.log_bytes, 1)[0] for _ in range(2)]
         single = Figure(
             "6a",
@@ -244,8 +252,8 @@ def log_throughput(scale: Scale) -> list[Figure]:
             None,
             baseline=docker_single,
         )
-        single.met = single.summary()["ratio"] >= 0.8
-        docker_small = [_docker_logs_follow(scale.follower_bytes) for _ in range(2)]
+        single.met = single.summary()["ratio"] >= 0.8 if docker_single else None
+        docker_small = _docker_baseline(scale.follower_bytes)
         ours_many = _followed_job(daemon, scale.follower_bytes, scale.followers)
         many = Figure(
             "6b",
@@ -256,7 +264,7 @@ def log_throughput(scale: Scale) -> list[Figure]:
             None,
             baseline=docker_small,
         )
-        many.met = min(ours_many) / statistics.median(docker_small) >= 0.8
+        many.met = min(ours_many) / statistics.median(docker_small) >= 0.8 if docker_small else None
         return [single, many]
     finally:
         daemon.discard()
