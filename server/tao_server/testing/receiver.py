@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,16 @@ class _Script:
     released: threading.Event = field(default_factory=threading.Event)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that hung up before its answer (a daemon past its notify timeout) is what some tests hold for: quiet."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Receiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/hook") -> None:
         self.host = host
@@ -58,8 +69,7 @@ class Receiver:
         self._seen: list[Received] = []
         self._arrived = 0  # requests read, answered or not
         self._changed = threading.Condition()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler())
         self.port = self._server.server_address[1]
 
     @property
